@@ -1,0 +1,110 @@
+"""Profiles, paths and seeds: the only module of the series that reads the environment.
+
+Environment variables (all optional):
+
+``MEDXAI_PROFILE``    ``smoke`` (CI), ``lab`` (default: a laptop, minutes) or ``full`` (real data).
+``MEDXAI_DATA_DIR``   a folder holding the real datasets as ``nih/`` and ``drive/``; unset, the
+                      series writes synthetic datasets in the same layouts under the cache.
+``MEDXAI_CACHE_DIR``  where synthetic data and the models passed between notebooks are kept
+                      (default ``~/.cache/medxai``).
+``MEDXAI_SEED``       the seed of every random choice (default 42).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+PROFILES = ("smoke", "lab", "full")
+DEFAULT_PROFILE = "lab"
+DATASETS = ("nih", "drive")
+DEFAULT_SEED = 42
+
+
+class ConfigError(ValueError):
+    """A setting in the environment that the series cannot use. Taught in 01_preprocessing_and_splits."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings of one run: profile, where the data and caches live, the seed. Taught in 01_preprocessing_and_splits."""
+
+    profile: str = DEFAULT_PROFILE
+    data_dir: Path | None = None
+    cache_dir: Path = Path.home() / ".cache" / "medxai"
+    seed: int = DEFAULT_SEED
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ConfigError(
+                f"Unknown profile {self.profile!r}: choose one of {', '.join(PROFILES)} "
+                "(for example MEDXAI_PROFILE=lab)."
+            )
+
+    def pick(self, *, smoke: Any, lab: Any, full: Any) -> Any:
+        """Return the value for the active profile, e.g. ``cfg.pick(smoke=1, lab=8, full=60)``. Taught in 01_preprocessing_and_splits."""
+        return {"smoke": smoke, "lab": lab, "full": full}[self.profile]
+
+    @property
+    def synthetic(self) -> bool:
+        """True when the series runs on its generated datasets rather than on MEDXAI_DATA_DIR. Taught in 01_preprocessing_and_splits."""
+        return self.data_dir is None
+
+    def dataset_dir(self, name: str) -> Path:
+        """Folder of dataset ``name`` (``nih`` or ``drive``): the real copy or the synthetic one. Taught in 01_preprocessing_and_splits."""
+        if name not in DATASETS:
+            raise ConfigError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}.")
+        if self.data_dir is not None:
+            return self.data_dir / name
+        if self.profile == "full":
+            raise ConfigError(
+                "The full profile reads the real datasets: set MEDXAI_DATA_DIR to a folder that "
+                f"holds {name}/ (see data_manifests/ and the README), or run with "
+                "MEDXAI_PROFILE=lab to use the synthetic data."
+            )
+        return self.cache_dir / "synthetic" / self.profile / name
+
+    @property
+    def models_dir(self) -> Path:
+        """Folder where notebooks save models that later notebooks load. Taught in 02_densenet_transfer."""
+        return self.cache_dir / "models" / self.profile
+
+
+def load(environ: Mapping[str, str] | None = None) -> Config:
+    """Read the settings from the environment (or from ``environ``). Taught in 01_preprocessing_and_splits."""
+    env = os.environ if environ is None else environ
+    profile = env.get("MEDXAI_PROFILE", "").strip().lower() or DEFAULT_PROFILE
+    data_dir = env.get("MEDXAI_DATA_DIR", "").strip()
+    cache_dir = env.get("MEDXAI_CACHE_DIR", "").strip()
+    seed_text = env.get("MEDXAI_SEED", "").strip() or str(DEFAULT_SEED)
+    try:
+        seed = int(seed_text)
+    except ValueError:
+        raise ConfigError(f"MEDXAI_SEED must be a whole number, not {seed_text!r}.") from None
+    if data_dir and not Path(data_dir).expanduser().is_dir():
+        raise ConfigError(
+            f"MEDXAI_DATA_DIR={data_dir!r} is not a folder. Point it at the folder that holds "
+            "nih/ and drive/, or unset it to use the synthetic datasets."
+        )
+    return Config(
+        profile=profile,
+        data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
+        cache_dir=Path(cache_dir).expanduser().resolve() if cache_dir else Config.cache_dir,
+        seed=seed,
+    )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and Keras/TensorFlow so a notebook gives the same numbers twice. Taught in 01_preprocessing_and_splits."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import keras
+    except ImportError:  # the data-only helpers work without TensorFlow
+        return
+    keras.utils.set_random_seed(seed)

@@ -1,0 +1,52 @@
+"""Every notebook: paired with its .py, no stored outputs, the house skeleton, a parameters cell."""
+
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
+SOURCES = sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))
+HEADINGS = ("Setup", "Configuration", "Summary", "Exercises")
+
+
+def test_there_are_notebooks():
+    assert SOURCES, "no tutorials/NN_name.py found"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_pair_is_in_sync_and_has_no_outputs(source):
+    ipynb = source.with_suffix(".ipynb")
+    assert ipynb.exists(), f"{ipynb.name} is missing: run `make sync`"
+    stored = nbformat.read(ipynb, as_version=4)
+    with_outputs = [i for i, c in enumerate(stored.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert with_outputs == [], f"{ipynb.name} has stored outputs in cells {with_outputs}: run `make sync`"
+    from_py = jupytext.read(source)
+    pairs = list(zip(from_py.cells, stored.cells))
+    assert len(from_py.cells) == len(stored.cells), f"{source.name} and {ipynb.name} differ in cell count: run `make sync`"
+    for i, (a, b) in enumerate(pairs):
+        assert (a.cell_type, a.source.strip()) == (b.cell_type, b.source.strip()), (
+            f"cell {i} differs between {source.name} and {ipynb.name}: run `make sync`"
+        )
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_skeleton(source):
+    nb = jupytext.read(source)
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    headings = re.findall(r"^#+\s*(?:\d+\.?\s*)?(.+?)\s*$", markdown, flags=re.M)
+    for heading in HEADINGS:
+        assert any(h.startswith(heading) for h in headings), f"{source.name}: no '{heading}' heading"
+    order = [next(i for i, h in enumerate(headings) if h.startswith(name)) for name in HEADINGS]
+    assert order == sorted(order), f"{source.name}: headings out of order {HEADINGS}"
+
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{source.name}: exactly one code cell must be tagged 'parameters'"
+    assert "cfg.pick(" in tagged[0].source, f"{source.name}: the parameters cell should use cfg.pick(...)"
+
+    imports = [i for i, c in enumerate(code) if re.search(r"^\s*(import|from)\s+\S+.*", c.source, flags=re.M)]
+    assert imports == [0], f"{source.name}: all imports belong in the Setup cell (found imports in code cells {imports})"
+    assert "import *" not in source.read_text(), f"{source.name}: no star imports"

@@ -1,0 +1,131 @@
+"""preprocessing: image reading, normalisation, class weights, augmentation, the tf.data pipeline."""
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import preprocessing
+from helpers.errors import DataError
+
+GREY = (np.arange(48 * 40).reshape(40, 48) * 7 % 256).astype(np.uint8)
+
+
+
+
+@pytest.fixture
+def images(tmp_path):
+    rgb = np.dstack([GREY, 255 - GREY, GREY // 2])
+    Image.fromarray(GREY).save(tmp_path / "grey.png")
+    Image.fromarray(np.dstack([GREY, GREY, GREY, np.full_like(GREY, 255)]), "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(GREY.astype(np.uint16) * 257).save(tmp_path / "grey16.png")
+    Image.fromarray(rgb).save(tmp_path / "rgb.tif")
+    Image.fromarray((GREY > 128).astype(np.uint8) * 255).convert("P").save(tmp_path / "mask.gif")
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", ["grey.png", "rgba.png", "grey16.png"])
+def test_grey_8bit_16bit_and_rgba_read_the_same(images, name):
+    array = preprocessing.read_image(images / name)
+    assert array.dtype == np.float32 and array.shape == (40, 48, 1)
+    np.testing.assert_allclose(array[..., 0], GREY / 255.0, atol=1e-6)
+
+
+def test_rgb_tiff_and_channel_conversion(images):
+    rgb = preprocessing.read_image(images / "rgb.tif")
+    assert rgb.shape == (40, 48, 3)
+    np.testing.assert_allclose(rgb[..., 1], (255 - GREY) / 255.0, atol=1e-6)
+    grey = preprocessing.read_image(images / "rgb.tif", channels=1)
+    expected = (0.299 * GREY + 0.587 * (255 - GREY) + 0.114 * (GREY // 2)) / 255.0
+    np.testing.assert_allclose(grey[..., 0], expected, atol=1e-5)
+    assert preprocessing.read_image(images / "grey.png", channels=3).shape == (40, 48, 3)
+
+
+def test_missing_and_truncated_files_name_the_file(images):
+    with pytest.raises(DataError, match=r"nothere\.png: image file not found"):
+        preprocessing.read_image(images / "nothere.png")
+    data = (images / "grey.png").read_bytes()
+    (images / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"cut\.png: cannot decode the image.*corrupt or truncated"):
+        preprocessing.read_image(images / "cut.png")
+
+
+def test_normalization_fits_train_only_and_layer_applies_it():
+    rng = np.random.default_rng(0)
+    train = rng.normal(0.4, 0.1, size=(20, 8, 8, 1))
+    mean, std = preprocessing.fit_normalization(train)
+    assert mean == pytest.approx(train.mean()) and std == pytest.approx(train.std())
+    out = np.asarray(preprocessing.normalization_layer(mean, std)(train.astype("float32")))
+    assert abs(out.mean()) < 1e-4 and out.std() == pytest.approx(1.0, abs=1e-3)
+    with pytest.raises(DataError, match="constant"):
+        preprocessing.fit_normalization(np.ones((3, 4, 4)))
+
+
+def test_class_weights_match_hand_computation():
+    labels = np.array([[1, 0, 0], [0, 0, 1], [1, 0, 0], [0, 0, 0]])
+    with pytest.warns(UserWarning, match=r"\['B'\]"):
+        w_p, w_n = preprocessing.class_weights(labels, names=["A", "B", "C"])
+    np.testing.assert_allclose(w_p, [2 / 4, 4 / 4, 3 / 4])
+    np.testing.assert_allclose(w_n, [2 / 4, 0 / 4, 1 / 4])
+    # The point of the weights: positives and negatives contribute equally to the loss.
+    positive = labels.mean(0)
+    np.testing.assert_allclose(w_p * positive, w_n * (1 - positive))
+    with pytest.raises(DataError, match="0/1 labels"):
+        preprocessing.class_weights(np.array([[0.5, 1.0]]))
+
+
+def test_imagenet_preprocess_matches_keras_on_rgb_and_expands_grey():
+    grey = np.random.default_rng(1).random((2, 8, 8, 1)).astype("float32")
+    out = np.asarray(preprocessing.imagenet_preprocess(grey))
+    expected = keras.applications.densenet.preprocess_input(np.repeat(grey, 3, -1) * 255.0)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    # torch mode: channel 0 is (x - 0.485) / 0.229
+    np.testing.assert_allclose(out[..., 0], (grey[..., 0] - 0.485) / 0.229, atol=1e-5)
+
+
+def test_augmentation_presets_and_errors():
+    names = [layer.__class__.__name__ for layer in preprocessing.augmentation("chest_xray").layers]
+    assert "RandomFlip" not in names and "RandomRot90" not in names
+    assert "RandomFlip" in [layer.__class__.__name__ for layer in preprocessing.augmentation("fundus").layers]
+    with pytest.raises(ValueError, match="Unknown augmentation preset 'xray'"):
+        preprocessing.augmentation("xray")
+    with pytest.raises(ValueError, match=r"Unknown augmentations \['twirl'\]"):
+        preprocessing.augmentation(("contrast", "twirl"))
+    batch = np.random.default_rng(2).random((4, 16, 16, 1)).astype("float32")
+    out = np.asarray(preprocessing.augmentation("all", seed=3)(batch, training=True))
+    assert out.shape == batch.shape and not np.allclose(out, batch)
+    np.testing.assert_array_equal(np.asarray(preprocessing.augmentation("all")(batch, training=False)), batch)
+
+
+def test_rot90_turns_by_quarters_and_round_trips_through_keras_file(tmp_path):
+    batch = np.random.default_rng(4).random((16, 6, 6, 1)).astype("float32")
+    layer = preprocessing.RandomRot90(seed=5)
+    out = np.asarray(layer(batch, training=True))
+    turns = []
+    for x, y in zip(batch, out):
+        matches = [k for k in range(4) if np.array_equal(np.rot90(x, k, axes=(0, 1)), y)]
+        assert matches, "RandomRot90 produced something that is not a quarter turn"
+        turns.append(matches[0])
+    assert len(set(turns)) > 1, "16 images all turned the same way"
+    model = keras.Sequential([keras.Input((6, 6, 1)), preprocessing.RandomRot90(seed=1)])
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded.layers[0], preprocessing.RandomRot90)
+
+
+def test_pipeline_decodes_like_read_image(images, tmp_path):
+    paths = [images / "grey.png", images / "rgba.png", images / "grey16.png"]
+    labels = np.eye(3)
+    ds = preprocessing.image_dataset(paths, labels, image_size=40, batch_size=2)
+    batches = list(ds)
+    assert [b[0].shape[0] for b in batches] == [2, 1]
+    x = np.concatenate([b[0] for b in batches])
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), labels)
+    # decode + resize to 40x40 (from 40x48): compare with PIL read + the same resize
+    ref = keras.ops.image.resize(preprocessing.read_image(paths[0])[None], (40, 40), antialias=True)
+    for i in range(3):
+        np.testing.assert_allclose(x[i], np.asarray(ref)[0], atol=2e-3)
+    with pytest.raises(DataError, match="split is empty"):
+        preprocessing.image_dataset([], image_size=8)
+    with pytest.raises(DataError, match="3 images but 2 label rows"):
+        preprocessing.image_dataset(paths, labels[:2], image_size=8)
