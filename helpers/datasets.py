@@ -1,0 +1,1258 @@
+"""NIH ChestX-ray14 and DRIVE readers, validation, patient-level splits and the leakage check.
+
+One code path for the real datasets and the synthetic ones (``helpers.synthetic`` writes the real
+layouts). Every problem with the data raises :class:`helpers.errors.DataError` naming the file and
+the row, and saying what to do; ``read_nih(root, errors="skip")`` keeps going and lists every row
+it left out in ``.skipped`` instead.
+
+Command line: ``python -m helpers.datasets verify nih PATH`` (or ``drive``) checks a local copy
+against ``data_manifests/<name>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import difflib
+import json
+import os
+import re
+import struct
+import sys
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from helpers.errors import DataError, PatientLeakageError
+
+LABELS: tuple[str, ...] = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+    "Consolidation",
+    "Edema",
+    "Emphysema",
+    "Fibrosis",
+    "Pleural_Thickening",
+    "Hernia",
+)
+NO_FINDING = "No Finding"
+BOX_LABELS: tuple[str, ...] = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+)
+# BBox_List_2017.csv spells one label differently from Data_Entry_2017.csv.
+_BOX_SPELLINGS = {"Infiltrate": "Infiltration"}
+
+DATA_ENTRY_FILES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
+BBOX_FILE = "BBox_List_2017.csv"
+SPLIT_FILES = {"train_val": "train_val_list.txt", "test": "test_list.txt"}
+IMAGES_DIR = "images"
+MANIFEST_DIR = Path(__file__).resolve().parent.parent / "data_manifests"
+
+ENTRY_COLUMNS = (
+    "image_index",
+    "path",
+    "patient_id",
+    "follow_up",
+    "age",
+    "gender",
+    "view",
+    "original_width",
+    "original_height",
+) + LABELS
+BOX_COLUMNS = ("image_index", "label", "x", "y", "w", "h", "image_width", "image_height", "path")
+SKIPPED_COLUMNS = ("file", "line", "image_index", "reason")
+
+# A box may poke out of its image by this much (pixels) before it counts as outside: the NIH boxes
+# are floats rescaled from the annotation screen, so x + w can land a hair past 1024.
+BOX_TOLERANCE = 1.0
+_MAX_LISTED = 10
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+# --------------------------------------------------------------------------------------------
+# Paths
+# --------------------------------------------------------------------------------------------
+
+
+def safe_path(root: str | Path, relative: str | Path) -> Path:
+    """Join ``relative`` under ``root``, refusing absolute paths and ``../`` escapes (DataError naming the entry). Taught in 01_preprocessing_and_splits."""
+    text = str(relative)
+    root_abs = os.path.normpath(os.path.abspath(os.fspath(root)))
+    if not text.strip() or "\x00" in text:
+        raise DataError(f"Path entry {text!r} is empty or contains a NUL byte: expected a file name inside {root_abs}.")
+    if PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute() or PureWindowsPath(text).drive:
+        raise DataError(
+            f"Path entry {text!r} is an absolute path: the data files may only name files inside the "
+            f"data folder {root_abs}. Fix the entry (or the file that lists it)."
+        )
+    # Checked lexically, treating a backslash as a separator too: the data files must not climb out
+    # of the folder. A folder the user symlinked in on purpose (images/ on a bigger disk) is accepted.
+    for candidate in (text, text.replace("\\", "/")):
+        joined = os.path.normpath(os.path.join(root_abs, candidate))
+        if os.path.commonpath([root_abs, joined]) != root_abs:
+            raise DataError(
+                f"Path entry {text!r} escapes the data folder {root_abs} ('..'): refusing to read it. "
+                "Fix the entry (or the file that lists it)."
+            )
+    return Path(os.path.normpath(os.path.join(root_abs, text)))
+
+
+# --------------------------------------------------------------------------------------------
+# PNG headers, read without decoding
+# --------------------------------------------------------------------------------------------
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_IEND_CHUNK = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def _png_size(path: Path, *, check_end: bool = True) -> tuple[int, int]:
+    """Width and height from the IHDR chunk; with ``check_end`` also require the IEND chunk at the end.
+
+    Raises ``ValueError`` with a short reason (the callers add the file and the row).
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(33)
+            if check_end:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - 1024))
+                tail = fh.read()
+    except FileNotFoundError:
+        raise ValueError("image file not found") from None
+    except IsADirectoryError:
+        raise ValueError("is a folder, not a PNG file") from None
+    except OSError as err:
+        raise ValueError(f"cannot read the file ({err.strerror or err})") from None
+    if len(head) < 8 or head[:8] != _PNG_SIGNATURE:
+        raise ValueError("not a PNG file (wrong signature)")
+    if len(head) < 33 or head[12:16] != b"IHDR" or struct.unpack(">I", head[8:12])[0] != 13:
+        raise ValueError("corrupt PNG: no IHDR chunk after the signature")
+    if zlib.crc32(head[12:29]) != struct.unpack(">I", head[29:33])[0]:
+        raise ValueError("corrupt PNG: the IHDR chunk fails its CRC")
+    width, height = struct.unpack(">II", head[16:24])
+    if width == 0 or height == 0:
+        raise ValueError(f"corrupt PNG: IHDR says {width}x{height}")
+    if check_end and _IEND_CHUNK not in tail:
+        raise ValueError("truncated PNG: no IEND chunk at the end of the file")
+    return int(width), int(height)
+
+
+_PNG_ADVICE = (
+    "Download its archive (images_001.tar.gz .. images_012.tar.gz) again and re-extract it, or call "
+    "read_nih(root, errors='skip') to leave the row out (it is then listed in .skipped)."
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Labels
+# --------------------------------------------------------------------------------------------
+
+_LABEL_INDEX = {name: i for i, name in enumerate(LABELS)}
+
+
+def _encode_labels(text: Any) -> np.ndarray:
+    """Multi-hot uint8 vector for one ``Finding Labels`` cell; ``ValueError`` with the reason."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"empty Finding Labels ({text!r}): write {NO_FINDING!r} for an image with none of the 14")
+    vector = np.zeros(len(LABELS), dtype=np.uint8)
+    tokens = [token.strip() for token in text.split("|")]
+    if tokens == [NO_FINDING]:
+        return vector
+    for token in tokens:
+        index = _LABEL_INDEX.get(token)
+        if index is None:
+            if token == NO_FINDING:
+                raise ValueError(f"{NO_FINDING!r} together with findings in {text!r}")
+            hint = difflib.get_close_matches(token, LABELS + (NO_FINDING,), n=1, cutoff=0.6)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ValueError(
+                f"unknown label {token!r} in {text!r}{suggestion}. Valid labels: "
+                f"{', '.join(LABELS)}, or {NO_FINDING!r} alone"
+            )
+        vector[index] = 1
+    return vector
+
+
+def parse_labels(finding_labels: pd.Series) -> pd.DataFrame:
+    """Turn ``Finding Labels`` strings ("A|B", "No Finding") into uint8 multi-hot columns in LABELS order. Taught in 01_preprocessing_and_splits."""
+    series = pd.Series(finding_labels)
+    out = np.zeros((len(series), len(LABELS)), dtype=np.uint8)
+    for row, (index, text) in enumerate(series.items()):
+        try:
+            out[row] = _encode_labels(text)
+        except ValueError as err:
+            raise DataError(f"Finding Labels, row {index!r}: {err}.") from None
+    return pd.DataFrame(out, index=series.index, columns=list(LABELS))
+
+
+# --------------------------------------------------------------------------------------------
+# CSV headers: named columns, plus the bracketed pairs that the NIH header splits in two
+# --------------------------------------------------------------------------------------------
+
+
+def _norm(cell: str) -> str:
+    return re.sub(r"\s+", "", cell).lower()
+
+
+# key -> accepted spellings of the header cell (normalised: no spaces, lower case)
+_ENTRY_NAMED = {
+    "image_index": ("imageindex",),
+    "finding_labels": ("findinglabels",),
+    "follow_up": ("follow-up#", "followup#", "follow-up"),
+    "patient_id": ("patientid",),
+    "age": ("patientage",),
+    "gender": ("patientgender", "patientsex"),
+    "view": ("viewposition",),
+}
+_ENTRY_DISPLAY = {
+    "image_index": "Image Index",
+    "finding_labels": "Finding Labels",
+    "follow_up": "Follow-up #",
+    "patient_id": "Patient ID",
+    "age": "Patient Age",
+    "gender": "Patient Gender",
+    "view": "View Position",
+    "original_width": "OriginalImage[Width,Height]",
+}
+
+
+def _entry_columns(header: Sequence[str], path: Path) -> dict[str, int]:
+    """Map each Data_Entry field to its column position, validating the header text."""
+    cells = [_norm(c) for c in header]
+    where: dict[str, int] = {}
+    for key, spellings in _ENTRY_NAMED.items():
+        hits = [i for i, c in enumerate(cells) if c in spellings]
+        if hits:
+            where[key] = hits[0]
+    # "OriginalImage[Width,Height]" is one name with a comma in it, written unquoted: the csv module
+    # reads two cells, "OriginalImage[Width" and "Height]", above two value columns. Map by position.
+    for i, cell in enumerate(cells):
+        if cell.startswith("originalimage["):
+            if cell == "originalimage[width" and i + 1 < len(cells) and cells[i + 1] == "height]":
+                where["original_width"], where["original_height"] = i, i + 1
+            else:
+                raise DataError(
+                    f"{path}: header cells {header[i:i + 2]!r} at columns {i + 1}-{i + 2} are not "
+                    "'OriginalImage[Width', 'Height]' as in the NIH release: is this the right file?"
+                )
+    missing = [_ENTRY_DISPLAY[k] for k in _ENTRY_DISPLAY if k not in where]
+    if missing:
+        raise DataError(
+            f"{path}: required column(s) {', '.join(repr(m) for m in missing)} not found in the header "
+            f"{','.join(header)!r}. Expected the NIH header 'Image Index,Finding Labels,Follow-up #,"
+            "Patient ID,Patient Age,Patient Gender,View Position,OriginalImage[Width,Height],"
+            "OriginalImagePixelSpacing[x,y]' (Data_Entry_2017_v2020.csv or Data_Entry_2017.csv)."
+        )
+    return where
+
+
+def _bbox_header_ok(header: Sequence[str], path: Path) -> None:
+    """Validate the broken BBox header ``Image Index,Finding Label,Bbox [x,y,w,h],,,`` by position."""
+    cells = [_norm(c) for c in header]
+    coords = cells[2:6]
+    ok = (
+        len(cells) >= 6
+        and cells[0] == "imageindex"
+        and cells[1] == "findinglabel"
+        and coords in (["bbox[x", "y", "w", "h]"], ["x", "y", "w", "h"])
+        and all(c == "" or c.startswith("unnamed:") for c in cells[6:])
+    )
+    if not ok:
+        raise DataError(
+            f"{path}: the header {','.join(header)!r} is not the NIH box header "
+            "'Image Index,Finding Label,Bbox [x,y,w,h],,,' (image, label, then x, y, w, h in columns "
+            "3 to 6). Is this BBox_List_2017.csv?"
+        )
+
+
+def _read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and (line number, cells) of each non-blank row; errors name the file."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"{path}: the file is empty; expected a header row and one row per image.")
+            rows = [(reader.line_num, cells) for cells in reader if any(c.strip() for c in cells)]
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found.") from None
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{path}: not a readable CSV text file ({err}). Is this the right file?") from None
+    return header, rows
+
+
+def _find_data_entry(root: Path) -> Path:
+    for name in DATA_ENTRY_FILES:
+        if (root / name).is_file():
+            return root / name
+    raise DataError(
+        f"{root}: no {DATA_ENTRY_FILES[0]} or {DATA_ENTRY_FILES[1]} found. Put the NIH ChestX-ray14 "
+        "files there (layout in data_manifests/nih.md), or check MEDXAI_DATA_DIR."
+    )
+
+
+def _int_or_none(text: str) -> int | None:
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+        return int(value) if value.is_integer() else None
+
+
+def _age(text: str) -> float:
+    # Ages are plain years ("58"); some copies of the 2017 file write "058Y".
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*[Yy]?\s*", text)
+    return float(match.group(1)) if match else float("nan")
+
+
+# --------------------------------------------------------------------------------------------
+# The NIH reader
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(repr=False)
+class NIHDataset:
+    """The NIH ChestX-ray14 metadata, boxes and official split of one folder, validated. Taught in 01_preprocessing_and_splits."""
+
+    root: Path
+    entries: pd.DataFrame
+    boxes: pd.DataFrame
+    official_split: dict[str, list[str]] | None = None
+    skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SKIPPED_COLUMNS)))
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The (N, 14) float32 multi-hot label matrix of ``entries``, columns in LABELS order. Taught in 01_preprocessing_and_splits."""
+        return self.entries[list(LABELS)].to_numpy(dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return (
+            f"NIHDataset(root={str(self.root)!r}, images={len(self.entries):,}, "
+            f"patients={self.entries['patient_id'].nunique():,}, boxes={len(self.boxes):,}, "
+            f"official_split={'yes' if self.official_split else 'no'}, skipped={len(self.skipped):,})"
+        )
+
+
+class _Problems:
+    """Row-level problems, collected so that one error lists them all (or ``errors='skip'`` keeps them)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, file: Path, line: int, image_index: str, reason: str) -> None:
+        self.rows.append({"file": str(file), "line": int(line), "image_index": image_index, "reason": reason})
+
+    def frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.rows, columns=list(SKIPPED_COLUMNS))
+        return frame.astype({"line": "int64"}) if len(frame) else frame
+
+    def raise_if_any(self, what: str, skip_hint: str) -> None:
+        if not self.rows:
+            return
+        shown = [f"  {Path(r['file']).name}, line {r['line']} ({r['image_index']}): {r['reason']}" for r in self.rows[:_MAX_LISTED]]
+        more = len(self.rows) - len(shown)
+        raise DataError(
+            f"{len(self.rows)} bad row(s) in {what}:\n" + "\n".join(shown)
+            + (f"\n  ... and {more} more" if more else "")
+            + f"\nFix or restore these files, or {skip_hint} to leave the rows out (listed in .skipped)."
+        )
+
+
+def _check_errors_arg(errors: str) -> None:
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}.")
+
+
+def _read_entries(
+    csv_path: Path, root: Path, *, check_images: bool, problems: _Problems
+) -> tuple[pd.DataFrame, dict[str, tuple[int, int]]]:
+    header, rows = _read_csv_rows(csv_path)
+    col = _entry_columns(header, csv_path)
+    need = max(col.values()) + 1
+    images_dir = root / IMAGES_DIR
+    images_prefix = os.path.normpath(os.path.abspath(images_dir))
+    seen: dict[str, int] = {}
+    sizes: dict[str, tuple[int, int]] = {}
+    keep: list[list[Any]] = []
+    label_rows: list[np.ndarray] = []
+    for line, cells in rows:
+        name = cells[col["image_index"]].strip() if len(cells) > col["image_index"] else ""
+        if len(cells) < need:
+            problems.add(csv_path, line, name, f"{len(cells)} fields, expected at least {need}")
+            continue
+        if any(c.strip() for c in cells[len(header):]):
+            problems.add(csv_path, line, name, f"{len(cells)} fields but the header has {len(header)}: a shifted row?")
+            continue
+        if name in seen:
+            problems.add(csv_path, line, name, f"duplicate Image Index (first on line {seen[name]})")
+            continue
+        seen[name] = line
+        if _PLAIN_NAME.fullmatch(name) and name not in (".", ".."):
+            path = Path(os.path.join(images_prefix, name))  # a bare file name cannot escape: skip the checks
+        else:
+            try:
+                path = safe_path(images_dir, name)
+            except DataError as err:
+                problems.add(csv_path, line, name, str(err))
+                continue
+        patient = _int_or_none(cells[col["patient_id"]])
+        if patient is None:
+            problems.add(csv_path, line, name, f"Patient ID {cells[col['patient_id']]!r} is not a whole number")
+            continue
+        try:
+            labels = _encode_labels(cells[col["finding_labels"]])
+        except ValueError as err:
+            problems.add(csv_path, line, name, str(err))
+            continue
+        if check_images:
+            try:
+                sizes[name] = _png_size(path)
+            except ValueError as err:
+                problems.add(csv_path, line, name, f"{err}: {path}. {_PNG_ADVICE}")
+                continue
+        follow_up = _int_or_none(cells[col["follow_up"]])
+        keep.append(
+            [
+                name,
+                str(path),
+                patient,
+                np.nan if follow_up is None else follow_up,
+                _age(cells[col["age"]]),
+                cells[col["gender"]].strip(),
+                cells[col["view"]].strip(),
+                _int_or_none(cells[col["original_width"]]),
+                _int_or_none(cells[col["original_height"]]),
+            ]
+        )
+        label_rows.append(labels)
+    frame = pd.DataFrame(keep, columns=list(ENTRY_COLUMNS[:9]))
+    for name in ("follow_up", "age", "original_width", "original_height"):
+        values = pd.to_numeric(frame[name], errors="coerce")
+        all_whole = values.notna().all() and bool((values.dropna() % 1 == 0).all())
+        frame[name] = values.astype("int64") if all_whole and len(values) else values.astype("float64")
+    frame["patient_id"] = frame["patient_id"].astype("int64")
+    matrix = np.stack(label_rows) if label_rows else np.zeros((0, len(LABELS)), np.uint8)
+    frame = pd.concat([frame, pd.DataFrame(matrix, columns=list(LABELS), dtype=np.uint8)], axis=1)
+    return frame, sizes
+
+
+def _read_boxes(
+    csv_path: Path,
+    images_dir: Path,
+    *,
+    problems: _Problems,
+    check_images: bool,
+    known: Mapping[str, str] | None = None,
+    skipped_images: Mapping[str, int] | None = None,
+    sizes: Mapping[str, tuple[int, int]] | None = None,
+    entry_file: str = "",
+) -> pd.DataFrame:
+    header, rows = _read_csv_rows(csv_path)
+    _bbox_header_ok(header, csv_path)
+    sizes = dict(sizes or {})
+    out: list[list[Any]] = []
+    for line, cells in rows:
+        name = cells[0].strip() if cells else ""
+        if len(cells) < 6:
+            problems.add(csv_path, line, name, f"{len(cells)} fields, expected image, label, x, y, w, h")
+            continue
+        if any(c.strip() for c in cells[6:]):
+            problems.add(csv_path, line, name, f"{len(cells)} fields with values after h: a shifted row?")
+            continue
+        raw_label = cells[1].strip()
+        label = _BOX_SPELLINGS.get(raw_label, raw_label)
+        if label not in BOX_LABELS:
+            problems.add(
+                csv_path, line, name,
+                f"unknown box label {raw_label!r}; valid: {', '.join(BOX_LABELS)} (or 'Infiltrate')",
+            )
+            continue
+        try:
+            x, y, w, h = (float(c) for c in cells[2:6])
+        except ValueError:
+            problems.add(csv_path, line, name, f"box {cells[2:6]!r} is not four numbers x, y, w, h")
+            continue
+        if not all(np.isfinite(v) for v in (x, y, w, h)):
+            problems.add(csv_path, line, name, f"box {cells[2:6]!r} is not finite")
+            continue
+        if w <= 0 or h <= 0:
+            problems.add(csv_path, line, name, f"box x={x:g} y={y:g} w={w:g} h={h:g} has zero or negative area")
+            continue
+        if skipped_images is not None and name in skipped_images:
+            problems.add(csv_path, line, name, f"its image was left out of {entry_file} (line {skipped_images[name]})")
+            continue
+        if known is not None and name not in known:
+            problems.add(csv_path, line, name, f"image {name!r} is not in {entry_file}")
+            continue
+        try:
+            path = Path(known[name]) if known is not None else safe_path(images_dir, name)
+        except DataError as err:
+            problems.add(csv_path, line, name, str(err))
+            continue
+        if name not in sizes:
+            try:
+                sizes[name] = _png_size(path, check_end=check_images)
+            except ValueError as err:
+                if check_images or path.exists():
+                    problems.add(csv_path, line, name, f"{err}: {path}. {_PNG_ADVICE}")
+                    continue
+                sizes[name] = (np.nan, np.nan)  # unchecked and absent: bounds unknown
+        width, height = sizes[name]
+        if x < -BOX_TOLERANCE or y < -BOX_TOLERANCE or (
+            np.isfinite(width) and (x + w > width + BOX_TOLERANCE or y + h > height + BOX_TOLERANCE)
+        ):
+            problems.add(
+                csv_path, line, name,
+                f"box x={x:g} y={y:g} w={w:g} h={h:g} lies outside its {width}x{height} image",
+            )
+            continue
+        out.append([name, label, x, y, w, h, width, height, str(path)])
+    frame = pd.DataFrame(out, columns=list(BOX_COLUMNS))
+    frame = frame.astype({"x": "float64", "y": "float64", "w": "float64", "h": "float64"})
+    for name in ("image_width", "image_height"):
+        values = pd.to_numeric(frame[name])
+        frame[name] = values.astype("int64") if values.notna().all() else values.astype("float64")
+    return frame
+
+
+def read_boxes(path_or_root: str | Path, *, errors: str = "raise", check_images: bool = True) -> pd.DataFrame:
+    """Read BBox_List_2017.csv (a file, or the NIH folder) into image_index, label, x, y, w, h, image size, path. Taught in 01_preprocessing_and_splits."""
+    _check_errors_arg(errors)
+    given = Path(path_or_root).expanduser().absolute()
+    csv_path = given / BBOX_FILE if given.is_dir() else given
+    problems = _Problems()
+    frame = _read_boxes(csv_path, csv_path.parent / IMAGES_DIR, problems=problems, check_images=check_images)
+    if errors == "raise":
+        problems.raise_if_any(str(csv_path), "call read_boxes(..., errors='skip')")
+    frame.attrs["skipped"] = problems.frame()
+    return frame
+
+
+def _read_list(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not a text file of image names ({err}).") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def read_nih(root: str | Path, *, errors: str = "raise", check_images: bool = True) -> NIHDataset:
+    """Read and validate an NIH ChestX-ray14 folder (Data_Entry 2017 or 2020 CSV, boxes, official lists, PNGs). Taught in 01_preprocessing_and_splits."""
+    _check_errors_arg(errors)
+    root = Path(root).expanduser().absolute()
+    if not root.is_dir():
+        raise DataError(f"{root}: folder not found. Point read_nih at the folder holding {DATA_ENTRY_FILES[0]} and images/.")
+    csv_path = _find_data_entry(root)
+    problems = _Problems()
+    entries, sizes = _read_entries(csv_path, root, check_images=check_images, problems=problems)
+    kept = set(entries["image_index"])
+    skipped_images = {r["image_index"]: r["line"] for r in problems.rows if r["image_index"] not in kept}
+    boxes_path = root / BBOX_FILE
+    if boxes_path.is_file():
+        boxes = _read_boxes(
+            boxes_path,
+            root / IMAGES_DIR,
+            problems=problems,
+            check_images=check_images,
+            known=dict(zip(entries["image_index"], entries["path"])),
+            skipped_images=skipped_images,
+            sizes=sizes,
+            entry_file=csv_path.name,
+        )
+    else:
+        boxes = pd.DataFrame(columns=list(BOX_COLUMNS))
+    if errors == "raise":
+        problems.raise_if_any(str(root), "call read_nih(root, errors='skip')")
+    split_paths = {key: root / name for key, name in SPLIT_FILES.items()}
+    official = None
+    if all(p.is_file() for p in split_paths.values()):
+        official = {key: _read_list(p) for key, p in split_paths.items()}
+    return NIHDataset(root=root, entries=entries, boxes=boxes, official_split=official, skipped=problems.frame())
+
+
+# --------------------------------------------------------------------------------------------
+# Splits
+# --------------------------------------------------------------------------------------------
+
+
+def _check_fractions(fractions: Mapping[str, float]) -> None:
+    for name, value in fractions.items():
+        if not (isinstance(value, (int, float)) and 0 < value < 1):
+            raise DataError(
+                f"The {name} split would be empty ({name} fraction {value!r}): choose a fraction strictly between 0 and 1."
+            )
+    if sum(fractions.values()) >= 1:
+        raise DataError(
+            f"The train split would be empty: the fractions {dict(fractions)} add up to 1 or more."
+        )
+
+
+def _patient_table(entries: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    if "patient_id" not in entries.columns:
+        raise DataError("The entries have no 'patient_id' column: pass NIHDataset.entries (from read_nih).")
+    missing = [name for name in LABELS if name not in entries.columns]
+    if missing:
+        raise DataError(f"The entries have no label column(s) {missing}: pass NIHDataset.entries (from read_nih).")
+    patients, inverse = np.unique(entries["patient_id"].to_numpy(), return_inverse=True)
+    counts = np.zeros((len(patients), len(LABELS)), dtype=np.float64)
+    np.add.at(counts, inverse, entries[list(LABELS)].to_numpy(dtype=np.float64))
+    images = np.bincount(inverse, minlength=len(patients)).astype(np.float64)
+    return patients, inverse, counts, images
+
+
+def _stratify(
+    entries: pd.DataFrame, fractions: Mapping[str, float], seed: int, where: str, rare: str = "raise"
+) -> np.ndarray:
+    """Split index (into ``fractions``' order) for every row, assigning whole patients.
+
+    Iterative stratification (Sechidis, Tsoumakas & Vlahavas 2011) over patients instead of images:
+    take the label with the fewest unassigned patients, first give one of them to every split that
+    lacks the label yet, then send each of the rest to the split that most wants images with that
+    label; patients with no label fill the image quotas. A repair pass moves or swaps patients while
+    a split still lacks a label; if gaps remain (few patients, many labels each), a small integer
+    programme looks for an assignment without gaps, and only if none exists is it an error (or, with
+    ``rare="warn"``, a warning). Demands are counted in images, so the fractions hold by images.
+    """
+    names = list(fractions)
+    frac = np.array([fractions[n] for n in names], dtype=np.float64)
+    patients, inverse, counts, images = _patient_table(entries)
+    n_patients, n_splits = len(patients), len(names)
+    has = counts > 0
+    per_label = has.sum(axis=0)
+    required = per_label >= n_splits
+    for j in np.argsort(per_label, kind="stable"):
+        if not required[j]:
+            message = (
+                f"Label {LABELS[j]!r} has {int(per_label[j])} patient(s) {where}: a patient-level split into "
+                f"{', '.join(names)} needs at least {n_splits} so that every split sees it"
+            )
+            if rare == "raise":
+                raise DataError(message + ". Use more data, or drop the label.")
+            warnings.warn(message + f"; {' or '.join(names[1:])} will lack it.", stacklevel=3)
+    if n_patients < n_splits:
+        raise DataError(f"Only {n_patients} patient(s) {where}: a split into {', '.join(names)} would be empty.")
+
+    rng = np.random.default_rng(seed)
+    rank = np.empty(n_patients, dtype=np.int64)
+    rank[rng.permutation(n_patients)] = np.arange(n_patients)
+    want_label = frac[:, None] * counts.sum(axis=0)[None, :]
+    want_images = frac * images.sum()
+    present = np.zeros((n_splits, len(LABELS)), dtype=np.int64)
+    assign = np.full(n_patients, -1, dtype=np.int64)
+
+    def put(p: int, s: int) -> None:
+        assign[p] = s
+        want_label[s] -= counts[p]
+        want_images[s] -= images[p]
+        present[s] += has[p]
+
+    def best(scores: np.ndarray) -> int:
+        top = np.flatnonzero(np.isclose(scores, scores.max()))
+        if len(top) > 1:
+            img = want_images[top]
+            top = top[np.isclose(img, img.max())]
+        return int(top[0] if len(top) == 1 else rng.choice(top))
+
+    seed_order = np.argsort(frac, kind="stable")  # smallest split first: it is the one at risk
+    while True:
+        free = assign < 0
+        remaining = np.where(has[free].sum(axis=0) > 0, has[free].sum(axis=0), np.iinfo(np.int64).max)
+        if remaining.min() == np.iinfo(np.int64).max:
+            break
+        label = int(np.argmin(remaining))
+        group = np.flatnonzero(free & has[:, label])
+        group = list(group[np.argsort(rank[group])])
+        for s in seed_order if required[label] else ():
+            if present[s, label] == 0 and group:
+                gap_here = (present[s] == 0) & required
+                pick = min(group, key=lambda p: (-int((has[p] & gap_here).sum()), images[p], rank[p]))
+                group.remove(pick)
+                put(pick, int(s))
+        for p in group:
+            put(p, best(want_label[:, label]))
+    for p in np.flatnonzero(assign < 0)[np.argsort(rank[assign < 0])]:
+        put(int(p), best(want_images.copy()))
+
+    # Repair: while a split lacks a label, move one of the label's patients into it, or swap one
+    # with a patient of that split; take the change that leaves the fewest (split, label) gaps (it
+    # must leave fewer than before, so this ends), then the fewest images shifted.
+    def gaps(rows: np.ndarray) -> np.ndarray:
+        return ((rows == 0) & required).sum(axis=-1)
+
+    def relocate(p: int, s: int) -> None:
+        t = assign[p]
+        present[t] -= has[p]
+        want_label[t] += counts[p]
+        want_images[t] += images[p]
+        put(p, s)
+
+    label_order = [int(j) for j in np.argsort(per_label, kind="stable") if required[j]]
+    given_up: set[tuple[int, int]] = set()
+    while True:
+        gap = next(
+            ((int(s), j) for j in label_order for s in seed_order if present[s, j] == 0 and (int(s), j) not in given_up),
+            None,
+        )
+        if gap is None:
+            break
+        s, label = gap
+        members = np.flatnonzero(assign == s)
+        sizes = np.bincount(assign, minlength=n_splits)
+        choice = None  # (change in gaps, images shifted, rank, patient, swap partner or -1)
+        for p in np.flatnonzero(has[:, label]):
+            t = int(assign[p])
+            before = gaps(present[t]) + gaps(present[s])
+            hp = has[p].astype(np.int64)
+            if sizes[t] > 1:
+                after = gaps(present[t] - hp) + gaps(present[s] + hp)
+                option = (int(after - before), float(images[p]), int(rank[p]), int(p), -1)
+                choice = option if choice is None else min(choice, option)
+            if len(members):
+                hq = has[members].astype(np.int64)
+                after = gaps(present[t] - hp + hq) + gaps(present[s] + hp - hq)
+                shift = np.abs(images[members] - images[p])
+                k = int(np.lexsort((rank[members], shift, after))[0])
+                option = (int(after[k] - before), float(shift[k]), int(rank[p]), int(p), int(members[k]))
+                choice = min(choice, option) if choice is not None else option
+        if choice is None or choice[0] >= 0:
+            given_up.add((s, label))
+            continue
+        _, _, _, p, q = choice
+        t = int(assign[p])
+        relocate(p, s)
+        if q >= 0:
+            relocate(q, t)
+    if given_up:
+        # Few patients, many labels each: the greedy pass can paint itself into a corner. Ask an
+        # exact solver for an assignment that gives every split every label, closest to the quotas.
+        exact = _cover_exactly(has & required, images, frac * images.sum(), assign)
+        if exact is not None:
+            assign = exact
+        else:
+            for s, label in sorted(given_up, key=lambda g: (per_label[g[1]], g[0])):
+                message = (
+                    f"Label {LABELS[label]!r} cannot be placed in the {names[s]} split {where}: it has "
+                    f"{int(per_label[label])} patients, and no assignment of whole patients gives every "
+                    "split every label (checked exactly: the rare labels share patients)"
+                )
+                if rare == "raise":
+                    raise DataError(message + ". Use more data, or drop the label.")
+                warnings.warn(message + f"; {names[s]} will lack it.", stacklevel=3)
+    if np.any(np.bincount(assign, minlength=n_splits) == 0):
+        empty = names[int(np.argmin(np.bincount(assign, minlength=n_splits)))]
+        raise DataError(f"The {empty} split would be empty {where}: too few patients for these fractions.")
+    return assign[inverse]
+
+
+def _cover_exactly(has: np.ndarray, images: np.ndarray, target: np.ndarray, start: np.ndarray) -> np.ndarray | None:
+    """A split index per patient such that every split has every label in ``has``, or None if none exists.
+
+    A small integer programme (SciPy's HiGHS): minimise the distance of each split's image count
+    from ``target``, and, far behind, the number of patients moved from ``start``. Patients without
+    a label stay where ``start`` put them when there are many of them.
+    """
+    try:
+        from scipy.optimize import Bounds, LinearConstraint, milp
+        from scipy.sparse import lil_matrix
+    except ImportError:  # pragma: no cover - SciPy comes with scikit-learn
+        return None
+    n_patients, n_splits = len(images), len(target)
+    free = np.flatnonzero(has.any(axis=1)) if n_patients > 3000 else np.arange(n_patients)
+    fixed = np.setdiff1d(np.arange(n_patients), free)
+    fixed_images = np.array([images[fixed][start[fixed] == s].sum() for s in range(n_splits)])
+    fixed_has = np.array([has[fixed][start[fixed] == s].sum(axis=0) for s in range(n_splits)])
+    n_free = len(free)
+    n_x = n_free * n_splits  # x[i, s] = patient free[i] in split s; then one deviation per split
+    rows: list[tuple[dict[int, float], float, float]] = []
+    for i in range(n_free):
+        rows.append(({i * n_splits + s: 1.0 for s in range(n_splits)}, 1.0, 1.0))
+    for label in np.flatnonzero(has.any(axis=0)):
+        carriers = np.flatnonzero(has[free, label])
+        for s in range(n_splits):
+            if fixed_has[s, label] == 0:
+                rows.append(({int(i) * n_splits + s: 1.0 for i in carriers}, 1.0, np.inf))
+    for s in range(n_splits):
+        coeffs = {i * n_splits + s: float(images[free[i]]) for i in range(n_free)}
+        rest = float(target[s] - fixed_images[s])
+        rows.append(({**coeffs, n_x + s: -1.0}, -np.inf, rest))  # sum - d <= target
+        rows.append(({**coeffs, n_x + s: 1.0}, rest, np.inf))  # sum + d >= target
+        rows.append(({i * n_splits + s: 1.0 for i in range(n_free)}, 1.0 if fixed_images[s] == 0 else 0.0, np.inf))
+    matrix = lil_matrix((len(rows), n_x + n_splits))
+    for r, (coeffs, _, _) in enumerate(rows):
+        for c, v in coeffs.items():
+            matrix[r, c] = v
+    cost = np.zeros(n_x + n_splits)
+    cost[n_x:] = 1.0
+    stay = 1.0 / (n_free + 1)  # moving every patient costs less than one image of imbalance
+    for i, p in enumerate(free):
+        cost[i * n_splits + int(start[p])] = -stay
+    result = milp(
+        cost,
+        constraints=LinearConstraint(matrix.tocsr(), [r[1] for r in rows], [r[2] for r in rows]),
+        integrality=np.r_[np.ones(n_x), np.zeros(n_splits)],
+        bounds=Bounds(np.zeros(n_x + n_splits), np.r_[np.ones(n_x), np.full(n_splits, np.inf)]),
+        options={"time_limit": 30.0},
+    )
+    if result.x is None or not result.success:
+        return None
+    assign = start.copy()
+    assign[free] = np.argmax(result.x[:n_x].reshape(n_free, n_splits), axis=1)
+    return assign
+
+
+def patient_split(
+    entries: pd.DataFrame, *, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 42
+) -> dict[str, pd.DataFrame]:
+    """Patient-level, multi-label stratified train/val/test split: every label in val and test, no patient in two splits. Taught in 01_preprocessing_and_splits."""
+    fractions = {"train": 1.0 - val_fraction - test_fraction, "val": val_fraction, "test": test_fraction}
+    _check_fractions({"val": val_fraction, "test": test_fraction})
+    which = _stratify(entries, fractions, seed, where="in these entries")
+    splits = {name: entries[which == i] for i, name in enumerate(fractions)}
+    assert_no_patient_overlap(**splits)
+    return splits
+
+
+def official_split(dataset: NIHDataset, *, val_fraction: float = 0.1, seed: int = 42) -> dict[str, pd.DataFrame]:
+    """The NIH split: test from test_list.txt, val carved patient-level (stratified) out of train_val_list.txt. Taught in 01_preprocessing_and_splits."""
+    _check_fractions({"val": val_fraction})
+    lists = dataset.official_split
+    if not lists:
+        raise DataError(
+            f"{dataset.root}: {SPLIT_FILES['train_val']} and {SPLIT_FILES['test']} are needed for the official "
+            "split (they come with the NIH release). Use patient_split() without them."
+        )
+    entries = dataset.entries
+    in_csv = set(entries["image_index"])
+    skipped = set(dataset.skipped["image_index"]) if len(dataset.skipped) else set()
+    for key, names in lists.items():
+        unknown = [n for n in names if n not in in_csv and n not in skipped]
+        if unknown:
+            raise DataError(
+                f"{dataset.root / SPLIT_FILES[key]}: {len(unknown)} image(s) are not in the Data_Entry CSV, "
+                f"e.g. {', '.join(unknown[:_MAX_LISTED])}. The list and the CSV come from different copies: "
+                "restore both from the same release."
+            )
+    both = set(lists["train_val"]) & set(lists["test"])
+    if both:
+        raise DataError(
+            f"{dataset.root}: {len(both)} image(s) are in both {SPLIT_FILES['train_val']} and {SPLIT_FILES['test']}, "
+            f"e.g. {', '.join(sorted(both)[:_MAX_LISTED])}."
+        )
+    listed = set(lists["train_val"]) | set(lists["test"])
+    unlisted = [n for n in entries["image_index"] if n not in listed]
+    if unlisted:
+        raise DataError(
+            f"{dataset.root}: {len(unlisted)} image(s) of the CSV are in neither {SPLIT_FILES['train_val']} nor "
+            f"{SPLIT_FILES['test']}, e.g. {', '.join(unlisted[:_MAX_LISTED])}: the files come from different copies."
+        )
+    is_test = entries["image_index"].isin(set(lists["test"])).to_numpy()
+    test, train_val = entries[is_test], entries[~is_test]
+    if len(test) == 0 or len(train_val) == 0:
+        raise DataError(f"{dataset.root}: the official {'test' if len(test) == 0 else 'train_val'} split is empty.")
+    which = _stratify(
+        train_val, {"train": 1.0 - val_fraction, "val": val_fraction}, seed,
+        where=f"in {SPLIT_FILES['train_val']}", rare="warn",
+    )
+    splits = {"train": train_val[which == 0], "val": train_val[which == 1], "test": test}
+    assert_no_patient_overlap(**splits)
+    return splits
+
+
+def random_split(
+    entries: pd.DataFrame, *, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 42
+) -> dict[str, pd.DataFrame]:
+    """The LEAKY image-level split (a patient's images land in several splits), kept to show what leakage costs. Taught in 01_preprocessing_and_splits."""
+    _check_fractions({"val": val_fraction, "test": test_fraction})
+    n = len(entries)
+    n_val, n_test = int(round(n * val_fraction)), int(round(n * test_fraction))
+    if min(n_val, n_test, n - n_val - n_test) <= 0:
+        raise DataError(f"A random split of {n} image(s) with these fractions would leave a split empty.")
+    order = np.random.default_rng(seed).permutation(n)
+    parts = {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
+    return {name: entries.iloc[np.sort(parts[name])] for name in ("train", "val", "test")}
+
+
+def _patient_ids(split: Any, name: str) -> set:
+    if isinstance(split, pd.DataFrame):
+        for column in ("patient_id", "Patient ID"):
+            if column in split.columns:
+                return set(split[column].tolist())
+        raise DataError(f"Split {name!r} has no 'patient_id' column.")
+    return set(pd.Series(split).tolist())
+
+
+def assert_no_patient_overlap(**splits: Any) -> None:
+    """Raise PatientLeakageError naming the patient IDs, and the splits, that appear in more than one split. Taught in 01_preprocessing_and_splits."""
+    ids = {name: _patient_ids(split, name) for name, split in splits.items()}
+    names = list(ids)
+    shared: list[str] = []
+    leaked: set = set()
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            common = ids[a] & ids[b]
+            if common:
+                leaked |= common
+                listed = sorted(common)
+                shown = ", ".join(str(p) for p in listed[:_MAX_LISTED])
+                more = f", ... ({len(listed) - _MAX_LISTED} more)" if len(listed) > _MAX_LISTED else ""
+                shared.append(f"{a} & {b} share {len(listed)} patient(s): IDs {shown}{more}")
+    if leaked:
+        err = PatientLeakageError(
+            f"Patient leakage: {len(leaked)} patient(s) appear in more than one split.\n  "
+            + "\n  ".join(shared)
+            + "\nA patient's images must all sit in one split: use patient_split() or official_split(), "
+            "not an image-level split."
+        )
+        err.patients = sorted(leaked)
+        raise err
+
+
+# --------------------------------------------------------------------------------------------
+# DRIVE
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DriveRecord:
+    """One DRIVE image with its vessel annotation(s) and field-of-view mask. Taught in 03_unet_vessels."""
+
+    id: int
+    split: str
+    image: Path
+    manual: Path
+    mask: Path
+    manual2: Path | None = None
+
+
+@dataclass
+class DriveDataset:
+    """The DRIVE training (21-40) and test (01-20) records of one folder. Taught in 03_unet_vessels."""
+
+    root: Path
+    train: list[DriveRecord]
+    test: list[DriveRecord]
+
+
+_DRIVE_PATTERNS = {
+    "training": {
+        "image": ("images", "{id}_training.tif"),
+        "manual": ("1st_manual", "{id}_manual1.gif"),
+        "mask": ("mask", "{id}_training_mask.gif"),
+    },
+    "test": {
+        "image": ("images", "{id}_test.tif"),
+        "manual": ("1st_manual", "{id}_manual1.gif"),
+        "mask": ("mask", "{id}_test_mask.gif"),
+        "manual2": ("2nd_manual", "{id}_manual2.gif"),
+    },
+}
+
+
+def read_drive(root: str | Path) -> DriveDataset:
+    """Find the DRIVE records under ``root`` (training/ and test/), naming every missing file. Taught in 03_unet_vessels."""
+    root = Path(root).expanduser().absolute()
+    if not root.is_dir():
+        raise DataError(f"{root}: folder not found. Point read_drive at the folder holding training/ and test/.")
+    records: dict[str, list[DriveRecord]] = {}
+    missing: list[str] = []
+    for split, kinds in _DRIVE_PATTERNS.items():
+        ids: dict[int, str] = {}
+        for kind, (folder, pattern) in kinds.items():
+            regex = re.compile("^" + re.escape(pattern).replace(re.escape("{id}"), r"(\d+)") + "$")
+            directory = root / split / folder
+            if directory.is_dir():
+                for entry in os.scandir(directory):
+                    match = regex.match(entry.name)
+                    if match:
+                        ids.setdefault(int(match.group(1)), match.group(1))
+        if not ids:
+            missing.append(f"{split}/images/NN_{split}.tif (no {split} images at all)")
+            records[split] = []
+            continue
+        out = []
+        for number in sorted(ids):
+            paths = {kind: root / split / folder / pattern.format(id=ids[number]) for kind, (folder, pattern) in kinds.items()}
+            for kind in ("image", "manual", "mask"):
+                if not paths[kind].is_file():
+                    missing.append(str(paths[kind].relative_to(root)))
+            manual2 = paths.get("manual2")
+            out.append(
+                DriveRecord(
+                    id=number, split=split, image=paths["image"], manual=paths["manual"], mask=paths["mask"],
+                    manual2=manual2 if manual2 is not None and manual2.is_file() else None,
+                )
+            )
+        records[split] = out
+    if missing:
+        raise DataError(
+            f"{root}: {len(missing)} DRIVE file(s) missing:\n  " + "\n  ".join(missing)
+            + "\nRestore them from the DRIVE download (layout in data_manifests/drive.md)."
+        )
+    return DriveDataset(root=root, train=records["training"], test=records["test"])
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    """A binary mask as a bool array, from the raw values Pillow gives (palette indices for P mode)."""
+    if not path.is_file():
+        raise DataError(f"{path}: mask file not found. Restore it from the DRIVE download.")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            raw = np.asarray(img)
+            palette = img.getpalette() if mode == "P" else None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"{path}: cannot read the mask ({err}): the file is corrupt; restore it.") from None
+    if raw.dtype == bool:
+        raw = raw.astype(np.uint8)
+    if raw.ndim == 3:
+        if raw.shape[-1] in (2, 4):
+            raw = raw[..., :-1]
+        if not all(np.array_equal(raw[..., 0], raw[..., c]) for c in range(1, raw.shape[-1])):
+            raise DataError(f"{path}: mask is a colour image (mode {mode}): expected a single-channel 0/1 or 0/255 mask.")
+        raw = raw[..., 0]
+    values = np.unique(raw)
+    if not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}):
+        shown = ", ".join(str(v) for v in values[:_MAX_LISTED]) + (" ..." if len(values) > _MAX_LISTED else "")
+        raise DataError(
+            f"{path}: mask is not binary: found values {shown} (mode {mode}); expected only 0/1 or 0/255. "
+            "Was it resized or saved with smoothing? Restore the original file."
+        )
+    if palette is not None and len(values) == 2:
+        on, off = int(values[1]), 0
+        if 3 * on + 2 < len(palette) and sum(palette[3 * on:3 * on + 3]) < sum(palette[3 * off:3 * off + 3]):
+            raise DataError(
+                f"{path}: the palette draws index {on} darker than index 0 (an inverted mask?): expected "
+                "vessels/field of view to be the bright value."
+            )
+    return raw > 0
+
+
+def load_drive(record: DriveRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Load one DRIVE record: image float32 HxWx3 in [0, 1], vessels bool HxW, field of view bool HxW. Taught in 03_unet_vessels."""
+    from helpers.preprocessing import read_image  # imported here: it loads TensorFlow
+
+    image = read_image(record.image, channels=3)
+    vessels = _read_mask(Path(record.manual))
+    fov = _read_mask(Path(record.mask))
+    size = image.shape[:2]
+    for path, mask in ((record.manual, vessels), (record.mask, fov)):
+        if mask.shape != size:
+            raise DataError(
+                f"Size mismatch: {record.image} is {size[1]}x{size[0]} (WxH) but {path} is "
+                f"{mask.shape[1]}x{mask.shape[0]}: the image and its masks must match pixel for pixel."
+            )
+    if not fov.any():
+        raise DataError(f"{record.mask}: the field-of-view mask is all zero; restore the original file.")
+    return image, vessels, fov
+
+
+# --------------------------------------------------------------------------------------------
+# Manifests and verify
+# --------------------------------------------------------------------------------------------
+
+
+def _load_manifest(name: str, manifest: str | Path | Mapping | None) -> Mapping:
+    if isinstance(manifest, Mapping):
+        return manifest
+    path = Path(manifest) if manifest is not None else MANIFEST_DIR / f"{name}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: manifest not found.") from None
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: manifest is not valid JSON ({err}).") from None
+
+
+def _listing(items: Sequence[str], limit: int = 20) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... and {len(items) - limit} more ({len(items)} in all)" if len(items) > limit else "")
+
+
+def _check(name: str, root: str | Path, manifest: str | Path | Mapping | None = None) -> tuple[list[str], list[str], list[str]]:
+    """(present, problems, warnings) for a local copy of dataset ``name``."""
+    if name not in ("nih", "drive"):
+        raise ValueError(f"Unknown dataset {name!r}: choose 'nih' or 'drive'.")
+    spec = _load_manifest(name, manifest)
+    root = Path(root).expanduser().absolute()
+    if not root.is_dir():
+        return [], [f"missing: the folder {root} (expected layout in data_manifests/{name}.md)"], []
+    return (_check_nih if name == "nih" else _check_drive)(spec, root)
+
+
+def _check_nih(spec: Mapping, root: Path) -> tuple[list[str], list[str], list[str]]:
+    present: list[str] = []
+    problems: list[str] = []
+    notes: list[str] = []
+    layout = spec["layout"]
+    missing: list[str] = []
+    found: dict[str, Path] = {}
+    for item in layout["files"]:
+        options = [item["path"], *item.get("alternatives", [])]
+        paths = [safe_path(root, option) for option in options]
+        hit = next((p for p in paths if p.is_file()), None)
+        if hit is None:
+            if item.get("required", True):
+                missing.append(" or ".join(options))
+            continue
+        found[item["kind"]] = hit
+        present.append(str(hit.relative_to(root)))
+    if missing:
+        problems.append(f"missing: {len(missing)} required file(s): {_listing(missing)}")
+    counts = spec.get("counts", {})
+    names: list[str] = []
+    if "data_entry" in found:
+        path = found["data_entry"]
+        try:
+            header, rows = _read_csv_rows(path)
+            col = _entry_columns(header, path)["image_index"]
+            names = [cells[col].strip() for _, cells in rows if len(cells) > col]
+            if counts.get("images") and len(names) != counts["images"]:
+                notes.append(f"{path.name} has {len(names):,} rows; the release has {counts['images']:,} (a subset, or another copy)")
+        except DataError as err:
+            problems.append(f"wrong: {err}")
+    if "bbox" in found:
+        try:
+            header, rows = _read_csv_rows(found["bbox"])
+            _bbox_header_ok(header, found["bbox"])
+            if counts.get("boxes") and len(rows) != counts["boxes"]:
+                notes.append(f"{found['bbox'].name} has {len(rows):,} boxes; the release has {counts['boxes']:,}")
+        except DataError as err:
+            problems.append(f"wrong: {err}")
+    for kind, count_key in (("train_val_list", "train_val_list"), ("test_list", "test_list")):
+        if kind in found and counts.get(count_key):
+            try:
+                lines = _read_list(found[kind])
+            except DataError as err:
+                problems.append(f"wrong: {err}")
+                continue
+            if len(lines) != counts[count_key]:
+                notes.append(f"{found[kind].name} lists {len(lines):,} images; the release lists {counts[count_key]:,}")
+    images = layout["images"]
+    image_dir = safe_path(root, images["dir"])
+    if not image_dir.is_dir():
+        problems.append(f"missing: the folder {images['dir']}/ (extract images_001.tar.gz .. images_012.tar.gz here)")
+        return present, problems, notes
+    on_disk = {e.name for e in os.scandir(image_dir) if e.name.lower().endswith(".png")}
+    if names:
+        absent = [n for n in names if n not in on_disk]
+        have = len(names) - len(absent)
+        present.append(f"{images['dir']}/: {have:,} of the {len(names):,} images named in the CSV")
+        if have == 0:
+            problems.append(f"missing: all {len(absent):,} images named in the CSV: {_listing(absent)}")
+        elif absent:
+            notes.append(
+                f"partial copy: {len(absent):,} image(s) named in the CSV are not in {images['dir']}/ "
+                f"({_listing(absent)}); read_nih(root, errors='skip') reads the rest"
+            )
+        extra = sorted(on_disk - set(names))
+        if extra:
+            notes.append(f"{len(extra):,} PNG(s) in {images['dir']}/ are not in the CSV ({_listing(extra)})")
+    else:
+        present.append(f"{images['dir']}/: {len(on_disk):,} PNG files")
+    size = images.get("size")
+    if size and on_disk:
+        sample = sorted(on_disk)[:20]
+        odd = []
+        for n in sample:
+            try:
+                if list(_png_size(image_dir / n, check_end=False)) != list(size):
+                    odd.append(n)
+            except ValueError as err:
+                problems.append(f"wrong: {images['dir']}/{n}: {err}")
+        if odd:
+            notes.append(f"{len(odd)} of the first {len(sample)} images are not {size[0]}x{size[1]} (synthetic or resized data?)")
+    return present, problems, notes
+
+
+def _check_drive(spec: Mapping, root: Path) -> tuple[list[str], list[str], list[str]]:
+    present: list[str] = []
+    problems: list[str] = []
+    missing: list[str] = []
+    wrong: list[str] = []
+    files = spec["layout"]["files"]
+    for item in files:
+        path = safe_path(root, item["path"])
+        if not path.is_file():
+            missing.append(item["path"])
+            continue
+        if "width" in item:
+            try:
+                with Image.open(path) as img:
+                    actual = img.size
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+                wrong.append(f"{item['path']} is not a readable image ({err})")
+                continue
+            if tuple(actual) != (item["width"], item["height"]):
+                wrong.append(f"{item['path']} is {actual[0]}x{actual[1]}, expected {item['width']}x{item['height']}")
+    present.append(f"{len(files) - len(missing)} of the {len(files)} DRIVE files")
+    if missing:
+        problems.append(f"missing: {len(missing)} file(s): {_listing(missing)}")
+    problems.extend(f"wrong: {w}" for w in wrong)
+    return present, problems, []
+
+
+def verify(name: str, root: str | Path, *, manifest: str | Path | Mapping | None = None) -> list[str]:
+    """Check a local copy of ``nih`` or ``drive`` against data_manifests/<name>.json; returns the problems (empty: fine). Taught in 01_preprocessing_and_splits."""
+    _, problems, notes = _check(name, root, manifest)
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return problems
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m helpers.datasets verify nih|drive [PATH]``; prints the findings, returns 0 or 1. Taught in 01_preprocessing_and_splits."""
+    parser = argparse.ArgumentParser(prog="python -m helpers.datasets", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("verify", help="check a local copy against data_manifests/<name>.json")
+    check.add_argument("name", choices=["nih", "drive"])
+    check.add_argument("path", nargs="?", help="the dataset folder (default: MEDXAI_DATA_DIR/<name>)")
+    args = parser.parse_args(argv)
+    try:
+        if args.path is None:
+            from helpers import config
+
+            root = config.load().dataset_dir(args.name)
+        else:
+            root = Path(args.path)
+        present, problems, notes = _check(args.name, root, None)
+    except (DataError, ValueError) as err:  # ConfigError is a ValueError
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.name} at {Path(root).expanduser().absolute()} (against data_manifests/{args.name}.json)")
+    for line in present:
+        print(f"  present: {line}")
+    for line in notes:
+        print(f"  warning: {line}")
+    for line in problems:
+        print(f"  {line}")
+    print("FAILED" if problems else "OK")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
