@@ -48,16 +48,8 @@ LABELS: tuple[str, ...] = (
     "Hernia",
 )
 NO_FINDING = "No Finding"
-BOX_LABELS: tuple[str, ...] = (
-    "Atelectasis",
-    "Cardiomegaly",
-    "Effusion",
-    "Infiltration",
-    "Mass",
-    "Nodule",
-    "Pneumonia",
-    "Pneumothorax",
-)
+# The eight findings with boxes in BBox_List_2017.csv: the first eight of LABELS.
+BOX_LABELS: tuple[str, ...] = LABELS[:8]
 # BBox_List_2017.csv spells one label differently from Data_Entry_2017.csv.
 _BOX_SPELLINGS = {"Infiltrate": "Infiltration"}
 
@@ -1069,6 +1061,19 @@ def load_drive(record: DriveRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     if not fov.any():
         raise DataError(f"{record.mask}: the field-of-view mask is all zero; restore the original file.")
     return image, vessels, fov
+
+
+def load_second_observer(record: DriveRecord, shape: tuple[int, int]) -> np.ndarray | None:
+    """The second observer's vessel mask (test images only; palette GIF, 0/1) as bool HxW, or None where DRIVE has none. Taught in 03_unet_vessels."""
+    if record.manual2 is None:
+        return None
+    vessels2 = _read_mask(Path(record.manual2))
+    if vessels2.shape != tuple(shape[:2]):
+        raise DataError(
+            f"Size mismatch: {record.image} is {shape[1]}x{shape[0]} (WxH) but {record.manual2} is "
+            f"{vessels2.shape[1]}x{vessels2.shape[0]}: the image and its masks must match pixel for pixel."
+        )
+    return vessels2
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,15 +27,16 @@ import numpy as np
 from PIL import Image
 
 from helpers import config as _config
+from helpers.datasets import BOX_LABELS, LABELS
 from helpers.errors import DataError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MARKER = ".medxai_synthetic.json"
 
 # Per profile. The full profile reads the real data; its sizes are only used by the command line.
 NIH_SIZES: dict[str, dict] = {
     "smoke": dict(patients=40, image_size=128),
-    "lab": dict(patients=240, image_size=256),
+    "lab": dict(patients=320, image_size=256),
     "full": dict(patients=300, image_size=1024),
 }
 DRIVE_SIZES: dict[str, dict] = {
@@ -44,11 +45,6 @@ DRIVE_SIZES: dict[str, dict] = {
     "full": dict(train_ids=tuple(range(21, 41)), test_ids=tuple(range(1, 21)), width=565, height=584),
 }
 
-LABELS = (
-    "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
-    "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia",
-)  # fmt: skip
-BOX_LABELS = LABELS[:8]
 BBOX_NAME = {label: ("Infiltrate" if label == "Infiltration" else label) for label in BOX_LABELS}
 DATA_ENTRY_HEADER = (
     "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
@@ -470,7 +466,7 @@ def _f_fibrosis(an, rng):
     r = rng.uniform(0.12, 0.15) * S
     c, side = _in_lung(an, rng, zone=(0.5, 0.85), margin=0.3 * r, lateral=0.7)
     net = np.zeros((S, S), np.float32)
-    th = max(1, int(round(S / 180)))
+    th = max(1, int(round(S / 110)))  # lines that survive the downsampling to a 128 px model input
     for _ in range(int(rng.integers(30, 40))):
         p = c + rng.uniform(-r, r, 2)
         a = rng.uniform(0, math.pi)
@@ -481,7 +477,7 @@ def _f_fibrosis(an, rng):
         cv2.circle(net, tuple(int(v) for v in _fx(p).ravel()), int(rng.uniform(0.08, 0.14) * r * _ONE), 1.0, th,
                    cv2.LINE_AA, _SHIFT)  # fmt: skip
     m = np.clip(_blur(net, 0.004 * S), 0, 1) * _disc(S, c, r, 0.1 * r) * np.clip(an["lung_masks"][side] * 1.5, 0, 1)
-    return dict(blend=(m, 0.62), box=_bbox(m, 0.25))
+    return dict(blend=(m, 0.75), box=_bbox(m, 0.25))
 
 
 def _f_pleural_thickening(an, rng):

@@ -559,17 +559,6 @@ def test_cli(nih, capsys):
     assert "missing: 1 required file(s): train_val_list.txt" in out and "FAILED" in out
 
 
-def test_public_api_docstrings():
-    public = [getattr(datasets, n) for n in dir(datasets) if not n.startswith("_")]
-    public = [o for o in public if (inspect.isfunction(o) or inspect.isclass(o)) and o.__module__ == datasets.__name__]
-    public.append(datasets.NIHDataset.labels)
-    assert len(public) == 16
-    for obj in public:
-        doc = obj.__doc__ or ""
-        assert "\n" not in doc.strip(), obj
-        assert re.search(r"Taught in (01_preprocessing_and_splits|03_unet_vessels)\.$", doc), obj
-
-
 # ---------------------------------------------------------------------------------- helpers.synthetic
 
 
