@@ -108,3 +108,10 @@ def seed_everything(seed: int) -> None:
     except ImportError:  # the data-only helpers work without TensorFlow
         return
     keras.utils.set_random_seed(seed)
+
+
+def keras_home(environ: Mapping[str, str] | None = None) -> Path:
+    """The Keras cache folder (``$KERAS_HOME`` or ``~/.keras``) where pretrained weights are looked up. Taught in 02_densenet_transfer."""
+    env = os.environ if environ is None else environ
+    home = env.get("KERAS_HOME", "").strip()
+    return Path(home).expanduser() if home else Path.home() / ".keras"

@@ -1,0 +1,56 @@
+"""DenseNet121 training speed: fed from PNG files through the helpers pipeline, against tensors in memory.
+
+The same model, batch size and images; two epochs each after a warm-up. The pipeline decodes in
+parallel, caches and prefetches, so that the model should never wait for its input: the ratio
+(pipeline images/s divided by in-memory images/s) should be at least 0.9. Prints the ratio last.
+Run: `MEDXAI_PROFILE=lab .venv/bin/python benchmarks/bench_classifier_input.py`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+
+from helpers import config, datasets, models, preprocessing, synthetic
+
+EPOCHS = 2
+BATCH = 16
+
+
+def images_per_second(fit, count) -> float:
+    start = time.perf_counter()
+    fit()
+    return EPOCHS * count / (time.perf_counter() - start)
+
+
+def main():
+    cfg = config.load()
+    config.seed_everything(cfg.seed)
+    image_size = cfg.pick(smoke=64, lab=128, full=224)
+    count = cfg.pick(smoke=64, lab=192, full=512)
+    nih = datasets.read_nih(synthetic.ensure(cfg, "nih"))
+    entries = nih.entries.iloc[:count]
+    labels = entries[list(datasets.LABELS)].values.astype("float32")
+    model = models.densenet121_classifier(len(datasets.LABELS), image_size, weights=None)
+    model.compile(keras.optimizers.Adam(1e-4), "binary_crossentropy")
+
+    pipeline = preprocessing.image_dataset(entries.path, labels, image_size=image_size, batch_size=BATCH, shuffle=True)
+    in_memory = np.concatenate([x for x, _ in pipeline])  # the same images, decoded once, as one array
+    model.fit(in_memory[: 2 * BATCH], labels[: 2 * BATCH], batch_size=BATCH, epochs=1, verbose=0)  # warm-up: compile
+
+    print(f"DenseNet121 at {image_size} px, {count} images, batch {BATCH}, {EPOCHS} epochs, profile {cfg.profile}")
+    # The pipeline starts from the files: a fresh dataset, so its first epoch decodes the PNGs.
+    fresh = preprocessing.image_dataset(entries.path, labels, image_size=image_size, batch_size=BATCH, shuffle=True)
+    from_files = images_per_second(lambda: model.fit(fresh, epochs=EPOCHS, verbose=0, shuffle=False), count)
+    from_memory = images_per_second(
+        lambda: model.fit(in_memory, labels, batch_size=BATCH, epochs=EPOCHS, verbose=0, shuffle=True), count
+    )
+    print(f"from PNG files via tf.data  {from_files:6.1f} images/s")
+    print(f"from tensors in memory      {from_memory:6.1f} images/s")
+    print(f"ratio pipeline / in-memory: {from_files / from_memory:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Losses of the series, registered so that a saved ``.keras`` model loads back without custom_objects."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="medxai")
+class WeightedBinaryCrossentropy(keras.losses.Loss):
+    """Per-class weighted BCE ``-(w_p y log p + w_n (1-y) log(1-p))`` averaged over classes. Taught in 02_densenet_transfer."""
+
+    def __init__(self, pos_weights, neg_weights, epsilon: float = 1e-7, name: str = "weighted_bce", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.pos_weights = [float(w) for w in np.ravel(pos_weights)]
+        self.neg_weights = [float(w) for w in np.ravel(neg_weights)]
+        if len(self.pos_weights) != len(self.neg_weights):
+            raise ValueError(
+                f"pos_weights has {len(self.pos_weights)} classes but neg_weights has {len(self.neg_weights)}."
+            )
+        self.epsilon = float(epsilon)
+
+    @classmethod
+    def from_labels(cls, labels, **kwargs) -> WeightedBinaryCrossentropy:
+        """Fit ``w_p = negatives/total`` and ``w_n = positives/total`` on training labels. Taught in 02_densenet_transfer."""
+        labels = np.asarray(labels, dtype=np.float64)
+        positive = labels.mean(axis=0)
+        return cls(1.0 - positive, positive, **kwargs)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, y_pred.dtype)
+        if y_pred.shape[-1] is not None and y_pred.shape[-1] != len(self.pos_weights):
+            raise ValueError(
+                f"The model predicts {y_pred.shape[-1]} classes but the loss was fitted on {len(self.pos_weights)}."
+            )
+        p = ops.clip(y_pred, self.epsilon, 1.0 - self.epsilon)
+        w_p = ops.convert_to_tensor(self.pos_weights, dtype=p.dtype)
+        w_n = ops.convert_to_tensor(self.neg_weights, dtype=p.dtype)
+        loss = -(w_p * y_true * ops.log(p) + w_n * (1.0 - y_true) * ops.log(1.0 - p))
+        return ops.mean(loss, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "pos_weights": self.pos_weights, "neg_weights": self.neg_weights,
+                "epsilon": self.epsilon}
+
+
+# --------------------------------------------------------------------------------------------
+# Segmentation: soft Dice, and Dice + binary cross-entropy (notebook 03)
+# --------------------------------------------------------------------------------------------
+
+
+def _soft_dice(y_true, y_pred, smooth: float):
+    """Soft Dice coefficient over every pixel of the batch: (2 sum(y p) + s) / (sum(y) + sum(p) + s)."""
+    y_true = ops.cast(y_true, y_pred.dtype)
+    intersection = ops.sum(y_true * y_pred)
+    return (2.0 * intersection + smooth) / (ops.sum(y_true) + ops.sum(y_pred) + smooth)
+
+
+@keras.saving.register_keras_serializable(package="medxai")
+class DiceLoss(keras.losses.Loss):
+    """Soft Dice loss ``1 - (2 sum(y p) + s) / (sum(y) + sum(p) + s)`` over all pixels of the batch. Taught in 03_unet_vessels."""
+
+    def __init__(self, smooth: float = 1.0, name: str = "dice_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if smooth < 0:
+            raise ValueError(f"smooth must be >= 0, not {smooth!r}.")
+        self.smooth = float(smooth)
+
+    def call(self, y_true, y_pred):
+        # One Dice over the whole batch (as keras.losses.Dice with axis=None), not a mean of per-patch
+        # Dice values: a patch with no vessel would otherwise count as a full miss for any p > 0.
+        return 1.0 - _soft_dice(y_true, y_pred, self.smooth)
+
+    def get_config(self):
+        return {**super().get_config(), "smooth": self.smooth}
+
+
+@keras.saving.register_keras_serializable(package="medxai")
+class DiceBCELoss(keras.losses.Loss):
+    """Soft Dice loss plus ``bce_weight`` times the mean binary cross-entropy over all pixels. Taught in 03_unet_vessels."""
+
+    def __init__(self, smooth: float = 1.0, bce_weight: float = 1.0, epsilon: float = 1e-7, name: str = "dice_bce_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if smooth < 0 or bce_weight < 0:
+            raise ValueError(f"smooth and bce_weight must be >= 0, got {smooth!r} and {bce_weight!r}.")
+        self.smooth = float(smooth)
+        self.bce_weight = float(bce_weight)
+        self.epsilon = float(epsilon)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, y_pred.dtype)
+        p = ops.clip(y_pred, self.epsilon, 1.0 - self.epsilon)
+        bce = -ops.mean(y_true * ops.log(p) + (1.0 - y_true) * ops.log(1.0 - p))
+        return 1.0 - _soft_dice(y_true, y_pred, self.smooth) + self.bce_weight * bce
+
+    def get_config(self):
+        return {**super().get_config(), "smooth": self.smooth, "bce_weight": self.bce_weight, "epsilon": self.epsilon}

@@ -1,0 +1,237 @@
+"""Models of the series: the DenseNet121 chest X-ray classifier (and, later, the U-Net)."""
+
+
+from __future__ import annotations
+
+import socket
+import urllib.parse
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from helpers import config
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DENSENET_WEIGHTS_FILE = "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"
+DENSENET_WEIGHTS_URL = (
+    "https://storage.googleapis.com/tensorflow/keras-applications/densenet/" + DENSENET_WEIGHTS_FILE
+)
+# The layer whose output ends each dense block (after its BatchNorm + ReLU): the feature map a head,
+# Grad-CAM or a box reads. Block 5 is the full network (input/32 wide); block 4 is input/16 wide.
+DENSENET_FEATURES = {4: "pool4_relu", 5: "relu"}
+# File name under cfg.models_dir of the chest X-ray classifier notebook 02 trains and 04-06 reuse.
+CLASSIFIER_FILE = "densenet121_nih.keras"
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights are neither in the Keras cache nor downloadable from here. Taught in 02_densenet_transfer."""
+
+
+def imagenet_weights_path() -> Path:
+    """Where Keras keeps DenseNet121's ImageNet weights (no top) once downloaded. Taught in 02_densenet_transfer."""
+    return config.keras_home() / "models" / DENSENET_WEIGHTS_FILE
+
+
+def _reachable(url: str, timeout: float) -> bool:
+    host = urllib.parse.urlparse(url).hostname
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_weights(weights, timeout: float = 3.0):
+    """``"imagenet"`` to the cached file (or a download, if reachable), a path checked, ``None`` kept. Taught in 02_densenet_transfer."""
+    if weights is None:
+        return None
+    if weights != "imagenet":
+        path = Path(weights)
+        if not path.is_file():
+            raise WeightsUnavailableError(f"{path}: weights file not found. Pass an existing .h5 file, 'imagenet' or None.")
+        return str(path)
+    cached = imagenet_weights_path()
+    if cached.is_file():
+        return str(cached)
+    if _reachable(DENSENET_WEIGHTS_URL, timeout):
+        return "imagenet"  # Keras downloads it into the cache, once
+    raise WeightsUnavailableError(
+        f"DenseNet121's ImageNet weights are not in the Keras cache ({cached}) and the download server cannot be "
+        f"reached from here. Either copy {DENSENET_WEIGHTS_FILE} from a machine with internet "
+        "(it appears in ~/.keras/models/ after `keras.applications.DenseNet121(include_top=False)`) to "
+        f"{cached.parent}/, or continue with weights=None: random initialisation, which the lab profile "
+        "uses (slower to learn, no transfer)."
+    )
+
+
+def densenet121_classifier(
+    num_classes: int = 14,
+    image_size: int = 224,
+    weights=None,
+    channels: int = 1,
+    last_block: int = 5,
+    dropout_rate: float = 0.0,
+    name: str = "densenet121_chestxray",
+) -> keras.Model:
+    """DenseNet121 + global average pooling + sigmoid head, as one flat functional model on [0, 1] images. Taught in 02_densenet_transfer."""
+    if last_block not in DENSENET_FEATURES:
+        raise ValueError(f"last_block must be one of {sorted(DENSENET_FEATURES)}, not {last_block!r}.")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), not {channels!r}.")
+    resolved = resolve_weights(weights)
+    inputs = keras.Input((image_size, image_size, channels), name="image")
+    x = inputs
+    if channels == 1:
+        # ImageNet filters expect three channels: the grey image is fed three times.
+        x = keras.layers.Concatenate(name="grey_to_rgb")([x, x, x])
+    # The model takes [0, 1] images and applies the ImageNet statistics itself ("torch" mode),
+    # so a saved model carries its own preprocessing.
+    x = keras.layers.Normalization(
+        mean=list(IMAGENET_MEAN), variance=[s**2 for s in IMAGENET_STD], name="imagenet_normalization"
+    )(x)
+    backbone = keras.applications.DenseNet121(include_top=False, weights=resolved, input_tensor=x)
+    features = backbone.get_layer(DENSENET_FEATURES[last_block]).output
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
+    if dropout_rate:
+        x = keras.layers.Dropout(dropout_rate, name="head_dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="sigmoid", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def feature_layer_name(model: keras.Model) -> str:
+    """Name of the last convolutional feature map of a classifier built here (for Grad-CAM and boxes). Taught in 02_densenet_transfer."""
+    for layer_name in (DENSENET_FEATURES[5], DENSENET_FEATURES[4]):
+        try:
+            model.get_layer(layer_name)
+            return layer_name
+        except ValueError:
+            continue
+    raise ValueError(f"{model.name} has none of the DenseNet feature layers {sorted(DENSENET_FEATURES.values())}.")
+
+
+def _block_of(layer) -> int | None:
+    """Dense block (1-5) a DenseNet121 layer belongs to (a transition layer poolK_ counts with block K); None outside the backbone."""
+    name = layer.name
+    if isinstance(layer, keras.layers.ZeroPadding2D) or name.startswith(("conv1_", "pool1")):
+        return 1
+    for block in (2, 3, 4, 5):
+        if name.startswith((f"conv{block}_", f"pool{block}_")):
+            return block
+    return 5 if name in ("bn", "relu") else None
+
+
+def set_trainable_blocks(model: keras.Model, blocks: int, train_batchnorm: bool = False) -> list[str]:
+    """Make the last ``blocks`` dense blocks trainable (0 freezes the backbone, 5 frees all); BatchNorm stays in inference mode unless asked. Taught in 02_densenet_transfer."""
+    if not 0 <= blocks <= 5:
+        raise ValueError(f"blocks must be between 0 (frozen backbone) and 5 (all), not {blocks!r}.")
+    first_trainable = 6 - blocks
+    trainable = []
+    for layer in model.layers:
+        block = _block_of(layer)
+        if block is None:
+            continue
+        on = block >= first_trainable
+        if isinstance(layer, keras.layers.BatchNormalization) and not train_batchnorm:
+            # Keras 3: a BatchNormalization with trainable=False runs in inference mode,
+            # using (and keeping) the moving statistics, which fine-tuning must not disturb.
+            on = False
+        layer.trainable = on
+        if on and layer.weights:
+            trainable.append(layer.name)
+    return trainable
+
+
+def load_classifier(path, labels) -> keras.Model:
+    """Load a saved ``.keras`` classifier safely and check it predicts one output per label. Taught in 02_densenet_transfer."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no saved model here. Run notebook 02 (it saves the model) or check the path.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a Keras model file (.keras is a zip archive). Was it saved with model.save()?")
+    try:
+        model = keras.models.load_model(path, safe_mode=True)
+    except Exception as err:  # a broken archive can fail in many places inside Keras
+        raise ValueError(f"{path}: Keras could not load this model ({type(err).__name__}: {err}).") from err
+    outputs = model.output_shape[-1]
+    if outputs != len(labels):
+        raise ValueError(
+            f"{path}: the model predicts {outputs} outputs but there are {len(labels)} labels; "
+            "it was trained for another label set."
+        )
+    return model
+
+
+def count_parameters(model: keras.Model) -> tuple[int, int]:
+    """(trainable, frozen) parameter counts, to check what a freeze did. Taught in 02_densenet_transfer."""
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
+    return trainable, frozen
+
+
+# --------------------------------------------------------------------------------------------
+# U-Net for retinal vessel segmentation (notebook 03; notebook 04 samples it with MC dropout)
+# --------------------------------------------------------------------------------------------
+
+# File name under cfg.models_dir of the vessel U-Net notebook 03 trains and notebook 04 reuses.
+UNET_FILE = "unet_drive.keras"
+
+
+def _unet_block(x, filters: int, prefix: str, dropout_rate: float, batch_norm: bool):
+    """Two 3x3 convolutions (+ BatchNorm) + ReLU, with dropout between them (as in orobix/retina-unet)."""
+    for i in (1, 2):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm, name=f"{prefix}_conv{i}")(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(name=f"{prefix}_bn{i}")(x)
+        x = keras.layers.Activation("relu", name=f"{prefix}_relu{i}")(x)
+        if i == 1 and dropout_rate:
+            x = keras.layers.Dropout(dropout_rate, name=f"{prefix}_dropout")(x)
+    return x
+
+
+def unet(
+    input_shape=(None, None, 1),
+    base_filters: int = 16,
+    depth: int = 4,
+    dropout_rate: float = 0.1,
+    batch_norm: bool = False,
+    name: str = "unet",
+) -> keras.Model:
+    """Fully convolutional U-Net (Ronneberger 2015; nine levels at depth 4) with named dropout per block and a 1-channel sigmoid output. Taught in 03_unet_vessels."""
+    if not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be a whole number >= 1, not {depth!r}.")
+    if base_filters < 1:
+        raise ValueError(f"base_filters must be >= 1, not {base_filters!r}.")
+    if not 0.0 <= dropout_rate < 1.0:
+        raise ValueError(f"dropout_rate must be in [0, 1), not {dropout_rate!r}.")
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels), not {input_shape!r}.")
+    multiple = 2**depth
+    for size in input_shape[:2]:
+        if size is not None and size % multiple:
+            raise ValueError(
+                f"input size {size} is not divisible by 2**depth = {multiple}: each of the {depth} poolings halves it. "
+                f"Pad the image (preprocessing.pad_to_multiple) or use patches of a multiple of {multiple}."
+            )
+    inputs = keras.Input(input_shape, name="image")
+    x = inputs
+    skips = []
+    for level in range(1, depth + 1):  # contracting path
+        x = _unet_block(x, base_filters * 2 ** (level - 1), f"enc{level}", dropout_rate, batch_norm)
+        skips.append(x)
+        x = keras.layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
+    x = _unet_block(x, base_filters * 2**depth, "bottleneck", dropout_rate, batch_norm)
+    for level in range(depth, 0, -1):  # expanding path, with the skip connections
+        filters = base_filters * 2 ** (level - 1)
+        x = keras.layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"dec{level}_up")(x)
+        x = keras.layers.Concatenate(name=f"dec{level}_concat")([skips[level - 1], x])
+        x = _unet_block(x, filters, f"dec{level}", dropout_rate, batch_norm)
+    outputs = keras.layers.Conv2D(1, 1, activation="sigmoid", name="vessels")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def dropout_layer_names(model: keras.Model) -> list[str]:
+    """Names of a model's Dropout layers (enc1_dropout ... dec1_dropout in a U-Net built here), for MC-dropout sampling. Taught in 03_unet_vessels."""
+    return [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
