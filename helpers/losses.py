@@ -59,7 +59,12 @@ def _soft_dice(y_true, y_pred, smooth: float):
 
 @keras.saving.register_keras_serializable(package="medxai")
 class DiceLoss(keras.losses.Loss):
-    """Soft Dice loss ``1 - (2 sum(y p) + s) / (sum(y) + sum(p) + s)`` over all pixels of the batch. Taught in 03_unet_vessels."""
+    """Soft Dice loss ``1 - (2 sum(y p) + s) / (sum(y) + sum(p) + s)`` over all pixels of the batch. Taught in 03_unet_vessels.
+
+    One value per batch, so Keras ``sample_weight`` can only rescale it; to restrict it to the field of
+    view, multiply ``y`` and ``p`` by the FOV mask (notebook 03 measures that it barely matters, since a
+    pixel with y = 0 and p = 0 adds nothing to either sum).
+    """
 
     def __init__(self, smooth: float = 1.0, name: str = "dice_loss", **kwargs):
         super().__init__(name=name, **kwargs)

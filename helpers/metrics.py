@@ -217,3 +217,17 @@ def best_f1_threshold(vessels, probabilities, fov) -> float:
     precision, recall = precision[:-1], recall[:-1]
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(precision), where=(precision + recall) > 0)
     return float(thresholds[int(np.argmax(f1))])
+
+
+def published_drive() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Published DRIVE results from data_manifests/published_drive.json: (test metrics inside the FOV, Dice losses); sources in .attrs. Taught in 03_unet_vessels."""
+    import json
+
+    from helpers.datasets import MANIFEST_DIR
+
+    with open(MANIFEST_DIR / "published_drive.json", encoding="utf-8") as f:
+        data = json.load(f)
+    table = pd.DataFrame.from_dict(data["metrics"], orient="index").astype(float)
+    losses = pd.DataFrame.from_dict(data["dice_loss"], orient="index").astype(float)
+    table.attrs["sources"] = losses.attrs["sources"] = data["sources"]
+    return table, losses

@@ -198,6 +198,7 @@ def unet(
     dropout_rate: float = 0.1,
     batch_norm: bool = False,
     name: str = "unet",
+    normalization: tuple[float, float] | None = None,
 ) -> keras.Model:
     """Fully convolutional U-Net (Ronneberger 2015; nine levels at depth 4) with named dropout per block and a 1-channel sigmoid output. Taught in 03_unet_vessels."""
     if not isinstance(depth, int) or depth < 1:
@@ -217,6 +218,10 @@ def unet(
             )
     inputs = keras.Input(input_shape, name="image")
     x = inputs
+    if normalization is not None:
+        # The training statistics travel inside the saved model: it takes the [0, 1] image.
+        mean, std = normalization
+        x = keras.layers.Normalization(mean=mean, variance=std**2, name="normalization")(x)
     skips = []
     for level in range(1, depth + 1):  # contracting path
         x = _unet_block(x, base_filters * 2 ** (level - 1), f"enc{level}", dropout_rate, batch_norm)

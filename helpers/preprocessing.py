@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
+import cv2
 import keras
 import numpy as np
 import tensorflow as tf
@@ -228,3 +230,186 @@ def image_dataset(
         else:
             ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=autotune)
     return ds.prefetch(autotune)
+
+
+# --------------------------------------------------------------------------------------------
+# DRIVE: fundus photographs to one grey channel, CLAHE, patches, sliding-window inference.
+# --------------------------------------------------------------------------------------------
+
+
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as read_image(..., channels=1)
+
+
+def fundus_to_grey(image, method: str = "green") -> np.ndarray:
+    """An RGB fundus photograph (HxWx3 in [0, 1]) to one HxW float32 channel: the green channel or the luma. Taught in 03_unet_vessels."""
+    if method not in ("green", "luma"):
+        raise ValueError(f"method must be 'green' or 'luma', not {method!r}.")
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"fundus_to_grey needs an HxWx3 RGB image, got shape {image.shape}.")
+    if method == "green":
+        # Vessels absorb green light most: the green channel has the best vessel/background contrast.
+        return image[..., 1].copy()
+    return image @ np.asarray(LUMA, dtype=np.float32)
+
+
+def clahe(image, clip_limit: float = 2.0, tile: int = 8) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalisation (OpenCV, on uint8) of an HxW image in [0, 1]; float32 in [0, 1] back. Taught in 03_unet_vessels."""
+    image = np.asarray(image, dtype=np.float32)
+    squeeze = image.ndim == 3 and image.shape[-1] == 1
+    grey = image[..., 0] if squeeze else image
+    if grey.ndim != 2:
+        raise ValueError(f"clahe needs one grey channel (HxW or HxWx1), got shape {image.shape}.")
+    if clip_limit <= 0 or int(tile) < 1:
+        raise ValueError(f"clip_limit must be > 0 and tile >= 1, got clip_limit={clip_limit!r}, tile={tile!r}.")
+    as_uint8 = np.clip(np.rint(grey * 255.0), 0, 255).astype(np.uint8)
+    equalised = cv2.createCLAHE(clipLimit=float(clip_limit), tileGridSize=(int(tile), int(tile))).apply(as_uint8)
+    out = equalised.astype(np.float32) / 255.0
+    return out[..., None] if squeeze else out
+
+
+def _as_hwc(image, what: str = "image") -> np.ndarray:
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3:
+        raise ValueError(f"{what} must be HxW or HxWxC, got shape {image.shape}.")
+    return image
+
+
+def _name(source) -> str:
+    return f"{source}: " if source is not None else ""
+
+
+def _check_window(shape, patch_size: int, stride: int | None, source=None) -> None:
+    height, width = shape[:2]
+    if not isinstance(patch_size, (int, np.integer)) or patch_size <= 0:
+        raise ValueError(f"{_name(source)}patch_size must be a positive whole number of pixels, not {patch_size!r}.")
+    if patch_size > min(height, width):
+        raise ValueError(
+            f"{_name(source)}patch_size {patch_size} is larger than the image ({width}x{height}, WxH): "
+            f"choose a patch of at most {min(height, width)} pixels."
+        )
+    if stride is not None:
+        if not isinstance(stride, (int, np.integer)) or stride <= 0:
+            raise ValueError(f"{_name(source)}stride must be a positive whole number of pixels, not {stride!r}.")
+        if stride > patch_size:
+            raise ValueError(
+                f"{_name(source)}stride {stride} is larger than patch_size {patch_size}: pixels between the "
+                "windows would never be predicted. Use stride <= patch_size (patch_size // 2 is common)."
+            )
+
+
+def pad_to_multiple(image, multiple: int, mode: str = "reflect") -> tuple[np.ndarray, tuple[int, int]]:
+    """Pad an HxW(xC) image at the bottom and right to a multiple of ``multiple`` (a U-Net needs 2**depth); returns (padded, (H, W)). Taught in 03_unet_vessels."""
+    image = np.asarray(image)
+    if multiple < 1:
+        raise ValueError(f"multiple must be >= 1, not {multiple!r}.")
+    height, width = image.shape[:2]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    widths = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (image.ndim - 2)
+    return np.pad(image, widths, mode=mode), (height, width)
+
+
+class Patches(NamedTuple):
+    """Training patches: images (N,p,p,C), masks and fovs (N,p,p,1) float32, centres (N,3) as (image, row, col). Taught in 03_unet_vessels."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    fovs: np.ndarray
+    centres: np.ndarray
+
+
+def sample_patches(images, masks, fovs, patch_size: int, count: int, seed: int = 42, augment: bool = True, names=None) -> Patches:
+    """``count`` random square patches centred inside the FOV, spread evenly over the images, with the same flip/quarter turn for image, mask and FOV. Taught in 03_unet_vessels."""
+    images = [_as_hwc(image) for image in images]
+    masks = [np.asarray(mask) for mask in masks]
+    fovs = [np.asarray(fov) for fov in fovs]
+    if not images:
+        raise ValueError("sample_patches got no images.")
+    if not len(images) == len(masks) == len(fovs):
+        raise ValueError(f"sample_patches got {len(images)} images, {len(masks)} masks and {len(fovs)} FOV masks: one of each per image.")
+    if not isinstance(count, (int, np.integer)) or count < 1:
+        raise ValueError(f"count must be a positive whole number of patches, not {count!r}.")
+    channels = {image.shape[-1] for image in images}
+    if len(channels) != 1:
+        raise ValueError(f"the images have different channel counts {sorted(channels)}.")
+    rng = np.random.default_rng(seed)
+    per_image = np.full(len(images), count // len(images))
+    per_image[rng.permutation(len(images))[: count % len(images)]] += 1
+    half = patch_size // 2
+    out_x = np.empty((count, patch_size, patch_size, images[0].shape[-1]), np.float32)
+    out_y = np.empty((count, patch_size, patch_size, 1), np.float32)
+    out_f = np.empty((count, patch_size, patch_size, 1), np.float32)
+    centres = np.empty((count, 3), np.int64)
+    n = 0
+    if names is not None and len(names) != len(images):
+        raise ValueError(f"sample_patches got {len(images)} images but {len(names)} names.")
+    for index, (image, mask, fov) in enumerate(zip(images, masks, fovs)):
+        source = names[index] if names is not None else f"image {index}"
+        _check_window(image.shape, patch_size, None, source=source)
+        for what, m in (("vessel mask", mask), ("FOV mask", fov)):
+            if m.shape != image.shape[:2]:
+                raise ValueError(f"{source}: the {what} is {m.shape[1]}x{m.shape[0]} but the image is "
+                                 f"{image.shape[1]}x{image.shape[0]} (WxH): they must match pixel for pixel.")
+            if not np.isin(m, (0, 1)).all():
+                raise ValueError(f"{source}: the {what} is not binary (values other than 0/1 or False/True).")
+        rows, cols = np.nonzero(fov)
+        if rows.size == 0:
+            raise ValueError(f"{source}: the FOV mask is empty: no pixel to centre a patch on.")
+        # Reflection padding: a patch centred near the border still has patch_size x patch_size pixels.
+        stack = np.concatenate([image, mask[..., None].astype(np.float32), fov[..., None].astype(np.float32)], -1)
+        stack = np.pad(stack, ((half, patch_size - half), (half, patch_size - half), (0, 0)), mode="reflect")
+        picks = rng.integers(0, rows.size, per_image[index])
+        for r, c in zip(rows[picks], cols[picks]):
+            window = stack[r : r + patch_size, c : c + patch_size]  # centre (r, c) sits at (half, half)
+            if augment:
+                # one of the 8 symmetries of the square, the same for the image and its masks
+                window = np.rot90(window, k=int(rng.integers(4)))
+                if rng.integers(2):
+                    window = window[:, ::-1]
+            out_x[n], out_y[n], out_f[n] = window[..., :-2], window[..., -2:-1], window[..., -1:]
+            centres[n] = (index, r, c)
+            n += 1
+    return Patches(out_x, out_y, out_f, centres)
+
+
+def window_starts(length: int, patch_size: int, stride: int) -> np.ndarray:
+    """Start offsets of the sliding windows along one padded axis of ``length`` pixels (the last one flush with the end). Taught in 03_unet_vessels."""
+    starts = np.arange(0, length - patch_size + 1, stride)
+    if starts[-1] != length - patch_size:
+        starts = np.append(starts, length - patch_size)
+    return starts
+
+
+def predict_full_image(model, image, patch_size: int, stride: int, batch_size: int = 64, source=None) -> np.ndarray:
+    """Sliding-window inference on an image of any size: overlapping patches (reflection-padded borders), batched predictions averaged per pixel; HxW float32. Taught in 03_unet_vessels."""
+    image = _as_hwc(image)
+    _check_window(image.shape, patch_size, stride, source=source)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, not {batch_size!r}.")
+    height, width, channels = image.shape
+    # Every pixel, border pixels included, gets the same (patch_size / stride)**2 windows: pad by
+    # patch_size - stride on each side, mirroring the image so the padding looks like fundus.
+    margin = patch_size - stride
+    padded = np.pad(image, ((margin, margin), (margin, margin), (0, 0)), mode="reflect")
+    rows = window_starts(padded.shape[0], patch_size, stride)
+    cols = window_starts(padded.shape[1], patch_size, stride)
+    views = np.lib.stride_tricks.sliding_window_view(padded, (patch_size, patch_size), axis=(0, 1))
+    patches = views[rows[:, None], cols[None, :]]  # (rows, cols, C, p, p): one copy, no Python loop
+    patches = np.ascontiguousarray(patches.reshape(-1, channels, patch_size, patch_size).transpose(0, 2, 3, 1))
+    predictions = np.asarray(model.predict(patches, batch_size=batch_size, verbose=0), dtype=np.float32)
+    if predictions.shape[:3] != patches.shape[:3]:
+        raise ValueError(
+            f"{_name(source)}the model returned shape {predictions.shape[1:]} for {patch_size}x{patch_size} patches: "
+            "sliding-window inference needs a model whose output has its input's height and width."
+        )
+    predictions = predictions[..., 0].reshape(len(rows), len(cols), patch_size, patch_size)
+    total = np.zeros(padded.shape[:2], np.float32)
+    counts = np.zeros(padded.shape[:2], np.float32)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            total[r : r + patch_size, c : c + patch_size] += predictions[i, j]
+            counts[r : r + patch_size, c : c + patch_size] += 1.0
+    return (total / counts)[margin : margin + height, margin : margin + width]
