@@ -30,7 +30,7 @@ from helpers import config as _config
 from helpers.datasets import BOX_LABELS, LABELS
 from helpers.errors import DataError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MARKER = ".medxai_synthetic.json"
 
 # Per profile. The full profile reads the real data; its sizes are only used by the command line.
@@ -346,7 +346,7 @@ def _f_effusion(an, rng):
 def _f_cardiomegaly(an, rng):
     S = an["size"]
     hrt = an["heart"]
-    f = rng.uniform(1.28, 1.40)
+    f = rng.uniform(1.35, 1.50)  # well clear of the normal patients' 0.88-1.12
     axes = hrt["axes"] * np.array([f, f * 0.92])
     center = hrt["center"] + np.array([0.25 * (f - 1) * hrt["axes"][0], 0.15 * (f - 1) * hrt["axes"][1]])
     m = _ellipse(S, center, axes, hrt["angle"], 0.006 * S)
@@ -501,11 +501,12 @@ def _f_pleural_thickening(an, rng):
 def _f_hernia(an, rng):
     S = an["size"]
     hrt = an["heart"]
-    r = rng.uniform(0.085, 0.10) * S
-    c = np.array([an["cx"] + rng.uniform(0.0, 0.05) * S, hrt["center"][1] + 0.55 * hrt["axes"][1]])
+    r = rng.uniform(0.095, 0.11) * S
+    c = np.array([an["cx"] + rng.uniform(0.0, 0.05) * S, hrt["center"][1] + 0.75 * hrt["axes"][1]])
     m = _disc(S, c, r, 0.08 * r)
-    air = _ellipse(S, c - np.array([0, 0.45 * r]), (0.7 * r, 0.32 * r), 0, 0.08 * r) * m
-    return dict(blend=(m, 0.80), add=-0.30 * air, box=_bbox(m))
+    # A retrocardiac hiatal hernia: a round density with an air-fluid level, unlike any heart outline.
+    air = _ellipse(S, c - np.array([0, 0.40 * r]), (0.75 * r, 0.38 * r), 0, 0.06 * r) * m
+    return dict(blend=(m, 0.85), add=-0.45 * air, box=_bbox(m))
 
 
 _FINDINGS = {

@@ -1,0 +1,377 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · DenseNet121 for fourteen chest X-ray findings
+#
+# Transfer learning the way CheXNet did it: an ImageNet DenseNet121 with a new fourteen-output
+# sigmoid head, trained with the weighted binary cross-entropy of notebook 01, first with the
+# backbone frozen and then fine-tuned; evaluated per finding with ROC curves, AUCs with confidence
+# intervals, and decision thresholds chosen on validation.
+#
+# **You will:** build a flat DenseNet121 classifier; see why unweighted BCE fails rare findings;
+# freeze and unfreeze the backbone by block (BatchNormalization kept in inference mode); train with
+# early stopping, checkpoints and a learning-rate schedule; plot fourteen ROC curves; choose
+# per-class thresholds on validation and report sensitivity, specificity, PPV and NPV on test;
+# save the model for notebooks 04 to 06 and load it back.
+#
+# **You need:** notebook 01's ideas (the data is prepared here again with the same helpers).
+# ImageNet weights are used when they are in the Keras cache (`~/.keras/models/`); offline and
+# without them the lab profile trains from random initialisation, which works on the synthetic
+# findings but is slower to learn.
+#
+# **Run time on a 2-core CPU:** smoke about 1 min, lab about 7 min.
+#
+# Built from Georgieva's lecture (DenseNet, weighted BCE), Engelhard's lecture (replace the head,
+# fine-tune, freeze early layers), the Deep MedIA report (per-disease thresholds, the AUC table
+# against NIH) and Rajpurkar et al., *CheXNet*, 2017.
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import time
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from helpers import config, datasets, losses, metrics, models, preprocessing, synthetic
+
+tf.get_logger().setLevel("ERROR")  # quiet the retracing notices that every new small model triggers
+print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
+
+# %% [markdown]
+# ## Configuration
+
+# %% tags=["parameters"]
+cfg = config.load()
+image_size = cfg.pick(smoke=64, lab=128, full=224)
+last_block = 5  # 5: all of DenseNet121 (features input/32 wide); 4: cut after block 4 (input/16)
+use_imagenet = cfg.pick(smoke=False, lab=models.imagenet_weights_path().is_file(), full=True)
+max_train_images = cfg.pick(smoke=48, lab=None, full=None)  # None: the whole training split
+batch_size = cfg.pick(smoke=16, lab=16, full=32)
+epochs_phase1 = cfg.pick(smoke=1, lab=9, full=5)
+epochs_phase2 = cfg.pick(smoke=1, lab=3, full=25)
+learning_rate = 1e-3
+finetune_learning_rate = cfg.pick(smoke=2e-4, lab=2e-4, full=1e-4)
+finetune_blocks = 2  # with ImageNet weights: unfreeze the last two dense blocks in phase 2
+seed = cfg.seed
+print(f"profile={cfg.profile}, image_size={image_size}, ImageNet weights={'yes' if use_imagenet else 'no (random init)'}")
+
+# %%
+config.seed_everything(seed)
+labels = list(datasets.LABELS)
+cfg.models_dir.mkdir(parents=True, exist_ok=True)
+model_path = cfg.models_dir / models.CLASSIFIER_FILE
+
+# %% [markdown]
+# ## 1. Data: the patient-level split of notebook 01
+
+# %%
+nih = datasets.read_nih(synthetic.ensure(cfg, "nih"))
+split = datasets.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
+if max_train_images:
+    split["train"] = split["train"].iloc[:max_train_images]
+datasets.assert_no_patient_overlap(**split)
+augment = preprocessing.augmentation("chest_xray", seed=seed)
+
+
+def pipeline(part, training=False):
+    """A split as a tf.data pipeline of (images in [0, 1], 14 labels)."""
+    return preprocessing.image_dataset(
+        part.path, part[labels].values, image_size=image_size, batch_size=batch_size,
+        shuffle=training, augment=augment if training else None, seed=seed,
+    )
+
+
+train_ds, val_ds, test_ds = pipeline(split["train"], True), pipeline(split["val"]), pipeline(split["test"])
+y_train, y_val, y_test = (split[name][labels].values for name in ("train", "val", "test"))
+print({name: len(part) for name, part in split.items()})
+
+# %% [markdown]
+# ## 2. Why the loss must be weighted
+#
+# A model that answers "no" to every finding is right most of the time. Score two fixed sets of
+# predictions on the training labels: a lazy model that predicts each finding's prevalence for every
+# image, and a useful one that ranks every true positive above every negative but is unsure (0.6 for
+# positives, 0.4 for negatives). Plain BCE prefers the lazy model; the weighted BCE does not.
+
+# %%
+prevalence = y_train.mean(axis=0)
+lazy = np.tile(prevalence, (len(y_train), 1)).astype("float32")
+useful = np.where(y_train == 1, 0.6, 0.4).astype("float32")
+plain_bce = keras.losses.BinaryCrossentropy()
+weighted_bce = losses.WeightedBinaryCrossentropy.from_labels(y_train)
+loss_demo = pd.DataFrame(
+    {"plain BCE": [float(plain_bce(y_train, lazy)), float(plain_bce(y_train, useful))],
+     "weighted BCE": [float(weighted_bce(y_train, lazy)), float(weighted_bce(y_train, useful))]},
+    index=["lazy: always the prevalence", "useful: positives ranked first"],
+)
+loss_demo.round(4)
+
+# %%
+assert loss_demo["plain BCE"].idxmin() == "lazy: always the prevalence"
+assert loss_demo["weighted BCE"].idxmin() == "useful: positives ranked first"
+print("Plain BCE rewards the lazy answer; weighted BCE rewards the useful one.")
+
+# %% [markdown]
+# ## 3. The model: one flat DenseNet121
+#
+# `models.densenet121_classifier` takes grey images in [0, 1], repeats them to three channels,
+# applies the ImageNet statistics inside the model (so a saved model carries its preprocessing),
+# runs DenseNet121 without its top, averages the last feature map and ends in fourteen sigmoids.
+# The backbone's layers sit directly in the model's graph, not nested as one layer: Grad-CAM in
+# notebook 05 needs to read the inner feature maps.
+#
+# **Resolution.** The last feature map is input/32 wide: 4x4 at 128 px, 7x7 at 224 px. That grid is
+# all the resolution Grad-CAM and the boxes of notebook 06 will get. `last_block=4` cuts the network
+# after dense block 4 (input/16: 8x8 at 128 px): twice the heatmap resolution, fewer parameters,
+# but a less abstract feature map.
+
+# %%
+weights = "imagenet" if use_imagenet else None
+model = models.densenet121_classifier(len(labels), image_size, weights=weights, last_block=last_block)
+feature_layer = models.feature_layer_name(model)
+print(f"{len(model.layers)} layers, feature map '{feature_layer}': {model.get_layer(feature_layer).output.shape}")
+assert not any(isinstance(layer, keras.Model) for layer in model.layers)
+
+# %% [markdown]
+# ## 4. Training, phase 1
+#
+# With ImageNet weights, phase 1 freezes the backbone and trains only the new head: the random
+# head would otherwise send large gradients into good features. Frozen BatchNormalization layers
+# run in inference mode (Keras 3 does this for `trainable=False`), so their moving statistics stay
+# those of ImageNet. Without ImageNet weights there is nothing to protect: phase 1 trains everything.
+
+# %%
+phase1_blocks = 0 if use_imagenet else 5
+models.set_trainable_blocks(model, phase1_blocks, train_batchnorm=not use_imagenet)
+trainable, frozen = models.count_parameters(model)
+print(f"phase 1: {trainable:,} trainable and {frozen:,} frozen parameters")
+model.compile(
+    keras.optimizers.Adam(learning_rate), weighted_bce,
+    metrics=[keras.metrics.AUC(multi_label=True, num_labels=len(labels), name="auc")],
+)
+callbacks = [
+    keras.callbacks.ModelCheckpoint(model_path, monitor="val_auc", mode="max", save_best_only=True),
+    keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-5),
+    keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=4, restore_best_weights=True),
+]
+start = time.perf_counter()
+history1 = model.fit(train_ds, validation_data=val_ds, epochs=epochs_phase1, callbacks=callbacks, shuffle=False, verbose=2)
+print(f"phase 1: {time.perf_counter() - start:.0f} s")
+
+# %% [markdown]
+# ## 5. Training, phase 2: fine-tuning with a lower learning rate
+#
+# With ImageNet weights: unfreeze the last `finetune_blocks` dense blocks (BatchNormalization still
+# in inference mode) and continue at a lower learning rate. Changing what is trainable needs a
+# recompile. Without ImageNet weights nothing is frozen, so only the learning rate drops (and the
+# compiled training step, expensive to build for DenseNet's 400-odd layers, is kept).
+
+# %%
+if use_imagenet:
+    models.set_trainable_blocks(model, finetune_blocks)
+    model.compile(
+        keras.optimizers.Adam(finetune_learning_rate), weighted_bce,
+        metrics=[keras.metrics.AUC(multi_label=True, num_labels=len(labels), name="auc")],
+    )
+else:
+    model.optimizer.learning_rate.assign(finetune_learning_rate)
+trainable, frozen = models.count_parameters(model)
+print(f"phase 2: {trainable:,} trainable and {frozen:,} frozen parameters, learning rate {finetune_learning_rate}")
+callbacks[0].best = max(history1.history["val_auc"])  # keep the phase-1 checkpoint unless phase 2 beats it
+start = time.perf_counter()
+history2 = model.fit(train_ds, validation_data=val_ds, epochs=epochs_phase2, callbacks=callbacks, shuffle=False, verbose=2)
+print(f"phase 2: {time.perf_counter() - start:.0f} s")
+
+# %%
+curves = pd.concat([pd.DataFrame(history1.history), pd.DataFrame(history2.history)], ignore_index=True)
+curves.index += 1
+fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+curves[["loss", "val_loss"]].plot(ax=axes[0], title="weighted BCE", marker=".")
+curves[["auc", "val_auc"]].plot(ax=axes[1], title="mean ROC AUC", marker=".")
+for ax in axes:
+    ax.axvline(len(history1.history["loss"]) + 0.5, color="grey", linestyle=":")
+    ax.set_xlabel("epoch")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 6. Save, and load back
+#
+# The checkpoint holds the best epoch by validation AUC. It loads back with `safe_mode=True` and
+# no `custom_objects`: the weighted loss is registered as serialisable. Notebooks 04 to 06 reuse it.
+
+# %%
+model = models.load_classifier(model_path, labels)
+val_scores = model.predict(val_ds, verbose=0)
+test_scores = model.predict(test_ds, verbose=0)
+print(f"loaded {model_path.name} ({model_path.stat().st_size / 1e6:.0f} MB); loss: {type(model.loss).__name__}")
+assert isinstance(model.loss, losses.WeightedBinaryCrossentropy)
+
+# %% [markdown]
+# ## 7. Evaluation: ROC AUC per finding, with 95% bootstrap intervals
+
+# %%
+auc_table = metrics.bootstrap_auc(y_test, test_scores, labels, samples=cfg.pick(smoke=50, lab=200, full=1000), seed=seed)
+mean_auc = auc_table["ROC AUC"].mean()
+print(f"mean ROC AUC on test: {mean_auc:.3f}")
+auc_table.round(3)
+
+# %%
+curves_roc = metrics.roc_curves(y_test, test_scores, labels)
+fig, axes = plt.subplots(2, 7, figsize=(17, 5.5), sharex=True, sharey=True)
+for ax, label in zip(axes.flat, labels):
+    if label in curves_roc:
+        fpr, tpr = curves_roc[label]
+        ax.plot(fpr, tpr)
+        ax.set_title(f"{label}\nAUC {auc_table.loc[label, 'ROC AUC']:.2f}", fontsize=9)
+    else:
+        ax.set_title(f"{label}\n(no positives)", fontsize=9)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+fig.supxlabel("false positive rate (1 - specificity)")
+fig.supylabel("sensitivity")
+plt.tight_layout()
+plt.show()
+
+# %%
+assert len(auc_table) == 14
+if cfg.profile == "lab" and cfg.synthetic:
+    with_positives = auc_table.dropna(subset=["ROC AUC"])
+    assert mean_auc >= 0.80, f"mean AUROC {mean_auc:.3f} should reach 0.80 on the synthetic findings"
+    assert (with_positives["ROC AUC"] > 0.6).all(), with_positives["ROC AUC"].sort_values().head(3)
+
+# %% [markdown]
+# ## 8. Thresholds: chosen on validation, judged on test
+#
+# A probability becomes a decision at a threshold, one per finding. Choose it on the
+# **validation** split (here by Youden's J: the point of the ROC curve farthest above the
+# diagonal; `method="f1"` maximises F1 instead), never on test, then report on test what a
+# clinician would ask: of the sick, how many found (sensitivity); of the healthy, how many cleared
+# (specificity); of the alarms, how many real (PPV); of the all-clears, how many right (NPV).
+
+# %%
+thresholds = metrics.choose_thresholds(y_val, val_scores, labels, method="youden")
+decisions = metrics.threshold_metrics(y_test, test_scores, thresholds, labels)
+decisions.round(2)
+
+# %% [markdown]
+# The PPV of rare findings is low even when sensitivity and specificity look good: with 4% prevalence,
+# a 90%-specific test raises mostly false alarms. That is the base rate, not a bug.
+
+# %% [markdown]
+# ## 9. Plain or weighted BCE: what it does to the rare findings
+#
+# Retraining the whole network twice would take too long here, so compare the two losses where
+# they act most directly: two fresh heads on the trained network's pooled features, one trained with
+# plain BCE, one with the weighted BCE, everything else equal. Look at the rarest findings.
+
+# %%
+features_model = keras.Model(model.input, model.get_layer("avg_pool").output)
+plain_train_ds = preprocessing.image_dataset(split["train"].path, y_train, image_size=image_size, batch_size=batch_size)
+train_features = features_model.predict(plain_train_ds, verbose=0)
+test_features = features_model.predict(test_ds, verbose=0)
+
+
+def train_head(loss):
+    """A fresh sigmoid head on the frozen pooled features, trained with the given loss."""
+    keras.utils.set_random_seed(seed)
+    head = keras.Sequential([keras.Input(train_features.shape[1:]), keras.layers.Dense(len(labels), activation="sigmoid")])
+    head.compile(keras.optimizers.Adam(1e-3), loss)
+    head.fit(train_features, y_train, epochs=cfg.pick(smoke=20, lab=60, full=60), batch_size=64, verbose=0)
+    return head.predict(test_features, verbose=0)
+
+
+head_scores = {"plain BCE": train_head(plain_bce), "weighted BCE": train_head(weighted_bce)}
+rarest = list(pd.Series(prevalence, index=labels).sort_values().index[:4])
+at_half = {name: metrics.threshold_metrics(y_test, s, pd.Series(0.5, index=labels), labels) for name, s in head_scores.items()}
+head_table = pd.DataFrame({
+    **{f"AUC, {name}": metrics.roc_auc_per_class(y_test, s, labels) for name, s in head_scores.items()},
+    **{f"sensitivity at 0.5, {name}": t["sensitivity"] for name, t in at_half.items()},
+}).loc[rarest]
+head_table.round(3)
+
+# %%
+sensitivity_gain = (head_table["sensitivity at 0.5, weighted BCE"] - head_table["sensitivity at 0.5, plain BCE"]).mean()
+print(f"On the four rarest findings, weighting raises sensitivity at 0.5 by {sensitivity_gain:+.2f} on average; "
+      f"the AUCs (a ranking measure) move much less.")
+assert sensitivity_gain > 0, "the weighted head should find more rare positives at threshold 0.5"
+
+# %% [markdown]
+# Plain BCE pushes the rare findings' probabilities towards their prevalence, so at 0.5 it finds
+# almost none: the ranking (AUC) can survive, the decisions do not. Weighted BCE centres the
+# probabilities so that 0.5 means something for every finding.
+
+# %% [markdown]
+# ## 10. Beside the published results
+#
+# On the real data (`full` profile), our AUCs sit beside Wang et al. 2017, CheXNet and its
+# reproduction, and the Deep MedIA report (sources in `data_manifests/published_auroc.json`). On
+# synthetic data the comparison means nothing, and the table shows ours alone.
+
+# %%
+published = metrics.published_auroc()
+if cfg.synthetic:
+    comparison_table = auc_table[["ROC AUC"]].rename(columns={"ROC AUC": "ours (synthetic)"})
+else:
+    comparison_table = published.join(auc_table["ROC AUC"].rename("ours"))
+comparison_table.round(3)
+
+# %% [markdown]
+# ## Summary
+#
+# * DenseNet121 becomes a fourteen-finding classifier by replacing its head with fourteen sigmoids;
+#   built flat, its inner feature maps stay reachable for Grad-CAM.
+# * Plain BCE rewards predicting "no" for rare findings; the weighted BCE of notebook 01 does not.
+# * Transfer learning in two phases: frozen backbone, then the last blocks at a lower learning rate,
+#   BatchNormalization kept in inference mode.
+# * Report per finding: ROC AUC with a confidence interval (a handful of positives means a wide
+#   one), and thresholds chosen on validation with sensitivity, specificity, PPV and NPV on test.
+# * The model is saved as `.keras` and loads back safely; notebooks 04 to 06 start from it.
+#
+# ## Exercises
+#
+# 1. **Plain BCE.** Retrain with `keras.losses.BinaryCrossentropy()` and compare the sensitivity of
+#    the three rarest findings at threshold 0.5. (Check: the weighted model's is higher.)
+# 2. **F1 thresholds.** Choose the thresholds with `method="f1"`: which metric moves most?
+# 3. **Resolution.** Set `last_block = 4` and rebuild: print the feature map's shape, and the
+#    number of parameters. Notebook 05 shows what this does to Grad-CAM.
+# 4. **ImageNet.** On a machine with internet, run `keras.applications.DenseNet121(include_top=False)`
+#    once, copy `~/.keras/models/` here, and re-run: how many epochs does phase 1 need now?
+
+# %%
+# Exercise 2 check: thresholds by F1 are valid probabilities, one per finding.
+f1_thresholds = metrics.choose_thresholds(y_val, val_scores, labels, method="f1")
+assert f1_thresholds.dropna().between(0, 1).all() and len(f1_thresholds) == 14
+print(pd.DataFrame({"youden": thresholds, "f1": f1_thresholds}).round(3).T)
+
+# %%
+# Exercise 3 check: the cut model's feature map is twice as wide.
+cut = models.densenet121_classifier(len(labels), image_size, weights=None, last_block=4)
+assert cut.get_layer(models.feature_layer_name(cut)).output.shape[1] == 2 * model.get_layer(feature_layer).output.shape[1]
+print(f"last_block=4: {cut.count_params():,} parameters, feature map {cut.get_layer('pool4_relu').output.shape[1:3]}")
+
+# %% [markdown]
+# ## Cleanup
+
+# %%
+plt.close("all")
+keras.backend.clear_session()
