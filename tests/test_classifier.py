@@ -41,6 +41,7 @@ def test_weighted_bce_checks_class_count():
 def test_model_with_weighted_bce_round_trips_without_custom_objects(tmp_path):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="sigmoid")])
     model.compile("adam", losses.WeightedBinaryCrossentropy([0.9, 0.7], [0.1, 0.3]))
+    model.fit(np.zeros((2, 4), "float32"), np.ones((2, 2), "float32"), verbose=0)  # builds the optimizer state
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
     assert isinstance(loaded.loss, losses.WeightedBinaryCrossentropy)
