@@ -54,6 +54,8 @@ def main():
             lambda: model.fit(in_memory, labels, batch_size=BATCH, epochs=EPOCHS, verbose=0, shuffle=True), count
         ))
     from_files_rate, from_memory = max(files_rates), max(memory_rates)
+    print("rounds (images/s): files " + ", ".join(f"{r:.1f}" for r in files_rates)
+          + "; memory " + ", ".join(f"{r:.1f}" for r in memory_rates))
     print(f"from PNG files via tf.data  {from_files_rate:6.1f} images/s")
     print(f"from tensors in memory      {from_memory:6.1f} images/s")
     print(f"ratio pipeline / in-memory: {from_files_rate / from_memory:.2f}")
