@@ -9,26 +9,16 @@ what any sliding window has to pay. Prints pixels per second for each and, last,
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 
 from helpers import config, models, preprocessing
 
+import timing  # benchmarks/timing.py, beside this script
+
 HEIGHT, WIDTH = 584, 565  # DRIVE
 PATCH, STRIDE, BATCH = 48, 24, 64  # notebook 03's lab settings
 REPEATS = 7
-
-
-def interleaved(runs: dict, repeats: int = REPEATS) -> dict:
-    """Fastest of ``repeats`` runs of each, alternating them so both see the same load on a shared machine."""
-    times = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: min(values) for name, values in times.items()}
 
 
 def main():
@@ -50,7 +40,7 @@ def main():
         return model.predict(stacked, batch_size=BATCH, verbose=0)
 
     sliding(), bare()  # warm up: trace the predict function for both batch shapes
-    results = interleaved({"bare forward passes": bare, "predict_full_image": sliding})
+    results = timing.interleaved({"bare forward passes": bare, "predict_full_image": sliding}, REPEATS)
     for name, seconds in results.items():
         print(f"{name:20s} {seconds:6.3f} s = {HEIGHT * WIDTH / seconds / 1e6:6.3f} M image pixels/s")
     print(f"time ratio predict_full_image / bare forward passes: {results['predict_full_image'] / results['bare forward passes']:.2f} (target <= 1.5)")

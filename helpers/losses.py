@@ -101,3 +101,40 @@ class DiceBCELoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "smooth": self.smooth, "bce_weight": self.bce_weight, "epsilon": self.epsilon}
+
+
+# --------------------------------------------------------------------------------------------
+# Aleatoric uncertainty learned by the model: the heteroscedastic sampled-logit loss (notebook 04)
+# --------------------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="medxai")
+class HeteroscedasticBCE(keras.losses.Loss):
+    """Kendall-Gal sampled-logit loss: ``-log mean_t p(y | mu + sigma eps_t)`` for a (logit mean, log-variance) output. Taught in 04_mc_dropout_uncertainty."""
+
+    def __init__(self, samples: int = 20, seed: int | None = None, name: str = "heteroscedastic_bce", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if int(samples) < 1:
+            raise ValueError(f"samples must be >= 1, not {samples!r}.")
+        self.samples = int(samples)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, y_true, y_pred):
+        if y_pred.shape[-1] is not None and y_pred.shape[-1] != 2:
+            raise ValueError(
+                f"HeteroscedasticBCE needs 2 output channels (logit mean, log-variance), got {y_pred.shape[-1]}."
+            )
+        y_true = ops.cast(y_true, y_pred.dtype)[..., 0]
+        mean, log_variance = y_pred[..., 0], y_pred[..., 1]
+        std = ops.exp(0.5 * log_variance)
+        noise = keras.random.normal((self.samples,) + tuple(ops.shape(mean)), dtype=mean.dtype, seed=self.seed_generator)
+        logits = mean[None] + std[None] * noise
+        # log p(y | logit) = -BCE(y, logit), computed stably from the logit
+        log_likelihood = -(ops.maximum(logits, 0.0) - logits * y_true[None] + ops.log1p(ops.exp(-ops.abs(logits))))
+        # log of the mean likelihood over the samples (logsumexp - log T), then the mean over pixels
+        per_pixel = ops.logsumexp(log_likelihood, axis=0) - np.log(self.samples)
+        return -ops.mean(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "samples": self.samples, "seed": self.seed}

@@ -231,3 +231,45 @@ def published_drive() -> tuple[pd.DataFrame, pd.DataFrame]:
     losses = pd.DataFrame.from_dict(data["dice_loss"], orient="index").astype(float)
     table.attrs["sources"] = losses.attrs["sources"] = data["sources"]
     return table, losses
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration: reliability diagram and expected calibration error (notebook 04)
+# --------------------------------------------------------------------------------------------
+
+
+def _calibration_inputs(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
+    y_true, y_prob = np.asarray(y_true, dtype=np.float64), np.asarray(y_prob, dtype=np.float64)
+    if y_true.shape != y_prob.shape:
+        raise ValueError(f"labels {y_true.shape} and probabilities {y_prob.shape} must have the same shape.")
+    y_true, y_prob = y_true.ravel(), y_prob.ravel()
+    if y_true.size == 0:
+        raise ValueError("no predictions to calibrate.")
+    if not np.isin(y_true, (0, 1)).all():
+        raise ValueError("labels must be 0/1.")
+    if not np.isfinite(y_prob).all() or y_prob.min() < 0 or y_prob.max() > 1:
+        raise ValueError("probabilities must lie in [0, 1].")
+    return y_true, y_prob
+
+
+def reliability_table(y_true, y_prob, bins: int = 10) -> pd.DataFrame:
+    """Reliability-diagram data over equal-width bins: mean predicted probability, observed frequency, count (empty bins left out). Taught in 04_mc_dropout_uncertainty."""
+    from sklearn.calibration import calibration_curve
+
+    y_true, y_prob = _calibration_inputs(y_true, y_prob)
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1, not {bins!r}.")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.searchsorted(edges[1:-1], y_prob)  # the same binning as sklearn's calibration_curve
+    counts = np.bincount(index, minlength=bins)
+    frequency, confidence = calibration_curve(y_true, y_prob, n_bins=bins, strategy="uniform")
+    used = counts > 0
+    return pd.DataFrame({"low": edges[:-1][used], "high": edges[1:][used], "confidence": confidence,
+                         "frequency": frequency, "count": counts[used]})
+
+
+def expected_calibration_error(y_true, y_prob, bins: int = 10) -> float:
+    """ECE: the count-weighted mean gap |observed frequency - mean probability| over equal-width bins. Taught in 04_mc_dropout_uncertainty."""
+    table = reliability_table(y_true, y_prob, bins)
+    weights = table["count"] / table["count"].sum()
+    return float((weights * (table["frequency"] - table["confidence"]).abs()).sum())

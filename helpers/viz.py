@@ -78,3 +78,94 @@ def overlay_legend(ax, loc: str = "lower right") -> None:
     """Add the TP/FP/FN/outside-FOV colour legend of segmentation_overlay to a matplotlib axis. Taught in 03_unet_vessels."""
     handles = [patches.Patch(facecolor=color, edgecolor="black", label=name) for name, color in OVERLAY_COLORS.items()]
     ax.legend(handles=handles, loc=loc, fontsize=7, framealpha=0.8)
+
+
+def reliability_diagram(ax, tables: dict, title: str = "reliability diagram") -> None:
+    """Plot reliability tables (metrics.reliability_table) against the diagonal of perfect calibration. Taught in 04_mc_dropout_uncertainty."""
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    for name, table in tables.items():
+        ax.plot(table["confidence"], table["frequency"], marker="o", markersize=3, label=name)
+    ax.set(xlabel="mean predicted probability", ylabel="observed frequency", xlim=(0, 1), ylim=(0, 1), title=title)
+    ax.legend(fontsize=7)
+
+
+# --------------------------------------------------------------------------------------------
+# Saliency maps (notebook 05): a heatmap over its image, and methods side by side
+# --------------------------------------------------------------------------------------------
+
+
+def heatmap_overlay(image, heatmap, alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:
+    """RGB picture of a [0, 1] heatmap blended over a grey (HxW or HxWx1) or RGB image, both HxW. Taught in 05_saliency."""
+    image = np.asarray(image, np.float32)
+    heatmap = np.asarray(heatmap, np.float32)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.shape[:2] != heatmap.shape or heatmap.ndim != 2:
+        raise ValueError(f"heatmap {heatmap.shape} must be HxW, the image's size {image.shape[:2]}.")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], not {alpha!r}.")
+    low, high = float(image.min()), float(image.max())
+    grey = (image - low) / (high - low) if high > low else np.zeros_like(image)
+    rgb = np.repeat(grey[..., None], 3, axis=-1) if grey.ndim == 2 else grey
+    colours = plt.get_cmap(cmap)(np.clip(heatmap, 0.0, 1.0))[..., :3]
+    # The heat itself sets how much colour covers the image: cold regions keep the anatomy visible.
+    weight = alpha * np.clip(heatmap, 0.0, 1.0)[..., None]
+    return ((1 - weight) * rgb + weight * colours).astype(np.float32)
+
+
+def saliency_grid(images, heatmaps: dict, boxes=None, row_titles=None, size: float = 2.0, alpha: float = 0.5):
+    """Grid of heatmap overlays: one row per image, one column per method (``{name: (N, H, W) maps}``), boxes drawn. Taught in 05_saliency."""
+    images = np.asarray(images)
+    if not heatmaps:
+        raise ValueError("saliency_grid got no heatmaps.")
+    for name, maps in heatmaps.items():
+        if len(maps) != len(images):
+            raise ValueError(f"{name}: {len(maps)} maps for {len(images)} images.")
+    columns = ["image"] + list(heatmaps)
+    fig, axes = plt.subplots(len(images), len(columns), figsize=(size * len(columns), size * len(images)), squeeze=False)
+    for i, image in enumerate(images):
+        for j, name in enumerate(columns):
+            ax = axes[i, j]
+            ax.axis("off")
+            if name == "image":
+                shown = np.asarray(image)
+                ax.imshow(shown[..., 0] if shown.ndim == 3 and shown.shape[-1] == 1 else shown, cmap="gray")
+                if row_titles is not None:
+                    ax.set_title(row_titles[i], fontsize=8)
+            else:
+                ax.imshow(heatmap_overlay(image, heatmaps[name][i], alpha=alpha))
+                if i == 0:
+                    ax.set_title(name, fontsize=8)
+            if boxes is not None and boxes[i] is not None:
+                x, y, w, h = boxes[i][:4]
+                ax.add_patch(patches.Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="white", linewidth=1.2))
+    fig.tight_layout()
+    return fig
+
+
+def iobb_bars(table, labels=None, size: tuple = (3.2, 2.6)):
+    """One bar chart per threshold of a T(IoBB) table (rows (T, source)): the sources side by side per disease, "no boxes" left empty. Taught in 06_boxes_iobb."""
+    import pandas as pd
+
+    if table.index.nlevels != 2:
+        raise ValueError("iobb_bars needs a table indexed by (T, source), as boxes.iobb_table returns.")
+    labels = list(labels) if labels is not None else list(table.columns)
+    thresholds = list(dict.fromkeys(table.index.get_level_values(0)))
+    sources = list(dict.fromkeys(table.index.get_level_values(1)))
+    fig, axes = plt.subplots(1, len(thresholds), figsize=(size[0] * len(thresholds), size[1]), sharey=True, squeeze=False)
+    width = 0.8 / max(1, len(sources))
+    positions = np.arange(len(labels))
+    for ax, t in zip(axes[0], thresholds):
+        for k, source in enumerate(sources):
+            if (t, source) not in table.index:
+                continue
+            values = pd.to_numeric(table.loc[(t, source), labels], errors="coerce").to_numpy(float)
+            ax.bar(positions + (k - (len(sources) - 1) / 2) * width, np.nan_to_num(values), width,
+                   label=source, color=BOX_COLORS[k % len(BOX_COLORS)])
+        ax.set_title(f"T = {t:g}", fontsize=9)
+        ax.set_xticks(positions, [label[:6] for label in labels], rotation=60, fontsize=7)
+        ax.set_ylim(0, 1)
+    axes[0, 0].set_ylabel("fraction of images")
+    axes[0, -1].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig

@@ -201,3 +201,21 @@ def test_bootstrap_interval_brackets_the_auc_and_narrows_with_more_data(scored):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         metrics.bootstrap_auc(y, s, LABELS, samples=20)  # no warning when every class has both outcomes
+
+
+def test_load_classifier_needs_no_other_import(tmp_path):
+    """A fresh process that imports only helpers.models can load a model saved with the weighted loss."""
+    import subprocess
+    import sys
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="sigmoid")])
+    model.compile("adam", losses.WeightedBinaryCrossentropy([0.9, 0.8, 0.7], [0.1, 0.2, 0.3]))
+    model.save(tmp_path / "m.keras")
+    code = (
+        "from helpers import models; "
+        f"m = models.load_classifier({str(tmp_path / 'm.keras')!r}, ['a', 'b', 'c']); "
+        "print(type(m.loss).__name__)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("WeightedBinaryCrossentropy")

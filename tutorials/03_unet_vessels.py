@@ -489,7 +489,7 @@ at_half = metrics.segmentation_metrics(*test_stack, threshold=0.5)
 at_best = metrics.segmentation_metrics(*test_stack, threshold=best_threshold)
 whole_image = metrics.segmentation_metrics(test_stack[0], test_stack[1], np.ones_like(test_stack[2]), threshold=0.5)
 table = pd.DataFrame({"U-Net, threshold 0.5": at_half,
-                      f"U-Net, best-F1 threshold from validation": at_best,
+                      "U-Net, best-F1 threshold from validation": at_best,
                       "U-Net, 0.5, whole image (wrong)": whole_image}).T
 table.round(4)
 

@@ -1,0 +1,308 @@
+"""From heatmaps to bounding boxes, and how to score them: IoU, IoBB and the T(IoBB) table.
+
+Every box is ``(x, y, w, h)``: the top-left corner and the size, in the pixels of one image (x to the
+right, y down), as in NIH's ``BBox_List_2017.csv``. A box covers the area from ``x`` to ``x + w`` and
+from ``y`` to ``y + h``; two boxes that only touch share no area. Sizes are ``(width, height)``, or one
+number for a square image. ``scale_box`` moves a box between two image sizes (the NIH PNG and the
+model's input, say); never compare boxes measured in two different sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+
+THRESHOLD_METHODS = ("fraction", "fixed", "otsu")
+HEURISTICS = ("largest", "mean_heat", "deep_media")
+T_IOBB = (0.1, 0.25, 0.5, 0.75, 0.9)
+NO_BOXES = "no boxes"
+BOX_TABLE_COLUMNS = ("x", "y", "w", "h", "area", "mean_heat", "peak_heat")
+
+
+# --------------------------------------------------------------------------------------------
+# Boxes, sizes and coordinates
+# --------------------------------------------------------------------------------------------
+
+
+def _size(size, what: str = "size") -> tuple[float, float]:
+    if np.isscalar(size):
+        size = (size, size)
+    try:
+        width, height = (float(v) for v in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be (width, height) or one number, not {size!r}.") from None
+    if not (width > 0 and height > 0):
+        raise ValueError(f"{what} must be positive, not {size!r}.")
+    return width, height
+
+
+def check_box(box, image_size=None) -> tuple[float, float, float, float]:
+    """Validate a box (x, y, w, h): ValueError for w or h <= 0; with image_size, clip what lies outside (UserWarning). Taught in 06_boxes_iobb.
+
+    A box with zero or negative width or height, or with a NaN, raises ValueError. Given
+    ``image_size`` (width, height), the part of the box outside the image is clipped away with a
+    UserWarning; a box entirely outside raises ValueError.
+    """
+    try:
+        x, y, w, h = (float(v) for v in list(box)[:4])
+    except (TypeError, ValueError):
+        raise ValueError(f"a box is (x, y, w, h), not {box!r}.") from None
+    if not np.isfinite([x, y, w, h]).all():
+        raise ValueError(f"box {box!r} has a NaN or infinite coordinate.")
+    if w <= 0 or h <= 0:
+        raise ValueError(f"box {(x, y, w, h)} has width {w:g} and height {h:g}: both must be positive.")
+    if image_size is None:
+        return x, y, w, h
+    width, height = _size(image_size, "image_size")
+    x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + w, width), min(y + h, height)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"box {(x, y, w, h)} lies entirely outside the {width:g}x{height:g} image.")
+    if (x0, y0, x1, y1) != (x, y, x + w, y + h):
+        warnings.warn(
+            f"box {(x, y, w, h)} reaches outside the {width:g}x{height:g} image: clipped to "
+            f"{(x0, y0, x1 - x0, y1 - y0)}.", UserWarning, stacklevel=2,
+        )
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def scale_box(box, from_size, to_size) -> tuple[float, float, float, float]:
+    """Move a box (x, y, w, h) from an image of from_size (width, height) to one of to_size, e.g. NIH pixels to model input. Taught in 06_boxes_iobb."""
+    x, y, w, h = check_box(box)
+    (fw, fh), (tw, th) = _size(from_size, "from_size"), _size(to_size, "to_size")
+    sx, sy = tw / fw, th / fh
+    return x * sx, y * sy, w * sx, h * sy
+
+
+def intersection(a, b) -> float:
+    """Area shared by two boxes (x, y, w, h); 0 when they are disjoint or only touch. Taught in 06_boxes_iobb."""
+    ax, ay, aw, ah = check_box(a)
+    bx, by, bw, bh = check_box(b)
+    dx = min(ax + aw, bx + bw) - max(ax, bx)
+    dy = min(ay + ah, by + bh) - max(ay, by)
+    return dx * dy if dx > 0 and dy > 0 else 0.0
+
+
+def iou(a, b, image_size=None) -> float:
+    """Intersection over union of two boxes (x, y, w, h): area(a ∩ b) / area(a ∪ b), symmetric, in [0, 1]. Taught in 06_boxes_iobb.
+
+    Given ``image_size``, both boxes are first clipped to the image (with a warning).
+    """
+    a, b = check_box(a, image_size), check_box(b, image_size)
+    inter = intersection(a, b)
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def iobb(pred, truth, image_size=None) -> float:
+    """IoBB of Wang et al. 2017 (ChestX-ray8): area(pred ∩ truth) / area(pred), the share of the predicted box on the truth. Taught in 06_boxes_iobb.
+
+    Intersection over the *detected* bounding box: not symmetric. A small predicted box inside a
+    large truth scores 1; a huge predicted box that covers the truth scores little. Given
+    ``image_size``, both boxes are first clipped to the image (with a warning).
+    """
+    pred, truth = check_box(pred, image_size), check_box(truth, image_size)
+    return intersection(pred, truth) / (pred[2] * pred[3])
+
+
+# --------------------------------------------------------------------------------------------
+# Heatmap -> heat image -> mask -> components -> boxes
+# --------------------------------------------------------------------------------------------
+
+
+def _heatmap(heatmap) -> np.ndarray:
+    heatmap = np.asarray(heatmap, dtype=np.float32)
+    if heatmap.ndim == 3 and heatmap.shape[-1] == 1:
+        heatmap = heatmap[..., 0]
+    if heatmap.ndim != 2:
+        raise ValueError(
+            f"a heatmap is one 2-D map (height, width), not shape {heatmap.shape}: pass heatmaps[i] for one "
+            "image of a batch."
+        )
+    if min(heatmap.shape) < 1 or not np.isfinite(heatmap).all():
+        raise ValueError(f"heatmap of shape {heatmap.shape} is empty or holds NaN/infinity.")
+    return heatmap
+
+
+def heat_image(heatmap, image_size) -> np.ndarray:
+    """Upsample a 2-D heatmap bilinearly (OpenCV) to image_size (width, height) and min-max it to uint8 0..255. Taught in 06_boxes_iobb."""
+    heatmap = _heatmap(heatmap)
+    width, height = (int(round(v)) for v in _size(image_size, "image_size"))
+    big = cv2.resize(heatmap, (width, height), interpolation=cv2.INTER_LINEAR)
+    low, high = float(big.min()), float(big.max())
+    if high <= low:  # a flat map holds no location: all zero, so no component survives any threshold
+        return np.zeros((height, width), np.uint8)
+    return np.round((big - low) / (high - low) * 255).astype(np.uint8)
+
+
+def threshold_mask(heat, threshold: float = 0.5, method: str = "fraction") -> tuple[np.ndarray, float]:
+    """Binary mask of a 0..255 heat image: above threshold*max ("fraction"), above a fixed 0..255 value ("fixed"), or Otsu's. Taught in 06_boxes_iobb."""
+    heat = np.asarray(heat)
+    if heat.ndim != 2:
+        raise ValueError(f"heat must be a 2-D 0..255 image, not shape {heat.shape}.")
+    if method not in THRESHOLD_METHODS:
+        raise ValueError(f"threshold method must be one of {', '.join(THRESHOLD_METHODS)}, not {method!r}.")
+    heat = heat.astype(np.uint8)
+    if method == "otsu":
+        level, _ = cv2.threshold(heat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        level = float(level)
+    elif method == "fraction":
+        if not 0.0 <= threshold < 1.0:
+            raise ValueError(f"a fraction of the maximum must be in [0, 1), not {threshold!r}.")
+        level = float(threshold) * float(heat.max())
+    else:
+        if not 0.0 <= threshold < 255.0:
+            raise ValueError(f"a fixed threshold on the 0..255 heat must be in [0, 255), not {threshold!r}.")
+        level = float(threshold)
+    return heat > level, level
+
+
+def mask_to_boxes(mask, heat) -> pd.DataFrame:
+    """One box per 8-connected component of a mask (cv2.connectedComponentsWithStats), with its mean and peak heat. Taught in 06_boxes_iobb."""
+    mask, heat = np.asarray(mask), np.asarray(heat)
+    if mask.shape != heat.shape or mask.ndim != 2:
+        raise ValueError(f"mask {mask.shape} and heat {heat.shape} must be the same 2-D shape.")
+    count, components, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    rows = []
+    for k in range(1, count):  # component 0 is the background
+        x, y, w, h, area = (int(v) for v in stats[k])
+        values = heat[components == k]
+        rows.append((x, y, w, h, area, float(values.mean()), float(values.max())))
+    table = pd.DataFrame(rows, columns=list(BOX_TABLE_COLUMNS))
+    return table.astype({"x": float, "y": float, "w": float, "h": float, "area": int, "mean_heat": float, "peak_heat": float})
+
+
+def heatmap_to_boxes(heatmap, image_size, threshold: float = 0.5, method: str = "fraction") -> pd.DataFrame:
+    """Heatmap -> boxes (x, y, w, h, area, mean_heat, peak_heat) in image_size pixels: upsample, 0..255, threshold, components. Taught in 06_boxes_iobb.
+
+    ``image_size`` is the (width, height) of the image the boxes are wanted in (the original PNG, to
+    compare with NIH's boxes). ``method``: "fraction" keeps pixels above ``threshold`` times the
+    maximum, "fixed" above ``threshold`` on the 0..255 scale, "otsu" picks the level itself. A flat
+    heatmap gives no boxes (an empty table). Heat is on the 0..255 scale.
+    """
+    heat = heat_image(heatmap, image_size)
+    mask, _ = threshold_mask(heat, threshold, method)
+    return mask_to_boxes(mask, heat)
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing one box
+# --------------------------------------------------------------------------------------------
+
+
+def mean_box_sizes(boxes: pd.DataFrame, image_size=None) -> pd.DataFrame:
+    """Mean ground-truth box width and height per label (NIH .boxes table), optionally rescaled to image_size. Taught in 06_boxes_iobb."""
+    missing = {"label", "w", "h"} - set(boxes.columns)
+    if missing:
+        raise ValueError(f"the box table needs columns label, w, h (missing {sorted(missing)}).")
+    if len(boxes) == 0:
+        raise ValueError("no boxes to average: give the training split's boxes.")
+    table = boxes[["label", "w", "h"]].copy()
+    if image_size is not None:
+        if not {"image_width", "image_height"} <= set(boxes.columns):
+            raise ValueError("rescaling needs the columns image_width and image_height.")
+        width, height = _size(image_size, "image_size")
+        table["w"] = table["w"] * width / boxes["image_width"]
+        table["h"] = table["h"] * height / boxes["image_height"]
+    return table.groupby("label")[["w", "h"]].mean()
+
+
+def choose_box(boxes: pd.DataFrame, heuristic: str = "deep_media", mean_size=None, keep: int = 5):
+    """One row of heatmap_to_boxes by "largest" area, highest "mean_heat", or "deep_media" (keep the `keep` closest to mean_size (w, h), then hottest). Taught in 06_boxes_iobb.
+
+    The Deep MedIA heuristic measures closeness in size as the Euclidean distance between (w, h) and
+    the disease's mean training box ``mean_size``, in the same pixels. Returns None when there is no box.
+    """
+    if heuristic not in HEURISTICS:
+        raise ValueError(f"heuristic must be one of {', '.join(HEURISTICS)}, not {heuristic!r}.")
+    if len(boxes) == 0:
+        return None
+    if heuristic == "largest":
+        return boxes.loc[boxes["area"].idxmax()]
+    if heuristic == "mean_heat":
+        return boxes.loc[boxes["mean_heat"].idxmax()]
+    if mean_size is None:
+        raise ValueError("the deep_media heuristic needs mean_size=(w, h): the mean training box of the disease.")
+    mw, mh = _size(mean_size, "mean_size")
+    if int(keep) < 1:
+        raise ValueError(f"keep must be at least 1, not {keep!r}.")
+    distance = np.hypot(boxes["w"] - mw, boxes["h"] - mh)
+    closest = boxes.loc[distance.sort_values(kind="stable").index[: int(keep)]]
+    return closest.loc[closest["mean_heat"].idxmax()]
+
+
+# --------------------------------------------------------------------------------------------
+# The T(IoBB) table
+# --------------------------------------------------------------------------------------------
+
+
+def _labels_default() -> list[str]:
+    from helpers.datasets import BOX_LABELS
+
+    return list(BOX_LABELS)
+
+
+def published_iobb() -> pd.DataFrame:
+    """Published T(IoBB) rows "NIH" (Wang 2017) and "Deep MedIA" (IoU), index (T, source), from data_manifests/published_iobb.json. Taught in 06_boxes_iobb."""
+    from helpers.datasets import MANIFEST_DIR
+
+    with open(MANIFEST_DIR / "published_iobb.json", encoding="utf-8") as f:
+        data = json.load(f)
+    rows = {}
+    for t, sources in data["thresholds"].items():
+        for source, values in sources.items():
+            rows[(float(t), source)] = dict(zip(data["labels"], values))
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["T", "source"])
+    table.attrs["sources"] = data["sources"]
+    table.attrs["notes"] = data["notes"]
+    return table
+
+
+def iobb_table(results: pd.DataFrame, thresholds: Sequence[float] = T_IOBB, value: str = "iobb", name: str = "ours",
+               labels: Iterable[str] | None = None, published: bool = False) -> pd.DataFrame:
+    """Per disease, the fraction of images whose best box reaches each threshold (ChestX-ray8 layout); "no boxes" where none. Taught in 06_boxes_iobb.
+
+    ``results`` has one row per (image, disease) with columns ``label`` and ``value`` (e.g. "iobb" or
+    "iou"); an image whose model found no box should carry 0. Several rows of one image and label (two
+    truth boxes) count once, by their best value. Rows are (T, source); with ``published=True`` the
+    NIH and Deep MedIA rows of published_iobb() sit under ours for the thresholds they report.
+    """
+    missing = {"label", value} - set(results.columns)
+    if missing:
+        raise ValueError(f"results need the columns label and {value!r} (missing {sorted(missing)}).")
+    thresholds = [float(t) for t in thresholds]
+    if not thresholds or any(not 0.0 < t <= 1.0 for t in thresholds):
+        raise ValueError(f"thresholds must lie in (0, 1], not {thresholds!r}.")
+    labels = list(labels) if labels is not None else _labels_default()
+    scores = results
+    if "image_index" in results.columns:
+        scores = results.groupby(["image_index", "label"], as_index=False)[value].max()
+    values = pd.to_numeric(scores[value], errors="raise").fillna(0.0)
+    rows = {}
+    for t in thresholds:
+        row = {}
+        for label in labels:
+            mask = (scores["label"] == label).to_numpy()
+            row[label] = float((values[mask] >= t).mean()) if mask.any() else NO_BOXES
+        rows[(t, name)] = row
+    table = pd.DataFrame.from_dict(rows, orient="index", dtype=object)[labels]
+    if published:
+        reference = published_iobb()
+        extra = reference[reference.index.get_level_values("T").isin(thresholds)]
+        extra = extra.reindex(columns=labels).astype(object).where(extra.reindex(columns=labels).notna(), "not reported")
+        table = pd.concat([table, extra]).sort_index(level=0, sort_remaining=False)
+        order = {name: 0, "Deep MedIA": 1, "NIH": 2}
+        table = table.loc[sorted(table.index, key=lambda ix: (ix[0], order.get(ix[1], 3)))]
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["T", "source"])
+    return table
+
+
+def counts(results: pd.DataFrame, labels: Iterable[str] | None = None) -> pd.Series:
+    """Number of (image, disease) pairs scored per disease, 0 where none: how much each table column rests on. Taught in 06_boxes_iobb."""
+    labels = list(labels) if labels is not None else _labels_default()
+    keys = results.drop_duplicates(["image_index", "label"]) if "image_index" in results.columns else results
+    return keys["label"].value_counts().reindex(labels, fill_value=0).rename("images")

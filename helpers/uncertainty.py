@@ -1,0 +1,154 @@
+"""Monte-Carlo dropout: sampling, the entropy / mutual-information decomposition, referral curves."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Callable, NamedTuple, Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from helpers import models
+
+EPSILON = 1e-7
+REFERRAL_FRACTIONS = tuple(np.round(np.arange(0.0, 0.51, 0.05), 2))
+
+# One compiled forward pass per model (and per input signature), reused across calls.
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _dropout_layers(model) -> list:
+    """Every Dropout layer of ``model``, nested models included."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dropout):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found.extend(_dropout_layers(layer))
+    return found
+
+
+def check_mc_model(model) -> int:
+    """Raise a clear ValueError unless ``model`` has MCDropout layers; return how many it has. Taught in 04_mc_dropout_uncertainty."""
+    dropout = _dropout_layers(model)
+    if not dropout:
+        raise ValueError(
+            f"{model.name} has no Dropout layer, so every MC sample would be the same deterministic answer. "
+            "Insert one (models.insert_mc_dropout) and fine-tune it before sampling."
+        )
+    mc = [layer for layer in dropout if isinstance(layer, models.MCDropout)]
+    if not mc:
+        raise ValueError(
+            f"{model.name} has {len(dropout)} Dropout layer(s), but plain Dropout is off at inference. "
+            "Convert them with models.with_mc_dropout(model) (weights kept); do not call model(x, training=True), "
+            "which also switches BatchNormalization to batch statistics."
+        )
+    if all(layer.rate == 0 for layer in mc):
+        raise ValueError(f"{model.name}: every MCDropout layer has rate 0, so the samples would all be equal.")
+    return len(mc)
+
+
+def _check_images(model, images) -> np.ndarray:
+    images = np.asarray(images, dtype=np.float32)
+    expected = tuple(model.inputs[0].shape)
+    if images.ndim != len(expected):
+        raise ValueError(
+            f"images have rank {images.ndim} {images.shape}, but {model.name} takes rank {len(expected)} "
+            f"{expected} (a batch: add a leading axis for one image)."
+        )
+    for axis, (got, want) in enumerate(zip(images.shape[1:], expected[1:]), start=1):
+        if want is not None and got != want:
+            raise ValueError(f"images have shape {images.shape}, but {model.name} takes {expected}: axis {axis} differs.")
+    if len(images) == 0:
+        raise ValueError("images is empty: nothing to predict.")
+    if not np.isfinite(images).all():
+        raise ValueError("images contain NaN or infinity.")
+    return images
+
+
+def _compiled_forward(model, shape):
+    per_model = _COMPILED.setdefault(model, {})
+    if shape not in per_model:
+        signature = [tf.TensorSpec((None,) + shape, tf.float32)]
+        # training=False: BatchNormalization uses its moving statistics; only MCDropout stays on.
+        owner = weakref.ref(model)  # no strong reference back to the key, so the model can be freed
+        per_model[shape] = tf.function(lambda x: owner()(x, training=False), input_signature=signature)
+    return per_model[shape]
+
+
+def mc_predict(model, images, samples: int = 20, batch_size: int = 256) -> np.ndarray:
+    """T stochastic passes (MCDropout on, BatchNorm in inference mode), tiled into few compiled calls; shape (T, N, ...). Taught in 04_mc_dropout_uncertainty."""
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
+        raise ValueError(f"samples must be a whole number >= 2 (a spread needs two draws), not {samples!r}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, not {batch_size!r}.")
+    check_mc_model(model)
+    images = _check_images(model, images)
+    forward = _compiled_forward(model, images.shape[1:])
+    # Each image repeated T times, consecutive: one row per (image, sample), cut into batches of
+    # batch_size rows, so that T samples of several images share one compiled call.
+    rows = np.repeat(np.arange(len(images)), samples)
+    outputs = [forward(tf.constant(images[rows[i : i + batch_size]])).numpy() for i in range(0, len(rows), batch_size)]
+    stacked = np.concatenate(outputs).reshape((len(images), samples) + outputs[0].shape[1:])
+    return np.moveaxis(stacked, 1, 0)
+
+
+def _binary_entropy(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, EPSILON, 1.0 - EPSILON)
+    return -(p * np.log(p) + (1.0 - p) * np.log(1.0 - p))
+
+
+class Uncertainty(NamedTuple):
+    """Per-output MC summary: mean, total (predictive entropy), aleatoric, epistemic (mutual information), variance. Taught in 04_mc_dropout_uncertainty."""
+
+    mean: np.ndarray
+    total: np.ndarray
+    aleatoric: np.ndarray
+    epistemic: np.ndarray
+    variance: np.ndarray
+
+
+def decompose(samples) -> Uncertainty:
+    """Split sigmoid MC samples (T first) into predictive entropy = expected entropy (aleatoric) + mutual information (epistemic), in nats. Taught in 04_mc_dropout_uncertainty."""
+    samples = np.asarray(samples, dtype=np.float64)
+    if samples.ndim < 2 or samples.shape[0] < 2:
+        raise ValueError(f"samples must have shape (T >= 2, ...) with the MC samples first, not {samples.shape}.")
+    if not np.isfinite(samples).all() or samples.min() < 0 or samples.max() > 1:
+        raise ValueError("samples must be sigmoid probabilities in [0, 1].")
+    mean = samples.mean(axis=0)
+    total = _binary_entropy(mean)
+    aleatoric = _binary_entropy(samples).mean(axis=0)
+    # Jensen: total >= aleatoric; clip the float round-off below zero
+    epistemic = np.maximum(total - aleatoric, 0.0)
+    return Uncertainty(mean, total, aleatoric, epistemic, samples.var(axis=0))
+
+
+def referral_curve(
+    y_true, y_score, uncertainty, metric: Callable[[np.ndarray, np.ndarray], float],
+    fractions: Sequence[float] = REFERRAL_FRACTIONS,
+) -> pd.DataFrame:
+    """The metric on the cases kept when the most uncertain fraction is referred to a human, per fraction. Taught in 04_mc_dropout_uncertainty."""
+    y_true, y_score, uncertainty = np.asarray(y_true), np.asarray(y_score), np.asarray(uncertainty, dtype=np.float64)
+    if len(y_true) != len(y_score) or len(y_true) != len(uncertainty) or uncertainty.ndim != 1:
+        raise ValueError(
+            f"y_true {y_true.shape}, y_score {y_score.shape} and uncertainty {uncertainty.shape} need the same length "
+            "(one uncertainty per case)."
+        )
+    fractions = np.asarray(fractions, dtype=np.float64)
+    if fractions.min() < 0 or fractions.max() >= 1:
+        raise ValueError("fractions must lie in [0, 1): something has to be kept.")
+    order = np.argsort(uncertainty, kind="stable")  # most certain first
+    rows = []
+    for fraction in fractions:
+        kept = order[: len(order) - int(round(fraction * len(order)))]
+        rows.append({"referred": fraction, "kept": len(kept), "metric": float(metric(y_true[kept], y_score[kept]))})
+    return pd.DataFrame(rows).set_index("referred")
+
+
+def random_referral(y_true, y_score, metric, fractions=REFERRAL_FRACTIONS, repeats: int = 20, seed: int = 42) -> pd.DataFrame:
+    """The referral curve of a random (uncertainty-blind) choice, averaged over ``repeats`` draws: the baseline. Taught in 04_mc_dropout_uncertainty."""
+    rng = np.random.default_rng(seed)
+    curves = [referral_curve(y_true, y_score, rng.random(len(y_true)), metric, fractions)["metric"] for _ in range(repeats)]
+    return pd.concat(curves, axis=1).mean(axis=1).to_frame("metric")

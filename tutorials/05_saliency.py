@@ -1,0 +1,605 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Saliency: where did the model look?
+#
+# Six ways to turn a prediction into a picture of the pixels behind it: vanilla and guided gradients,
+# SmoothGrad, integrated gradients, Grad-CAM and Grad-CAM++, for the chest X-ray classifier of
+# notebook 02 and the vessel U-Net of notebook 03. Then the two questions every saliency map must
+# answer before anyone trusts it: does it depend on the model at all, and does it point at the finding?
+#
+# **You will:** write each method by hand and check it against `helpers.explain` and against
+# tf-keras-vis; make guided backpropagation with a custom ReLU gradient on a copy of the model; smooth
+# any method with SmoothGrad; check integrated gradients' completeness with two baselines; explain a
+# *region* of a segmentation; randomise the model layer by layer from the top (Adebayo et al. 2018) and
+# watch the maps change; score every method where the true location is known (heat inside the box, the
+# pointing game) against a random heatmap.
+#
+# **You need:** notebook 02's classifier and notebook 03's U-Net in the model cache (without the
+# classifier this notebook trains a small one briefly, so it still runs; its maps mean little).
+#
+# **Run time on a 2-core CPU:** smoke about 1 min, lab about 4 min.
+#
+# Built from Seo, *Visualizing Uncertainty and Saliency Maps of Deep Convolutional Neural Networks for
+# Medical Imaging Applications* (`../shared/references/001`, section 3.2 and Figure 2: every method and
+# its smoothed version side by side on a chest X-ray), Georgieva's lecture 7 (`002`: Grad-CAM upsampled
+# bilinearly, guided Grad-CAM), Simonyan, Vedaldi and Zisserman 2013 (gradients), Springenberg et al.
+# 2014 (guided backpropagation), Smilkov et al. 2017 (SmoothGrad), Sundararajan, Taly and Yan 2017
+# (integrated gradients), Selvaraju et al. 2017 (Grad-CAM), Chattopadhay et al. 2018 (Grad-CAM++),
+# Wang et al. 2020 (Score-CAM), Adebayo et al. 2018 (*Sanity checks for saliency maps*) and Zhang et
+# al. 2018 (the pointing game).
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import json
+import time
+import warnings
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+import tf_keras_vis
+from tf_keras_vis.gradcam import Gradcam
+from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+from tf_keras_vis.saliency import Saliency
+from tf_keras_vis.scorecam import Scorecam
+from tf_keras_vis.utils.scores import CategoricalScore
+
+from helpers import config, datasets, explain, models, preprocessing, synthetic, viz
+
+tf.get_logger().setLevel("ERROR")
+warnings.filterwarnings("ignore", message="The structure of `inputs`")  # Keras noise when tf-keras-vis calls a model
+warnings.filterwarnings("ignore", category=DeprecationWarning, module="tf_keras_vis")
+print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, tf-keras-vis {tf_keras_vis.__version__}")
+
+# %% [markdown]
+# ## Configuration
+
+# %% tags=["parameters"]
+cfg = config.load()
+image_size = cfg.pick(smoke=64, lab=128, full=224)  # must match the classifier notebook 02 saved
+show_count = cfg.pick(smoke=2, lab=4, full=6)  # test images with a finding, shown method by method
+eval_count = cfg.pick(smoke=8, lab=64, full=400)  # test images with a box, for the localisation scores
+smooth_samples = cfg.pick(smoke=4, lab=16, full=50)  # SmoothGrad: noisy copies per image
+noise_level = 0.05  # SmoothGrad: noise std / image range (Smilkov et al. use 10-20%; see section 6 for why less here)
+ig_steps = cfg.pick(smoke=16, lab=64, full=128)  # integrated gradients: points on the path
+ig_eval_steps = cfg.pick(smoke=8, lab=16, full=64)  # ... in the localisation comparison (many images)
+ig_tolerance = 0.05  # completeness: |sum of attributions - (f(x) - f(baseline))| within 5%
+scorecam_channels = cfg.pick(smoke=8, lab=32, full=256)  # Score-CAM: feature maps kept (max_N)
+unet_crop = cfg.pick(smoke=64, lab=128, full=256)  # fundus crop explained by the U-Net (multiple of 16)
+localisation_layer = models.DENSENET_FEATURES[4]  # section 12's second Grad-CAM: block 4, input/16 (8x8 at 128 px)
+randomisation_stages = (1, 10, 40, 121)  # cascading test: top-most convolutional layers randomised
+seed = cfg.seed
+print(f"profile={cfg.profile}, image_size={image_size}, images shown={show_count}, evaluated={eval_count}, "
+      f"SmoothGrad samples={smooth_samples}, IG steps={ig_steps}")
+
+# %%
+config.seed_everything(seed)
+labels = list(datasets.LABELS)
+classifier_path = cfg.models_dir / models.CLASSIFIER_FILE
+unet_path = cfg.models_dir / models.UNET_FILE
+
+# %% [markdown]
+# ## 1. Data: test images whose finding has a box
+#
+# The synthetic set draws every finding with a known box (`BBox_List_2017.csv`, as NIH does for 880
+# real images), in the PNG's own pixels; we scale it to the model's input size. For each image we
+# explain the class of its first box.
+
+# %%
+nih = datasets.read_nih(synthetic.ensure(cfg, "nih"))
+split = datasets.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
+test_boxes = nih.boxes[nih.boxes.image_index.isin(split["test"].image_index)]
+test_boxes = test_boxes.drop_duplicates("image_index").reset_index(drop=True)  # one finding per image
+scale = image_size / test_boxes.image_width.to_numpy()
+test_boxes["box"] = [tuple(np.array([r.x, r.y, r.w, r.h]) * s) for r, s in zip(test_boxes.itertuples(), scale)]
+test_boxes["class_index"] = [labels.index(label) for label in test_boxes.label]
+print(f"{len(test_boxes)} test images with a box; findings: {test_boxes.label.value_counts().to_dict()}")
+
+
+def load_images(paths):
+    """Images as the classifier takes them: grey, [0, 1], image_size square."""
+    return np.stack([preprocessing.decode_png(str(p), image_size).numpy() for p in paths])
+
+
+shown = test_boxes.iloc[:show_count]
+images = load_images(shown.path)
+boxes = list(shown.box)
+class_index = shown.class_index.to_numpy()
+fig = viz.image_grid(images, titles=list(shown.label), boxes=[[b + (label,)] for b, label in zip(boxes, shown.label)])
+plt.show()
+
+# %% [markdown]
+# ## 2. The classifier of notebook 02
+#
+# A flat DenseNet121 (its layers directly in the graph, so the feature maps are reachable) with 14
+# sigmoids. If notebook 02 has not run, a small one is trained here for a minute so the notebook
+# still runs end to end; its maps are then close to noise.
+
+# %%
+start = time.perf_counter()
+train = split["train"].iloc[: cfg.pick(smoke=32, lab=256, full=1024)]  # used only if notebook 02's model is missing
+model = models.classifier_or_stand_in(classifier_path, labels, image_size, train.path, train[labels].values)
+print(f"classifier ready in {time.perf_counter() - start:.0f} s")
+assert model.input_shape[1:3] == (image_size, image_size), f"the classifier takes {model.input_shape}: set image_size"
+feature_layer = explain.last_conv_layer(model)
+probabilities = model.predict(images, verbose=0)[np.arange(len(images)), class_index]
+print(f"Grad-CAM layer found automatically: {feature_layer!r} {model.get_layer(feature_layer).output.shape}; "
+      f"predicted probability of the boxed finding: {np.round(probabilities, 2).tolist()}")
+assert feature_layer == models.feature_layer_name(model)
+
+# %% [markdown]
+# ## 3. Vanilla gradients (Simonyan et al. 2013)
+#
+# How much would the score change if one pixel changed? The gradient of the class probability with
+# respect to the input image; the map is its absolute value (the maximum over channels for colour).
+# By hand, with a `GradientTape`:
+
+# %%
+def gradients_by_hand(model, images, class_index):
+    """|d p(class) / d pixel|, max over channels, min-max scaled per image."""
+    images = tf.constant(images)
+    with tf.GradientTape() as tape:
+        tape.watch(images)  # the input is not a variable: ask the tape to follow it
+        scores = tf.gather(model(images, training=False), class_index, axis=1, batch_dims=1)
+    maps = tf.reduce_max(tf.abs(tape.gradient(scores, images)), axis=-1).numpy()
+    low, high = maps.min(axis=(1, 2), keepdims=True), maps.max(axis=(1, 2), keepdims=True)
+    return (maps - low) / (high - low + 1e-7)
+
+
+by_hand = gradients_by_hand(model, images, class_index)
+vanilla = explain.vanilla_gradients(model, images, class_index)
+print(f"by hand vs explain.vanilla_gradients: max difference {np.abs(by_hand - vanilla).max():.1e}")
+assert np.allclose(by_hand, vanilla, atol=1e-4)
+
+# %% [markdown]
+# ## 4. Guided backpropagation (Springenberg et al. 2014)
+#
+# On the way back, a ReLU passes the gradient where its *input* was positive. Guided backpropagation
+# also blocks the *negative gradients*: only what would increase the score flows back. That is a
+# custom gradient for ReLU:
+
+# %%
+@tf.custom_gradient
+def my_guided_relu(x):
+    def grad(upstream):
+        return upstream * tf.cast(x > 0, upstream.dtype) * tf.cast(upstream > 0, upstream.dtype)
+    return tf.nn.relu(x), grad
+
+
+x, upstream = tf.constant([-1.0, 2.0, 3.0]), tf.constant([1.0, -1.0, 2.0])
+for relu in (tf.nn.relu, my_guided_relu, explain.guided_relu):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = relu(x)
+    print(f"{relu.__name__:14s} gradient: {tape.gradient(y, x, output_gradients=upstream).numpy()}")
+# ReLU passes [0, -1, 2]; guided ReLU also stops the -1.
+
+# %% [markdown]
+# DenseNet's ReLUs are `Activation("relu")` layers. `explain.guided_model` clones the model with each of
+# them swapped for the guided ReLU and copies the weights: the original model is untouched.
+
+# %%
+start = time.perf_counter()
+guided = explain.guided_model(model)
+swapped = [layer.name for layer in guided.layers if getattr(layer, "activation", None) is explain.guided_relu]
+print(f"guided copy in {time.perf_counter() - start:.0f} s: {len(swapped)} ReLUs swapped; original still plain: "
+      f"{model.get_layer(feature_layer).activation is keras.activations.relu}")
+# Forward, the copy is the same model (called directly: a one-off predict() would compile a function).
+assert np.allclose(guided(images, training=False), model(images, training=False), atol=1e-5)
+guided_maps = explain.guided_backprop(model, images, class_index)
+
+# %% [markdown]
+# ## 5. Grad-CAM, Grad-CAM++ and guided Grad-CAM
+#
+# Grad-CAM (Selvaraju et al. 2017) weighs each channel k of the last feature map A by the average of its
+# gradient, adds them up and keeps the positive part: ReLU(sum_k mean(dy/dA_k) A_k). By hand:
+
+# %%
+def grad_cam_by_hand(model, images, class_index, layer_name):
+    """Grad-CAM at layer_name, bilinearly upsampled to the input, min-max scaled."""
+    extractor = keras.Model(model.input, [model.get_layer(layer_name).output, model.output])
+    with tf.GradientTape() as tape:
+        features, outputs = extractor(tf.constant(images), training=False)
+        scores = tf.gather(outputs, class_index, axis=1, batch_dims=1)
+    grads = tape.gradient(scores, features)
+    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # one weight per channel
+    cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))
+    cam = tf.image.resize(cam[..., None], images.shape[1:3], method="bilinear")[..., 0].numpy()
+    low, high = cam.min(axis=(1, 2), keepdims=True), cam.max(axis=(1, 2), keepdims=True)
+    return (cam - low) / (high - low + 1e-7)
+
+
+cam_by_hand = grad_cam_by_hand(model, images, class_index, feature_layer)
+cam = explain.grad_cam(model, images, class_index, layer_name=feature_layer)
+print(f"by hand vs explain.grad_cam: max difference {np.abs(cam_by_hand - cam).max():.1e}")
+assert np.allclose(cam_by_hand, cam, atol=1e-4)
+
+# %% [markdown]
+# **The resolution limit.** DenseNet121 divides the image by 32: at 128 px the last feature map is 4x4
+# (2x2 in the smoke profile), so Grad-CAM has 16 cells to say where a finding is, then interpolates. A
+# nodule of 10 px cannot be resolved, only the quarter of the lung it sits in. Remedies: a larger input
+# (224 px gives 7x7), an earlier layer (`layer_name="pool4_relu"`, input/16), or guided Grad-CAM, which
+# multiplies the coarse map by the pixel-fine guided gradient.
+
+# %%
+grid = model.get_layer(feature_layer).output.shape[1]
+print(f"feature map {grid}x{grid} at {image_size} px: one Grad-CAM cell covers {image_size // grid}x{image_size // grid} pixels")
+cam_pp = explain.grad_cam_plus_plus(model, images, class_index)
+guided_cam = explain.guided_grad_cam(model, images, class_index)
+fig = viz.saliency_grid(images, {"Grad-CAM": cam, "Grad-CAM++": cam_pp, "guided Grad-CAM": guided_cam}, boxes=boxes,
+                        row_titles=[f"{label} p={p:.2f}" for label, p in zip(shown.label, probabilities)])
+plt.show()
+
+# %% [markdown]
+# ## 6. SmoothGrad (Smilkov et al. 2017)
+#
+# Gradients are noisy: a tiny change of the input flips many ReLUs. SmoothGrad averages the map over
+# copies of the image with Gaussian noise. It wraps any method; the noisy copies of all images go
+# through the model in full batches. Smilkov et al. use noise of 10-20% of the image's range, but our
+# classifier never saw noise in training: at 20% its probability for every finding collapses to ~0,
+# the sigmoid saturates, every gradient underflows to zero and the maps come back empty (with a
+# warning). **Check the prediction on the noisy copies**: the noise must not change the answer you explain.
+# Here even 5% lowers some probabilities a lot (printed below): this synthetic-trained model is brittle
+# to noise, which is itself worth knowing before trusting any of its maps.
+
+# %%
+start = time.perf_counter()
+smooth_vanilla = explain.smoothgrad(explain.vanilla_gradients, model, images, class_index, samples=smooth_samples,
+                                    noise_level=noise_level, seed=seed)
+smooth_guided = explain.smoothgrad(explain.guided_backprop, model, images, class_index, samples=smooth_samples,
+                                   noise_level=noise_level, seed=seed)
+smooth_cam = explain.smoothgrad(explain.grad_cam, model, images, class_index, samples=smooth_samples,
+                                noise_level=noise_level, seed=seed)
+print(f"SmoothGrad, 3 methods x {smooth_samples} samples x {len(images)} images: {time.perf_counter() - start:.1f} s")
+for level in (noise_level, 0.2):
+    noisy = images + np.random.default_rng(seed).normal(size=images.shape).astype("float32") * level
+    noisy_probabilities = model.predict(noisy, verbose=0)[np.arange(len(images)), class_index]
+    print(f"noise {level:.0%} of the range: probability of the finding {np.round(noisy_probabilities, 3).tolist()} "
+          f"(clean: {np.round(probabilities, 3).tolist()})")
+
+# %% [markdown]
+# ## 7. Integrated gradients (Sundararajan et al. 2017)
+#
+# A gradient is local; integrated gradients add up the gradient along a straight path from a
+# *baseline* x' (an image that means "nothing") to the image x:
+# IG_i = (x_i - x'_i) * integral over a in [0, 1] of df/dx_i(x' + a (x - x')). The trapezoidal rule on
+# `ig_steps` points computes the integral; **completeness** checks it: the attributions must add up to
+# f(x) - f(x'). By hand, for one image:
+
+# %%
+def integrated_gradients_by_hand(model, image, class_index, baseline, steps):
+    alphas = np.linspace(0, 1, steps, dtype=np.float32)[:, None, None, None]
+    path = tf.constant(baseline + alphas * (image - baseline))  # all the steps in one batch
+    with tf.GradientTape() as tape:
+        tape.watch(path)
+        scores = model(path, training=False)[:, class_index]
+    grads = tape.gradient(scores, path).numpy()
+    integral = (grads[:-1] + grads[1:]).sum(axis=0) / 2 / (steps - 1)  # trapezoidal rule
+    return (image - baseline) * integral, scores.numpy()
+
+
+black = np.zeros_like(images[0])
+ig_hand, path_scores = integrated_gradients_by_hand(model, images[0], class_index[0], black, ig_steps)
+ig_black = explain.integrated_gradients(model, images, class_index, baseline="black", steps=ig_steps, tolerance=ig_tolerance)
+print(f"by hand: sum {ig_hand.sum():.4f}, f(x) - f(black) = {path_scores[-1] - path_scores[0]:.4f}; "
+      f"explain: max difference {np.abs(ig_hand - ig_black.attributions[0]).max():.1e}")
+assert np.allclose(ig_hand, ig_black.attributions[0], atol=1e-5)
+
+# %% [markdown]
+# The baseline matters: black says "what makes this image more than darkness", a blurred copy says
+# "what makes it more than its blurred self" (edges and small findings), noise is a third choice.
+
+# %%
+ig_blurred = explain.integrated_gradients(model, images, class_index, baseline="blurred", steps=ig_steps, tolerance=ig_tolerance)
+completeness = pd.DataFrame({
+    "finding": list(shown.label), "f(x)": ig_black.scores,
+    "f(black)": ig_black.baseline_scores, "sum IG black": ig_black.sums, "error black": ig_black.relative_error,
+    "f(blurred)": ig_blurred.baseline_scores, "sum IG blurred": ig_blurred.sums, "error blurred": ig_blurred.relative_error,
+})
+completeness.round(4)
+
+# %%
+worst = max(ig_black.relative_error.max(), ig_blurred.relative_error.max())
+print(f"worst completeness error at {ig_steps} steps: {worst:.2%} (tolerance {ig_tolerance:.0%})")
+if cfg.profile != "smoke":  # 16 steps in smoke are too few to promise it
+    assert worst <= ig_tolerance, completeness
+
+# %% [markdown]
+# ## 8. All methods side by side, plain and smoothed
+#
+# As in Seo's Figure 2: every method and its SmoothGrad version on the same images, the true box drawn.
+# Gradient maps are speckled and sharp; Grad-CAM maps are blobs at the 4x4 grid's resolution.
+
+# %%
+methods = {
+    "gradient": vanilla, "SmoothGrad": smooth_vanilla,
+    "guided": guided_maps, "guided SG": smooth_guided,
+    "IG black": ig_black.heatmap(), "IG blurred": ig_blurred.heatmap(),
+    "Grad-CAM": cam, "Grad-CAM SG": smooth_cam, "Grad-CAM++": cam_pp, "guided Grad-CAM": guided_cam,
+}
+fig = viz.saliency_grid(images, methods, boxes=boxes, row_titles=list(shown.label), size=1.6)
+plt.show()
+
+# %% [markdown]
+# ## 9. The same with tf-keras-vis
+#
+# tf-keras-vis implements these methods too. On the same model and class the helpers must agree with
+# it. One difference is deliberate: tf-keras-vis upsamples with `scipy.ndimage.zoom(order=1)`, which
+# pins the corner cells to the corner pixels and stretches the grid (at 4x4 -> 128 a cell centre moves
+# by up to 16 px); `explain` uses half-pixel bilinear resizing, which keeps each cell over the pixels it
+# saw. With `upsampling="align_corners"` the helpers reproduce tf-keras-vis.
+
+# %%
+score = CategoricalScore(class_index.tolist())
+start = time.perf_counter()
+vis_cam = Gradcam(model)(score, images, penultimate_layer=feature_layer, seek_penultimate_conv_layer=False)
+vis_saliency = Saliency(model)(score, images)
+vis_cam_pp = GradcamPlusPlus(model)(score, images, penultimate_layer=feature_layer, seek_penultimate_conv_layer=False)
+vis_smooth = Saliency(model)(score, images, smooth_samples=smooth_samples, smooth_noise=noise_level)
+print(f"tf-keras-vis, four methods: {time.perf_counter() - start:.1f} s")
+agreement = pd.Series({
+    "Grad-CAM (align_corners)": np.abs(explain.grad_cam(model, images, class_index, upsampling="align_corners") - vis_cam).max(),
+    "Grad-CAM (half-pixel)": np.abs(cam - vis_cam).max(),
+    "saliency": np.abs(vanilla - vis_saliency).max(),
+    "Grad-CAM++ (align_corners)": np.abs(explain.grad_cam_plus_plus(model, images, class_index, upsampling="align_corners") - vis_cam_pp).max(),
+    "SmoothGrad: rank correlation": explain.rank_correlation(smooth_vanilla, vis_smooth).mean(),
+}, name="max |helpers - tf-keras-vis|")
+agreement.round(6)
+
+# %%
+assert agreement["Grad-CAM (align_corners)"] < 1e-4 and agreement["saliency"] < 1e-4
+assert agreement["Grad-CAM++ (align_corners)"] < 1e-2  # Grad-CAM++'s cubed gradients: float32 round-off
+print("explain.grad_cam and explain.vanilla_gradients match tf-keras-vis within 1e-4.")
+
+# %% [markdown]
+# **Score-CAM on a sigmoid head.** Score-CAM (Wang et al. 2020) masks the image with each upsampled
+# feature map and scores the masked images. tf-keras-vis passes the outputs through **softmax** before
+# scoring, which suits a single-label softmax head. Ours has 14 independent sigmoids: a softmax across
+# them mixes the findings (a higher Effusion probability would lower "Nodule"'s score). The fix:
+# `explain.sigmoid_as_softmax(model, c)` adds two outputs, [log p_c, log(1 - p_c)], whose softmax is
+# exactly [p_c, 1 - p_c]; class 0 of that model is the probability we want.
+
+# %%
+two_way = explain.sigmoid_as_softmax(model, int(class_index[0]))
+print(f"softmax of the two-way head: {keras.ops.softmax(two_way(images[:1]))[0, 0]:.4f}, "
+      f"the sigmoid: {model(images[:1])[0, class_index[0]]:.4f}, softmax over the 14 sigmoids: "
+      f"{keras.ops.softmax(model(images[:1]))[0, class_index[0]]:.4f}")
+start = time.perf_counter()
+score_cam = Scorecam(two_way)(CategoricalScore([0]), images[:1], penultimate_layer=feature_layer,
+                              seek_penultimate_conv_layer=False, max_N=scorecam_channels)
+print(f"Score-CAM on {scorecam_channels} feature maps: {time.perf_counter() - start:.1f} s")
+fig = viz.saliency_grid(images[:1], {"Score-CAM (two-way head)": score_cam, "Grad-CAM": vis_cam[:1], "tf-keras-vis SmoothGrad": vis_smooth[:1]},
+                        boxes=boxes[:1])
+plt.show()
+
+# %% [markdown]
+# ## 10. Segmentation: what makes the U-Net see a vessel here?
+#
+# For a segmentation the score is a sum over a **region** of the output: the predicted vessel
+# probability inside a box (or a mask). Every method then explains that region. The U-Net of notebook
+# 03 is fully convolutional, so it takes a crop of a preprocessed test photograph.
+
+# %%
+drive = datasets.read_drive(synthetic.ensure(cfg, "drive"))
+rgb, vessels, fov = datasets.load_drive(drive.test[0])
+settings = json.loads(unet_path.with_suffix(".json").read_text()) if unet_path.is_file() else {"grey_method": "green", "clahe_clip": 2.0, "clahe_tile": 8}
+grey = preprocessing.clahe(preprocessing.fundus_to_grey(rgb, settings["grey_method"]), settings["clahe_clip"], settings["clahe_tile"])
+top, left = (np.array(grey.shape) - unet_crop) // 2  # the centre of the photograph, where vessels cross
+crop = grey[top:top + unet_crop, left:left + unet_crop][None, ..., None].astype("float32")
+if unet_path.is_file():
+    unet = keras.models.load_model(unet_path)
+else:
+    print(f"{unet_path} is missing: an untrained U-Net stands in (run notebook 03)")
+    unet = models.unet(base_filters=8)
+vessel_probability = unet.predict(crop, verbose=0)[0, ..., 0]
+# The region: a box around the brightest predicted vessel pixels in the crop's centre.
+cy, cx = np.unravel_index(np.argmax(vessel_probability[unet_crop // 4:-unet_crop // 4, unet_crop // 4:-unet_crop // 4]), (unet_crop // 2,) * 2)
+region = (cx + unet_crop // 4 - 6, cy + unet_crop // 4 - 6, 12, 12)
+print(f"region {region}: predicted vessel probability inside sums to {explain.box_mask(region, crop.shape[1:3]).astype(float).ravel() @ vessel_probability.ravel():.1f}")
+
+# %%
+unet_maps = {
+    "gradient": explain.vanilla_gradients(unet, crop, region=region),
+    "IG black": explain.integrated_gradients(unet, crop, region=region, steps=ig_steps, tolerance=ig_tolerance).heatmap(),
+    "Grad-CAM (last decoder)": explain.grad_cam(unet, crop, region=region),
+    "Grad-CAM (bottleneck)": explain.grad_cam(unet, crop, region=region, layer_name="bottleneck_relu2"),
+}
+fig = viz.saliency_grid(crop, {"vessel probability": vessel_probability[None], **unet_maps}, boxes=[region], size=2.4)
+plt.show()
+print(f"automatic Grad-CAM layer of the U-Net: {explain.last_conv_layer(unet)!r} (full resolution); the bottleneck is "
+      f"{unet_crop // 16}x{unet_crop // 16} at this {unet_crop}-px crop")
+
+# %% [markdown]
+# The gradient and integrated gradients stay near the box: a vessel pixel's probability depends on the
+# pixels within the U-Net's receptive field, most on the vessel itself. The bottleneck's Grad-CAM is
+# coarse (input/16) and spreads over the context the deepest layer combines.
+
+# %% [markdown]
+# ## 11. Sanity check: randomise the model, cascading from the top (Adebayo et al. 2018)
+#
+# A saliency map that explains the *model* must change when the model's weights are destroyed. Re-draw
+# the weights of the top 1, 10, 40 and finally all 121 convolutional and dense layers (the ones nearest
+# the output first), and compare each map with the original by Spearman rank correlation. The weights
+# change in place inside `explain.randomized` (so the compiled functions are reused) and come back on exit.
+
+# %%
+weighted_layers = [layer.name for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))][::-1]
+original = {"gradient": vanilla, "guided": guided_maps, "Grad-CAM": cam}
+rows = []
+for count in randomisation_stages:
+    top_layers = weighted_layers[:count]
+    with explain.randomized(model, top_layers, seed=seed), explain.randomized(guided, top_layers, seed=seed):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a destroyed model often gives flat Grad-CAM maps: zeros, warned
+            random_maps = {
+                "gradient": explain.vanilla_gradients(model, images, class_index),
+                "guided": explain.guided_backprop(model, images, class_index),
+                "Grad-CAM": explain.grad_cam(model, images, class_index),
+            }
+    rows.append({"randomised": f"top {count} ({top_layers[-1]})",
+                 **{name: explain.rank_correlation(original[name], maps).mean() for name, maps in random_maps.items()}})
+randomisation = pd.DataFrame(rows).set_index("randomised")
+assert np.allclose(explain.vanilla_gradients(model, images, class_index), vanilla, atol=1e-5), "weights restored"
+randomisation.round(3)
+
+# %%
+ax = randomisation.plot(marker="o", figsize=(7, 3), title="rank correlation with the trained model's map")
+ax.axhline(0.5, color="grey", linestyle=":")
+ax.set_ylabel("Spearman")
+plt.show()
+final = randomisation.iloc[-1]
+print(f"fully randomised: gradient {final['gradient']:.2f}, guided {final['guided']:.2f}, Grad-CAM {final['Grad-CAM']:.2f}")
+assert final["gradient"] < 0.5 and final["Grad-CAM"] < 0.5, randomisation
+
+# %% [markdown]
+# **Reading it.** The gradient and Grad-CAM maps lose their ranks as the layers go: they depend on what
+# the model learned. A map that barely changes when the weights are destroyed is a **warning sign**: it
+# shows the image (edges, bright structures), not the model's reasoning. Adebayo et al. found guided
+# backpropagation to be such a method on ImageNet models: watch its column above, and never present a
+# method that has not passed this test as "what the model looked at".
+
+# %% [markdown]
+# ## 12. Do the maps point at the finding?
+#
+# On the synthetic set the true location of every finding is known. Two scores per method, on
+# `eval_count` test images: the **fraction of the heat inside the true box** (the unnormalised map's
+# positive mass), and the **pointing game** (Zhang et al. 2018): a hit when the map's maximum falls in
+# the box. A uniform random heatmap hits with probability equal to the box's area fraction: that is the
+# bar to clear. Grad-CAM runs twice: at the last feature map (`relu`, 4x4) and at block 4
+# (`pool4_relu`, 8x8), to measure the resolution limit of section 5.
+
+# %%
+evaluated = test_boxes.iloc[:eval_count]
+eval_images = load_images(evaluated.path)
+eval_boxes = list(evaluated.box)
+eval_classes = evaluated.class_index.to_numpy()
+start = time.perf_counter()
+eval_maps = {
+    "gradient": explain.vanilla_gradients(model, eval_images, eval_classes, normalize_map=False),
+    "guided": explain.guided_backprop(model, eval_images, eval_classes, normalize_map=False),
+    "IG black": explain.integrated_gradients(model, eval_images, eval_classes, steps=ig_eval_steps, tolerance=1.0).heatmap(normalize_map=False),
+    "Grad-CAM": explain.grad_cam(model, eval_images, eval_classes, normalize_map=False),
+    f"Grad-CAM {localisation_layer}": explain.grad_cam(model, eval_images, eval_classes, layer_name=localisation_layer, normalize_map=False),
+    "Grad-CAM++": explain.grad_cam_plus_plus(model, eval_images, eval_classes, normalize_map=False),
+    "guided Grad-CAM": explain.guided_grad_cam(model, eval_images, eval_classes, normalize_map=False),
+    "random": np.random.default_rng(seed).uniform(size=eval_images.shape[:3]),
+}
+print(f"{len(eval_maps)} methods on {len(eval_images)} images: {time.perf_counter() - start:.0f} s")
+area_fraction = np.mean([explain.box_mask(b, eval_images.shape[1:3]).mean() for b in eval_boxes])
+localisation = pd.DataFrame({
+    "heat in box": {name: explain.heat_in_box(maps, eval_boxes).mean() for name, maps in eval_maps.items()},
+    "pointing game": {name: explain.pointing_game(maps, eval_boxes).mean() for name, maps in eval_maps.items()},
+})
+print(f"box area fraction (the random heatmap's expected score on both): {area_fraction:.3f}")
+localisation.round(3)
+
+# %% [markdown]
+# **The resolution limit, measured.** Upsampled bilinearly, a Grad-CAM map peaks at the centre of one
+# feature-map cell. A box that contains no cell centre can never be hit, however good the model: at 4x4
+# the centres sit 32 px apart, and a nodule's 20 px box often falls between them. The ceiling is the
+# fraction of boxes that contain at least one cell centre.
+
+# %%
+def cell_centre_ceiling(boxes, cells, size):
+    """Fraction of boxes containing at least one cell centre of a cells x cells grid over size pixels."""
+    centres = (np.arange(cells) + 0.5) * size / cells
+    return np.mean([((centres >= x) & (centres <= x + w)).any() and ((centres >= y) & (centres <= y + h)).any()
+                    for x, y, w, h in boxes])
+
+
+last_cells, block4_cells = grid, model.get_layer(localisation_layer).output.shape[1]
+ceilings = {"Grad-CAM": cell_centre_ceiling(eval_boxes, last_cells, image_size),
+            f"Grad-CAM {localisation_layer}": cell_centre_ceiling(eval_boxes, block4_cells, image_size)}
+for name, ceiling in ceilings.items():
+    print(f"{name:22s} pointing game {localisation.loc[name, 'pointing game']:.2f}, ceiling {ceiling:.2f}")
+
+# %%
+hit_rate = localisation.loc["Grad-CAM", "pointing game"]
+hit_rate_block4 = localisation.loc[f"Grad-CAM {localisation_layer}", "pointing game"]
+print(f"Grad-CAM pointing game: last layer ({last_cells}x{last_cells}) {hit_rate:.2f}, {localisation_layer} "
+      f"({block4_cells}x{block4_cells}) {hit_rate_block4:.2f}, against {area_fraction:.2f} for a random heatmap")
+if cfg.profile == "lab" and cfg.synthetic:
+    # The bound holds for Grad-CAM at input/16; at input/32 (4x4) the grid alone caps it (ceiling above).
+    assert hit_rate_block4 >= 0.6 and hit_rate_block4 >= area_fraction + 0.3, localisation
+
+# %% [markdown]
+# The pointing game rewards one pixel, the heat fraction the whole map: a sharp gradient map can hit the
+# box with its peak while spreading most of its mass over the ribs. Per finding, large boxes (effusion,
+# cardiomegaly) are easy and nodules are hard, and the 4x4 grid is why last-layer Grad-CAM struggles
+# with the small ones.
+
+# %%
+per_finding = pd.DataFrame({
+    "images": evaluated.label.value_counts(),
+    "Grad-CAM hit": pd.Series(explain.pointing_game(eval_maps["Grad-CAM"], eval_boxes), index=evaluated.index).groupby(evaluated.label).mean(),
+    f"Grad-CAM {localisation_layer} hit": pd.Series(explain.pointing_game(eval_maps[f"Grad-CAM {localisation_layer}"], eval_boxes), index=evaluated.index).groupby(evaluated.label).mean(),
+    "gradient hit": pd.Series(explain.pointing_game(eval_maps["gradient"], eval_boxes), index=evaluated.index).groupby(evaluated.label).mean(),
+    "box area": pd.Series([explain.box_mask(b, eval_images.shape[1:3]).mean() for b in eval_boxes], index=evaluated.index).groupby(evaluated.label).mean(),
+})
+per_finding.round(2)
+
+# %% [markdown]
+# ## Summary
+#
+# * Gradients ask which pixels would change the score; guided backpropagation keeps only the positive
+#   paths (a custom ReLU gradient on a copy of the model); SmoothGrad averages any method over noisy
+#   copies; integrated gradients add the gradient up along a path from a baseline, and completeness
+#   (attributions sum to f(x) - f(baseline)) checks the integral.
+# * Grad-CAM weighs the last feature map's channels by their mean gradient: class-specific and robust,
+#   but only as fine as that map (4x4 at 128 px for DenseNet121): a box between two cell centres can
+#   never be hit. Block 4's 8x8 map localises far better; guided Grad-CAM adds pixel detail.
+# * For a segmentation, explain a region: the sum of the predicted probability in a box or mask.
+# * The helpers match tf-keras-vis (Grad-CAM and saliency within 1e-4); its Score-CAM needs a two-way
+#   head to suit sigmoid outputs.
+# * Trust a method only if it passes the randomisation test (the map must change when the model is
+#   destroyed) and, where the truth is known, points at the finding more often than a random map.
+#
+# ## Exercises
+#
+# 1. **Resolution.** Section 12 ran Grad-CAM at `pool4_relu` (8x8 at 128 px). Try Grad-CAM++ there too,
+#    and `pool3_relu` (16x16): when does a finer map stop helping? (Check: the block-4 grid is twice as fine.)
+# 2. **Baselines.** Compute integrated gradients with `baseline="noise"`: is completeness still met,
+#    and how does the map differ from the black baseline?
+# 3. **Smoothing.** Raise `smooth_samples` to 50: how much does the SmoothGrad map still change?
+#    (Rank correlation between 16 and 50 samples.)
+# 4. **Sanity.** Randomise only the classification head (`["predictions"]`): which maps change, which
+#    do not, and why is that already informative?
+
+# %%
+# Exercise 1 check: the block-4 feature map is twice as wide as the last one.
+cam_block4 = explain.grad_cam(model, images, class_index, layer_name=models.DENSENET_FEATURES[4], normalize_map=False)
+assert model.get_layer(models.DENSENET_FEATURES[4]).output.shape[1] == 2 * grid and cam_block4.shape == images.shape[:3]
+print(f"block-4 Grad-CAM pointing game on the shown images: {explain.pointing_game(cam_block4, boxes).mean():.2f}")
+
+# %%
+# Exercise 2 check: the noise baseline's completeness numbers, one per image.
+ig_noise = explain.integrated_gradients(model, images, class_index, baseline="noise", steps=ig_steps, tolerance=1.0, seed=seed)
+print(f"noise baseline: completeness errors {np.round(ig_noise.relative_error, 3).tolist()}")
+assert np.isfinite(ig_noise.attributions).all()
+
+# %% [markdown]
+# ## Cleanup
+
+# %%
+plt.close("all")
+keras.backend.clear_session()
