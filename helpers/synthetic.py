@@ -306,6 +306,13 @@ def _in_lung(an, rng, side=None, zone=(0.15, 0.85), margin=0.0, lateral=None):
     return best, side
 
 
+def _lung(an, side: int):
+    """A lung's outline and its bounding extent: (poly, x0, y0, x1, y1)."""
+    poly = an["lungs"][side]
+    (x0, y0), (x1, y1) = poly.min(0), poly.max(0)
+    return poly, x0, y0, x1, y1
+
+
 def _f_mass(an, rng):
     S = an["size"]
     r = rng.uniform(0.10, 0.13) * S
@@ -329,9 +336,7 @@ def _f_nodule(an, rng):
 def _f_effusion(an, rng):
     S = an["size"]
     side = int(rng.integers(2))
-    poly = an["lungs"][side]
-    x0, y0 = poly.min(0)
-    x1, y1 = poly.max(0)
+    poly, x0, y0, x1, y1 = _lung(an, side)
     h = y1 - y0
     xx = np.arange(S, dtype=np.float32)[None, :]
     yy = np.arange(S, dtype=np.float32)[:, None]
@@ -356,9 +361,7 @@ def _f_cardiomegaly(an, rng):
 def _f_pneumothorax(an, rng):
     S = an["size"]
     side = int(rng.integers(2))
-    poly = an["lungs"][side]
-    x0, _ = poly.min(0)
-    x1, y1 = poly.max(0)
+    poly, x0, _, x1, y1 = _lung(an, side)
     anchor = np.array([x1 if side == 0 else x0, y1]) * 0.7 + np.array([(x0 + x1) / 2, y1]) * 0.3
     k = rng.uniform(0.66, 0.76)
     collapsed = anchor + k * (poly - anchor)
@@ -483,9 +486,7 @@ def _f_fibrosis(an, rng):
 def _f_pleural_thickening(an, rng):
     S = an["size"]
     side = int(rng.integers(2))
-    poly = an["lungs"][side]
-    x0, y0 = poly.min(0)
-    x1, y1 = poly.max(0)
+    poly, x0, y0, x1, y1 = _lung(an, side)
     ya = y0 + rng.uniform(0.12, 0.35) * (y1 - y0)
     yb = ya + rng.uniform(0.36, 0.45) * (y1 - y0)
     xmid = (x0 + x1) / 2
