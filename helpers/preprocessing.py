@@ -413,3 +413,9 @@ def predict_full_image(model, image, patch_size: int, stride: int, batch_size: i
             total[r : r + patch_size, c : c + patch_size] += predictions[i, j]
             counts[r : r + patch_size, c : c + patch_size] += 1.0
     return (total / counts)[margin : margin + height, margin : margin + width]
+
+
+def load_images(paths, image_size: int, channels: int = 1) -> np.ndarray:
+    """PNG files as one float32 array (images, size, size, channels) in [0, 1], decoded by the tf.data pipeline. Taught in 05_saliency."""
+    batches = image_dataset(paths, image_size=image_size, batch_size=64, channels=channels, cache=False)
+    return np.concatenate([np.asarray(batch) for batch in batches])

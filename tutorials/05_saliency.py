@@ -115,14 +115,8 @@ test_boxes["box"] = [tuple(np.array([r.x, r.y, r.w, r.h]) * s) for r, s in zip(t
 test_boxes["class_index"] = [labels.index(label) for label in test_boxes.label]
 print(f"{len(test_boxes)} test images with a box; findings: {test_boxes.label.value_counts().to_dict()}")
 
-
-def load_images(paths):
-    """Images as the classifier takes them: grey, [0, 1], image_size square."""
-    return np.stack([preprocessing.decode_png(str(p), image_size).numpy() for p in paths])
-
-
 shown = test_boxes.iloc[:show_count]
-images = load_images(shown.path)
+images = preprocessing.load_images(shown.path, image_size)
 boxes = list(shown.box)
 class_index = shown.class_index.to_numpy()
 fig = viz.image_grid(images, titles=list(shown.label), boxes=[[b + (label,)] for b, label in zip(boxes, shown.label)])
@@ -490,7 +484,7 @@ assert final["gradient"] < 0.5 and final["Grad-CAM"] < 0.5, randomisation
 
 # %%
 evaluated = test_boxes.iloc[:eval_count]
-eval_images = load_images(evaluated.path)
+eval_images = preprocessing.load_images(evaluated.path, image_size)
 eval_boxes = list(evaluated.box)
 eval_classes = evaluated.class_index.to_numpy()
 start = time.perf_counter()

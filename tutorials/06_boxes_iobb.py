@@ -185,12 +185,7 @@ print(f"{len(test_boxes)} boxes on {test_boxes.image_index.nunique()} test image
 mean_sizes.round(1).T
 
 # %%
-def load_images(paths):
-    """Images as the classifier takes them: grey, [0, 1], image_size square."""
-    return np.stack([preprocessing.decode_png(str(p), image_size).numpy() for p in paths])
-
-
-images = load_images(test_boxes.path)
+images = preprocessing.load_images(test_boxes.path, image_size)
 class_index = np.array([labels.index(label) for label in test_boxes.label])
 truth = [(r.x, r.y, r.w, r.h) for r in test_boxes.itertuples()]
 original_sizes = list(zip(test_boxes.image_width, test_boxes.image_height))
