@@ -12,20 +12,28 @@ Environment variables (all optional):
 
 from __future__ import annotations
 
+import numbers
 import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from helpers.errors import DataError
+
 PROFILES = ("smoke", "lab", "full")
 DEFAULT_PROFILE = "lab"
 DATASETS = ("nih", "drive")
 DEFAULT_SEED = 42
+MAX_SEED = 2**32 - 1  # NumPy's legacy seeding and keras.utils.set_random_seed take 0 .. 2**32 - 1
 
 
 class ConfigError(ValueError):
     """A setting in the environment that the series cannot use. Taught in 01_preprocessing_and_splits."""
+
+
+class MissingDatasetError(ConfigError, DataError):
+    """MEDXAI_DATA_DIR is set but lacks the dataset's folder: a ConfigError, and a DataError for data readers. Taught in 01_preprocessing_and_splits."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,11 @@ class Config:
                 f"Unknown profile {self.profile!r}: choose one of {', '.join(PROFILES)} "
                 "(for example MEDXAI_PROFILE=lab)."
             )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(
+                f"seed {self.seed!r} is out of range: a seed is a whole number from 0 to {MAX_SEED} (2**32 - 1), "
+                "for example MEDXAI_SEED=42."
+            )
 
     def pick(self, *, smoke: Any, lab: Any, full: Any) -> Any:
         """Return the value for the active profile, e.g. ``cfg.pick(smoke=1, lab=8, full=60)``. Taught in 01_preprocessing_and_splits."""
@@ -53,12 +66,33 @@ class Config:
         """True when the series runs on its generated datasets rather than on MEDXAI_DATA_DIR. Taught in 01_preprocessing_and_splits."""
         return self.data_dir is None
 
-    def dataset_dir(self, name: str) -> Path:
-        """Folder of dataset ``name`` (``nih`` or ``drive``): the real copy or the synthetic one. Taught in 01_preprocessing_and_splits."""
+    def has_dataset(self, name: str) -> bool:
+        """True when dataset ``name`` can be read: MEDXAI_DATA_DIR holds ``name/``, or, without it, the synthetic one (not in the full profile). Taught in 01_preprocessing_and_splits."""
         if name not in DATASETS:
             raise ConfigError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}.")
         if self.data_dir is not None:
-            return self.data_dir / name
+            return (self.data_dir / name).is_dir()
+        return self.profile != "full"
+
+    def dataset_dir(self, name: str) -> Path:
+        """Folder of dataset ``name`` (``nih`` or ``drive``): the real copy or the synthetic one. Taught in 01_preprocessing_and_splits.
+
+        With MEDXAI_DATA_DIR set, a missing ``name/`` folder under it raises MissingDatasetError (a
+        ConfigError) saying what to do; ``has_dataset(name)`` asks first without raising.
+        """
+        if name not in DATASETS:
+            raise ConfigError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}.")
+        if self.data_dir is not None:
+            path = self.data_dir / name
+            if not path.is_dir():
+                others = [d for d in DATASETS if d != name and (self.data_dir / d).is_dir()]
+                holds = f" (it holds {', '.join(o + '/' for o in others)} only)" if others else ""
+                raise MissingDatasetError(
+                    f"MEDXAI_DATA_DIR={str(self.data_dir)!r} has no {name}/ folder{holds}: {path} is missing. "
+                    f"Lay the real {name.upper()} data out there as data_manifests/{name}.md says, or unset "
+                    "MEDXAI_DATA_DIR to run on the synthetic data."
+                )
+            return path
         if self.profile == "full":
             raise ConfigError(
                 "The full profile reads the real datasets: set MEDXAI_DATA_DIR to a folder that "
@@ -83,16 +117,28 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
     try:
         seed = int(seed_text)
     except ValueError:
-        raise ConfigError(f"MEDXAI_SEED must be a whole number, not {seed_text!r}.") from None
+        raise ConfigError(
+            f"MEDXAI_SEED must be a whole number from 0 to {MAX_SEED} (2**32 - 1), not {seed_text!r}."
+        ) from None
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"MEDXAI_SEED={seed_text} is out of range: use a whole number from 0 to {MAX_SEED} (2**32 - 1).")
     if data_dir and not Path(data_dir).expanduser().is_dir():
         raise ConfigError(
             f"MEDXAI_DATA_DIR={data_dir!r} is not a folder. Point it at the folder that holds "
             "nih/ and drive/, or unset it to use the synthetic datasets."
         )
+    cache = Path(cache_dir).expanduser().resolve() if cache_dir else Config.cache_dir
+    blocked = next((p for p in (cache, *cache.parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        source = f"MEDXAI_CACHE_DIR={cache_dir!r}" if cache_dir else f"the default cache folder {str(cache)!r}"
+        raise ConfigError(
+            f"{source}: {blocked} is a file, not a folder, so nothing can be cached there. Point "
+            "MEDXAI_CACHE_DIR at a folder (it is created if absent), or move the file away."
+        )
     return Config(
         profile=profile,
         data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
-        cache_dir=Path(cache_dir).expanduser().resolve() if cache_dir else Config.cache_dir,
+        cache_dir=cache,
         seed=seed,
     )
 

@@ -6,7 +6,10 @@ the row, and saying what to do; ``read_nih(root, errors="skip")`` keeps going an
 it left out in ``.skipped`` instead.
 
 Command line: ``python -m helpers.datasets verify nih PATH`` (or ``drive``) checks a local copy
-against ``data_manifests/<name>.json``.
+against ``data_manifests/<name>.json``; ``--decode`` also decodes every image.
+
+The real NIH metadata (all 112,120 rows, no images) ships in ``NIH_METADATA_DIR``:
+``read_nih(NIH_METADATA_DIR, images="none")``; Google's adjudicated labels: ``read_google_labels()``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ from __future__ import annotations
 import argparse
 import csv
 import difflib
+import gzip
+import io
 import json
+import numbers
 import os
 import re
 import struct
@@ -29,7 +35,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from helpers.errors import DataError, PatientLeakageError
+from helpers.errors import DataError, PatientLeakageError, check_labels
 
 LABELS: tuple[str, ...] = (
     "Atelectasis",
@@ -58,6 +64,8 @@ BBOX_FILE = "BBox_List_2017.csv"
 SPLIT_FILES = {"train_val": "train_val_list.txt", "test": "test_list.txt"}
 IMAGES_DIR = "images"
 MANIFEST_DIR = Path(__file__).resolve().parent.parent / "data_manifests"
+# The real NIH metadata (no images) shipped with the series: Data_Entry, boxes, Google's labels (gzipped).
+NIH_METADATA_DIR = Path(__file__).resolve().parent / "data" / "nih"
 
 ENTRY_COLUMNS = (
     "image_index",
@@ -277,30 +285,81 @@ def _bbox_header_ok(header: Sequence[str], path: Path) -> None:
         )
 
 
-def _read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header and (line number, cells) of each non-blank row; errors name the file."""
+def _csv_text(path: Path) -> str:
+    """The text of a CSV file (gzipped or not), or a DataError that says what was detected and how to save it."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                raise DataError(f"{path}: the file is empty; expected a header row and one row per image.")
-            rows = [(reader.line_num, cells) for cells in reader if any(c.strip() for c in cells)]
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found.") from None
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise DataError(f"{path}: not a readable CSV text file ({err}). Is this the right file?") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a CSV file.") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the file ({err.strerror or err}).") from None
+    if path.name.lower().endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as err:
+            raise DataError(
+                f"{path}: not a readable gzip file ({err}): download it again, or save the CSV uncompressed "
+                "without the .gz ending."
+            ) from None
+    save_as = "Save it as comma-separated values in UTF-8 (in a spreadsheet: 'CSV UTF-8 (comma delimited)')."
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw[:512]:
+        raise DataError(f"{path}: the file is UTF-16 text (a byte-order mark or NUL bytes were detected). {save_as}")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        near = raw[max(0, err.start - 15):err.end + 15].decode("latin-1")
+        raise DataError(
+            f"{path}: not UTF-8 text: byte 0x{raw[err.start]:02x} on line {line} (near {near!r}) looks like "
+            f"Latin-1 / Windows-1252. {save_as}"
+        ) from None
+
+
+def _read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and (line number, cells) of each non-blank row; errors name the file.
+
+    ``.csv.gz`` files are read as they are. A file that is not UTF-8, or whose header is separated by
+    semicolons or tabs, is refused with what was detected. A file with a header and no rows gives an
+    empty list: each reader decides what that means.
+    """
+    text = _csv_text(path)
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, None)
+        if header is None or not any(c.strip() for c in header):
+            raise DataError(f"{path}: the file is empty; expected a header row and one row per image.")
+        if len(header) == 1:
+            for sep, name in ((";", "semicolons (';')"), ("\t", "tabs"), ("|", "bars ('|')")):
+                if sep in header[0]:
+                    raise DataError(
+                        f"{path}: the header {header[0][:80]!r} is separated by {name}, not commas. Save it as "
+                        "comma-separated values in UTF-8 (in a spreadsheet: 'CSV UTF-8 (comma delimited)')."
+                    )
+        rows = [(reader.line_num, cells) for cells in reader if any(c.strip() for c in cells)]
+    except csv.Error as err:
+        raise DataError(f"{path}: not a readable CSV file ({err}). Is this the right file?") from None
     return header, rows
 
 
+def _find_file(root: Path, names: Sequence[str]) -> Path | None:
+    """The first of ``names`` (each also tried with ``.gz``) that is a file under ``root``."""
+    for name in names:
+        for candidate in (name, name + ".gz"):
+            if (root / candidate).is_file():
+                return root / candidate
+    return None
+
+
 def _find_data_entry(root: Path) -> Path:
-    for name in DATA_ENTRY_FILES:
-        if (root / name).is_file():
-            return root / name
-    raise DataError(
-        f"{root}: no {DATA_ENTRY_FILES[0]} or {DATA_ENTRY_FILES[1]} found. Put the NIH ChestX-ray14 "
-        "files there (layout in data_manifests/nih.md), or check MEDXAI_DATA_DIR."
-    )
+    found = _find_file(root, DATA_ENTRY_FILES)
+    if found is None:
+        raise DataError(
+            f"{root}: no {DATA_ENTRY_FILES[0]} or {DATA_ENTRY_FILES[1]} (or .csv.gz) found. Put the NIH "
+            "ChestX-ray14 files there (layout in data_manifests/nih.md), or check MEDXAI_DATA_DIR."
+        )
+    return found
 
 
 def _int_or_none(text: str) -> int | None:
@@ -315,15 +374,65 @@ def _int_or_none(text: str) -> int | None:
         return int(value) if value.is_integer() else None
 
 
+_DIGITS = re.compile(r"\d+")
+_EXPONENT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+_DECIMAL = re.compile(r"\d+\.\d*")
+_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*[Yy]?")
+MAX_AGE = 120  # years; above it an age is a typo (the 2017 file had 148 to 414; the v2020 revision fixed them)
+
+
+def _patient_id(text: str) -> int:
+    """A patient ID as an int from plain digits ("13", "00000013"); ``ValueError`` with the reason otherwise."""
+    value = text.strip()
+    if _DIGITS.fullmatch(value):
+        return int(value)
+    if _EXPONENT.fullmatch(value) or _DECIMAL.fullmatch(value):
+        raise ValueError(
+            f"Patient ID {text!r} looks like a spreadsheet's number format (exponent or decimal form), "
+            "which can turn one patient's ID into another's: export the column as text (whole numbers such as 13)"
+        )
+    raise ValueError(f"Patient ID {text!r} is not a whole number")
+
+
+def _whole(text: str, column: str, *, minimum: int) -> int:
+    value = _int_or_none(text)
+    if value is None:
+        raise ValueError(f"{column} {text!r} is not a whole number")
+    if value < minimum:
+        raise ValueError(f"{column} {text!r} is below {minimum}")
+    return value
+
+
 def _age(text: str) -> float:
-    # Ages are plain years ("58"); some copies of the 2017 file write "058Y".
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*[Yy]?\s*", text)
-    return float(match.group(1)) if match else float("nan")
+    """Age in years from "58" (or "058Y", as some copies of the 2017 file write it); ``ValueError`` with the reason."""
+    match = _AGE.fullmatch(text.strip())
+    if match is None:
+        what = "negative" if re.fullmatch(r"\s*-\s*\d+(\.\d+)?\s*[Yy]?\s*", text) else "not a number of years"
+        raise ValueError(f"Patient Age {text!r} is {what}")
+    age = float(match.group(1))
+    if age > MAX_AGE:
+        raise ValueError(
+            f"Patient Age {age:g} is above {MAX_AGE}: a typo of the 2017 file (Data_Entry_2017_v2020.csv "
+            "corrects these ages: use it)"
+        )
+    return age
 
 
 # --------------------------------------------------------------------------------------------
 # The NIH reader
 # --------------------------------------------------------------------------------------------
+
+IMAGE_MODES = ("all", "present", "none")
+MISSING_REASON = "image not in this copy"
+
+
+def _check_images_arg(images: Any, caller: str) -> str:
+    if images not in IMAGE_MODES or not isinstance(images, str):
+        raise ValueError(
+            f"{caller}: images must be 'all' (every listed PNG there and valid), 'present' (a partial copy: "
+            f"absent images left out and counted) or 'none' (metadata only), not {images!r}."
+        )
+    return images
 
 
 @dataclass(repr=False)
@@ -335,6 +444,8 @@ class NIHDataset:
     boxes: pd.DataFrame
     official_split: dict[str, list[str]] | None = None
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SKIPPED_COLUMNS)))
+    images: str = "all"
+    missing: int = 0
 
     @property
     def labels(self) -> np.ndarray:
@@ -342,33 +453,42 @@ class NIHDataset:
         return self.entries[list(LABELS)].to_numpy(dtype=np.float32)
 
     def __repr__(self) -> str:
+        mode = {"all": "all checked", "present": "present ones checked", "none": "none read (metadata only)"}
+        missing = f", missing={self.missing:,}" if self.images == "present" else ""
         return (
-            f"NIHDataset(root={str(self.root)!r}, images={len(self.entries):,}, "
+            f"NIHDataset(root={str(self.root)!r}, images={len(self.entries):,} ({mode[self.images]}), "
             f"patients={self.entries['patient_id'].nunique():,}, boxes={len(self.boxes):,}, "
-            f"official_split={'yes' if self.official_split else 'no'}, skipped={len(self.skipped):,})"
+            f"official_split={'yes' if self.official_split else 'no'}, skipped={len(self.skipped):,}{missing})"
         )
 
 
 class _Problems:
-    """Row-level problems, collected so that one error lists them all (or ``errors='skip'`` keeps them)."""
+    """Row-level problems, collected so that one error lists them all (or ``errors='skip'`` keeps them).
+
+    Rows added with ``fatal=False`` (an image absent from a partial copy, a repeated box) are left out
+    and listed in ``.skipped`` but never raise.
+    """
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
+        self.fatal: list[bool] = []
 
-    def add(self, file: Path, line: int, image_index: str, reason: str) -> None:
+    def add(self, file: Path, line: int, image_index: str, reason: str, *, fatal: bool = True) -> None:
         self.rows.append({"file": str(file), "line": int(line), "image_index": image_index, "reason": reason})
+        self.fatal.append(fatal)
 
     def frame(self) -> pd.DataFrame:
         frame = pd.DataFrame(self.rows, columns=list(SKIPPED_COLUMNS))
         return frame.astype({"line": "int64"}) if len(frame) else frame
 
     def raise_if_any(self, what: str, skip_hint: str) -> None:
-        if not self.rows:
+        bad = [r for r, fatal in zip(self.rows, self.fatal) if fatal]
+        if not bad:
             return
-        shown = [f"  {Path(r['file']).name}, line {r['line']} ({r['image_index']}): {r['reason']}" for r in self.rows[:_MAX_LISTED]]
-        more = len(self.rows) - len(shown)
+        shown = [f"  {Path(r['file']).name}, line {r['line']} ({r['image_index']}): {r['reason']}" for r in bad[:_MAX_LISTED]]
+        more = len(bad) - len(shown)
         raise DataError(
-            f"{len(self.rows)} bad row(s) in {what}:\n" + "\n".join(shown)
+            f"{len(bad)} bad row(s) in {what}:\n" + "\n".join(shown)
             + (f"\n  ... and {more} more" if more else "")
             + f"\nFix or restore these files, or {skip_hint} to leave the rows out (listed in .skipped)."
         )
@@ -379,25 +499,42 @@ def _check_errors_arg(errors: str) -> None:
         raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}.")
 
 
+def _check_png(path: Path, images: str, *, check_end: bool = True) -> tuple[int, int] | None:
+    """The PNG's size; None when ``images='present'`` and it is absent; ``ValueError`` when bad."""
+    try:
+        return _png_size(path, check_end=check_end)
+    except ValueError as err:
+        if images == "present" and str(err) == "image file not found":
+            return None
+        raise
+
+
 def _read_entries(
-    csv_path: Path, root: Path, *, check_images: bool, problems: _Problems
-) -> tuple[pd.DataFrame, dict[str, tuple[int, int]]]:
+    csv_path: Path, root: Path, *, images: str, problems: _Problems
+) -> tuple[pd.DataFrame, dict[str, tuple[int, int]], int]:
     header, rows = _read_csv_rows(csv_path)
     col = _entry_columns(header, csv_path)
-    need = max(col.values()) + 1
+    if not rows:
+        raise DataError(
+            f"{csv_path}: only a header, no rows: an NIH metadata file lists one row per image. "
+            "Restore it from the release (or from helpers/data/nih/)."
+        )
+    n_fields = len(header)
     images_dir = root / IMAGES_DIR
     images_prefix = os.path.normpath(os.path.abspath(images_dir))
     seen: dict[str, int] = {}
     sizes: dict[str, tuple[int, int]] = {}
     keep: list[list[Any]] = []
     label_rows: list[np.ndarray] = []
+    missing = 0
     for line, cells in rows:
         name = cells[col["image_index"]].strip() if len(cells) > col["image_index"] else ""
-        if len(cells) < need:
-            problems.add(csv_path, line, name, f"{len(cells)} fields, expected at least {need}")
-            continue
-        if any(c.strip() for c in cells[len(header):]):
-            problems.add(csv_path, line, name, f"{len(cells)} fields but the header has {len(header)}: a shifted row?")
+        if len(cells) != n_fields:
+            problems.add(
+                csv_path, line, name,
+                f"{len(cells)} fields but the header has {n_fields}: a field missing or one too many, so the "
+                "values would land in the wrong columns",
+            )
             continue
         if name in seen:
             problems.add(csv_path, line, name, f"duplicate Image Index (first on line {seen[name]})")
@@ -411,45 +548,41 @@ def _read_entries(
             except DataError as err:
                 problems.add(csv_path, line, name, str(err))
                 continue
-        patient = _int_or_none(cells[col["patient_id"]])
-        if patient is None:
-            problems.add(csv_path, line, name, f"Patient ID {cells[col['patient_id']]!r} is not a whole number")
-            continue
         try:
+            patient = _patient_id(cells[col["patient_id"]])
             labels = _encode_labels(cells[col["finding_labels"]])
-        except ValueError as err:
-            problems.add(csv_path, line, name, str(err))
-            continue
-        if check_images:
-            try:
-                sizes[name] = _png_size(path)
-            except ValueError as err:
-                problems.add(csv_path, line, name, f"{err}: {path}. {_PNG_ADVICE}")
-                continue
-        follow_up = _int_or_none(cells[col["follow_up"]])
-        keep.append(
-            [
-                name,
-                str(path),
-                patient,
-                np.nan if follow_up is None else follow_up,
+            values = [
+                _whole(cells[col["follow_up"]], "Follow-up #", minimum=0),
                 _age(cells[col["age"]]),
                 cells[col["gender"]].strip(),
                 cells[col["view"]].strip(),
-                _int_or_none(cells[col["original_width"]]),
-                _int_or_none(cells[col["original_height"]]),
+                _whole(cells[col["original_width"]], "OriginalImage Width", minimum=1),
+                _whole(cells[col["original_height"]], "OriginalImage Height", minimum=1),
             ]
-        )
+        except ValueError as err:
+            problems.add(csv_path, line, name, str(err))
+            continue
+        if images != "none":
+            try:
+                size = _check_png(path, images)
+            except ValueError as err:
+                problems.add(csv_path, line, name, f"{err}: {path}. {_PNG_ADVICE}")
+                continue
+            if size is None:
+                problems.add(csv_path, line, name, MISSING_REASON, fatal=False)
+                missing += 1
+                continue
+            sizes[name] = size
+        keep.append([name, str(path), patient, *values])
         label_rows.append(labels)
     frame = pd.DataFrame(keep, columns=list(ENTRY_COLUMNS[:9]))
-    for name in ("follow_up", "age", "original_width", "original_height"):
-        values = pd.to_numeric(frame[name], errors="coerce")
-        all_whole = values.notna().all() and bool((values.dropna() % 1 == 0).all())
-        frame[name] = values.astype("int64") if all_whole and len(values) else values.astype("float64")
-    frame["patient_id"] = frame["patient_id"].astype("int64")
+    for name in ("follow_up", "original_width", "original_height", "patient_id"):
+        frame[name] = frame[name].astype("int64")
+    ages = frame["age"].astype("float64")
+    frame["age"] = ages.astype("int64") if bool((ages % 1 == 0).all()) else ages
     matrix = np.stack(label_rows) if label_rows else np.zeros((0, len(LABELS)), np.uint8)
     frame = pd.concat([frame, pd.DataFrame(matrix, columns=list(LABELS), dtype=np.uint8)], axis=1)
-    return frame, sizes
+    return frame, sizes, missing
 
 
 def _read_boxes(
@@ -457,16 +590,24 @@ def _read_boxes(
     images_dir: Path,
     *,
     problems: _Problems,
-    check_images: bool,
+    images: str,
     known: Mapping[str, str] | None = None,
-    skipped_images: Mapping[str, int] | None = None,
+    skipped_images: Mapping[str, tuple[int, bool]] | None = None,
     sizes: Mapping[str, tuple[int, int]] | None = None,
     entry_file: str = "",
 ) -> pd.DataFrame:
     header, rows = _read_csv_rows(csv_path)
     _bbox_header_ok(header, csv_path)
+    if not rows:
+        warnings.warn(
+            f"{csv_path}: only a header, no boxes: the box table is empty. If this copy has no boxes, remove "
+            "the file; otherwise restore it from the release.",
+            stacklevel=3,
+        )
     sizes = dict(sizes or {})
     out: list[list[Any]] = []
+    seen: dict[tuple, int] = {}
+    repeats: list[str] = []
     for line, cells in rows:
         name = cells[0].strip() if cells else ""
         if len(cells) < 6:
@@ -494,8 +635,16 @@ def _read_boxes(
         if w <= 0 or h <= 0:
             problems.add(csv_path, line, name, f"box x={x:g} y={y:g} w={w:g} h={h:g} has zero or negative area")
             continue
+        key = (name, label, x, y, w, h)
+        if key in seen:
+            problems.add(csv_path, line, name, f"duplicate of line {seen[key]} (same image, label and box): kept once", fatal=False)
+            repeats.append(f"line {line} repeats line {seen[key]}")
+            continue
+        seen[key] = line
         if skipped_images is not None and name in skipped_images:
-            problems.add(csv_path, line, name, f"its image was left out of {entry_file} (line {skipped_images[name]})")
+            first, fatal = skipped_images[name]
+            reason = MISSING_REASON if not fatal else f"its image was left out of {entry_file} (line {first})"
+            problems.add(csv_path, line, name, reason, fatal=fatal)
             continue
         if known is not None and name not in known:
             problems.add(csv_path, line, name, f"image {name!r} is not in {entry_file}")
@@ -506,13 +655,18 @@ def _read_boxes(
             problems.add(csv_path, line, name, str(err))
             continue
         if name not in sizes:
-            try:
-                sizes[name] = _png_size(path, check_end=check_images)
-            except ValueError as err:
-                if check_images or path.exists():
+            if images == "none":
+                sizes[name] = (np.nan, np.nan)  # metadata only: the image's size is not read
+            else:
+                try:
+                    size = _check_png(path, images)
+                except ValueError as err:
                     problems.add(csv_path, line, name, f"{err}: {path}. {_PNG_ADVICE}")
                     continue
-                sizes[name] = (np.nan, np.nan)  # unchecked and absent: bounds unknown
+                if size is None:
+                    problems.add(csv_path, line, name, MISSING_REASON, fatal=False)
+                    continue
+                sizes[name] = size
         width, height = sizes[name]
         if x < -BOX_TOLERANCE or y < -BOX_TOLERANCE or (
             np.isfinite(width) and (x + w > width + BOX_TOLERANCE or y + h > height + BOX_TOLERANCE)
@@ -523,6 +677,12 @@ def _read_boxes(
             )
             continue
         out.append([name, label, x, y, w, h, width, height, str(path)])
+    if repeats:
+        warnings.warn(
+            f"{csv_path}: {len(repeats)} duplicate box(es) (same image, label and coordinates), kept once: "
+            + _listing(repeats, _MAX_LISTED) + ". They are listed in .skipped.",
+            stacklevel=3,
+        )
     frame = pd.DataFrame(out, columns=list(BOX_COLUMNS))
     frame = frame.astype({"x": "float64", "y": "float64", "w": "float64", "h": "float64"})
     for name in ("image_width", "image_height"):
@@ -531,13 +691,18 @@ def _read_boxes(
     return frame
 
 
-def read_boxes(path_or_root: str | Path, *, errors: str = "raise", check_images: bool = True) -> pd.DataFrame:
-    """Read BBox_List_2017.csv (a file, or the NIH folder) into image_index, label, x, y, w, h, image size, path. Taught in 01_preprocessing_and_splits."""
+def read_boxes(path_or_root: str | Path, *, errors: str = "raise", images: str = "all") -> pd.DataFrame:
+    """Read BBox_List_2017.csv(.gz) (a file, or the NIH folder) into image_index, label, x, y, w, h, image size, path. Taught in 01_preprocessing_and_splits.
+
+    ``images`` as in :func:`read_nih`; with ``"none"`` the image sizes are NaN and only the lower
+    bounds of the boxes are checked. Duplicate boxes are kept once, with a warning.
+    """
     _check_errors_arg(errors)
+    _check_images_arg(images, "read_boxes")
     given = Path(path_or_root).expanduser().absolute()
-    csv_path = given / BBOX_FILE if given.is_dir() else given
+    csv_path = (_find_file(given, (BBOX_FILE,)) or given / BBOX_FILE) if given.is_dir() else given
     problems = _Problems()
-    frame = _read_boxes(csv_path, csv_path.parent / IMAGES_DIR, problems=problems, check_images=check_images)
+    frame = _read_boxes(csv_path, csv_path.parent / IMAGES_DIR, problems=problems, images=images)
     if errors == "raise":
         problems.raise_if_any(str(csv_path), "call read_boxes(..., errors='skip')")
     frame.attrs["skipped"] = problems.frame()
@@ -552,24 +717,42 @@ def _read_list(path: Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def read_nih(root: str | Path, *, errors: str = "raise", check_images: bool = True) -> NIHDataset:
-    """Read and validate an NIH ChestX-ray14 folder (Data_Entry 2017 or 2020 CSV, boxes, official lists, PNGs). Taught in 01_preprocessing_and_splits."""
+def read_nih(root: str | Path, *, errors: str = "raise", images: str = "all") -> NIHDataset:
+    """Read and validate an NIH ChestX-ray14 folder (Data_Entry 2017 or 2020 CSV, boxes, official lists, PNGs). Taught in 01_preprocessing_and_splits.
+
+    ``images``: ``"all"`` (default) every listed image must be in ``images/`` with a valid PNG header;
+    ``"present"`` a partial copy: absent images are left out, counted in ``.missing`` and listed in
+    ``.skipped`` (reason "image not in this copy"), while corrupt ones are still errors; ``"none"``
+    metadata only: no image is opened (paths are still filled), e.g.
+    ``read_nih(NIH_METADATA_DIR, images="none")`` for the metadata shipped with the series.
+    A Data_Entry file with only a header is an error; a box file with only a header gives no boxes
+    and a warning; ``.csv.gz`` files are read as they are.
+    """
     _check_errors_arg(errors)
+    _check_images_arg(images, "read_nih")
     root = Path(root).expanduser().absolute()
     if not root.is_dir():
         raise DataError(f"{root}: folder not found. Point read_nih at the folder holding {DATA_ENTRY_FILES[0]} and images/.")
     csv_path = _find_data_entry(root)
+    if images != "none" and not (root / IMAGES_DIR).is_dir():
+        raise DataError(
+            f"{root / IMAGES_DIR}: folder not found, and images={images!r} reads the PNGs. Extract the image "
+            "archives there (data_manifests/nih.md), or call read_nih(root, images='none') for the metadata only."
+        )
     problems = _Problems()
-    entries, sizes = _read_entries(csv_path, root, check_images=check_images, problems=problems)
+    entries, sizes, missing = _read_entries(csv_path, root, images=images, problems=problems)
     kept = set(entries["image_index"])
-    skipped_images = {r["image_index"]: r["line"] for r in problems.rows if r["image_index"] not in kept}
-    boxes_path = root / BBOX_FILE
-    if boxes_path.is_file():
+    skipped_images: dict[str, tuple[int, bool]] = {}
+    for row, fatal in zip(problems.rows, problems.fatal):
+        if row["image_index"] not in kept:
+            skipped_images.setdefault(row["image_index"], (row["line"], fatal))
+    boxes_path = _find_file(root, (BBOX_FILE,))
+    if boxes_path is not None:
         boxes = _read_boxes(
             boxes_path,
             root / IMAGES_DIR,
             problems=problems,
-            check_images=check_images,
+            images=images,
             known=dict(zip(entries["image_index"], entries["path"])),
             skipped_images=skipped_images,
             sizes=sizes,
@@ -583,7 +766,74 @@ def read_nih(root: str | Path, *, errors: str = "raise", check_images: bool = Tr
     official = None
     if all(p.is_file() for p in split_paths.values()):
         official = {key: _read_list(p) for key, p in split_paths.items()}
-    return NIHDataset(root=root, entries=entries, boxes=boxes, official_split=official, skipped=problems.frame())
+    return NIHDataset(
+        root=root, entries=entries, boxes=boxes, official_split=official, skipped=problems.frame(),
+        images=images, missing=missing,
+    )
+
+
+GOOGLE_LABELS_FILE = "google2019_nih-chest-xray-labels.csv.gz"
+GOOGLE_FINDINGS: tuple[str, ...] = ("Fracture", "Pneumothorax", "Airspace_opacity", "Nodule_or_mass")
+GOOGLE_COLUMNS = ("image_index", "patient_id") + GOOGLE_FINDINGS + ("set_id",)
+_GOOGLE_SETS = ("val", "test")
+
+
+def read_google_labels(path: str | Path | None = None, *, errors: str = "raise") -> pd.DataFrame:
+    """Google's radiologist-adjudicated labels for 4,376 NIH images (Majkowska et al., Radiology 2020): image_index, patient_id, four 0/1 findings, set_id. Taught in 01_preprocessing_and_splits.
+
+    ``path`` defaults to the copy shipped in ``NIH_METADATA_DIR``. Findings must be YES or NO and
+    ``Set Id`` val or test; bad rows raise a DataError naming file, line and reason (or, with
+    ``errors="skip"``, are left out and listed in ``.attrs["skipped"]``).
+    """
+    _check_errors_arg(errors)
+    csv_path = Path(path).expanduser().absolute() if path is not None else NIH_METADATA_DIR / GOOGLE_LABELS_FILE
+    header, rows = _read_csv_rows(csv_path)
+    cells = [_norm(c) for c in header]
+    wanted = {"image_index": "Image Index", "patient_id": "Patient ID", "set_id": "Set Id"}
+    wanted.update({f: f.replace("_", " ") for f in GOOGLE_FINDINGS})
+    where = {key: cells.index(_norm(name)) for key, name in wanted.items() if _norm(name) in cells}
+    absent = [name for key, name in wanted.items() if key not in where]
+    if absent:
+        raise DataError(
+            f"{csv_path}: required column(s) {', '.join(repr(a) for a in absent)} not found in the header "
+            f"{','.join(header)[:200]!r}. Is this google2019_nih-chest-xray-labels.csv (the NIH columns, then "
+            "Fracture, Pneumothorax, Airspace opacity, Nodule or mass, Set Id)?"
+        )
+    if not rows:
+        raise DataError(f"{csv_path}: only a header, no rows: restore the file (4,376 rows in the release).")
+    problems = _Problems()
+    seen: dict[str, int] = {}
+    out: list[list[Any]] = []
+    for line, row in rows:
+        name = row[where["image_index"]].strip() if len(row) > where["image_index"] else ""
+        if len(row) != len(header):
+            problems.add(csv_path, line, name, f"{len(row)} fields but the header has {len(header)}")
+            continue
+        if name in seen:
+            problems.add(csv_path, line, name, f"duplicate Image Index (first on line {seen[name]})")
+            continue
+        seen[name] = line
+        try:
+            patient = _patient_id(row[where["patient_id"]])
+            flags = []
+            for finding in GOOGLE_FINDINGS:
+                value = row[where[finding]].strip().upper()
+                if value not in ("YES", "NO"):
+                    raise ValueError(f"{finding.replace('_', ' ')} is {row[where[finding]]!r}: expected YES or NO")
+                flags.append(int(value == "YES"))
+            set_id = row[where["set_id"]].strip().lower()
+            if set_id not in _GOOGLE_SETS:
+                raise ValueError(f"Set Id {row[where['set_id']]!r}: expected one of {', '.join(_GOOGLE_SETS)}")
+        except ValueError as err:
+            problems.add(csv_path, line, name, str(err))
+            continue
+        out.append([name, patient, *flags, set_id])
+    if errors == "raise":
+        problems.raise_if_any(str(csv_path), "call read_google_labels(path, errors='skip')")
+    frame = pd.DataFrame(out, columns=list(GOOGLE_COLUMNS))
+    frame = frame.astype({"patient_id": "int64", **{f: "uint8" for f in GOOGLE_FINDINGS}})
+    frame.attrs["skipped"] = problems.frame()
+    return frame
 
 
 # --------------------------------------------------------------------------------------------
@@ -591,27 +841,102 @@ def read_nih(root: str | Path, *, errors: str = "raise", check_images: bool = Tr
 # --------------------------------------------------------------------------------------------
 
 
-def _check_fractions(fractions: Mapping[str, float]) -> None:
+def _check_fractions(fractions: Mapping[str, Any]) -> None:
     for name, value in fractions.items():
-        if not (isinstance(value, (int, float)) and 0 < value < 1):
+        if isinstance(value, str):
+            raise DataError(
+                f"{name}_fraction={value!r} is text: pass {value.strip()} as a number, not the text {value!r}."
+            )
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise DataError(f"{name}_fraction must be a number strictly between 0 and 1, not {type(value).__name__} {value!r}.")
+        if not 0 < float(value) < 1:
             raise DataError(
                 f"The {name} split would be empty ({name} fraction {value!r}): choose a fraction strictly between 0 and 1."
             )
-    if sum(fractions.values()) >= 1:
+    if sum(float(v) for v in fractions.values()) >= 1:
         raise DataError(
             f"The train split would be empty: the fractions {dict(fractions)} add up to 1 or more."
         )
 
 
+MAX_SEED = 2**32 - 1
+
+
+def _check_seed(seed: Any, what: str = "seed") -> int:
+    """``seed`` as an int if it is a whole number from 0 to 2**32 - 1, else a DataError saying the range."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise DataError(f"{what} must be a whole number from 0 to {MAX_SEED} (2**32 - 1), not {type(seed).__name__} {seed!r}.")
+    if not 0 <= int(seed) <= MAX_SEED:
+        raise DataError(f"{what}={int(seed)} is out of range: a seed is a whole number from 0 to {MAX_SEED} (2**32 - 1).")
+    return int(seed)
+
+
+def _normalise_ids(values: Any, what: str) -> np.ndarray:
+    """Patient IDs as one comparable type: whole numbers (ints, whole floats, digit strings) as int64, else text.
+
+    Refuses missing IDs, IDs in a spreadsheet's exponent form ("1e3") and a mix of numbers and text,
+    each with a DataError naming ``what``.
+    """
+    plain = np.asarray(values)
+    if plain.dtype.kind in "iu":
+        return plain.astype(np.int64).ravel()
+    array = np.asarray(values, dtype=object).ravel()
+    if array.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    series = pd.Series(array)
+    if series.isna().any():
+        first = int(np.flatnonzero(series.isna().to_numpy())[0])
+        raise DataError(f"{what}: {int(series.isna().sum())} missing patient ID(s), the first at position {first}: every image needs its patient.")
+    numeric = pd.to_numeric(series, errors="coerce") if series.map(lambda v: not isinstance(v, str)).all() else None
+    if numeric is not None and numeric.notna().all():
+        whole = numeric % 1 == 0
+        if not whole.all():
+            bad = series[~whole].iloc[0]
+            raise DataError(f"{what}: patient ID {bad!r} is not a whole number.")
+        return numeric.to_numpy().astype(np.int64)
+    out = np.empty(len(series), dtype=object)
+    kinds = set()
+    for i, value in enumerate(series.tolist()):
+        if isinstance(value, (bool, np.bool_)):
+            raise DataError(f"{what}: patient ID {value!r} is a boolean, not an ID.")
+        if isinstance(value, (numbers.Integral,)) or (isinstance(value, numbers.Real) and float(value).is_integer()):
+            out[i] = int(value)
+            kinds.add("number")
+            continue
+        text = str(value).strip()
+        if _DIGITS.fullmatch(text):
+            out[i] = int(text)
+            kinds.add("number")
+        elif _EXPONENT.fullmatch(text) or _DECIMAL.fullmatch(text):
+            raise DataError(
+                f"{what}: patient ID {value!r} looks like a spreadsheet's number format (exponent or decimal "
+                "form), which can turn one patient's ID into another's: export the IDs as text (whole numbers)."
+            )
+        else:
+            out[i] = text
+            kinds.add("text")
+    if len(kinds) > 1:
+        text_id = next(v for v in out if isinstance(v, str))
+        raise DataError(
+            f"{what}: patient IDs mix whole numbers and text (e.g. {text_id!r}): they cannot be compared safely. "
+            "Use one kind of ID for every image."
+        )
+    return out.astype(np.int64) if kinds == {"number"} else out.astype(str)
+
+
 def _patient_table(entries: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    if not isinstance(entries, pd.DataFrame):
+        raise DataError(f"Expected the entries DataFrame (NIHDataset.entries from read_nih), not {type(entries).__name__}.")
     if "patient_id" not in entries.columns:
         raise DataError("The entries have no 'patient_id' column: pass NIHDataset.entries (from read_nih).")
     missing = [name for name in LABELS if name not in entries.columns]
     if missing:
         raise DataError(f"The entries have no label column(s) {missing}: pass NIHDataset.entries (from read_nih).")
-    patients, inverse = np.unique(entries["patient_id"].to_numpy(), return_inverse=True)
+    labels = np.stack([check_labels(entries[name].to_numpy(), f"entries[{name!r}]") for name in LABELS], axis=1) if len(entries) else np.zeros((0, len(LABELS)))
+    ids = _normalise_ids(entries["patient_id"].to_numpy(), "entries['patient_id']")
+    patients, inverse = np.unique(ids, return_inverse=True)
     counts = np.zeros((len(patients), len(LABELS)), dtype=np.float64)
-    np.add.at(counts, inverse, entries[list(LABELS)].to_numpy(dtype=np.float64))
+    np.add.at(counts, inverse, labels.astype(np.float64))
     images = np.bincount(inverse, minlength=len(patients)).astype(np.float64)
     return patients, inverse, counts, images
 
@@ -820,8 +1145,10 @@ def patient_split(
     entries: pd.DataFrame, *, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 42
 ) -> dict[str, pd.DataFrame]:
     """Patient-level, multi-label stratified train/val/test split: every label in val and test, no patient in two splits. Taught in 01_preprocessing_and_splits."""
-    fractions = {"train": 1.0 - val_fraction - test_fraction, "val": val_fraction, "test": test_fraction}
     _check_fractions({"val": val_fraction, "test": test_fraction})
+    seed = _check_seed(seed)
+    val_fraction, test_fraction = float(val_fraction), float(test_fraction)
+    fractions = {"train": 1.0 - val_fraction - test_fraction, "val": val_fraction, "test": test_fraction}
     which = _stratify(entries, fractions, seed, where="in these entries")
     splits = {name: entries[which == i] for i, name in enumerate(fractions)}
     assert_no_patient_overlap(**splits)
@@ -831,6 +1158,7 @@ def patient_split(
 def official_split(dataset: NIHDataset, *, val_fraction: float = 0.1, seed: int = 42) -> dict[str, pd.DataFrame]:
     """The NIH split: test from test_list.txt, val carved patient-level (stratified) out of train_val_list.txt. Taught in 01_preprocessing_and_splits."""
     _check_fractions({"val": val_fraction})
+    seed, val_fraction = _check_seed(seed), float(val_fraction)
     lists = dataset.official_split
     if not lists:
         raise DataError(
@@ -879,6 +1207,7 @@ def random_split(
 ) -> dict[str, pd.DataFrame]:
     """The LEAKY image-level split (a patient's images land in several splits), kept to show what leakage costs. Taught in 01_preprocessing_and_splits."""
     _check_fractions({"val": val_fraction, "test": test_fraction})
+    seed = _check_seed(seed)
     n = len(entries)
     n_val, n_test = int(round(n * val_fraction)), int(round(n * test_fraction))
     if min(n_val, n_test, n - n_val - n_test) <= 0:
@@ -888,18 +1217,30 @@ def random_split(
     return {name: entries.iloc[np.sort(parts[name])] for name in ("train", "val", "test")}
 
 
-def _patient_ids(split: Any, name: str) -> set:
+def _patient_ids(split: Any, name: str) -> np.ndarray:
     if isinstance(split, pd.DataFrame):
         for column in ("patient_id", "Patient ID"):
             if column in split.columns:
-                return set(split[column].tolist())
+                return _normalise_ids(split[column].to_numpy(), f"split {name!r}")
         raise DataError(f"Split {name!r} has no 'patient_id' column.")
-    return set(pd.Series(split).tolist())
+    return _normalise_ids(pd.Series(split).to_numpy(), f"split {name!r}")
 
 
 def assert_no_patient_overlap(**splits: Any) -> None:
-    """Raise PatientLeakageError naming the patient IDs, and the splits, that appear in more than one split. Taught in 01_preprocessing_and_splits."""
-    ids = {name: _patient_ids(split, name) for name, split in splits.items()}
+    """Raise PatientLeakageError naming the patient IDs, and the splits, that appear in more than one split. Taught in 01_preprocessing_and_splits.
+
+    IDs are compared by value after normalising them: 13, 13.0, "13" and "00000013" are one patient.
+    Splits whose IDs are of different kinds (numbers in one, text in another) are refused.
+    """
+    arrays = {name: _patient_ids(split, name) for name, split in splits.items()}
+    kinds = {name: ("text" if a.dtype.kind in "UO" else "number") for name, a in arrays.items() if a.size}
+    if len(set(kinds.values())) > 1:
+        described = ", ".join(f"{name}: {kind}" for name, kind in kinds.items())
+        raise DataError(
+            f"Patient IDs of different kinds ({described}): they cannot be compared, so leakage cannot be ruled "
+            "out. Use the same ID column (whole numbers, or the same text IDs) in every split."
+        )
+    ids = {name: set(a.tolist()) for name, a in arrays.items()}
     names = list(ids)
     shared: list[str] = []
     leaked: set = set()
@@ -1098,7 +1439,41 @@ def _listing(items: Sequence[str], limit: int = 20) -> str:
     return shown + (f", ... and {len(items) - limit} more ({len(items)} in all)" if len(items) > limit else "")
 
 
-def _check(name: str, root: str | Path, manifest: str | Path | Mapping | None = None) -> tuple[list[str], list[str], list[str]]:
+def _decode_one(path: Path) -> str | None:
+    """None if Pillow decodes every pixel of ``path``, else the reason it cannot."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        return (
+            f"decompression bomb: more pixels than Image.MAX_IMAGE_PIXELS ({Image.MAX_IMAGE_PIXELS:,}) allows ({err}); "
+            "not decoded"
+        )
+    except FileNotFoundError:
+        return "file not found"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, zlib.error) as err:
+        return f"cannot be decoded ({type(err).__name__}: {err})"
+    return None
+
+
+def _decode_all(paths: Sequence[Path], root: Path, progress: bool = True) -> tuple[str, list[str]]:
+    """Decode every file (a tqdm bar on stderr); the summary line and one problem per failed file."""
+    from tqdm.auto import tqdm
+
+    failed: list[str] = []
+    for path in tqdm(paths, desc="decoding", unit="image", disable=not progress or len(paths) < 2, file=sys.stderr):
+        reason = _decode_one(path)
+        if reason is not None:
+            failed.append(f"wrong: {path.relative_to(root) if path.is_relative_to(root) else path}: {reason}")
+    summary = f"decoded: {len(paths) - len(failed):,} of {len(paths):,} image(s); {len(failed):,} failed"
+    return summary, failed
+
+
+def _check(
+    name: str, root: str | Path, manifest: str | Path | Mapping | None = None, *, decode: bool = False
+) -> tuple[list[str], list[str], list[str]]:
     """(present, problems, warnings) for a local copy of dataset ``name``."""
     if name not in ("nih", "drive"):
         raise ValueError(f"Unknown dataset {name!r}: choose 'nih' or 'drive'.")
@@ -1106,10 +1481,10 @@ def _check(name: str, root: str | Path, manifest: str | Path | Mapping | None = 
     root = Path(root).expanduser().absolute()
     if not root.is_dir():
         return [], [f"missing: the folder {root} (expected layout in data_manifests/{name}.md)"], []
-    return (_check_nih if name == "nih" else _check_drive)(spec, root)
+    return (_check_nih if name == "nih" else _check_drive)(spec, root, decode=decode)
 
 
-def _check_nih(spec: Mapping, root: Path) -> tuple[list[str], list[str], list[str]]:
+def _check_nih(spec: Mapping, root: Path, *, decode: bool = False) -> tuple[list[str], list[str], list[str]]:
     present: list[str] = []
     problems: list[str] = []
     notes: list[str] = []
@@ -1118,7 +1493,7 @@ def _check_nih(spec: Mapping, root: Path) -> tuple[list[str], list[str], list[st
     found: dict[str, Path] = {}
     for item in layout["files"]:
         options = [item["path"], *item.get("alternatives", [])]
-        paths = [safe_path(root, option) for option in options]
+        paths = [safe_path(root, option + gz) for option in options for gz in ("", ".gz")]
         hit = next((p for p in paths if p.is_file()), None)
         if hit is None:
             if item.get("required", True):
@@ -1172,7 +1547,7 @@ def _check_nih(spec: Mapping, root: Path) -> tuple[list[str], list[str], list[st
         elif absent:
             notes.append(
                 f"partial copy: {len(absent):,} image(s) named in the CSV are not in {images['dir']}/ "
-                f"({_listing(absent)}); read_nih(root, errors='skip') reads the rest"
+                f"({_listing(absent)}); read_nih(root, images='present') reads the rest"
             )
         extra = sorted(on_disk - set(names))
         if extra:
@@ -1191,10 +1566,14 @@ def _check_nih(spec: Mapping, root: Path) -> tuple[list[str], list[str], list[st
                 problems.append(f"wrong: {images['dir']}/{n}: {err}")
         if odd:
             notes.append(f"{len(odd)} of the first {len(sample)} images are not {size[0]}x{size[1]} (synthetic or resized data?)")
+    if decode:
+        summary, failed = _decode_all([image_dir / n for n in sorted(on_disk)], root)
+        present.append(summary)
+        problems.extend(failed)
     return present, problems, notes
 
 
-def _check_drive(spec: Mapping, root: Path) -> tuple[list[str], list[str], list[str]]:
+def _check_drive(spec: Mapping, root: Path, *, decode: bool = False) -> tuple[list[str], list[str], list[str]]:
     present: list[str] = []
     problems: list[str] = []
     missing: list[str] = []
@@ -1218,14 +1597,30 @@ def _check_drive(spec: Mapping, root: Path) -> tuple[list[str], list[str], list[
     if missing:
         problems.append(f"missing: {len(missing)} file(s): {_listing(missing)}")
     problems.extend(f"wrong: {w}" for w in wrong)
+    if decode:
+        on_disk = [safe_path(root, item["path"]) for item in files]
+        summary, failed = _decode_all([p for p in on_disk if p.is_file()], root)
+        present.append(summary)
+        problems.extend(failed)
     return present, problems, []
 
 
-def verify(name: str, root: str | Path, *, manifest: str | Path | Mapping | None = None) -> list[str]:
-    """Check a local copy of ``nih`` or ``drive`` against data_manifests/<name>.json; returns the problems (empty: fine). Taught in 01_preprocessing_and_splits."""
-    _, problems, notes = _check(name, root, manifest)
+def verify(
+    name: str, root: str | Path, *, manifest: str | Path | Mapping | None = None, decode: bool = False
+) -> list[str]:
+    """Check a local copy of ``nih`` or ``drive`` against data_manifests/<name>.json; returns the problems (empty: fine). Taught in 01_preprocessing_and_splits.
+
+    With ``decode=True`` every image is also decoded with Pillow (a progress bar; slow on the full
+    release): a PNG whose compressed data is corrupt behind an intact header and end marker, or a
+    decompression bomb (more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``), is a ``wrong:`` problem
+    naming the file and the reason, and the summary (decoded, failed) is printed.
+    """
+    present, problems, notes = _check(name, root, manifest, decode=decode)
     for note in notes:
         warnings.warn(note, stacklevel=2)
+    for line in present:
+        if line.startswith("decoded:"):
+            print(line)
     return problems
 
 
@@ -1236,6 +1631,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = sub.add_parser("verify", help="check a local copy against data_manifests/<name>.json")
     check.add_argument("name", choices=["nih", "drive"])
     check.add_argument("path", nargs="?", help="the dataset folder (default: MEDXAI_DATA_DIR/<name>)")
+    check.add_argument(
+        "--decode", action="store_true", help="also decode every image (slow): finds corrupt data behind a valid header"
+    )
     args = parser.parse_args(argv)
     try:
         if args.path is None:
@@ -1244,13 +1642,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             root = config.load().dataset_dir(args.name)
         else:
             root = Path(args.path)
-        present, problems, notes = _check(args.name, root, None)
+        present, problems, notes = _check(args.name, root, None, decode=args.decode)
     except (DataError, ValueError) as err:  # ConfigError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"{args.name} at {Path(root).expanduser().absolute()} (against data_manifests/{args.name}.json)")
     for line in present:
-        print(f"  present: {line}")
+        print(f"  {line}" if line.startswith("decoded:") else f"  present: {line}")
     for line in notes:
         print(f"  warning: {line}")
     for line in problems:

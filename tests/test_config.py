@@ -3,9 +3,11 @@
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers import config
+from helpers.errors import DataError
 
 HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 
@@ -34,9 +36,54 @@ def test_data_dir_must_exist(tmp_path):
 
 
 def test_real_data_dir_is_used_in_any_profile(tmp_path):
+    (tmp_path / "drive").mkdir()
     cfg = config.load({"MEDXAI_DATA_DIR": str(tmp_path), "MEDXAI_PROFILE": "smoke"})
     assert not cfg.synthetic
     assert cfg.dataset_dir("drive") == tmp_path.resolve() / "drive"
+
+
+def test_data_dir_with_one_dataset_says_which_folder_is_missing(tmp_path):
+    (tmp_path / "drive").mkdir()
+    cfg = config.load({"MEDXAI_DATA_DIR": str(tmp_path)})
+    assert cfg.has_dataset("drive") and not cfg.has_dataset("nih")
+    with pytest.raises(config.ConfigError) as err:
+        cfg.dataset_dir("nih")
+    message = str(err.value)
+    assert "no nih/ folder (it holds drive/ only)" in message
+    assert "data_manifests/nih.md" in message and "unset MEDXAI_DATA_DIR" in message
+    assert isinstance(err.value, DataError)  # data readers that catch DataError see it too
+    (tmp_path / "nih").mkdir()
+    assert cfg.has_dataset("nih") and cfg.dataset_dir("nih") == tmp_path.resolve() / "nih"
+
+
+def test_has_dataset_without_data_dir():
+    assert config.load({"MEDXAI_PROFILE": "smoke"}).has_dataset("nih")  # synthetic data is written on demand
+    assert not config.load({"MEDXAI_PROFILE": "full"}).has_dataset("drive")  # full reads only real data
+    with pytest.raises(config.ConfigError, match="Unknown dataset 'chexpert'"):
+        config.load({}).has_dataset("chexpert")
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "1e3", "4.5"])
+def test_seed_must_be_in_range(seed):
+    with pytest.raises(config.ConfigError, match=r"0 to 4294967295 \(2\*\*32 - 1\)"):
+        config.load({"MEDXAI_SEED": seed})
+    assert config.load({"MEDXAI_SEED": "4294967295"}).seed == 2**32 - 1
+
+
+def test_seed_of_a_config_built_in_code_is_checked():
+    with pytest.raises(config.ConfigError, match="out of range"):
+        config.Config(seed=-5)
+    assert config.Config(seed=np.int64(7)).seed == 7
+
+
+def test_cache_dir_that_is_a_file(tmp_path):
+    blocker = tmp_path / "cache.txt"
+    blocker.write_text("not a folder")
+    for where in (blocker, blocker / "below"):
+        with pytest.raises(config.ConfigError) as err:
+            config.load({"MEDXAI_CACHE_DIR": str(where)})
+        assert str(blocker) in str(err.value) and "is a file, not a folder" in str(err.value)
+    assert config.load({"MEDXAI_CACHE_DIR": str(tmp_path / "new")}).cache_dir == tmp_path / "new"
 
 
 def test_full_profile_without_data_says_what_to_do():

@@ -47,9 +47,10 @@ def write_nih(root: Path, *, variant: str = "2017", rows=ROWS, boxes=BOXES, list
     lines = [header] + [f"{n},{lab},{f},{p},{40 + f},M,PA,2500,2048,0.168,0.168{trail}" for n, lab, f, p in rows]
     name = "Data_Entry_2017.csv" if variant == "2017" else "Data_Entry_2017_v2020.csv"
     (root / name).write_text("\n".join(lines) + "\n")
-    (root / "BBox_List_2017.csv").write_text(
-        "\n".join([BBOX_HEADER] + [f"{n},{lab},{x},{y},{w},{h},,," for n, lab, x, y, w, h in boxes]) + "\n"
-    )
+    if boxes:  # a box file with only a header warns: leave it out
+        (root / "BBox_List_2017.csv").write_text(
+            "\n".join([BBOX_HEADER] + [f"{n},{lab},{x},{y},{w},{h},,," for n, lab, x, y, w, h in boxes]) + "\n"
+        )
     grey = (np.arange(SIZE * SIZE).reshape(SIZE, SIZE) % 256).astype(np.uint8)
     for i, (n, *_rest) in enumerate(rows):
         if ".." in n or n.startswith("/"):
@@ -161,11 +162,44 @@ def test_corrupt_or_truncated_png(nih, damage, reason):
     assert f"line {csv_line(nih, '00000004_000.png')}" in message and "Download its archive" in message
 
 
-def test_check_images_false_skips_the_png_checks(nih):
+def test_images_none_reads_metadata_only(nih):
     (nih / "images" / "00000004_000.png").write_bytes(b"not a png")
     (nih / "images" / "00000002_000.png").unlink()
-    ds = datasets.read_nih(nih, check_images=False)
-    assert len(ds.entries) == len(ROWS) and len(ds.boxes) == 3
+    ds = datasets.read_nih(nih, images="none")
+    assert len(ds.entries) == len(ROWS) and len(ds.boxes) == 3 and ds.missing == 0
+    assert ds.entries["path"].iloc[2] == str(nih / "images" / "00000002_000.png")  # paths still filled
+    assert ds.boxes["image_width"].isna().all()  # no image opened, so no image size
+    assert "metadata only" in repr(ds)
+    for png in (nih / "images").iterdir():
+        png.unlink()
+    (nih / "images").rmdir()  # a folder with only the CSVs
+    assert len(datasets.read_nih(nih, images="none").entries) == len(ROWS)
+    with pytest.raises(DataError, match=r"images: folder not found.*images='none'"):
+        datasets.read_nih(nih)
+
+
+def test_images_present_reads_a_partial_copy_and_counts_what_is_absent(nih):
+    (nih / "images" / "00000003_000.png").unlink()  # carries two boxes
+    (nih / "images" / "00000002_000.png").unlink()
+    ds = datasets.read_nih(nih, images="present")
+    assert ds.missing == 2 and len(ds.entries) == len(ROWS) - 2
+    assert "00000003_000.png" not in set(ds.entries["image_index"])
+    assert ds.boxes["image_index"].tolist() == ["00000001_000.png"]
+    absent = ds.skipped[ds.skipped["reason"] == datasets.MISSING_REASON]
+    # the two entries, and the two boxes on 00000003_000.png
+    assert sorted(absent["image_index"]) == ["00000002_000.png"] + ["00000003_000.png"] * 3
+    assert len(ds.skipped) == 4 and "missing=2" in repr(ds) and "present" in repr(ds)
+    (nih / "images" / "00000004_000.png").write_bytes(b"not a png")  # corrupt: still an error
+    with pytest.raises(DataError, match=r"00000004_000\.png.*not a PNG"):
+        datasets.read_nih(nih, images="present")
+    with pytest.raises(DataError, match="1 bad row"):  # the absent ones are not errors here
+        datasets.read_nih(nih, images="present")
+
+
+@pytest.mark.parametrize("bad", [False, True, "some", None])
+def test_images_mode_must_be_named(nih, bad):
+    with pytest.raises(ValueError, match="'all'.*'present'.*'none'"):
+        datasets.read_nih(nih, images=bad)
 
 
 @pytest.mark.parametrize("column", ["Patient ID", "Finding Labels", "Image Index"])
@@ -229,7 +263,7 @@ def test_box_on_an_image_missing_from_the_csv(tmp_path):
 def test_image_index_escaping_the_data_folder(tmp_path, name):
     root = write_nih(tmp_path / "nih", rows=ROWS + [(name, "No Finding", 0, 9)])
     with pytest.raises(DataError) as err:
-        datasets.read_nih(root, check_images=False)
+        datasets.read_nih(root, images="none")
     assert name in str(err.value) and f"line {len(ROWS) + 2}" in str(err.value)
 
 
@@ -386,12 +420,12 @@ def test_official_split(tmp_path):
     root = write_nih(tmp_path / "nih", rows=rows, boxes=[], lists=False)
     test_patients = set(entries["patient_id"].unique()[::5])
     is_test = entries["patient_id"].isin(test_patients)
-    ds = datasets.read_nih(root, check_images=False)
+    ds = datasets.read_nih(root, images="none")
     with pytest.raises(DataError, match="train_val_list.txt and test_list.txt"):
         datasets.official_split(ds)
     (root / "train_val_list.txt").write_text("\n".join(entries.loc[~is_test, "image_index"]))
     (root / "test_list.txt").write_text("\n".join(entries.loc[is_test, "image_index"]))
-    ds = datasets.read_nih(root, check_images=False)
+    ds = datasets.read_nih(root, images="none")
     splits = datasets.official_split(ds, val_fraction=0.1, seed=0)
     assert set(splits["test"]["image_index"]) == set(entries.loc[is_test, "image_index"])
     assert abs(len(splits["val"]) / (~is_test).sum() - 0.1) < 0.04
@@ -403,11 +437,11 @@ def test_official_split(tmp_path):
     (root / "train_val_list.txt").write_text("\n".join(entries.loc[~is_test, "image_index"]))
     (root / "test_list.txt").write_text("\n".join(entries.loc[is_test, "image_index"]))
     with pytest.warns(UserWarning, match="'Hernia' has 1 patient.*val will lack it"):
-        splits = datasets.official_split(datasets.read_nih(root, check_images=False))
+        splits = datasets.official_split(datasets.read_nih(root, images="none"))
     assert splits["train"]["Hernia"].sum() > 0 and splits["val"]["Hernia"].sum() == 0
     (root / "test_list.txt").write_text("\n".join(list(entries.loc[is_test, "image_index"]) + ["99999999_000.png"]))
     with pytest.raises(DataError, match=r"test_list\.txt: 1 image\(s\) are not in the Data_Entry CSV, e\.g\. 99999999_000"):
-        datasets.official_split(datasets.read_nih(root, check_images=False))
+        datasets.official_split(datasets.read_nih(root, images="none"))
 
 
 # ---------------------------------------------------------------------------------- DRIVE
