@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from helpers.errors import DataError, check_finite, check_probabilities
+
 THRESHOLD_METHODS = ("fraction", "fixed", "otsu")
 HEURISTICS = ("largest", "mean_heat", "deep_media")
 T_IOBB = (0.1, 0.25, 0.5, 0.75, 0.9)
@@ -52,8 +54,7 @@ def check_box(box, image_size=None) -> tuple[float, float, float, float]:
         x, y, w, h = (float(v) for v in list(box)[:4])
     except (TypeError, ValueError):
         raise ValueError(f"a box is (x, y, w, h), not {box!r}.") from None
-    if not np.isfinite([x, y, w, h]).all():
-        raise ValueError(f"box {box!r} has a NaN or infinite coordinate.")
+    check_finite([x, y, w, h], f"box {box!r} (x, y, w, h)")
     if w <= 0 or h <= 0:
         raise ValueError(f"box {(x, y, w, h)} has width {w:g} and height {h:g}: both must be positive.")
     if image_size is None:
@@ -76,6 +77,17 @@ def scale_box(box, from_size, to_size) -> tuple[float, float, float, float]:
     (fw, fh), (tw, th) = _size(from_size, "from_size"), _size(to_size, "to_size")
     sx, sy = tw / fw, th / fh
     return x * sx, y * sy, w * sx, h * sy
+
+
+def scaled_boxes(table: pd.DataFrame, to_size) -> list[tuple[float, float, float, float]]:
+    """The (x, y, w, h) of each row of a box table (NIH .boxes) moved from its own image_width x image_height to to_size. Taught in 05_saliency.
+
+    x and w scale with the widths, y and h with the heights: a non-square PNG keeps its boxes in place.
+    """
+    missing = {"x", "y", "w", "h", "image_width", "image_height"} - set(table.columns)
+    if missing:
+        raise ValueError(f"the box table needs columns x, y, w, h, image_width, image_height (missing {sorted(missing)}).")
+    return [scale_box((r.x, r.y, r.w, r.h), (r.image_width, r.image_height), to_size) for r in table.itertuples()]
 
 
 def intersection(a, b) -> float:
@@ -122,9 +134,9 @@ def _heatmap(heatmap) -> np.ndarray:
             f"a heatmap is one 2-D map (height, width), not shape {heatmap.shape}: pass heatmaps[i] for one "
             "image of a batch."
         )
-    if min(heatmap.shape) < 1 or not np.isfinite(heatmap).all():
-        raise ValueError(f"heatmap of shape {heatmap.shape} is empty or holds NaN/infinity.")
-    return heatmap
+    if min(heatmap.shape) < 1:
+        raise ValueError(f"heatmap of shape {heatmap.shape} is empty: it holds no location.")
+    return check_finite(heatmap, f"heatmap {heatmap.shape}").astype(np.float32)
 
 
 def heat_image(heatmap, image_size) -> np.ndarray:
@@ -262,32 +274,60 @@ def published_iobb() -> pd.DataFrame:
     return table
 
 
+def canonical_labels(labels, what: str = "labels") -> list[str]:
+    """Box labels spelled as BOX_LABELS: case-insensitive exact names, BBox_List's 'Infiltrate' -> 'Infiltration'; DataError for others. Taught in 06_boxes_iobb."""
+    from helpers.datasets import _BOX_SPELLINGS  # the one place the NIH spellings are kept
+
+    valid = _labels_default()
+    lookup = {name.lower(): name for name in valid}
+    lookup.update({spelling.lower(): name for spelling, name in _BOX_SPELLINGS.items()})
+    out, unknown = [], []
+    for label in labels:
+        name = lookup.get(str(label).strip().lower())
+        out.append(name)
+        if name is None and label not in unknown:
+            unknown.append(label)
+    if unknown:
+        raise DataError(
+            f"{what}: unknown box label(s) {', '.join(repr(u) for u in unknown[:6])}; the valid ones are "
+            f"{', '.join(valid)} (any case; 'Infiltrate' is read as Infiltration). Fix the spelling or drop those rows."
+        )
+    return out
+
+
 def iobb_table(results: pd.DataFrame, thresholds: Sequence[float] = T_IOBB, value: str = "iobb", name: str = "ours",
                labels: Iterable[str] | None = None, published: bool = False) -> pd.DataFrame:
-    """Per disease, the fraction of images whose best box reaches each threshold (ChestX-ray8 layout); "no boxes" where none. Taught in 06_boxes_iobb.
+    """Per disease, the fraction of images whose best box scores above (>) each threshold T (ChestX-ray8 layout); "no boxes" where none. Taught in 06_boxes_iobb.
 
     ``results`` has one row per (image, disease) with columns ``label`` and ``value`` (e.g. "iobb" or
-    "iou"); an image whose model found no box should carry 0. Several rows of one image and label (two
-    truth boxes) count once, by their best value. Rows are (T, source); with ``published=True`` the
-    NIH and Deep MedIA rows of published_iobb() sit under ours for the thresholds they report.
+    "iou"), each in [0, 1]; an image whose model found no box must carry 0. A NaN is refused (DataError
+    naming its row), never counted as 0 silently: it usually means a failed computation, not "no box".
+    Labels are read case-insensitively ('Infiltrate' as Infiltration); an unknown label is refused.
+    Several rows of one image and label (two truth boxes) count once, by their best value. A hit is
+    value > T, strictly, as Wang et al. (ChestX-ray8, CVPR 2017) define correct localisation. Rows are
+    (T, source); with ``published=True`` the NIH and Deep MedIA rows of published_iobb() sit under ours
+    for the thresholds they report.
     """
     missing = {"label", value} - set(results.columns)
     if missing:
         raise ValueError(f"results need the columns label and {value!r} (missing {sorted(missing)}).")
     thresholds = [float(t) for t in thresholds]
-    if not thresholds or any(not 0.0 < t <= 1.0 for t in thresholds):
-        raise ValueError(f"thresholds must lie in (0, 1], not {thresholds!r}.")
-    labels = list(labels) if labels is not None else _labels_default()
-    scores = results
-    if "image_index" in results.columns:
-        scores = results.groupby(["image_index", "label"], as_index=False)[value].max()
-    values = pd.to_numeric(scores[value], errors="raise").fillna(0.0)
+    if not thresholds or any(not 0.0 <= t < 1.0 for t in thresholds):
+        raise ValueError(f"thresholds must lie in [0, 1) (a hit is a value > T), not {thresholds!r}.")
+    labels = canonical_labels(labels, "labels") if labels is not None else _labels_default()
+    scores = results.assign(label=canonical_labels(results["label"], "results['label']"))
+    check_probabilities(
+        scores[value].to_numpy(), f"results[{value!r}] (one value per row in [0, 1]; put 0 where no box was found)"
+    )
+    if "image_index" in scores.columns:
+        scores = scores.groupby(["image_index", "label"], as_index=False)[value].max()
+    values = scores[value].to_numpy(np.float64)
     rows = {}
     for t in thresholds:
         row = {}
         for label in labels:
             mask = (scores["label"] == label).to_numpy()
-            row[label] = float((values[mask] >= t).mean()) if mask.any() else NO_BOXES
+            row[label] = float((values[mask] > t).mean()) if mask.any() else NO_BOXES
         rows[(t, name)] = row
     table = pd.DataFrame.from_dict(rows, orient="index", dtype=object)[labels]
     if published:
@@ -303,6 +343,7 @@ def iobb_table(results: pd.DataFrame, thresholds: Sequence[float] = T_IOBB, valu
 
 def counts(results: pd.DataFrame, labels: Iterable[str] | None = None) -> pd.Series:
     """Number of (image, disease) pairs scored per disease, 0 where none: how much each table column rests on. Taught in 06_boxes_iobb."""
-    labels = list(labels) if labels is not None else _labels_default()
+    labels = canonical_labels(labels, "labels") if labels is not None else _labels_default()
+    results = results.assign(label=canonical_labels(results["label"], "results['label']"))
     keys = results.drop_duplicates(["image_index", "label"]) if "image_index" in results.columns else results
     return keys["label"].value_counts().reindex(labels, fill_value=0).rename("images")

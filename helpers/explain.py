@@ -6,6 +6,9 @@ Every method explains one *score* per image, a scalar of the model's output:
 * a segmentation model: ``region`` given, the sum of the predicted probability inside a box
   ``(x, y, w, h)`` or a mask (HxW) of the output.
 
+Grad-CAM++ alone explains the score *before* the output activation (the logit of a sigmoid head): its
+closed form is exact only there.
+
 The gradient functions are compiled once per model (and per Grad-CAM layer) and reused, so a second
 call costs one batched forward-and-backward pass. The model must be flat (its layers directly in its
 graph, as ``models.densenet121_classifier`` and ``models.unet`` build them).
@@ -23,6 +26,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 from scipy import ndimage
+
+from helpers.errors import check_finite
 
 BASELINES = ("black", "blurred", "noise")
 UPSAMPLING = ("bilinear", "align_corners")
@@ -196,11 +201,45 @@ def gradient_function(model: keras.Model) -> Callable:
     return fn
 
 
-def _cam_function(model: keras.Model, layer_name: str) -> Callable:
+def _output_layer(model: keras.Model):
+    return model.outputs[0]._keras_history[0]
+
+
+def _pre_activation(layer, inputs):
+    """The output layer's value before its activation (the logit of a sigmoid head), same variables."""
+    if isinstance(layer, keras.layers.Activation):
+        return inputs
+    saved = layer.activation
+    layer.activation = keras.activations.linear  # only while this call is traced: the graph keeps the variables
+    try:
+        return layer.call(inputs)
+    finally:
+        layer.activation = saved
+
+
+def check_logit_head(model: keras.Model) -> str:
+    """Raise ExplainError unless the model's output layer exposes a pre-activation (Dense/Conv with an activation, or an Activation layer); return its name. Taught in 05_saliency."""
+    layer = _output_layer(model)
+    if isinstance(layer, keras.layers.Activation) or hasattr(layer, "activation"):
+        return layer.name
+    raise ExplainError(
+        f"{model.name}: the output layer {layer.name!r} ({type(layer).__name__}) has no activation to strip, so the "
+        "score before the sigmoid (the logit Grad-CAM++ needs) is out of reach. End the model with a Dense or Conv "
+        "layer that has an activation, or with an Activation layer."
+    )
+
+
+def _cam_function(model: keras.Model, layer_name: str, logit: bool = False) -> Callable:
     per_model = _cam_fns.setdefault(model, {})
-    fn = per_model.get(layer_name)
+    fn = per_model.get((layer_name, logit))
     if fn is None:
-        extractor = keras.Model(_inputs(model), [model.get_layer(layer_name).output, model.outputs[0]])
+        if logit:
+            head = _output_layer(model)
+            check_logit_head(model)
+            extractor = keras.Model(_inputs(model), [model.get_layer(layer_name).output, head.input])
+        else:
+            head = None
+            extractor = keras.Model(_inputs(model), [model.get_layer(layer_name).output, model.outputs[0]])
 
         # autograph=False: Keras layers need no Python-to-graph conversion, and skipping it traces DenseNet
         # about five times faster.
@@ -208,10 +247,12 @@ def _cam_function(model: keras.Model, layer_name: str) -> Callable:
         def fn(images, weights):
             with tf.GradientTape() as tape:
                 features, outputs = extractor(images, training=False)
+                if head is not None:
+                    outputs = _pre_activation(head, outputs)
                 scores = _score(outputs, weights)
             return scores, features, tape.gradient(scores, features)
 
-        per_model[layer_name] = fn
+        per_model[(layer_name, logit)] = fn
     return fn
 
 
@@ -259,7 +300,7 @@ def guided_model(model: keras.Model) -> keras.Model:
 
 def normalize(heatmaps, what: str = "heatmap") -> np.ndarray:
     """Min-max scale each map to [0, 1]; a flat map (no positive evidence) comes back as zeros with a warning, never NaN. Taught in 05_saliency."""
-    heatmaps = np.asarray(heatmaps, np.float32)
+    heatmaps = check_finite(heatmaps, what).astype(np.float32)
     axes = tuple(range(1, heatmaps.ndim))
     low = heatmaps.min(axis=axes, keepdims=True)
     span = heatmaps.max(axis=axes, keepdims=True) - low
@@ -428,12 +469,12 @@ def upsample(maps, size, method: str = "bilinear") -> np.ndarray:
     raise ExplainError(f"upsampling must be one of {', '.join(UPSAMPLING)}, not {method!r}.")
 
 
-def _cam_inputs(model, images, class_index, region, layer_name, batch_size):
+def _cam_inputs(model, images, class_index, region, layer_name, batch_size, logit=False):
     images = _check_images(model, images)
     check_flat(model)
     layer_name = _check_layer(model, layer_name)
     weights = _output_weights(model, images, class_index, region)
-    fn = _cam_function(model, layer_name)
+    fn = _cam_function(model, layer_name, logit)
     features, grads = [], []
     for start in range(0, len(images), batch_size):
         _, f, g = fn(tf.constant(images[start:start + batch_size]), tf.constant(weights[start:start + batch_size]))
@@ -453,18 +494,25 @@ def grad_cam(model, images, class_index=None, region=None, *, layer_name=None, n
 
 def grad_cam_plus_plus(model, images, class_index=None, region=None, *, layer_name=None, normalize_map=True,
                        upsampling="bilinear", batch_size=32) -> np.ndarray:
-    """Grad-CAM++ (Chattopadhay et al. 2018): pixel-weighted positive gradients (the exponential-score closed form). Taught in 05_saliency."""
-    images, features, grads = _cam_inputs(model, images, class_index, region, layer_name, batch_size)
-    # With S = exp(score), the second and third derivatives are powers of the first: alpha has a
-    # closed form. The common factor exp(score) cancels out of the normalised map, so it is left out.
+    """Grad-CAM++ (Chattopadhay et al., WACV 2018) on the pre-sigmoid score (the logit), alphas normalised over positive gradients. Taught in 05_saliency.
+
+    The closed form of alpha (second and third derivatives as powers of the first) is exact for
+    Y = exp(S) with S the logit, a piecewise-linear function of the feature map; for the sigmoid
+    probability it is not. So the gradients are those of the output layer's pre-activation (for a
+    region of a segmentation, the sum of the logits inside it). As in the authors' code, alpha is
+    normalised per channel over the positions where the gradient is positive, the only ones that
+    enter the weights. The common factor exp(S) cancels and is left out.
+    """
+    images, features, grads = _cam_inputs(model, images, class_index, region, layer_name, batch_size, logit=True)
+    features, grads = features.astype(np.float64), grads.astype(np.float64)  # cubed gradients: keep the round-off small
     second, third = grads**2, grads**3
     global_sum = features.sum(axis=(1, 2), keepdims=True)
     denominator = 2 * second + third * global_sum
-    denominator = np.where(second != 0, denominator, 1.0)
-    alphas = second / denominator
-    norm = alphas.sum(axis=(1, 2), keepdims=True)
+    alphas = second / np.where(denominator != 0, denominator, 1.0)
+    positive = np.maximum(grads, 0)
+    norm = np.where(positive > 0, alphas, 0.0).sum(axis=(1, 2), keepdims=True)
     alphas /= np.where(norm != 0, norm, 1.0)
-    channel_weights = (np.maximum(grads, 0) * alphas).sum(axis=(1, 2), keepdims=True)
+    channel_weights = (positive * alphas).sum(axis=(1, 2), keepdims=True)
     cam = np.maximum((features * channel_weights).sum(axis=-1), 0)
     return _finish(upsample(cam, images.shape[1:3], upsampling), normalize_map, "Grad-CAM++")
 
@@ -537,11 +585,20 @@ def box_mask(box, size) -> np.ndarray:
     return ((rows >= y) & (rows <= y + h))[:, None] & ((cols >= x) & (cols <= x + w))[None, :]
 
 
+def _maps_and_boxes(heatmaps, boxes, what: str) -> np.ndarray:
+    heatmaps = check_finite(heatmaps, f"{what}: heatmaps")
+    if heatmaps.ndim != 3:
+        raise ExplainError(f"{what}: heatmaps must be a stack (images, height, width), not shape {heatmaps.shape}; for one map use heatmap[None].")
+    if len(heatmaps) != len(boxes):
+        raise ExplainError(f"{what}: {len(heatmaps)} maps but {len(boxes)} boxes; give one box per map.")
+    for i, box in enumerate(boxes):
+        check_finite(box[:4], f"{what}: box {i}")
+    return heatmaps
+
+
 def heat_in_box(heatmaps, boxes) -> np.ndarray:
     """Fraction of each non-negative map's total heat inside its box (x, y, w, h); 0 for an empty map. Taught in 05_saliency."""
-    heatmaps = np.asarray(heatmaps, np.float64)
-    if len(heatmaps) != len(boxes):
-        raise ExplainError(f"{len(heatmaps)} maps but {len(boxes)} boxes.")
+    heatmaps = _maps_and_boxes(heatmaps, boxes, "heat_in_box")
     if (heatmaps < 0).any():
         raise ExplainError("heat_in_box needs non-negative maps (take np.abs or the positive part first).")
     out = []
@@ -551,13 +608,39 @@ def heat_in_box(heatmaps, boxes) -> np.ndarray:
     return np.asarray(out)
 
 
-def pointing_game(heatmaps, boxes) -> np.ndarray:
-    """True per image where the map's maximum (the first, if tied) falls inside the box; an all-zero map misses. Taught in 05_saliency."""
-    heatmaps = np.asarray(heatmaps, np.float64)
-    if len(heatmaps) != len(boxes):
-        raise ExplainError(f"{len(heatmaps)} maps but {len(boxes)} boxes.")
+def maximal_pixels(heatmap, tolerance: float = 1e-5) -> np.ndarray:
+    """Boolean mask of the pixels within ``tolerance`` x (max - min) of a 2-D map's maximum: the whole plateau, not one pixel. Taught in 05_saliency."""
+    heatmap = np.asarray(heatmap, np.float64)
+    peak = heatmap.max()
+    return heatmap >= peak - tolerance * (peak - heatmap.min())
+
+
+def pointing_game(heatmaps, boxes, tolerance: float = 1e-5) -> np.ndarray:
+    """True per image where ANY maximal pixel (within tolerance x range of the peak) lies in the box; an all-zero map misses. Taught in 05_saliency.
+
+    An upsampled map's maximum is seldom one pixel: bilinear upsampling turns an edge cell of the
+    feature grid into a flat plateau reaching the border, and an inner cell into a few equal pixels
+    round its centre. ``argmax`` would judge the first of them only (the top-left one), which is a bias
+    towards the image's top-left corner, not a property of the map. Every pixel of the plateau counts.
+    """
+    heatmaps = _maps_and_boxes(heatmaps, boxes, "pointing_game")
+    if not 0 <= tolerance < 1:
+        raise ExplainError(f"pointing_game: tolerance is a fraction of the map's range in [0, 1), not {tolerance!r}.")
     hits = []
     for heatmap, box in zip(heatmaps, boxes):
-        row, col = np.unravel_index(np.argmax(heatmap), heatmap.shape)
-        hits.append(bool(heatmap.max() > 0 and box_mask(box, heatmap.shape)[row, col]))
+        inside = box_mask(box, heatmap.shape) & maximal_pixels(heatmap, tolerance)
+        hits.append(bool(heatmap.max() > 0 and inside.any()))
     return np.asarray(hits)
+
+
+def pointing_ceiling(boxes, cells, size, upsampling: str = "bilinear") -> np.ndarray:
+    """Per box, whether a map peaked at one cell of a cells x cells feature grid, upsampled to size (h, w), can hit it at all. Taught in 05_saliency.
+
+    Each cell in turn is made the single maximum, upsampled as Grad-CAM upsamples, and judged by the
+    pointing game: a box no cell's plateau reaches can never be hit at this resolution.
+    """
+    height, width = (int(v) for v in size)
+    rows, cols = (cells, cells) if np.isscalar(cells) else (int(cells[0]), int(cells[1]))
+    peaks = np.eye(rows * cols, dtype=np.float32).reshape(rows * cols, rows, cols)
+    maps = upsample(peaks, (height, width), upsampling)
+    return np.asarray([pointing_game(maps, [box] * len(maps)).any() for box in boxes])

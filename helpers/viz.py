@@ -9,7 +9,36 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import patches
 
+from helpers.errors import check_probabilities
+
 BOX_COLORS = ("#ff3b30", "#34c759", "#0a84ff", "#ff9f0a", "#bf5af2", "#64d2ff", "#ffd60a", "#ff375f")
+# One convention for every figure that compares boxes (notebooks 05 and 06, the report): the truth (a
+# radiologist's box) in white, solid; a prediction in magenta, dashed. Neither colour occurs in the jet
+# heatmaps drawn under them, and they differ in brightness and line style for colour-blind readers.
+TRUTH_COLOUR = "#ffffff"
+PREDICTION_COLOUR = "#ff00ff"
+BOX_STYLES = {"truth": (TRUTH_COLOUR, "-"), "prediction": (PREDICTION_COLOUR, "--")}
+
+
+def draw_box(ax, box, kind: str = "truth", label: str | None = None, linewidth: float = 1.5) -> None:
+    """Draw one (x, y, w, h) box, in the pixels of the image shown by imshow, as truth (white, solid) or prediction (magenta, dashed). Taught in 06_boxes_iobb."""
+    if kind not in BOX_STYLES:
+        raise ValueError(f"kind must be one of {', '.join(BOX_STYLES)}, not {kind!r}.")
+    colour, style = BOX_STYLES[kind]
+    x, y, w, h = (float(v) for v in box[:4])
+    x, y = x - 0.5, y - 0.5  # imshow centres pixel i on i: the box's edge x lies at x - 0.5 on the axis
+    ax.add_patch(patches.Rectangle((x, y), w, h, fill=False, edgecolor=colour, linestyle=style, linewidth=linewidth))
+    if label:
+        ax.text(x, y - 2, str(label), color=colour, fontsize=7, va="bottom")
+
+
+def box_legend(ax, loc: str = "lower right") -> None:
+    """Add the truth/prediction box legend of draw_box to a matplotlib axis. Taught in 06_boxes_iobb."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, linestyle=s, label=k) for k, (c, s) in BOX_STYLES.items()]
+    legend = ax.legend(handles=handles, loc=loc, fontsize=7, framealpha=0.6, facecolor="grey")
+    legend.get_frame().set_edgecolor("none")
 
 
 def image_grid(
@@ -20,7 +49,7 @@ def image_grid(
     size: float = 2.6,
     cmap: str = "gray",
 ):
-    """Show images in a grid with titles and boxes ``(x, y, w, h, label)`` in each image's pixels. Taught in 01_preprocessing_and_splits."""
+    """Show images in a grid with titles and boxes ``(x, y, w, h, label)`` or ``(x, y, w, h, label, kind)`` (kind "truth"/"prediction", see draw_box). Taught in 01_preprocessing_and_splits."""
     count = len(images)
     if count == 0:
         raise ValueError("image_grid got no images to show.")
@@ -43,6 +72,9 @@ def image_grid(
         if titles is not None:
             ax.set_title(titles[i], fontsize=8)
         for j, box in enumerate(boxes[i] if boxes is not None else ()):
+            if len(box) > 5:
+                draw_box(ax, box, box[5], box[4])
+                continue
             x, y, w, h = box[:4]
             color = BOX_COLORS[j % len(BOX_COLORS)]
             ax.add_patch(patches.Rectangle((x, y), w, h, fill=False, edgecolor=color, linewidth=1.5))
@@ -97,7 +129,7 @@ def reliability_diagram(ax, tables: dict, title: str = "reliability diagram") ->
 def heatmap_overlay(image, heatmap, alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:
     """RGB picture of a [0, 1] heatmap blended over a grey (HxW or HxWx1) or RGB image, both HxW. Taught in 05_saliency."""
     image = np.asarray(image, np.float32)
-    heatmap = np.asarray(heatmap, np.float32)
+    heatmap = check_probabilities(heatmap, "heatmap_overlay: heatmap (scale it to [0, 1] first, e.g. explain.normalize)").astype(np.float32)
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     if image.shape[:2] != heatmap.shape or heatmap.ndim != 2:
@@ -114,7 +146,7 @@ def heatmap_overlay(image, heatmap, alpha: float = 0.45, cmap: str = "jet") -> n
 
 
 def saliency_grid(images, heatmaps: dict, boxes=None, row_titles=None, size: float = 2.0, alpha: float = 0.5):
-    """Grid of heatmap overlays: one row per image, one column per method (``{name: (N, H, W) maps}``), boxes drawn. Taught in 05_saliency."""
+    """Grid of heatmap overlays: one row per image, one column per method (``{name: (N, H, W) maps}``), the true boxes drawn (TRUTH_COLOUR). Taught in 05_saliency."""
     images = np.asarray(images)
     if not heatmaps:
         raise ValueError("saliency_grid got no heatmaps.")
@@ -138,7 +170,7 @@ def saliency_grid(images, heatmaps: dict, boxes=None, row_titles=None, size: flo
                     ax.set_title(name, fontsize=8)
             if boxes is not None and boxes[i] is not None:
                 x, y, w, h = boxes[i][:4]
-                ax.add_patch(patches.Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="white", linewidth=1.2))
+                draw_box(ax, (x, y, w, h), "truth", linewidth=1.2)
     fig.tight_layout()
     return fig
 

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from helpers import boxes
+from helpers.errors import DataError
 
 
 # --- IoU and IoBB by hand ------------------------------------------------------------------
@@ -151,7 +152,7 @@ def test_iobb_table_fractions_and_no_boxes():
     results = pd.DataFrame({
         "image_index": ["a", "b", "c", "d", "d", "e"],
         "label": ["Mass", "Mass", "Mass", "Nodule", "Nodule", "Nodule"],
-        "iobb": [0.05, 0.3, 0.8, 0.2, 0.6, np.nan],  # d has two truth boxes: its best (0.6) counts; e found none
+        "iobb": [0.05, 0.3, 0.8, 0.2, 0.6, 0.0],  # d has two truth boxes: its best (0.6) counts; e found none (0)
     })
     table = boxes.iobb_table(results, thresholds=(0.1, 0.5))
     assert table.loc[(0.1, "ours"), "Mass"] == pytest.approx(2 / 3)
@@ -160,6 +161,53 @@ def test_iobb_table_fractions_and_no_boxes():
     assert table.loc[(0.1, "ours"), "Cardiomegaly"] == "no boxes"
     assert list(table.columns[:3]) == ["Atelectasis", "Cardiomegaly", "Effusion"]
     assert boxes.counts(results).loc[["Mass", "Nodule", "Effusion"]].tolist() == [3, 2, 0]
+
+
+def test_iobb_table_counts_strictly_above_t():
+    # Wang et al. count a localisation as correct when IoBB > T: a value of exactly T is a miss.
+    results = pd.DataFrame({"label": ["Mass"] * 4, "iobb": [0.25, 0.5, 0.5000001, 0.9]})
+    table = boxes.iobb_table(results, thresholds=(0.25, 0.5, 0.9))
+    assert table.loc[(0.25, "ours"), "Mass"] == pytest.approx(3 / 4)
+    assert table.loc[(0.5, "ours"), "Mass"] == pytest.approx(2 / 4)
+    assert table.loc[(0.9, "ours"), "Mass"] == 0.0
+
+
+def test_iobb_table_reads_known_spellings_and_refuses_unknown_labels():
+    results = pd.DataFrame({"label": ["Infiltrate", "infiltration", "mass", "MASS"], "iobb": [0.6, 0.2, 0.7, 0.1]})
+    table = boxes.iobb_table(results, thresholds=(0.5,))
+    assert table.loc[(0.5, "ours"), "Infiltration"] == pytest.approx(1 / 2)  # not dropped as "no boxes"
+    assert table.loc[(0.5, "ours"), "Mass"] == pytest.approx(1 / 2)
+    assert boxes.counts(results).loc[["Infiltration", "Mass"]].tolist() == [2, 2]
+    bad = pd.DataFrame({"label": ["Mass", "Pneumonitis"], "iobb": [0.5, 0.5]})
+    with pytest.raises(DataError, match="'Pneumonitis'.*Atelectasis.*Infiltration.*Pneumothorax"):
+        boxes.iobb_table(bad)
+    with pytest.raises(DataError, match="Hernia"):  # a finding of the 14, but NIH drew no box for it
+        boxes.iobb_table(pd.DataFrame({"label": ["Hernia"], "iobb": [0.5]}))
+
+
+def test_iobb_table_refuses_nan_and_out_of_range_values():
+    nan = pd.DataFrame({"label": ["Mass", "Mass"], "iobb": [0.3, np.nan]})
+    with pytest.raises(DataError, match=r"results\['iobb'\].*0 where no box was found.*1 NaN.*index 1"):
+        boxes.iobb_table(nan)
+    with pytest.raises(DataError, match="divide by 100"):
+        boxes.iobb_table(pd.DataFrame({"label": ["Mass"], "iobb": [30.5]}))
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        boxes.iobb_table(pd.DataFrame({"label": ["Mass"], "iobb": [0.3]}), thresholds=(1.0,))
+
+
+def test_scaled_boxes_use_the_height_for_y_and_h():
+    table = pd.DataFrame({"x": [50.0], "y": [20.0], "w": [100.0], "h": [40.0], "image_width": [200], "image_height": [100]})
+    assert boxes.scaled_boxes(table, 64) == [pytest.approx((16.0, 12.8, 32.0, 25.6))]
+    assert boxes.scaled_boxes(table, (100, 200)) == [pytest.approx((25.0, 40.0, 50.0, 80.0))]
+
+
+def test_nan_heatmap_and_box_are_refused():
+    heatmap = np.ones((4, 4))
+    heatmap[2, 3] = np.nan
+    with pytest.raises(DataError, match=r"heatmap \(4, 4\).*NaN.*\(2, 3\)"):
+        boxes.heatmap_to_boxes(heatmap, 64)
+    with pytest.raises(DataError, match="NaN"):
+        boxes.iou((0, np.nan, 4, 4), (0, 0, 4, 4))
 
 
 def test_iobb_table_beside_the_published_rows():

@@ -163,3 +163,134 @@ def test_heat_in_box_and_pointing_game():
     assert explain.pointing_game(np.zeros((1, 10, 10)), [(0, 0, 10, 10)]).tolist() == [False]
     with pytest.raises(explain.ExplainError, match="non-negative"):
         explain.heat_in_box(-heatmap, [(0, 0, 1, 1)])
+
+
+# --- hand computations on a tiny model with fixed weights ------------------------------------
+#
+# image (4x4x1) -> 1x1 conv, 2 channels (z = w x + b) -> ReLU ("features", A) -> flatten -> one sigmoid.
+# The logit S = sum V * A + c is linear in A, so every gradient has a closed form in numpy:
+# dS/dA = V, dp/dA = p (1 - p) V, dp/dx = p (1 - p) sum_k V_k w_k [z_k > 0].
+
+_W, _B = np.array([1.0, -0.5], np.float32), np.array([-0.3, 0.4], np.float32)
+_V = np.random.default_rng(7).normal(size=(4, 4, 2)).astype(np.float32)  # mixed signs, varies over space
+_C = 0.1
+
+
+def _tiny(activation="sigmoid"):
+    inputs = keras.Input((4, 4, 1))
+    z = keras.layers.Conv2D(2, 1, name="conv")(inputs)
+    a = keras.layers.Activation("relu", name="features")(z)
+    outputs = keras.layers.Dense(1, activation=activation, name="predictions")(keras.layers.Flatten(name="flat")(a))
+    model = keras.Model(inputs, outputs, name=f"tiny_{activation}")
+    model.get_layer("conv").set_weights([_W.reshape(1, 1, 1, 2), _B])
+    model.get_layer("predictions").set_weights([_V.reshape(32, 1), np.array([_C], np.float32)])
+    return model
+
+
+def _by_hand(x):
+    """z, A, p and the two gradients of p for a batch x (n, 4, 4, 1), in float64."""
+    x = x[..., 0].astype(np.float64)
+    z = x[..., None] * _W + _B
+    a = np.maximum(z, 0)
+    p = 1 / (1 + np.exp(-((a * _V).sum(axis=(1, 2, 3)) + _C)))
+    pq = (p * (1 - p))[:, None, None]
+    plain = pq * (_V * _W * (z > 0)).sum(-1)
+    guided = pq * (_V * _W * (z > 0) * (_V > 0)).sum(-1)
+    return z, a, p, np.abs(plain), np.abs(guided)
+
+
+@pytest.fixture(scope="module")
+def tiny_images():
+    return np.random.default_rng(3).uniform(-1, 1, size=(3, 4, 4, 1)).astype("float32")
+
+
+def test_tiny_model_matches_the_hand_forward_pass(tiny_images):
+    _, _, p, _, _ = _by_hand(tiny_images)
+    assert np.allclose(_tiny()(tiny_images).numpy()[:, 0], p, atol=1e-6)
+
+
+def test_grad_cam_plus_plus_matches_the_hand_formula_on_the_logit(tiny_images):
+    _, a, _, _, _ = _by_hand(tiny_images)
+    g = np.broadcast_to(_V, a.shape)  # dS/dA: the logit's gradient, not the probability's
+    alpha = g**2 / (2 * g**2 + g**3 * a.sum(axis=(1, 2), keepdims=True))
+    alpha /= np.where(g > 0, alpha, 0).sum(axis=(1, 2), keepdims=True)  # over positive gradients only
+    weights = (np.maximum(g, 0) * alpha).sum(axis=(1, 2), keepdims=True)
+    expected = np.maximum((weights * a).sum(-1), 0)
+    for model in (_tiny("sigmoid"), _tiny("linear")):  # the sigmoid head is explained by its logit
+        ours = explain.grad_cam_plus_plus(model, tiny_images, 0, layer_name="features", normalize_map=False)
+        assert np.allclose(ours, expected, rtol=1e-4, atol=1e-6), (model.name, np.abs(ours - expected).max())
+    # On the probability (p (1 - p) V) the closed form gives another map: this is what the logit fixes.
+    pq = _by_hand(tiny_images)[2] * (1 - _by_hand(tiny_images)[2])
+    gp = g * pq[:, None, None, None]
+    alpha_p = gp**2 / (2 * gp**2 + gp**3 * a.sum(axis=(1, 2), keepdims=True))
+    alpha_p /= np.where(gp > 0, alpha_p, 0).sum(axis=(1, 2), keepdims=True)
+    on_probability = np.maximum(((np.maximum(gp, 0) * alpha_p).sum(axis=(1, 2), keepdims=True) * a).sum(-1), 0)
+    scale = lambda m: m / m.max(axis=(1, 2), keepdims=True)
+    assert np.abs(scale(on_probability) - scale(expected)).max() > 1e-2
+
+
+def test_guided_grad_cam_matches_the_hand_product(tiny_images):
+    model = _tiny()
+    _, a, p, _, guided = _by_hand(tiny_images)
+    pq = (p * (1 - p))[:, None, None, None]
+    cam = np.maximum(((pq * _V).mean(axis=(1, 2), keepdims=True) * a).sum(-1), 0)  # Grad-CAM on p; 4x4 -> 4x4
+    ours = explain.guided_grad_cam(model, tiny_images, 0, layer_name="features", normalize_map=False)
+    assert np.allclose(ours, cam * guided, rtol=1e-4, atol=1e-7), np.abs(ours - cam * guided).max()
+    assert np.allclose(explain.guided_backprop(model, tiny_images, 0, normalize_map=False), guided, rtol=1e-4, atol=1e-7)
+
+
+def test_smoothgrad_is_the_mean_of_hand_gradients_over_the_same_noise(tiny_images):
+    model, samples, level, seed = _tiny(), 5, 0.3, 11
+    rng = np.random.default_rng(seed)  # the noise smoothgrad draws: samples x images, std = level x range
+    sigma = level * (tiny_images.max(axis=(1, 2, 3), keepdims=True) - tiny_images.min(axis=(1, 2, 3), keepdims=True))
+    noisy = tiny_images[None] + rng.normal(size=(samples,) + tiny_images.shape).astype(np.float32) * sigma[None]
+    expected = np.mean([_by_hand(copy)[3] for copy in noisy], axis=0)  # mean of |gradient|, not |mean gradient|
+    ours = explain.smoothgrad(explain.vanilla_gradients, model, tiny_images, 0, samples=samples, noise_level=level,
+                              seed=seed, normalize_map=False)
+    assert np.allclose(ours, expected, rtol=1e-4, atol=1e-7), np.abs(ours - expected).max()
+    # One noisy copy is not the mean: the average really is over the samples.
+    assert np.abs(_by_hand(noisy[0])[3] - expected).max() > 1e-3
+
+
+def test_logit_head_is_required_for_grad_cam_plus_plus(tiny_images):
+    inputs = keras.Input((4, 4, 1))
+    features = keras.layers.Conv2D(2, 1, activation="relu", name="features")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D(name="pooled")(features)
+    model = keras.Model(inputs, pooled, name="no_head")
+    with pytest.raises(explain.ExplainError, match="'pooled'.*no activation to strip"):
+        explain.grad_cam_plus_plus(model, tiny_images, 0, layer_name="features")
+
+
+# --- the pointing game without argmax's top-left bias ------------------------------------------
+
+def test_pointing_game_counts_a_plateau_straddling_the_box_edge():
+    heatmap = np.zeros((1, 10, 10))
+    heatmap[0, :4, :4] = 1.0  # a flat maximum: the 4x4 top-left corner
+    box = (2, 2, 4, 4)  # covers pixels 2..5: the plateau's pixels (2..3, 2..3) are inside, (0, 0) is not
+    assert explain.pointing_game(heatmap, [box]).tolist() == [True]
+    assert explain.pointing_game(heatmap, [(5, 5, 4, 4)]).tolist() == [False]  # the plateau misses entirely
+    # An edge cell upsampled bilinearly is such a plateau from the border to the cell centre.
+    cells = np.zeros((1, 2, 2), np.float32)
+    cells[0, 0, 1] = 1.0  # the top-right cell of a 2x2 map
+    big = explain.upsample(cells, (64, 64))
+    assert explain.pointing_game(big, [(44, 10, 8, 8)]).tolist() == [True]  # argmax would pick (0, 48): outside
+    assert explain.pointing_game(big, [(10, 10, 8, 8)]).tolist() == [False]
+    assert np.isclose(explain.maximal_pixels(big[0]).sum(), 16 * 16)
+
+
+def test_pointing_ceiling_of_a_grid():
+    # 4x4 cells over 64 px: centres at 8, 24, 40, 56. A 4-px box between two inner centres can never be hit;
+    # one at an edge cell's plateau (border to centre) can.
+    hits = explain.pointing_ceiling([(13, 13, 4, 4), (1, 1, 4, 4), (22, 22, 4, 4)], 4, (64, 64))
+    assert hits.tolist() == [False, True, True]
+
+
+def test_localisation_scores_refuse_nan_maps():
+    from helpers.errors import DataError
+
+    heatmap = np.zeros((1, 4, 4))
+    heatmap[0, 1, 2] = np.nan
+    with pytest.raises(DataError, match=r"pointing_game: heatmaps.*NaN.*\(0, 1, 2\)"):
+        explain.pointing_game(heatmap, [(0, 0, 2, 2)])
+    with pytest.raises(DataError, match="heat_in_box: heatmaps.*NaN"):
+        explain.heat_in_box(heatmap, [(0, 0, 2, 2)])
