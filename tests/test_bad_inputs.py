@@ -55,11 +55,395 @@ case("errors/finite_text", DataError, "expected numbers")(lambda tmp: errors.che
 
 # ---- datasets -----------------------------------------------------------------------------------
 
+import gzip  # noqa: E402  (kept in this section: the sections are edited independently)
+
+import pandas as pd  # noqa: E402
+
+from helpers import datasets  # noqa: E402
+from helpers.errors import PatientLeakageError  # noqa: E402
+
+_NIH_HEADER = ("Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
+               "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]")
+_NIH_ROW = "00000001_000.png,Cardiomegaly,0,1,57,M,PA,2682,2749,0.143,0.143"
+
+
+def _nih(tmp: Path, *rows: str, header: str = _NIH_HEADER, name: str = "Data_Entry_2017_v2020.csv",
+         encoding: str = "utf-8", boxes: str | None = None) -> Path:
+    """A metadata-only NIH folder: the header, a good row, then ``rows``; read with images='none'."""
+    (tmp / name).write_bytes("\n".join([header, _NIH_ROW, *rows]).encode(encoding) + b"\n")
+    if boxes is not None:
+        (tmp / "BBox_List_2017.csv").write_text("Image Index,Finding Label,Bbox [x,y,w,h],,,\n" + boxes)
+    return tmp
+
+
+def _read(tmp: Path, *rows: str, **kwargs) -> object:
+    return datasets.read_nih(_nih(tmp, *rows, **kwargs), images="none")
+
+
+def _row(**fields: str) -> str:
+    """The good row with some fields replaced (by position name)."""
+    cells = "00000002_000.png,No Finding,0,2,40,F,AP,2500,2048,0.168,0.168".split(",")
+    where = {"patient": 3, "age": 4, "follow_up": 2, "width": 7}
+    for key, value in fields.items():
+        cells[where[key]] = value
+    return ",".join(cells)
+
+
+def _entries(**overrides) -> pd.DataFrame:
+    """40 patients, 2 images each, every label on 8 patients: patient_split runs on it as it is."""
+    rows = []
+    for p in range(40):
+        for i in range(2):
+            rows.append({"patient_id": p, **{lab: int((p + j) % 5 == 0) for j, lab in enumerate(datasets.LABELS)}})
+    frame = pd.DataFrame(rows)
+    for column, value in overrides.items():
+        frame.loc[0, column] = value
+    return frame
+
+
+case("datasets/row_missing_a_field", DataError, "line 3", "10 fields but the header has 11", "wrong columns")(
+    lambda tmp: _read(tmp, "00000002_000.png,No Finding,2,40,F,AP,2500,2048,0.168,0.168"))
+case("datasets/row_one_field_too_many", DataError, "line 3", "12 fields but the header has 11")(
+    lambda tmp: _read(tmp, _row() + ",0.1"))
+case("datasets/row_2017_without_trailing_comma", DataError, "Data_Entry_2017.csv", "line 2", "11 fields but the header has 12")(
+    lambda tmp: _read(tmp, _row() + ",", header=_NIH_HEADER + ",", name="Data_Entry_2017.csv"))
+case("datasets/patient_id_exponent", DataError, "'1e3'", "spreadsheet's number format", "line 3")(
+    lambda tmp: _read(tmp, _row(patient="1e3")))
+case("datasets/patient_id_decimal", DataError, "'2.0'", "spreadsheet's number format")(
+    lambda tmp: _read(tmp, _row(patient="2.0")))
+case("datasets/age_negative", DataError, "Patient Age '-4' is negative", "00000002_000.png")(
+    lambda tmp: _read(tmp, _row(age="-4")))
+case("datasets/age_text", DataError, "Patient Age 'forty' is not a number of years")(
+    lambda tmp: _read(tmp, _row(age="forty")))
+case("datasets/age_empty", DataError, "Patient Age '' is not a number", "line 3")(
+    lambda tmp: _read(tmp, _row(age="")))
+case("datasets/age_above_120", DataError, "148", "above 120", "Data_Entry_2017_v2020.csv")(
+    lambda tmp: _read(tmp, _row(age="148")))
+case("datasets/follow_up_not_whole", DataError, "Follow-up # '1.5' is not a whole number")(
+    lambda tmp: _read(tmp, _row(follow_up="1.5")))
+case("datasets/follow_up_negative", DataError, "Follow-up # '-1' is below 0")(
+    lambda tmp: _read(tmp, _row(follow_up="-1")))
+case("datasets/width_not_a_number", DataError, "OriginalImage Width 'wide' is not a whole number")(
+    lambda tmp: _read(tmp, _row(width="wide")))
+case("datasets/csv_semicolons", DataError, "semicolons", "not commas", "CSV UTF-8 (comma delimited)")(
+    lambda tmp: _read(tmp, header=_NIH_HEADER.replace(",", ";")))
+case("datasets/csv_utf16", DataError, "UTF-16", "comma-separated values in UTF-8")(
+    lambda tmp: _read(tmp, encoding="utf-16"))
+case("datasets/csv_latin1", DataError, "not UTF-8", "Latin-1", "line 3", "UTF-8")(
+    lambda tmp: _read(tmp, _row().replace("F,", "\u00e9,"), encoding="latin-1"))
+case("datasets/csv_header_only", DataError, "Data_Entry_2017_v2020.csv", "only a header, no rows")(
+    lambda tmp: (tmp / "Data_Entry_2017_v2020.csv").write_text(_NIH_HEADER + "\n") and datasets.read_nih(tmp, images="none"))
+case("datasets/csv_gz_corrupt", DataError, "Data_Entry_2017_v2020.csv.gz", "not a readable gzip")(
+    lambda tmp: (tmp / "Data_Entry_2017_v2020.csv.gz").write_bytes(gzip.compress(b"Image Index")[:-9])
+    and datasets.read_nih(tmp, images="none"))
+case("datasets/bbox_header_only", UserWarning, "BBox_List_2017.csv", "only a header, no boxes")(
+    lambda tmp: _read(tmp, boxes=""))
+case("datasets/bbox_duplicate", UserWarning, "1 duplicate box", "line 3 repeats line 2", "kept once")(
+    lambda tmp: _read(tmp, boxes="00000001_000.png,Cardiomegaly,1,2,3,4\n00000001_000.png,Cardiomegaly,1,2,3,4\n"))
+case("datasets/images_mode_boolean", ValueError, "images must be 'all'", "'none'", "False")(
+    lambda tmp: datasets.read_nih(_nih(tmp), images=False))
+case("datasets/overlap_text_and_int_ids", PatientLeakageError, "train & test share 1 patient")(
+    lambda tmp: datasets.assert_no_patient_overlap(train=pd.DataFrame({"patient_id": ["13", "14"]}),
+                                                   test=pd.DataFrame({"patient_id": [13]})))
+case("datasets/overlap_zero_padded_ids", PatientLeakageError, "share 1 patient")(
+    lambda tmp: datasets.assert_no_patient_overlap(train=["00000013"], test=[13.0]))
+case("datasets/overlap_ids_of_two_kinds", DataError, "different kinds", "train: text", "test: number")(
+    lambda tmp: datasets.assert_no_patient_overlap(train=["P13"], test=[13]))
+case("datasets/overlap_exponent_id", DataError, "split 'train'", "'1e3'", "spreadsheet's number format")(
+    lambda tmp: datasets.assert_no_patient_overlap(train=["1e3"], test=["1000"]))
+case("datasets/overlap_missing_id", DataError, "split 'val'", "missing patient ID")(
+    lambda tmp: datasets.assert_no_patient_overlap(train=[1, 2], val=[3.0, np.nan]))
+case("datasets/split_labels_0_255", DataError, "entries['Atelectasis']", "255", "divide by 255")(
+    lambda tmp: datasets.patient_split(_entries().assign(Atelectasis=lambda f: f["Atelectasis"] * 255)))
+case("datasets/split_labels_nan", DataError, "entries['Hernia']", "NaN")(
+    lambda tmp: datasets.patient_split(_entries(Hernia=np.nan)))
+case("datasets/split_labels_two", DataError, "entries['Mass']", "only 0 and 1")(
+    lambda tmp: datasets.patient_split(_entries(Mass=2)))
+case("datasets/split_fraction_text", DataError, "0.2 as a number, not the text '0.2'")(
+    lambda tmp: datasets.patient_split(_entries(), val_fraction="0.2"))
+case("datasets/split_fraction_list", DataError, "test_fraction", "strictly between 0 and 1", "list")(
+    lambda tmp: datasets.random_split(_entries(), test_fraction=[0.2]))
+case("datasets/split_seed_negative", DataError, "seed=-1", "0 to 4294967295")(
+    lambda tmp: datasets.patient_split(_entries(), seed=-1))
+case("datasets/split_seed_too_big", DataError, "seed=4294967296", "2**32 - 1")(
+    lambda tmp: datasets.random_split(_entries(), seed=2**32))
+case("datasets/split_seed_float", DataError, "whole number from 0", "float")(
+    lambda tmp: datasets.random_split(_entries(), seed=4.5))
+case("datasets/google_not_yes_no", DataError, "line 2", "Fracture is 'maybe'", "expected YES or NO")(
+    lambda tmp: (tmp / "g.csv").write_text(
+        "Image Index,Patient ID,Fracture,Pneumothorax,Airspace opacity,Nodule or mass,Set Id\n"
+        "00000001_000.png,1,maybe,NO,NO,NO,test\n") and datasets.read_google_labels(tmp / "g.csv"))
+case("datasets/google_missing_column", DataError, "'Set Id'", "not found in the header")(
+    lambda tmp: (tmp / "g.csv").write_text(
+        "Image Index,Patient ID,Fracture,Pneumothorax,Airspace opacity,Nodule or mass\n"
+        "00000001_000.png,1,NO,NO,NO,NO\n") and datasets.read_google_labels(tmp / "g.csv"))
+
 # ---- preprocessing ------------------------------------------------------------------------------
+
+import zlib as _zlib  # noqa: E402 (imports of this section kept in it)
+
+from PIL import Image as _Image  # noqa: E402
+
+from helpers import preprocessing as _pre  # noqa: E402
+
+
+def _pre_pngs(tmp, count=3):
+    """``count`` small grey PNGs in ``tmp``; returns their paths."""
+    paths = []
+    for i in range(count):
+        pixels = (np.arange(32 * 32).reshape(32, 32) * (i + 3) % 256).astype(np.uint8)
+        _Image.fromarray(pixels).save(tmp / f"img{i}.png")
+        paths.append(tmp / f"img{i}.png")
+    return paths
+
+
+def _pre_corrupt(path):
+    """Flip bytes inside the compressed IDAT data, leaving the header (and the file size) intact."""
+    data = bytearray(path.read_bytes())
+    start = data.find(b"IDAT") + 12
+    for k in range(start, min(start + 40, len(data) - 16)):
+        data[k] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _pre_bomb(path, side=100_000):
+    """Rewrite a PNG's IHDR to announce side x side pixels, with a valid checksum (a decompression bomb's header)."""
+    data = bytearray(path.read_bytes())
+    data[16:24] = side.to_bytes(4, "big") + side.to_bytes(4, "big")
+    data[29:33] = _zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+    return path
+
+
+class _HalfModel:
+    """A stand-in segmentation model that predicts 0.5 everywhere."""
+
+    def predict(self, x, batch_size=None, verbose=0):
+        return np.full(x.shape[:3] + (1,), 0.5, np.float32)
+
+
+def _pre_nan_image():
+    image = np.full((64, 64), 0.4, np.float32)
+    image[10, 20] = np.nan
+    return image
+
+
+case("preprocessing/fit_normalization_nan_pixel", DataError, "nan", "index (0, 3, 5)")(
+    lambda tmp: _pre.fit_normalization(_with(np.full((2, 8, 8), 0.5), (0, 3, 5), np.nan)))
+case("preprocessing/fit_normalization_inf_in_second_batch", DataError, "infinite", "batch 1")(
+    lambda tmp: _pre.fit_normalization([np.full((2, 4, 4), 0.5), _with(np.full((2, 4, 4), 0.5), (1, 0, 0), np.inf)]))
+case("preprocessing/fit_normalization_paths_without_size", ValueError, "image_size")(
+    lambda tmp: _pre.fit_normalization([str(p) for p in _pre_pngs(tmp)]))
+case("preprocessing/fit_normalization_constant", DataError, "constant")(
+    lambda tmp: _pre.fit_normalization([np.ones((2, 4, 4)), np.ones((1, 4, 4))]))
+case("preprocessing/predict_full_image_all_nan", DataError, "nan", "index (0, 0)")(
+    lambda tmp: _pre.predict_full_image(_HalfModel(), np.full((64, 64), np.nan, np.float32), 32, 16))
+case("preprocessing/predict_full_image_one_nan_named", DataError, "21_training.tif", "index (10, 20)")(
+    lambda tmp: _pre.predict_full_image(_HalfModel(), _pre_nan_image(), 32, 16, source="21_training.tif"))
+case("preprocessing/clahe_0_255_floats", DataError, "0 to 255", "divide by 255")(
+    lambda tmp: _pre.clahe(np.arange(64 * 64, dtype=np.float32).reshape(64, 64) % 256))
+case("preprocessing/clahe_16bit", DataError, "divide by 65535")(
+    lambda tmp: _pre.clahe(np.linspace(0, 65535, 64 * 64, dtype=np.float32).reshape(64, 64)))
+case("preprocessing/clahe_standardised", DataError, "before standardising")(
+    lambda tmp: _pre.clahe(np.linspace(-2, 2, 64 * 64, dtype=np.float32).reshape(64, 64)))
+case("preprocessing/clahe_nan", DataError, "nan", "clahe")(lambda tmp: _pre.clahe(_pre_nan_image()))
+case("preprocessing/pipeline_corrupt_png_named", DataError, "img1.png", "corrupt")(
+    lambda tmp: _pre.load_images([*_pre_pngs(tmp)[:1], _pre_corrupt(tmp / "img1.png"), tmp / "img2.png"], 16))
+case("preprocessing/pipeline_corrupt_last_png_named", DataError, "img2.png", "corrupt")(
+    lambda tmp: _pre.load_images([*_pre_pngs(tmp)[:2], _pre_corrupt(tmp / "img2.png")], 16))
+case("preprocessing/pipeline_decompression_bomb", DataError, "img0.png", "decompression-bomb", "MAX_IMAGE_PIXELS")(
+    lambda tmp: _pre.load_images([_pre_bomb(_pre_pngs(tmp)[0]), tmp / "img1.png"], 16))
+case("preprocessing/read_image_decompression_bomb", DataError, "img0.png", "decompression bomb", "MAX_IMAGE_PIXELS")(
+    lambda tmp: _pre.read_image(_pre_bomb(_pre_pngs(tmp, 1)[0])))
+case("preprocessing/load_images_missing_file", DataError, "gone.png", "not found", "1 of 3")(
+    lambda tmp: _pre.load_images([*_pre_pngs(tmp, 2), tmp / "gone.png"], 16))
+case("preprocessing/image_dataset_labels_0_255", DataError, "image_dataset labels", "divide by 255")(
+    lambda tmp: _pre.image_dataset(_pre_pngs(tmp), np.array([[0], [255], [0]]), image_size=16))
+case("preprocessing/image_dataset_labels_nan", DataError, "nan", "index (1, 0)")(
+    lambda tmp: _pre.image_dataset(_pre_pngs(tmp), np.array([[0.0], [np.nan], [1.0]]), image_size=16))
+case("preprocessing/class_weights_0_255", DataError, "class_weights labels", "divide by 255")(
+    lambda tmp: _pre.class_weights(np.array([[0, 255], [255, 0]])))
+case("preprocessing/class_weights_nan", DataError, "nan", "index (1, 1)")(
+    lambda tmp: _pre.class_weights(np.array([[0, 1], [1, np.nan]])))
+case("preprocessing/image_dataset_disk_cache_without_folder", ValueError, "cache_dir")(
+    lambda tmp: _pre.image_dataset(_pre_pngs(tmp), image_size=16, cache="disk"))
+case("preprocessing/image_dataset_unknown_cache", ValueError, "'memory', 'disk' or None")(
+    lambda tmp: _pre.image_dataset(_pre_pngs(tmp), image_size=16, cache="ram"))
 
 # ---- models and config --------------------------------------------------------------------------
 
+import keras as _keras  # noqa: E402 (imports of this section kept in it)
+
+from helpers import models as _models  # noqa: E402
+
+
+def _mod_dense(layers=()):
+    return _keras.Sequential([_keras.Input((4,)), *layers, _keras.layers.Dense(3, activation="sigmoid")])
+
+
+class _Unregistered(_keras.layers.Layer):
+    """A custom layer that is not registered with Keras: a file holding it cannot be loaded back."""
+
+    def call(self, x):
+        return 2.0 * x
+
+
+def _mod_saved(tmp, name, save):
+    path = tmp / name
+    save(_mod_dense(), path)
+    return path
+
+
+def _mod_zip(tmp):
+    import zipfile
+
+    with zipfile.ZipFile(tmp / "notes.keras", "w") as archive:
+        archive.writestr("notes.txt", "not a model")
+    return tmp / "notes.keras"
+
+
+def _mod_custom(tmp):
+    _mod_dense([_Unregistered()]).save(tmp / "custom.keras")
+    return tmp / "custom.keras"
+
+
+def _mod_lambda(tmp):
+    _mod_dense([_keras.layers.Lambda(lambda x: x + 1.0)]).save(tmp / "lambda.keras")
+    return tmp / "lambda.keras"
+
+
+_ABC = ["a", "b", "c"]
+case("models/legacy_h5", _models.ModelFileError, "legacy HDF5", "compile=False", "save it again")(
+    lambda tmp: _models.load_classifier(_mod_saved(tmp, "old.h5", lambda m, p: m.save(p)), _ABC))
+case("models/weights_only_h5", _models.ModelFileError, "weights only", "load_weights")(
+    lambda tmp: _models.load_classifier(_mod_saved(tmp, "m.weights.h5", lambda m, p: m.save_weights(p)), _ABC))
+case("models/savedmodel_folder", _models.ModelFileError, "SavedModel folder", "TFSMLayer")(
+    lambda tmp: _models.load_classifier(_mod_saved(tmp, "exported", lambda m, p: m.export(p, verbose=False)), _ABC))
+case("models/unregistered_custom_layer", _models.ModelFileError, "_Unregistered", "not registered", "register_keras_serializable")(
+    lambda tmp: _models.load_classifier(_mod_custom(tmp), _ABC))
+case("models/lambda_layer_refused_in_safe_mode", _models.ModelFileError, "Lambda", "safe mode")(
+    lambda tmp: _models.load_classifier(_mod_lambda(tmp), _ABC))
+case("models/missing_file", FileNotFoundError, "no saved model here", "notebook 02")(
+    lambda tmp: _models.load_classifier(tmp / "none.keras", _ABC))
+case("models/png_named_keras", _models.ModelFileError, "not a Keras model file", "a PNG image")(
+    lambda tmp: _models.load_classifier(_pre_pngs(tmp, 1)[0], _ABC))
+case("models/empty_file", _models.ModelFileError, "an empty file")(
+    lambda tmp: (tmp / "empty.keras").write_bytes(b"") and None or _models.load_classifier(tmp / "empty.keras", _ABC))
+case("models/zip_without_config", _models.ModelFileError, "no config.json", "notes.txt")(
+    lambda tmp: _models.load_classifier(_mod_zip(tmp), _ABC))
+case("models/generic_loader_folder", _models.ModelFileError, "a folder, not a model file")(
+    lambda tmp: _models.load_model(tmp))
+case("models/strategy_one_device", ValueError, "at least two devices")(lambda tmp: _models.strategy(devices=["/cpu:0"]))
+
+from helpers import config as _config  # noqa: E402
+
+case("config/seed_negative", _config.ConfigError, "MEDXAI_SEED=-1", "0 to 4294967295")(
+    lambda tmp: _config.load({"MEDXAI_SEED": "-1", "MEDXAI_CACHE_DIR": str(tmp)}))
+case("config/seed_above_2_32", _config.ConfigError, "MEDXAI_SEED=4294967296", "out of range", "2**32 - 1")(
+    lambda tmp: _config.load({"MEDXAI_SEED": "4294967296", "MEDXAI_CACHE_DIR": str(tmp)}))
+case("config/seed_in_code_out_of_range", _config.ConfigError, "seed -3", "0 to 4294967295")(
+    lambda tmp: _config.Config(seed=-3))
+case("config/cache_dir_is_a_file", _config.ConfigError, "MEDXAI_CACHE_DIR", "is a file, not a folder")(
+    lambda tmp: (tmp / "cache").write_text("x") and _config.load({"MEDXAI_CACHE_DIR": str(tmp / "cache")}))
+case("config/data_dir_without_nih", _config.ConfigError, "no nih/ folder", "holds drive/ only",
+     "data_manifests/nih.md", "unset MEDXAI_DATA_DIR")(
+    lambda tmp: (tmp / "drive").mkdir() or _config.load({"MEDXAI_DATA_DIR": str(tmp)}).dataset_dir("nih"))
+case("config/data_dir_without_drive", _config.ConfigError, "no drive/ folder", "data_manifests/drive.md")(
+    lambda tmp: _config.load({"MEDXAI_DATA_DIR": str(tmp)}).dataset_dir("drive"))
+
 # ---- losses, metrics, uncertainty ---------------------------------------------------------------
+
+import pandas as _pd  # noqa: E402 (imports of this section kept in it)
+
+from helpers import losses as _losses  # noqa: E402
+from helpers import metrics as _metrics  # noqa: E402
+from helpers import uncertainty as _uncertainty  # noqa: E402
+
+_Y = np.array([[1, 0], [0, 1], [1, 1], [0, 0], [1, 0], [0, 1]])
+_S = np.array([[0.9, 0.2], [0.3, 0.8], [0.7, 0.6], [0.2, 0.1], [0.6, 0.4], [0.4, 0.7]])
+_AB = ["A", "B"]
+_HALF = _pd.Series(0.5, index=_AB)
+
+
+def _with(array, index, value):
+    out = np.array(array, dtype=float)
+    out[index] = value
+    return out
+
+
+case("metrics/auc_labels_0_255", DataError, "y_true", "255", "divide by 255")(
+    lambda tmp: _metrics.roc_auc_per_class(_Y * 255, _S, _AB))
+case("metrics/auc_labels_nan", DataError, "y_true", "nan", "(2, 1)")(
+    lambda tmp: _metrics.roc_auc_per_class(_with(_Y, (2, 1), np.nan), _S, _AB))
+case("metrics/auc_scores_nan", DataError, "y_score", "nan", "(4, 0)")(
+    lambda tmp: _metrics.roc_auc_per_class(_Y, _with(_S, (4, 0), np.nan), _AB))
+case("metrics/auc_shape", ValueError, "same (images, classes) shape")(
+    lambda tmp: _metrics.roc_auc_per_class(_Y[:4], _S, _AB))
+case("metrics/auc_label_count", ValueError, "2 classes", "3 label names")(
+    lambda tmp: _metrics.roc_auc_per_class(_Y, _S, ["A", "B", "C"]))
+case("metrics/auc_no_positives_warns", UserWarning, "no positives", "for B")(
+    lambda tmp: _metrics.roc_auc_per_class(_with(_Y, (slice(None), 1), 0), _S, _AB))
+case("metrics/thresholds_logits", DataError, "y_score", "sigmoid")(
+    lambda tmp: _metrics.choose_thresholds(_Y, _S * 8 - 4, _AB))
+case("metrics/thresholds_labels_half", DataError, "0.5", "only 0 and 1")(
+    lambda tmp: _metrics.choose_thresholds(_Y * 0.5, _S, _AB, method="f1"))
+case("metrics/thresholds_method", ValueError, "'youden' or 'f1'", "'J'")(
+    lambda tmp: _metrics.choose_thresholds(_Y, _S, _AB, method="J"))
+case("metrics/threshold_metrics_uint8_scores", DataError, "divide by 255")(
+    lambda tmp: _metrics.threshold_metrics(_Y, np.round(_S * 255), _HALF, _AB))
+case("metrics/threshold_metrics_labels_255", DataError, "255")(
+    lambda tmp: _metrics.threshold_metrics(_Y * 255, _S, _HALF, _AB))
+case("metrics/threshold_metrics_missing_class", ValueError, "no value for B")(
+    lambda tmp: _metrics.threshold_metrics(_Y, _S, _HALF.drop("B"), _AB))
+case("metrics/bootstrap_zero_samples", ValueError, "samples", ">= 50", "not 0")(
+    lambda tmp: _metrics.bootstrap_auc(_Y, _S, _AB, samples=0))
+case("metrics/bootstrap_percent_confidence", ValueError, "percentage", "0.95")(
+    lambda tmp: _metrics.bootstrap_auc(_Y, _S, _AB, confidence=95))
+case("metrics/bootstrap_groups_length", ValueError, "groups", "6 images", "one patient ID per image")(
+    lambda tmp: _metrics.bootstrap_auc(_Y, _S, _AB, groups=["p1", "p2"]))
+case("metrics/bootstrap_groups_missing_id", DataError, "missing patient ID", "row 3")(
+    lambda tmp: _metrics.bootstrap_auc(_Y, _S, _AB, groups=["p1", "p1", "p2", None, "p3", "p3"]))
+case("metrics/bootstrap_labels_nan", DataError, "y_true", "nan")(
+    lambda tmp: _metrics.bootstrap_auc(_with(_Y, (0, 0), np.nan), _S, _AB))
+case("metrics/bootstrap_too_few_valid_warns", UserWarning, "min_valid", "for A")(
+    lambda tmp: _metrics.bootstrap_auc(_with(_Y, (slice(1, None), 0), 0), _S, _AB, samples=50))
+case("metrics/segmentation_mask_0_255", DataError, "vessel mask", "255", "divide by 255")(
+    lambda tmp: _metrics.segmentation_metrics(np.eye(4) * 255, np.full((4, 4), 0.5), np.ones((4, 4))))
+case("metrics/segmentation_fov_0_2", DataError, "FOV mask", "only 0 and 1")(
+    lambda tmp: _metrics.segmentation_metrics(np.eye(4), np.full((4, 4), 0.5), np.ones((4, 4)) * 2))
+case("metrics/segmentation_uint8_map", DataError, "probabilities inside the FOV", "8-bit", "divide by 255")(
+    lambda tmp: _metrics.segmentation_metrics(np.eye(4), np.eye(4, dtype=np.uint8) * 200, np.ones((4, 4))))
+case("metrics/segmentation_nan_inside_fov", DataError, "NaN", "(1, 2)")(
+    lambda tmp: _metrics.best_f1_threshold(np.eye(4), _with(np.full((4, 4), 0.5), (1, 2), np.nan), np.ones((4, 4))))
+case("metrics/segmentation_empty_fov", ValueError, "FOV mask is empty")(
+    lambda tmp: _metrics.segmentation_metrics(np.eye(4), np.full((4, 4), 0.5), np.zeros((4, 4))))
+case("metrics/segmentation_threshold_percent", ValueError, "threshold must lie in [0, 1]")(
+    lambda tmp: _metrics.segmentation_metrics(np.eye(4), np.full((4, 4), 0.5), np.ones((4, 4)), threshold=50))
+case("metrics/calibration_labels_0_255", DataError, "y_true", "255")(
+    lambda tmp: _metrics.expected_calibration_error(np.array([0, 255]), np.array([0.1, 0.9])))
+case("metrics/calibration_percent_probabilities", DataError, "y_prob", "divide by 100")(
+    lambda tmp: _metrics.reliability_table(np.array([0, 1]), np.array([12.5, 87.5])))
+case("metrics/calibration_per_class_1d", ValueError, "per_class=True needs", "(images, classes)")(
+    lambda tmp: _metrics.expected_calibration_error(np.array([0, 1]), np.array([0.1, 0.9]), per_class=True))
+case("losses/weighted_bce_labels_0_255", DataError, "training labels", "255", "divide by 255")(
+    lambda tmp: _losses.WeightedBinaryCrossentropy.from_labels(_Y * 255))
+case("losses/weighted_bce_labels_nan", DataError, "training labels", "nan", "(1, 0)")(
+    lambda tmp: _losses.WeightedBinaryCrossentropy.from_labels(_with(_Y, (1, 0), np.nan)))
+case("losses/weighted_bce_class_count", ValueError, "pos_weights has 2 classes", "neg_weights has 1")(
+    lambda tmp: _losses.WeightedBinaryCrossentropy([0.5, 0.5], [0.5]))
+case("uncertainty/referral_nan_uncertainty", DataError, "uncertainty", "nan", "index 1")(
+    lambda tmp: _uncertainty.referral_curve(_Y[:, 0], _S[:, 0], _with(np.zeros(6), 1, np.nan), lambda t, s: 0.0))
+case("uncertainty/referral_length", ValueError, "same length", "one uncertainty per case")(
+    lambda tmp: _uncertainty.referral_curve(_Y[:, 0], _S[:, 0], np.zeros(5), lambda t, s: 0.0))
+case("uncertainty/referral_all_referred", ValueError, "fractions must lie in [0, 1)")(
+    lambda tmp: _uncertainty.referral_curve(_Y[:, 0], _S[:, 0], np.zeros(6), lambda t, s: 0.0, fractions=[0.5, 1.0]))
+case("uncertainty/decompose_nan_sample", DataError, "MC samples", "nan", "(1, 3)")(
+    lambda tmp: _uncertainty.decompose(_with(np.full((3, 5), 0.5), (1, 3), np.nan)))
+case("uncertainty/decompose_logits", DataError, "MC samples", "sigmoid")(
+    lambda tmp: _uncertainty.decompose(np.full((3, 5), 2.0)))
+case("uncertainty/decompose_one_sample", ValueError, "T >= 2")(
+    lambda tmp: _uncertainty.decompose(np.full((1, 5), 0.5)))
 
 # ---- explain and boxes --------------------------------------------------------------------------
 
