@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import urllib.parse
 import zipfile
@@ -12,6 +13,7 @@ import keras
 import numpy as np
 
 from helpers import config
+from helpers.errors import DataError
 from helpers import losses as _losses  # noqa: F401  registers the custom losses, so a saved model loads back
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -98,7 +100,8 @@ def densenet121_classifier(
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
     if dropout_rate:
         x = keras.layers.Dropout(dropout_rate, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="sigmoid", name="predictions")(x)
+    # float32 whatever the global policy: under mixed_float16 a float16 sigmoid rounds 0.9996 to 1.
+    outputs = keras.layers.Dense(num_classes, activation="sigmoid", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -145,24 +148,156 @@ def set_trainable_blocks(model: keras.Model, blocks: int, train_batchnorm: bool 
     return trainable
 
 
+class ModelFileError(DataError):
+    """A file or folder that is not a ``.keras`` model this series can load safely. Taught in 02_densenet_transfer."""
+
+
+_HDF5 = b"\x89HDF\r\n\x1a\n"
+
+
+def _describe(path: Path) -> str:
+    """What a file that is not a .keras archive looks like from its first bytes."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if not head:
+        return "an empty file"
+    for magic, kind in ((b"\x89PNG", "a PNG image"), (b"GIF8", "a GIF image"), (b"II*\x00", "a TIFF image"),
+                        (b"MM\x00*", "a TIFF image"), (b"\xff\xd8", "a JPEG image"), (b"\x1f\x8b", "a gzip file"),
+                        (b"%PDF", "a PDF document")):
+        if head.startswith(magic):
+            return kind
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data of an unknown kind"
+    first = text.strip().splitlines()[0][:60] if text.strip() else ""
+    return f"a text file (it starts {first!r})"
+
+
+def _hdf5_kind(path: Path) -> str:
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as handle:
+            return "model" if "model_config" in handle.attrs else "weights"
+    except Exception:  # an unreadable HDF5 file: treat it as a legacy model file
+        return "model"
+
+
+def _check_model_file(path: Path, hint: str) -> None:
+    """Raise ModelFileError (or FileNotFoundError) saying what ``path`` is when it is not a .keras archive."""
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file():
+            raise ModelFileError(
+                f"{path}: a TensorFlow SavedModel folder, which Keras 3 cannot load as a model. In the TensorFlow "
+                "and Keras version that wrote it, load it with tf.keras.models.load_model and save it with "
+                "model.save('name.keras'); for inference only, keras.layers.TFSMLayer(path, "
+                "call_endpoint='serving_default') wraps it as a layer."
+            )
+        raise ModelFileError(f"{path}: a folder, not a model file. Pass the .keras file inside it.")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no saved model here. {hint}")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head == _HDF5:
+        if _hdf5_kind(path) == "weights":
+            raise ModelFileError(
+                f"{path}: an HDF5 file of weights only, not a model. Build the model first (e.g. "
+                "models.densenet121_classifier or models.unet with the same settings) and call "
+                "model.load_weights on it."
+            )
+        raise ModelFileError(
+            f"{path}: a legacy HDF5 model file (.h5), which this series does not load (it bypasses Keras safe "
+            "mode). Load it with keras.models.load_model(path, compile=False) in the Keras version that "
+            "wrote it and save it again with model.save('name.keras')."
+        )
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(
+            f"{path}: not a Keras model file (.keras is a zip archive); found {_describe(path)}. "
+            "Was it saved with model.save('name.keras')?"
+        )
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+    if "config.json" not in names:
+        listed = ", ".join(sorted(names)[:4]) or "nothing"
+        raise ModelFileError(
+            f"{path}: a zip archive but not a Keras model (no config.json inside; it holds {listed}). "
+            "Was it saved with model.save('name.keras')?"
+        )
+
+
+_UNKNOWN_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
+
+
+def load_model(path, custom_objects=None, hint: str = "Check the path, or run the notebook that saves it.") -> keras.Model:
+    """Load a ``.keras`` model in Keras safe mode, or say what the file is instead (legacy .h5, SavedModel, unregistered layer) and what to do. Taught in 02_densenet_transfer."""
+    path = Path(path)
+    _check_model_file(path, hint)
+    try:
+        return keras.models.load_model(path, custom_objects=custom_objects, safe_mode=True)
+    except Exception as err:  # a model Keras cannot rebuild fails in many places inside Keras
+        message = str(err)
+        unknown = _UNKNOWN_CLASS.search(message)
+        if unknown:
+            name = unknown.group(1)
+            raise ModelFileError(
+                f"{path}: the model uses {name!r}, a custom class that is not registered in this Python session. "
+                "Import the module that defines it (the class must be decorated with "
+                "@keras.saving.register_keras_serializable) before loading, or pass "
+                f"custom_objects={{{name.split('>')[-1]!r}: TheClass}} to models.load_model."
+            ) from None
+        if "Lambda" in message and "safe_mode" in message:
+            raise ModelFileError(
+                f"{path}: the model holds a Lambda layer (arbitrary Python code), which safe mode refuses to run. "
+                "Rebuild the model with a registered layer in place of the Lambda and save it again."
+            ) from None
+        first = message.strip().splitlines()[0][:200] if message.strip() else type(err).__name__
+        raise ModelFileError(
+            f"{path}: a .keras archive that Keras could not rebuild ({type(err).__name__}: {first}). It may be "
+            "damaged, or written by another Keras version: save it again from the notebook that trained it."
+        ) from None
+
+
 def load_classifier(path, labels) -> keras.Model:
     """Load a saved ``.keras`` classifier safely and check it predicts one output per label. Taught in 02_densenet_transfer."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no saved model here. Run notebook 02 (it saves the model) or check the path.")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a Keras model file (.keras is a zip archive). Was it saved with model.save()?")
-    try:
-        model = keras.models.load_model(path, safe_mode=True)
-    except Exception as err:  # a broken archive can fail in many places inside Keras
-        raise ValueError(f"{path}: Keras could not load this model ({type(err).__name__}: {err}).") from err
+    model = load_model(path, hint="Run notebook 02 (it saves the model) or check the path.")
     outputs = model.output_shape[-1]
     if outputs != len(labels):
-        raise ValueError(
+        raise ModelFileError(
             f"{path}: the model predicts {outputs} outputs but there are {len(labels)} labels; "
             "it was trained for another label set."
         )
     return model
+
+
+# --------------------------------------------------------------------------------------------
+# Several GPUs, mixed precision
+# --------------------------------------------------------------------------------------------
+
+
+def strategy(devices=None):
+    """MirroredStrategy over several GPUs (or the given devices), else TensorFlow's default strategy; build and compile inside ``with strategy().scope():``. Taught in 03_unet_vessels."""
+    import tensorflow as tf
+
+    if devices is not None:
+        devices = list(devices)
+        if len(devices) < 2:
+            raise ValueError(f"strategy(devices=...) needs at least two devices to mirror, got {devices!r}.")
+        return tf.distribute.MirroredStrategy(devices)
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
+    return tf.distribute.get_strategy()
+
+
+def use_mixed_precision() -> bool:
+    """Turn on the ``mixed_float16`` policy when a GPU is present (output layers stay float32); returns whether it did. Taught in 03_unet_vessels."""
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        return False  # on a CPU float16 is slower, not faster
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    return True
 
 
 def count_parameters(model: keras.Model) -> tuple[int, int]:
@@ -234,7 +369,7 @@ def unet(
         x = keras.layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"dec{level}_up")(x)
         x = keras.layers.Concatenate(name=f"dec{level}_concat")([skips[level - 1], x])
         x = _unet_block(x, filters, f"dec{level}", dropout_rate, batch_norm)
-    outputs = keras.layers.Conv2D(1, 1, activation="sigmoid", name="vessels")(x)
+    outputs = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="vessels")(x)  # float32 under mixed precision
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -306,7 +441,7 @@ def heteroscedastic_unet(**unet_kwargs) -> keras.Model:
     """The U-Net of notebook 03 with a 2-channel linear head: per-pixel logit mean and log-variance (Kendall and Gal 2017). Taught in 04_mc_dropout_uncertainty."""
     base = unet(**{"name": "heteroscedastic_unet", **unet_kwargs})
     features = base.get_layer("vessels").input
-    outputs = keras.layers.Conv2D(2, 1, name="logit_and_log_variance")(features)
+    outputs = keras.layers.Conv2D(2, 1, dtype="float32", name="logit_and_log_variance")(features)
     return keras.Model(base.inputs, outputs, name=base.name)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
 import warnings
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 import cv2
 import keras
@@ -12,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
+from helpers import errors
 from helpers.errors import DataError
 
 
@@ -26,6 +29,11 @@ def read_image(path: str | Path, channels: int | None = None) -> np.ndarray:
         with Image.open(path) as img:
             img.load()
             array = _to_float(img)
+    except Image.DecompressionBombError as err:
+        raise DataError(
+            f"{path}: refused as a possible decompression bomb ({err}). If you trust this file, raise "
+            "PIL.Image.MAX_IMAGE_PIXELS before reading it; otherwise remove its row from the CSV."
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(
             f"{path}: cannot decode the image ({err}). The file is corrupt or truncated: "
@@ -68,15 +76,64 @@ def _to_float(img: Image.Image) -> np.ndarray:
 # Normalisation: statistics come from the training split only.
 # --------------------------------------------------------------------------------------------
 
-def fit_normalization(images: np.ndarray) -> tuple[float, float]:
-    """Mean and standard deviation of the training images' pixels (never of val or test). Taught in 01_preprocessing_and_splits."""
-    images = np.asarray(images, dtype=np.float64)
-    if images.size == 0:
+class _Moments:
+    """Exact running mean and variance in float64, batch by batch (Chan, Golub and LeVeque's pairwise update)."""
+
+    def __init__(self):
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, batch: np.ndarray) -> None:
+        n = batch.size
+        if n == 0:
+            return
+        mean = float(batch.mean())
+        m2 = float(np.square(batch - mean).sum())
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2 + delta * delta * self.count * n / total
+        self.count = total
+
+
+def _is_paths(items) -> bool:
+    """True for a non-empty list, tuple, array or pandas Series of file paths."""
+    if isinstance(items, (str, os.PathLike)) or not hasattr(items, "__len__") or isinstance(items, tf.data.Dataset):
+        return False
+    if hasattr(items, "dtype") and np.dtype(items.dtype).kind not in "OUS":
+        return False
+    first = next(iter(items), None) if len(items) else None
+    return isinstance(first, (str, os.PathLike))
+
+
+def _batches(images, image_size, channels, batch_size):
+    """Yield (name, array) for each batch of ``images``: an array, PNG paths, a tf.data dataset or an iterable of batches."""
+    if _is_paths(images):
+        if image_size is None:
+            raise ValueError("fit_normalization got file paths: pass image_size= (the size the model reads them at).")
+        images = image_dataset(list(images), image_size=image_size, batch_size=batch_size, channels=channels, cache=None)
+    elif isinstance(images, np.ndarray) or (isinstance(images, (list, tuple)) and images and np.isscalar(images[0])):
+        yield "fit_normalization images", images
+        return
+    for index, batch in enumerate(images):
+        if isinstance(batch, (tuple, list)) and not np.isscalar(batch[0]):
+            batch = batch[0]  # (images, labels) from a labelled dataset
+        yield f"fit_normalization batch {index}", batch
+
+
+def fit_normalization(images, image_size: int | None = None, channels: int = 1, batch_size: int = 64) -> tuple[float, float]:
+    """Mean and std of the training pixels (never val or test), from an array, an iterable of batches, a tf.data dataset or PNG paths (with image_size), streamed in float64. Taught in 01_preprocessing_and_splits."""
+    moments = _Moments()
+    try:
+        for what, batch in _batches(images, image_size, channels, batch_size):
+            moments.add(errors.check_finite(batch, what))
+    except tf.errors.OpError as err:
+        raise _named(err) from None
+    if moments.count == 0:
         raise DataError("Cannot fit normalisation on an empty training split.")
-    std = float(images.std())
+    std = float(np.sqrt(moments.m2 / moments.count))
     if std == 0.0:
         raise DataError("The training images are constant (standard deviation 0): nothing to normalise.")
-    return float(images.mean()), std
+    return moments.mean, std
 
 
 def normalization_layer(mean: float, std: float):
@@ -99,11 +156,9 @@ def imagenet_preprocess(images):
 
 def class_weights(labels: np.ndarray, names=None) -> tuple[np.ndarray, np.ndarray]:
     """Per-class weights ``w_p = negatives/total`` and ``w_n = positives/total`` from the training labels. Taught in 01_preprocessing_and_splits."""
-    labels = np.asarray(labels, dtype=np.float64)
+    labels = errors.check_labels(labels, "class_weights labels").astype(np.float64)
     if labels.ndim != 2 or labels.shape[0] == 0:
         raise DataError(f"class_weights needs a non-empty (images, classes) array, got shape {labels.shape}.")
-    if not np.isin(labels, (0.0, 1.0)).all():
-        raise DataError("class_weights needs 0/1 labels; found other values.")
     positive = labels.mean(axis=0)
     absent = np.flatnonzero((positive == 0) | (positive == 1))
     if absent.size:
@@ -193,6 +248,78 @@ def decode_png(path, image_size: int, channels: int = 1):
     return tf.image.resize(image, (image_size, image_size), antialias=True)
 
 
+def _png_pixels(raw):
+    """Width x height from a PNG's IHDR chunk (bytes 16-24, big-endian), without decoding the image."""
+    size = tf.cast(tf.io.decode_raw(tf.strings.substr(raw, 16, 8), tf.uint8), tf.int64)
+    width = size[0] * 2**24 + size[1] * 2**16 + size[2] * 2**8 + size[3]
+    height = size[4] * 2**24 + size[5] * 2**16 + size[6] * 2**8 + size[7]
+    return width * height
+
+
+def _decoded_in_order(paths: list[str], image_size: int, channels: int, labels=None):
+    """Every image (with its label row) in path order, decoded in parallel; a file that fails names itself instead of stopping the run anonymously.
+
+    tf.data cannot catch an op's error inside the graph, and the decoder's own message ("Invalid PNG
+    data, size 4228") names no file. So a failing element is dropped (``ignore_errors``) and the gap
+    it leaves in the running index is what raises, with that index's path in the message. A sentinel
+    after the last element catches a failure of the last file. The check compares two integers per
+    image: it costs nothing beside the decode.
+    """
+    table = tf.constant(paths)
+    count = len(paths)
+    shape = (image_size, image_size, channels)
+    # A PNG header may announce any size; decoding a 100 000 x 100 000 "bomb" would exhaust the memory.
+    # The limit is PIL's (as in read_image), checked on the header before anything is decoded.
+    max_pixels = Image.MAX_IMAGE_PIXELS or 2**62
+    limit = tf.constant(max_pixels, tf.int64)
+
+    def decode(index):
+        raw = tf.io.read_file(table[index])
+        too_big = _png_pixels(raw) > limit
+        image = tf.cond(too_big, lambda: tf.zeros(shape), lambda: tf.ensure_shape(
+            tf.image.resize(tf.cast(tf.io.decode_png(raw, channels=channels, dtype=tf.uint16), tf.float32) / 65535.0,
+                            (image_size, image_size), antialias=True), shape))
+        return index, too_big, image
+
+    decoded = tf.data.Dataset.range(count).map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    decoded = decoded.ignore_errors().concatenate(
+        tf.data.Dataset.from_tensors((tf.constant(count, tf.int64), tf.constant(False), tf.zeros(shape)))
+    )
+
+    label_table = None if labels is None else tf.constant(labels)
+
+    def check(expected, item):
+        index, too_big, image = item
+        path = table[tf.minimum(expected, count - 1)]
+        decode_failed = tf.debugging.Assert(tf.equal(index, expected), [tf.strings.join([
+            path, ": cannot read or decode this PNG (corrupt or truncated data). Open it with PIL to see, "
+            "then replace the file or remove its row from the split"])])
+        with tf.control_dependencies([decode_failed]):
+            bomb = tf.debugging.Assert(tf.logical_not(too_big), [tf.strings.join([
+                path, f": the PNG header announces more than {max_pixels} pixels, the decompression-bomb limit of PIL; "
+                "check the file, or raise PIL.Image.MAX_IMAGE_PIXELS before building the pipeline if you trust it"])])
+        with tf.control_dependencies([bomb]):
+            image = tf.identity(image)
+        return image if label_table is None else (image, tf.gather(label_table, expected))
+
+    return tf.data.Dataset.zip(tf.data.Dataset.range(count + 1), decoded).take(count).map(
+        check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+_TF_MESSAGE = re.compile(r"assertion failed: \[(.*?)\]", re.S)
+
+
+def _named(err: Exception) -> DataError:
+    """The DataError to raise for a tf.data error: our message naming the file if the pipeline wrote one."""
+    found = _TF_MESSAGE.search(str(err))
+    if found:
+        return DataError(found.group(1) + ".")
+    return DataError(f"the input pipeline failed: {str(err).splitlines()[0]}")
+
+
+CACHES = ("memory", "disk", None)
+
+
 def image_dataset(
     paths,
     labels=None,
@@ -202,25 +329,38 @@ def image_dataset(
     channels: int = 1,
     shuffle: bool = False,
     augment=None,
-    cache: bool = True,
+    cache: str | bool | None = "memory",
+    cache_dir=None,
     seed: int = 42,
 ):
-    """A tf.data pipeline: parallel PNG decode and resize, cache, shuffle, batch, augment, prefetch. Taught in 01_preprocessing_and_splits."""
+    """A tf.data pipeline: parallel PNG decode and resize (a failing file is named), cache in memory or on disk, shuffle, batch, augment, prefetch. Taught in 01_preprocessing_and_splits."""
     paths = [str(p) for p in paths]
+    cache = {True: "memory", False: None}.get(cache, cache) if isinstance(cache, bool) else cache
+    if cache not in CACHES:
+        raise ValueError(f"cache must be 'memory', 'disk' or None, not {cache!r}.")
+    if cache == "disk" and cache_dir is None:
+        raise ValueError("cache='disk' needs cache_dir=, a folder for the cache files (tens of GB at full scale).")
     if not paths:
         raise DataError("image_dataset got no images: the split is empty.")
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise DataError(
+            f"{missing[0]}: image file not found ({len(missing)} of {len(paths)} files missing). "
+            "Check the data folder (datasets.verify lists every missing file) or restore the files."
+        )
     if labels is not None:
-        labels = np.asarray(labels, dtype=np.float32)
+        labels = errors.check_labels(labels, "image_dataset labels")
         if len(labels) != len(paths):
             raise DataError(f"image_dataset got {len(paths)} images but {len(labels)} label rows.")
-    items = tf.data.Dataset.from_tensor_slices(paths if labels is None else (paths, labels))
     autotune = tf.data.AUTOTUNE
-    if labels is None:
-        ds = items.map(lambda p: decode_png(p, image_size, channels), num_parallel_calls=autotune)
-    else:
-        ds = items.map(lambda p, y: (decode_png(p, image_size, channels), y), num_parallel_calls=autotune)
-    if cache:
+    ds = _decoded_in_order(paths, image_size, channels, labels)
+    if cache == "memory":
         ds = ds.cache()  # decoded once: later epochs read from memory
+    elif cache == "disk":
+        # Decoded once into files under cache_dir: later epochs (and later runs with the same files) read them.
+        folder = Path(cache_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        ds = ds.cache(str(folder / f"images_{image_size}px_{channels}ch_{len(paths)}"))
     if shuffle:
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
@@ -254,13 +394,29 @@ def fundus_to_grey(image, method: str = "green") -> np.ndarray:
     return image @ np.asarray(LUMA, dtype=np.float32)
 
 
+def _check_unit_range(image: np.ndarray, what: str) -> None:
+    """Raise DataError unless the image lies in [0, 1], with the likely cause (8-bit, 16-bit, standardised)."""
+    low, high = (float(image.min()), float(image.max())) if image.size else (0.0, 0.0)
+    tolerance = 1e-6
+    if low >= -tolerance and high <= 1 + tolerance:
+        return
+    if low < -tolerance:
+        hint = "a standardised image? apply it to the image in [0, 1], before standardising"
+    elif high <= 255:
+        hint = "an 8-bit image? divide by 255 (read_image returns [0, 1])"
+    else:
+        hint = "a 16-bit image? divide by 65535 (read_image returns [0, 1])"
+    raise DataError(f"{what}: values from {low:g} to {high:g}, but it expects an image in [0, 1] ({hint}).")
+
+
 def clahe(image, clip_limit: float = 2.0, tile: int = 8) -> np.ndarray:
     """Contrast-limited adaptive histogram equalisation (OpenCV, on uint8) of an HxW image in [0, 1]; float32 in [0, 1] back. Taught in 03_unet_vessels."""
-    image = np.asarray(image, dtype=np.float32)
+    image = errors.check_finite(image, "clahe image").astype(np.float32)
     squeeze = image.ndim == 3 and image.shape[-1] == 1
     grey = image[..., 0] if squeeze else image
     if grey.ndim != 2:
         raise ValueError(f"clahe needs one grey channel (HxW or HxWx1), got shape {image.shape}.")
+    _check_unit_range(grey, "clahe image")
     if clip_limit <= 0 or int(tile) < 1:
         raise ValueError(f"clip_limit must be > 0 and tile >= 1, got clip_limit={clip_limit!r}, tile={tile!r}.")
     as_uint8 = np.clip(np.rint(grey * 255.0), 0, 255).astype(np.uint8)
@@ -385,7 +541,7 @@ def window_starts(length: int, patch_size: int, stride: int) -> np.ndarray:
 
 def predict_full_image(model, image, patch_size: int, stride: int, batch_size: int = 64, source=None) -> np.ndarray:
     """Sliding-window inference on an image of any size: overlapping patches (reflection-padded borders), batched predictions averaged per pixel; HxW float32. Taught in 03_unet_vessels."""
-    image = _as_hwc(image)
+    image = _as_hwc(errors.check_finite(image, f"{_name(source)}predict_full_image image".lstrip()))
     _check_window(image.shape, patch_size, stride, source=source)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, not {batch_size!r}.")
@@ -417,5 +573,8 @@ def predict_full_image(model, image, patch_size: int, stride: int, batch_size: i
 
 def load_images(paths, image_size: int, channels: int = 1) -> np.ndarray:
     """PNG files as one float32 array (images, size, size, channels) in [0, 1], decoded by the tf.data pipeline. Taught in 05_saliency."""
-    batches = image_dataset(paths, image_size=image_size, batch_size=64, channels=channels, cache=False)
-    return np.concatenate([np.asarray(batch) for batch in batches])
+    batches = image_dataset(paths, image_size=image_size, batch_size=64, channels=channels, cache=None)
+    try:
+        return np.concatenate([np.asarray(batch) for batch in batches])
+    except tf.errors.OpError as err:
+        raise _named(err) from None

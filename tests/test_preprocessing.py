@@ -70,7 +70,7 @@ def test_class_weights_match_hand_computation():
     # The point of the weights: positives and negatives contribute equally to the loss.
     positive = labels.mean(0)
     np.testing.assert_allclose(w_p * positive, w_n * (1 - positive))
-    with pytest.raises(DataError, match="0/1 labels"):
+    with pytest.raises(DataError, match=r"values 0.5, 1 found where only 0 and 1"):
         preprocessing.class_weights(np.array([[0.5, 1.0]]))
 
 
