@@ -129,3 +129,64 @@ def test_pipeline_decodes_like_read_image(images, tmp_path):
         preprocessing.image_dataset([], image_size=8)
     with pytest.raises(DataError, match="3 images but 2 label rows"):
         preprocessing.image_dataset(paths, labels[:2], image_size=8)
+
+
+# ---------------------------------------------------------------- full scale: streaming statistics, disk cache
+
+
+def test_streaming_normalization_matches_the_in_memory_fit(tmp_path):
+    # an offset of 1000 makes the naive sum-of-squares formula lose digits; the running moments must not
+    rng = np.random.default_rng(7)
+    images = 1000.0 + rng.normal(0.0, 0.05, size=(37, 16, 16, 1))
+    reference = (images.mean(), images.std())  # numpy, float64, all in memory
+    uneven = [images[:1], images[1:20], images[20:21], images[21:]]
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.zeros((37, 2)))).batch(8)  # (x, y) batches
+    for source in (images, uneven, iter(uneven), dataset):
+        mean, std = preprocessing.fit_normalization(source)
+        assert mean == pytest.approx(reference[0], abs=1e-6) and std == pytest.approx(reference[1], rel=1e-6)
+    # PNG paths, decoded by the pipeline: the same numbers as the decoded images held in memory
+    pixels = (rng.random((5, 24, 24)) * 255).astype(np.uint8)
+    paths = []
+    for i, array in enumerate(pixels):
+        Image.fromarray(array).save(tmp_path / f"{i}.png")
+        paths.append(tmp_path / f"{i}.png")
+    in_memory = preprocessing.fit_normalization(preprocessing.load_images(paths, 24))
+    streamed = preprocessing.fit_normalization(paths, image_size=24, batch_size=2)
+    np.testing.assert_allclose(streamed, in_memory, atol=1e-6)
+    np.testing.assert_allclose(in_memory, (pixels.mean() / 255, pixels.std() / 255), atol=1e-6)
+
+
+def test_disk_cache_serves_later_epochs_without_the_files(tmp_path):
+    paths = []
+    for i in range(3):
+        Image.fromarray(GREY[:, :40] // (i + 1)).save(tmp_path / f"{i}.png")
+        paths.append(tmp_path / f"{i}.png")
+    labels = np.eye(3)
+    cached = preprocessing.image_dataset(paths, labels, image_size=20, batch_size=2, cache="disk", cache_dir=tmp_path / "cache")
+    uncached = preprocessing.image_dataset(paths, labels, image_size=20, batch_size=2, cache=None)
+    first = np.concatenate([x for x, _ in cached])
+    assert list((tmp_path / "cache").glob("images_20px_1ch_3*.index")), "the cache files should be under cache_dir"
+    for path in paths:
+        path.unlink()
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in cached]), first)  # read back from disk
+    with pytest.raises(Exception, match=r"0\.png: cannot read or decode"):
+        list(uncached)  # without a cache the second epoch needs the files
+
+
+def test_pipeline_failure_names_the_file_inside_model_fit(tmp_path):
+    """model.fit iterates the dataset itself: the error that stops it names the broken file."""
+    paths = []
+    for i in range(4):
+        Image.fromarray(GREY[:, :40]).save(tmp_path / f"{i}.png")
+        paths.append(tmp_path / f"{i}.png")
+    data = bytearray(paths[2].read_bytes())
+    start = data.find(b"IDAT") + 12
+    data[start : start + 30] = bytes(b ^ 0xFF for b in data[start : start + 30])
+    paths[2].write_bytes(bytes(data))
+    model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten(), keras.layers.Dense(2, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy")
+    ds = preprocessing.image_dataset(paths, np.eye(4)[:, :2], image_size=16, batch_size=2)
+    with pytest.raises(Exception, match=r"2\.png: cannot read or decode this PNG \(corrupt"):
+        model.fit(ds, epochs=1, verbose=0, shuffle=False)

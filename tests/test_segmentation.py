@@ -306,3 +306,77 @@ def test_second_observer_loads_and_a_bad_one_names_the_file(tmp_path):
     Image.fromarray(np.zeros((584, 564), np.uint8)).save(record.manual2)
     with pytest.raises(DataError, match=r"01_test\.tif is 565x584 \(WxH\) but .*01_manual2\.gif is 564x584"):
         datasets.load_second_observer(record, image.shape)
+
+
+# ---------------------------------------------------------------------------------- several GPUs, mixed precision
+
+
+def test_outputs_stay_float32_under_mixed_precision():
+    """Under mixed_float16 the hidden layers compute in float16 but every output head returns float32."""
+    assert models.use_mixed_precision() is False  # this CPU-only machine: the policy is left alone
+    assert keras.mixed_precision.global_policy().name == "float32"
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        built = {
+            "unet": models.unet(base_filters=4, depth=2),
+            "heteroscedastic_unet": models.heteroscedastic_unet(base_filters=4, depth=2),
+            "densenet121_classifier": models.densenet121_classifier(3, image_size=32, last_block=4),
+        }
+        for name, model in built.items():
+            assert model.layers[-1].dtype_policy.name == "float32", name
+            assert model.outputs[0].dtype == "float32", f"{name} returns {model.outputs[0].dtype}"
+            hidden = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)][0]
+            assert hidden.compute_dtype == "float16", f"{name}: the policy did not reach the hidden layers"
+        x = np.random.default_rng(0).random((2, 16, 16, 1)).astype("float32")
+        out = np.asarray(built["unet"](x))
+        assert out.dtype == np.float32 and np.isfinite(out).all()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+MIRRORED_SCRIPT = """
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from helpers import losses, models
+assert models.strategy().num_replicas_in_sync == 1  # no GPU here: the default strategy
+strategy = models.strategy(devices=[d.name for d in tf.config.list_logical_devices("CPU")])
+with strategy.scope():
+    model = models.unet(base_filters=4, depth=2, dropout_rate=0.1)
+    model.compile(keras.optimizers.Adam(1e-3), losses.DiceBCELoss())
+x = np.random.default_rng(0).random((8, 16, 16, 1)).astype("float32")
+y = (x > 0.5).astype("float32")
+history = model.fit(x, y, batch_size=8, epochs=1, steps_per_epoch=1, verbose=0)
+print("REPLICAS", strategy.num_replicas_in_sync, type(strategy).__name__, "LOSS", history.history["loss"][0])
+"""
+
+
+def test_mirrored_strategy_fits_a_unet_on_two_logical_cpus():
+    """Two logical CPU devices must be declared before TensorFlow starts: a fresh interpreter."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], cwd=root, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    found = re.search(r"REPLICAS (\d+) (\w+) LOSS (\S+)", run.stdout)
+    assert found, run.stdout[-2000:]
+    assert found.group(1) == "2" and found.group(2) == "MirroredStrategy"
+    assert np.isfinite(float(found.group(3))) and float(found.group(3)) > 0
+
+
+def test_load_model_takes_the_custom_objects_its_message_suggests(tmp_path):
+    class Twice(keras.layers.Layer):
+        def call(self, x):
+            return 2.0 * x
+
+    model = keras.Sequential([keras.Input((4,)), Twice(), keras.layers.Dense(1)])
+    model.save(tmp_path / "twice.keras")
+    with pytest.raises(models.ModelFileError, match=r"custom_objects=\{'Twice': TheClass\}"):
+        models.load_model(tmp_path / "twice.keras")
+    loaded = models.load_model(tmp_path / "twice.keras", custom_objects={"Twice": Twice})
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
