@@ -637,3 +637,186 @@ def test_synthetic_drive_loads(tmp_path):
     manifest = {"layout": {"files": [{"path": "test/images/01_test.tif", "width": 565, "height": 584},
                                      {"path": "test/2nd_manual/01_manual2.gif"}]}}
     assert datasets.verify("drive", root, manifest=manifest) == []
+
+
+# ---------------------------------------------------------------------------------- the shipped NIH metadata
+
+# The counts the NIH publishes for ChestX-ray14 (README_CHESTXRAY.pdf, Wang et al. CVPR 2017, updated 2020).
+PUBLISHED_COUNTS = {
+    "Atelectasis": 11559, "Cardiomegaly": 2776, "Effusion": 13317, "Infiltration": 19894, "Mass": 5782,
+    "Nodule": 6331, "Pneumonia": 1431, "Pneumothorax": 5302, "Consolidation": 4667, "Edema": 2303,
+    "Emphysema": 2516, "Fibrosis": 1686, "Pleural_Thickening": 3385, "Hernia": 227,
+}
+
+
+@pytest.fixture(scope="module")
+def real_nih():
+    return datasets.read_nih(datasets.NIH_METADATA_DIR, images="none")
+
+
+def test_real_metadata_matches_the_published_counts(real_nih):
+    e = real_nih.entries
+    assert len(e) == 112_120 and e["patient_id"].nunique() == 30_805 and real_nih.skipped.empty
+    assert e[list(datasets.LABELS)].sum().to_dict() == PUBLISHED_COUNTS
+    assert int((real_nih.labels.sum(axis=1) == 0).sum()) == 60_361  # No Finding
+    assert e["view"].value_counts().to_dict() == {"PA": 67_310, "AP": 44_810}
+    # the v2020 revision holds no impossible ages (the 2017 file had 16 rows of 148 to 414 years)
+    assert e["age"].dtype == np.int64 and e["age"].min() >= 0 and e["age"].max() == 95
+    assert e["path"].iloc[0] == str(datasets.NIH_METADATA_DIR / "images" / "00000001_000.png")
+    assert "metadata only" in repr(real_nih)
+
+
+def test_real_boxes(real_nih):
+    b = real_nih.boxes
+    assert len(b) == 984 and b["image_index"].nunique() == 880 and set(b["label"]) == set(datasets.BOX_LABELS)
+    assert (b["label"] == "Infiltration").sum() == 123  # spelled Infiltrate in the file
+    assert b["image_index"].isin(real_nih.entries["image_index"]).all()
+    assert (b["x"] >= 0).all() and (b["x"] + b["w"] <= 1024 + datasets.BOX_TOLERANCE).all()
+    assert len(datasets.read_boxes(datasets.NIH_METADATA_DIR, images="none")) == 984  # the .gz found by name
+
+
+def test_real_google_labels(real_nih):
+    g = datasets.read_google_labels()
+    assert list(g.columns) == list(datasets.GOOGLE_COLUMNS) and len(g) == 4_376 and g["image_index"].is_unique
+    assert g[list(datasets.GOOGLE_FINDINGS)].dtypes.eq(np.uint8).all()
+    assert g[list(datasets.GOOGLE_FINDINGS)].sum().to_dict() == {
+        "Fracture": 186, "Pneumothorax": 238, "Airspace_opacity": 2166, "Nodule_or_mass": 605}
+    assert g["set_id"].value_counts().to_dict() == {"val": 2414, "test": 1962}
+    merged = g.merge(real_nih.entries[["image_index", "patient_id"]], on="image_index", suffixes=("", "_nih"))
+    assert len(merged) == len(g) and (merged["patient_id"] == merged["patient_id_nih"]).all()
+
+
+def test_patient_split_on_the_real_label_matrix(real_nih):
+    e = real_nih.entries
+    splits = datasets.patient_split(e, val_fraction=0.1, test_fraction=0.2, seed=0)
+    datasets.assert_no_patient_overlap(**splits)
+    assert sum(len(s) for s in splits.values()) == len(e)
+    for name, frac in (("train", 0.7), ("val", 0.1), ("test", 0.2)):
+        assert abs(len(splits[name]) / len(e) - frac) < 0.005, name
+        share = splits[name][list(datasets.LABELS)].sum() / e[list(datasets.LABELS)].sum()
+        assert (abs(share - frac) < 0.03).all(), f"{name}: label shares {share.round(3).to_dict()}"
+
+
+def test_gzipped_csvs_read_like_plain_ones(nih):
+    import gzip
+
+    plain = datasets.read_nih(nih)
+    for name in ("Data_Entry_2017.csv", "BBox_List_2017.csv"):
+        (nih / (name + ".gz")).write_bytes(gzip.compress((nih / name).read_bytes()))
+        (nih / name).unlink()
+    packed = datasets.read_nih(nih)
+    pd.testing.assert_frame_equal(packed.entries, plain.entries)
+    pd.testing.assert_frame_equal(packed.boxes, plain.boxes)
+
+
+# ---------------------------------------------------------------------------------- rows that must not be misread
+
+
+def test_a_row_with_a_field_missing_is_a_bad_row_not_a_shifted_one(nih):
+    csv = nih / "Data_Entry_2017.csv"
+    lines = csv.read_text().splitlines()
+    cells = lines[3].split(",")
+    del cells[2]  # the follow-up number: the age would land in Patient ID
+    lines[3] = ",".join(cells)
+    csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"line 4 \(00000002_000\.png\): 11 fields but the header has 12"):
+        datasets.read_nih(nih)
+    ds = datasets.read_nih(nih, errors="skip")
+    assert "00000002_000.png" not in set(ds.entries["image_index"]) and 40 not in set(ds.entries["patient_id"])
+    assert ds.skipped["line"].tolist() == [4]
+
+
+@pytest.mark.parametrize("cell, reason", [("1e3", "spreadsheet's number format"), ("3.0", "spreadsheet"),
+                                          ("P3", "not a whole number"), ("", "not a whole number")])
+def test_patient_ids_a_spreadsheet_rewrote_are_refused(nih, cell, reason):
+    csv = nih / "Data_Entry_2017.csv"
+    csv.write_text(csv.read_text().replace("Infiltration|Mass,0,3,", f"Infiltration|Mass,0,{cell},"))
+    with pytest.raises(DataError, match=f"00000003_000.png.*Patient ID '{re.escape(cell)}'.*{re.escape(reason)}"):
+        datasets.read_nih(nih)
+
+
+def test_ages_kept_as_years(nih):
+    csv = nih / "Data_Entry_2017.csv"
+    csv.write_text(csv.read_text().replace("Cardiomegaly,0,1,40,", "Cardiomegaly,0,1,058Y,", 1))
+    ages = datasets.read_nih(nih).entries["age"]
+    assert ages.tolist() == [58, 41, 40, 40, 40, 41] and ages.dtype == np.int64
+
+
+def test_duplicate_boxes_are_kept_once_with_a_warning(tmp_path):
+    root = write_nih(tmp_path / "nih", boxes=BOXES + [BOXES[2], BOXES[0]])
+    with pytest.warns(UserWarning, match=r"2 duplicate box\(es\).*line 5 repeats line 4, line 6 repeats line 2"):
+        ds = datasets.read_nih(root)
+    assert len(ds.boxes) == 3 and ds.skipped["line"].tolist() == [5, 6]
+    assert ds.skipped["reason"].str.contains("kept once").all()
+
+
+def test_a_box_file_with_only_a_header_gives_no_boxes_and_warns(nih):
+    (nih / "BBox_List_2017.csv").write_text(BBOX_HEADER + "\n")
+    with pytest.warns(UserWarning, match=r"BBox_List_2017\.csv: only a header, no boxes"):
+        ds = datasets.read_nih(nih)
+    assert ds.boxes.empty and len(ds.entries) == len(ROWS)
+
+
+def test_fractions_accept_numpy_numbers_and_ids_compare_by_value():
+    entries = nih_like_entries(200, seed=1)
+    a = datasets.patient_split(entries, val_fraction=np.float32(0.1), test_fraction=np.float64(0.2), seed=np.int64(5))
+    b = datasets.patient_split(entries, val_fraction=0.1, test_fraction=0.2, seed=5)
+    assert all(a[k]["image_index"].tolist() == b[k]["image_index"].tolist() for k in a)
+    as_text = entries.assign(patient_id=entries["patient_id"].map(lambda p: f"{p:08d}"))
+    c = datasets.patient_split(as_text, seed=5)  # zero-padded text IDs: the same patients, the same split
+    assert all(c[k]["image_index"].tolist() == b[k]["image_index"].tolist() for k in a)
+    datasets.assert_no_patient_overlap(train=["00000013", "14"], test=[15, 16.0])  # disjoint by value: passes
+    with pytest.raises(PatientLeakageError, match="share 1 patient"):
+        datasets.assert_no_patient_overlap(train=["00000013", "14"], test=[13, 16.0])
+
+
+# ---------------------------------------------------------------------------------- decoding every image
+
+
+def corrupt_idat(data: bytes) -> bytes:
+    """The PNG with its compressed pixel data overwritten, every chunk CRC recomputed: header and IEND intact."""
+    import struct
+    import zlib
+
+    out, pos = [data[:8]], 8
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
+        if kind == b"IDAT":
+            body = body[:2] + b"\xff" * (len(body) - 2)
+        out.append(struct.pack(">I", n) + kind + body + struct.pack(">I", zlib.crc32(kind + body)))
+        pos += 12 + n
+    return b"".join(out)
+
+
+def test_corrupt_pixel_data_is_found_only_by_decoding(nih, capsys):
+    path = nih / "images" / "00000004_000.png"
+    path.write_bytes(corrupt_idat(path.read_bytes()))
+    assert len(datasets.read_nih(nih).entries) == len(ROWS)  # the header check cannot see it
+    assert verify_quietly("nih", nih)[0] == []
+    problems, _ = verify_quietly("nih", nih, decode=True)
+    assert problems == ["wrong: images/00000004_000.png: cannot be decoded (OSError: broken data stream when reading image file)"]
+    assert "decoded: 5 of 6 image(s); 1 failed" in capsys.readouterr().out
+    assert datasets.main(["verify", "nih", str(nih), "--decode"]) == 1
+    out = capsys.readouterr().out
+    assert "decoded: 5 of 6 image(s); 1 failed" in out and "00000004_000.png: cannot be decoded" in out
+    assert out.strip().endswith("FAILED")
+
+
+def test_decode_names_a_decompression_bomb(nih, monkeypatch, capsys):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", SIZE * SIZE // 3)  # every image is now "too big"
+    problems, _ = verify_quietly("nih", nih, decode=True)
+    assert len(problems) == 6 and all("decompression bomb" in p and "MAX_IMAGE_PIXELS" in p for p in problems)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", SIZE * SIZE - 1)  # over the limit but under twice it: a warning in Pillow
+    problems, _ = verify_quietly("nih", nih, decode=True)
+    assert len(problems) == 6 and all("decompression bomb" in p for p in problems)
+
+
+def test_decode_drive(tmp_path, capsys):
+    root = write_drive(tmp_path / "drive")
+    manifest = {"layout": {"files": [{"path": "training/images/21_training.tif"}, {"path": "training/mask/21_training_mask.gif"}]}}
+    assert datasets.verify("drive", root, manifest=manifest, decode=True) == []
+    (root / "training" / "mask" / "21_training_mask.gif").write_bytes(b"GIF89a" + b"\x00" * 20)
+    problems = datasets.verify("drive", root, manifest=manifest, decode=True)
+    assert len(problems) == 1 and problems[0].startswith("wrong: training/mask/21_training_mask.gif: cannot be decoded")
+    assert "decoded: 1 of 2 image(s); 1 failed" in capsys.readouterr().out
