@@ -6,6 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from helpers import errors
+
 
 @keras.saving.register_keras_serializable(package="medxai")
 class WeightedBinaryCrossentropy(keras.losses.Loss):
@@ -24,7 +26,9 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
     @classmethod
     def from_labels(cls, labels, **kwargs) -> WeightedBinaryCrossentropy:
         """Fit ``w_p = negatives/total`` and ``w_n = positives/total`` on training labels. Taught in 02_densenet_transfer."""
-        labels = np.asarray(labels, dtype=np.float64)
+        labels = errors.check_labels(labels, "training labels").astype(np.float64)
+        if labels.ndim != 2 or len(labels) == 0:
+            raise ValueError(f"training labels must be a non-empty (images, classes) array, not shape {labels.shape}.")
         positive = labels.mean(axis=0)
         return cls(1.0 - positive, positive, **kwargs)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from helpers import models
+from helpers import errors, models
 
 EPSILON = 1e-7
 REFERRAL_FRACTIONS = tuple(np.round(np.arange(0.0, 0.51, 0.05), 2))
@@ -64,7 +64,7 @@ def _check_images(model, images) -> np.ndarray:
     if len(images) == 0:
         raise ValueError("images is empty: nothing to predict.")
     if not np.isfinite(images).all():
-        raise ValueError("images contain NaN or infinity.")
+        errors.check_finite(images, "images")  # raises, naming the first bad (image, row, column, channel)
     return images
 
 
@@ -112,11 +112,10 @@ class Uncertainty(NamedTuple):
 
 def decompose(samples) -> Uncertainty:
     """Split sigmoid MC samples (T first) into predictive entropy = expected entropy (aleatoric) + mutual information (epistemic), in nats. Taught in 04_mc_dropout_uncertainty."""
-    samples = np.asarray(samples, dtype=np.float64)
-    if samples.ndim < 2 or samples.shape[0] < 2:
-        raise ValueError(f"samples must have shape (T >= 2, ...) with the MC samples first, not {samples.shape}.")
-    if not np.isfinite(samples).all() or samples.min() < 0 or samples.max() > 1:
-        raise ValueError("samples must be sigmoid probabilities in [0, 1].")
+    shape = np.shape(samples)
+    if len(shape) < 2 or shape[0] < 2:
+        raise ValueError(f"samples must have shape (T >= 2, ...) with the MC samples first, not {shape}.")
+    samples = errors.check_probabilities(samples, "MC samples (sigmoid outputs, T first)")
     mean = samples.mean(axis=0)
     total = _binary_entropy(mean)
     aleatoric = _binary_entropy(samples).mean(axis=0)
@@ -130,14 +129,16 @@ def referral_curve(
     fractions: Sequence[float] = REFERRAL_FRACTIONS,
 ) -> pd.DataFrame:
     """The metric on the cases kept when the most uncertain fraction is referred to a human, per fraction. Taught in 04_mc_dropout_uncertainty."""
-    y_true, y_score, uncertainty = np.asarray(y_true), np.asarray(y_score), np.asarray(uncertainty, dtype=np.float64)
+    y_true, y_score, uncertainty = np.asarray(y_true), np.asarray(y_score), np.asarray(uncertainty)
     if len(y_true) != len(y_score) or len(y_true) != len(uncertainty) or uncertainty.ndim != 1:
         raise ValueError(
             f"y_true {y_true.shape}, y_score {y_score.shape} and uncertainty {uncertainty.shape} need the same length "
             "(one uncertainty per case)."
         )
-    fractions = np.asarray(fractions, dtype=np.float64)
-    if fractions.min() < 0 or fractions.max() >= 1:
+    # a NaN sorts last, so it would silently count as the most uncertain case: refuse it, naming the case
+    uncertainty = errors.check_finite(uncertainty, "uncertainty (one per case)")
+    fractions = errors.check_finite(fractions, "fractions")
+    if fractions.ndim != 1 or fractions.size == 0 or fractions.min() < 0 or fractions.max() >= 1:
         raise ValueError("fractions must lie in [0, 1): something has to be kept.")
     order = np.argsort(uncertainty, kind="stable")  # most certain first
     rows = []

@@ -11,6 +11,7 @@ import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
 from helpers import losses, metrics, models
+from helpers.errors import DataError
 
 LABELS = ["A", "B", "C"]
 
@@ -200,7 +201,118 @@ def test_bootstrap_interval_brackets_the_auc_and_narrows_with_more_data(scored):
     assert ((large.high - large.low) < (small.high - small.low)).sum() >= 2
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        metrics.bootstrap_auc(y, s, LABELS, samples=20)  # no warning when every class has both outcomes
+        table = metrics.bootstrap_auc(y, s, LABELS, samples=50)  # no warning when every class has both outcomes
+    assert (table["valid"] == 50).all() and table.attrs["resampled"] == "images"
+
+
+def test_patient_bootstrap_does_not_shrink_when_images_are_duplicated(scored):
+    """Copy every image of 200 one-image patients 4 times: 4x the images, no new information.
+
+    The image bootstrap treats the copies as independent and its interval shrinks (about 1/sqrt(4)); the
+    patient bootstrap draws the same patients as the image bootstrap did on the originals (same seed,
+    same count), and an AUC with every weight times 4 is the same AUC: its interval is exactly the original's.
+    """
+    y, s = scored
+    original = metrics.bootstrap_auc(y, s, LABELS, samples=100, seed=5)
+    patients = np.repeat([f"p{i:03d}" for i in range(len(y))], 4)  # sorted IDs: patient i holds original row i
+    y4, s4 = np.repeat(y, 4, axis=0), np.repeat(s, 4, axis=0)
+    by_image = metrics.bootstrap_auc(y4, s4, LABELS, samples=100, seed=5)
+    by_patient = metrics.bootstrap_auc(y4, s4, LABELS, samples=100, seed=5, groups=patients)
+    width = {name: t.high - t.low for name, t in (("original", original), ("image", by_image), ("patient", by_patient))}
+    np.testing.assert_allclose(by_patient[["low", "high"]].to_numpy(), original[["low", "high"]].to_numpy(), atol=1e-12)
+    assert (width["image"] < 0.7 * width["original"]).all(), width
+    assert by_patient.attrs["resampled"] == "patients" and by_patient.attrs["units"] == len(y)
+    np.testing.assert_allclose(by_patient["ROC AUC"], original["ROC AUC"])
+
+
+def test_bootstrap_counts_valid_replicates_and_refuses_too_few():
+    # class A: every positive image belongs to one patient of ten, so a patient replicate misses all of
+    # them with probability (9/10)^10 = 0.35; class B has positives in every patient.
+    rng = np.random.default_rng(11)
+    patients = np.repeat(np.arange(10), 20)
+    y = np.zeros((200, 2), int)
+    y[patients == 3, 0] = 1
+    y[::3, 1] = 1
+    s = np.clip(0.3 * y + 0.7 * rng.random((200, 2)), 0, 1)
+    with pytest.warns(UserWarning, match=r"min_valid=180 of 200 replicates had both outcomes for A \(\d+ valid\)"):
+        table = metrics.bootstrap_auc(y, s, ["A", "B"], samples=200, groups=patients)
+    assert 0.55 < table.loc["A", "valid"] / 200 < 0.75  # 1 - 0.9^10 = 0.65, binomial SE 0.034
+    assert np.isnan(table.loc["A", "low"]) and np.isfinite(table.loc["A", "ROC AUC"])
+    assert table.loc["B", "valid"] == 200 and table.loc["B", "low"] < table.loc["B", "high"]
+    # the same data bootstrapped by image: A's 20 positives are almost never all missed
+    by_image = metrics.bootstrap_auc(y, s, ["A", "B"], samples=200)
+    assert by_image.loc["A", "valid"] == 200
+    # asking for fewer valid replicates knowingly gives an interval
+    lenient = metrics.bootstrap_auc(y, s, ["A", "B"], samples=200, groups=patients, min_valid=100)
+    assert lenient.loc["A", "low"] < lenient.loc["A", "high"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"samples": 0}, "samples must be a whole number >= 50"),
+    ({"samples": 10}, "not 10"),
+    ({"confidence": 95}, "looks like a percentage: pass 0.95"),
+    ({"confidence": 1.0}, r"fraction in \(0, 1\)"),
+    ({"min_valid": 500}, "min_valid must be a whole number from 1 to samples"),
+    ({"groups": ["p1", "p2"]}, "one patient ID per image"),
+])
+def test_bootstrap_arguments_are_checked(scored, kwargs, message):
+    y, s = scored
+    with pytest.raises(ValueError, match=message):
+        metrics.bootstrap_auc(y, s, LABELS, **kwargs)
+
+
+def _f1_threshold_the_old_way(truth, score):
+    """The former implementation: a (candidates x images) boolean matrix, O(n^2) memory."""
+    candidates = np.unique(score)
+    predicted = score[None, :] >= candidates[:, None]
+    tp = (predicted & (truth == 1)).sum(1)
+    fp = (predicted & (truth == 0)).sum(1)
+    fn = ((~predicted) & (truth == 1)).sum(1)
+    return float(candidates[np.argmax(2 * tp / np.maximum(2 * tp + fp + fn, 1))])
+
+
+def test_f1_thresholds_equal_the_old_search_in_linear_memory():
+    import tracemalloc
+
+    rng = np.random.default_rng(12)
+    y = (rng.random((1500, 3)) < [0.05, 0.3, 0.6]).astype(int)
+    s = np.round(np.clip(0.35 * y + 0.65 * rng.random((1500, 3)), 0, 1), 2)  # many ties
+    chosen = metrics.choose_thresholds(y, s, LABELS, "f1")
+    assert chosen.tolist() == [_f1_threshold_the_old_way(y[:, j], s[:, j]) for j in range(3)]
+    # 20 000 validation images with distinct scores: the old matrix alone would be 20 000^2 bytes = 400 MB
+    n = 20_000
+    y_big = (rng.random((n, 1)) < 0.1).astype(int)
+    s_big = np.clip(0.2 * y_big + 0.8 * rng.random((n, 1)), 0, 1)
+    tracemalloc.start()
+    metrics.choose_thresholds(y_big, s_big, ["A"], "f1")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 200 * n, f"peak {peak / 1e6:.1f} MB for {n} images: not O(n)"
+
+
+def test_labels_and_scores_are_checked_at_every_entry(scored):
+    y, s = scored
+    masks = y * 255  # a 0/255 export
+    for call in (lambda: metrics.roc_auc_per_class(masks, s, LABELS),
+                 lambda: metrics.choose_thresholds(masks, s, LABELS),
+                 lambda: metrics.threshold_metrics(masks, s, pd.Series(0.5, index=LABELS), LABELS),
+                 lambda: metrics.bootstrap_auc(masks, s, LABELS, samples=50),
+                 lambda: losses.WeightedBinaryCrossentropy.from_labels(masks)):
+        with pytest.raises(DataError, match="255.*Divide by 255"):
+            call()
+    with_nan = y.astype(float)
+    with_nan[7, 2] = np.nan
+    with pytest.raises(DataError, match=r"NaN.*index \(7, 2\)"):
+        metrics.roc_auc_per_class(with_nan, s, LABELS)  # not "no positives for C"
+    logits = np.log(s + 1e-3) - np.log(1 - s + 1e-3)
+    with pytest.raises(DataError, match="sigmoid"):
+        metrics.choose_thresholds(y, logits, LABELS)  # a threshold clamped to 1.0 before
+    with pytest.raises(DataError, match="divide by 255"):
+        metrics.threshold_metrics(y, np.round(s * 255), pd.Series(0.5, index=LABELS), LABELS)
+    # AUC ranks scores: logits are fine there and give the probabilities' AUC
+    assert metrics.roc_auc_per_class(y, logits, LABELS).to_numpy() == pytest.approx(metrics.roc_auc_per_class(y, s, LABELS).to_numpy())
+    with pytest.raises(ValueError, match="no value for C"):
+        metrics.threshold_metrics(y, s, pd.Series({"A": 0.5, "B": 0.5}), LABELS)
 
 
 def test_load_classifier_needs_no_other_import(tmp_path):

@@ -268,14 +268,24 @@ def test_metrics_bad_input():
     vessels, scores, fov = small_example()
     with pytest.raises(ValueError, match="must have the same shape"):
         metrics.segmentation_metrics(vessels, scores[:3], fov)
-    with pytest.raises(ValueError, match="the vessel mask is not binary"):
+    with pytest.raises(DataError, match="the vessel mask: values 0, 0.5 found where only 0 and 1"):
         metrics.segmentation_metrics(vessels * 0.5, scores, fov)
-    with pytest.raises(ValueError, match="the FOV mask is not binary"):
+    with pytest.raises(DataError, match="the vessel mask: values 0, 255.*Divide by 255"):
+        metrics.best_f1_threshold(vessels.astype(np.uint8) * 255, scores, fov)
+    with pytest.raises(DataError, match="the FOV mask: values 0, 2"):
         metrics.segmentation_metrics(vessels, scores, fov * 2)
     with pytest.raises(ValueError, match="the FOV mask is empty"):
         metrics.best_f1_threshold(vessels, scores, np.zeros_like(fov))
-    with pytest.raises(ValueError, match="NaN or infinity"):
+    with pytest.raises(DataError, match=r"probabilities inside the FOV: 6 NaN value\(s\), the first at index \(1, 0\)"):
         metrics.segmentation_metrics(vessels, np.where(fov, np.nan, 0), fov)
+    # outside the FOV anything goes (it is not scored), e.g. NaN padding
+    assert metrics.segmentation_metrics(vessels, np.where(fov, scores, np.nan), fov)["pixels"] == 6
+    with pytest.raises(DataError, match="an 8-bit map.*divide by 255"):
+        metrics.segmentation_metrics(vessels, np.round(scores * 255).astype(np.uint8), fov)
+    with pytest.raises(DataError, match="logits"):
+        metrics.best_f1_threshold(vessels, scores * 8 - 4, fov)
+    with pytest.raises(ValueError, match="threshold must lie in"):
+        metrics.segmentation_metrics(vessels, scores, fov, threshold=128)
 
 
 def test_overlay_colours():

@@ -7,6 +7,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from helpers import losses, metrics, models, uncertainty
+from helpers.errors import DataError
 
 
 def small_bn_model(rate=0.5, seed=0):
@@ -146,6 +147,47 @@ def test_expected_calibration_error_by_hand():
     assert metrics.expected_calibration_error([0, 1, 1, 0], [0.0, 1.0, 1.0, 0.0]) == 0.0
     with pytest.raises(ValueError, match="same shape"):
         metrics.expected_calibration_error(y, p[:3])
+
+
+def test_expected_calibration_error_per_class_by_hand():
+    y = np.array([[0, 1], [0, 1], [1, 0], [1, 1]])
+    p = np.array([[0.1, 0.9], [0.3, 0.6], [0.8, 0.2], [0.9, 0.7]])
+    # class A, bins of width 0.5: [0.1, 0.3] -> conf 0.2, freq 0; [0.8, 0.9] -> conf 0.85, freq 1
+    ece_a = 0.5 * 0.2 + 0.5 * 0.15
+    # class B: [0.2] -> conf 0.2, freq 0; [0.9, 0.6, 0.7] -> conf 2.2/3, freq 1
+    ece_b = 0.25 * 0.2 + 0.75 * (1 - 2.2 / 3)
+    per_class = metrics.expected_calibration_error(y, p, bins=2, per_class=True, labels=["A", "B"])
+    assert per_class.to_dict() == pytest.approx({"A": ece_a, "B": ece_b})
+    # pooled: all eight predictions in one set of bins; [0.1 0.3 0.2] conf 0.2 freq 0, the rest 0.8 and 1
+    pooled = 3 / 8 * 0.2 + 5 / 8 * (1 - (0.9 + 0.6 + 0.8 + 0.9 + 0.7) / 5)
+    assert metrics.expected_calibration_error(y, p, bins=2) == pytest.approx(pooled)
+    assert list(metrics.expected_calibration_error(y, p, bins=2, per_class=True).index) == [0, 1]
+    with pytest.raises(ValueError, match="per_class=True needs"):
+        metrics.expected_calibration_error(y[:, 0], p[:, 0], per_class=True)
+    with pytest.raises(ValueError, match="2 classes in the arrays but 3 label names"):
+        metrics.expected_calibration_error(y, p, per_class=True, labels=["A", "B", "C"])
+
+
+def test_calibration_uses_the_shared_checks():
+    y, p = np.array([0, 1, 1]), np.array([0.2, 0.7, 0.9])
+    with pytest.raises(DataError, match="y_true.*255.*Divide by 255"):
+        metrics.expected_calibration_error(y * 255, p)
+    with pytest.raises(DataError, match="y_prob.*sigmoid"):
+        metrics.reliability_table(y, p - 1)
+    with pytest.raises(DataError, match=r"NaN.*index \(2, 1\)"):
+        metrics.expected_calibration_error(np.zeros((3, 2)), np.array([[0.1, 0.2], [0.3, 0.4], [0.5, np.nan]]), per_class=True)
+
+
+def test_nan_uncertainty_and_nan_samples_are_refused_with_their_position():
+    y, score = np.array([1, 0, 1, 0]), np.array([0.9, 0.1, 0.2, 0.8])
+    with pytest.raises(DataError, match=r"uncertainty.*NaN.*index 2"):
+        uncertainty.referral_curve(y, score, np.array([0.1, 0.2, np.nan, 0.8]), roc_auc_score)
+    samples = np.full((3, 2, 4), 0.5)
+    samples[1, 0, 3] = np.nan
+    with pytest.raises(DataError, match=r"MC samples.*NaN.*index \(1, 0, 3\)"):
+        uncertainty.decompose(samples)
+    with pytest.raises(DataError, match="sigmoid"):
+        uncertainty.decompose(np.full((3, 2), -1.5))  # logits, not probabilities
 
 
 def test_heteroscedastic_loss_reduces_to_bce_without_variance_and_rewards_variance_on_errors():
