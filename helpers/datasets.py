@@ -124,7 +124,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _IEND_CHUNK = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 
-def _png_size(path: Path, *, check_end: bool = True) -> tuple[int, int]:
+def _png_size(path: str | Path, *, check_end: bool = True) -> tuple[int, int]:
     """Width and height from the IHDR chunk; with ``check_end`` also require the IEND chunk at the end.
 
     Raises ``ValueError`` with a short reason (the callers add the file and the row).
@@ -337,7 +337,7 @@ def _read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
                         f"{path}: the header {header[0][:80]!r} is separated by {name}, not commas. Save it as "
                         "comma-separated values in UTF-8 (in a spreadsheet: 'CSV UTF-8 (comma delimited)')."
                     )
-        rows = [(reader.line_num, cells) for cells in reader if any(c.strip() for c in cells)]
+        rows = [(reader.line_num, cells) for cells in reader if "".join(cells).strip()]
     except csv.Error as err:
         raise DataError(f"{path}: not a readable CSV file ({err}). Is this the right file?") from None
     return header, rows
@@ -499,7 +499,7 @@ def _check_errors_arg(errors: str) -> None:
         raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}.")
 
 
-def _check_png(path: Path, images: str, *, check_end: bool = True) -> tuple[int, int] | None:
+def _check_png(path: str | Path, images: str, *, check_end: bool = True) -> tuple[int, int] | None:
     """The PNG's size; None when ``images='present'`` and it is absent; ``ValueError`` when bad."""
     try:
         return _png_size(path, check_end=check_end)
@@ -541,10 +541,10 @@ def _read_entries(
             continue
         seen[name] = line
         if _PLAIN_NAME.fullmatch(name) and name not in (".", ".."):
-            path = Path(os.path.join(images_prefix, name))  # a bare file name cannot escape: skip the checks
+            path = os.path.join(images_prefix, name)  # a bare file name cannot escape: skip the checks
         else:
             try:
-                path = safe_path(images_dir, name)
+                path = str(safe_path(images_dir, name))
             except DataError as err:
                 problems.add(csv_path, line, name, str(err))
                 continue
@@ -573,7 +573,7 @@ def _read_entries(
                 missing += 1
                 continue
             sizes[name] = size
-        keep.append([name, str(path), patient, *values])
+        keep.append([name, path, patient, *values])
         label_rows.append(labels)
     frame = pd.DataFrame(keep, columns=list(ENTRY_COLUMNS[:9]))
     for name in ("follow_up", "original_width", "original_height", "patient_id"):
