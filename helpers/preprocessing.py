@@ -112,7 +112,13 @@ def _batches(images, image_size, channels, batch_size):
             raise ValueError("fit_normalization got file paths: pass image_size= (the size the model reads them at).")
         images = image_dataset(list(images), image_size=image_size, batch_size=batch_size, channels=channels, cache=None)
     elif isinstance(images, np.ndarray) or (isinstance(images, (list, tuple)) and images and np.isscalar(images[0])):
-        yield "fit_normalization images", images
+        images = np.atleast_1d(np.asarray(images))
+        if images.dtype.kind not in "biuf" or not np.isfinite(images).all():
+            errors.check_finite(images, "fit_normalization images")  # raises, naming the first bad position
+        # in chunks: a float64 copy of a whole training split would double its memory
+        step = max(1, len(images) // 16) if images.ndim > 1 else max(1, images.size)
+        for start in range(0, max(len(images), 1), step):
+            yield "fit_normalization images", images[start : start + step]
         return
     for index, batch in enumerate(images):
         if isinstance(batch, (tuple, list)) and not np.isscalar(batch[0]):
