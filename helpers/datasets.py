@@ -378,7 +378,7 @@ _DIGITS = re.compile(r"\d+")
 _EXPONENT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 _DECIMAL = re.compile(r"\d+\.\d*")
 _AGE = re.compile(r"(\d+(?:\.\d+)?)\s*[Yy]?")
-MAX_AGE = 120  # years; above it an age is a typo (the 2017 file had 148 to 414; the v2020 revision fixed them)
+MAX_AGE = 120  # years; above it an age is a typo (the 2017 file had a few of 148 and 400+; v2020 fixed them)
 
 
 def _patient_id(text: str) -> int:

@@ -660,7 +660,7 @@ def test_real_metadata_matches_the_published_counts(real_nih):
     assert e[list(datasets.LABELS)].sum().to_dict() == PUBLISHED_COUNTS
     assert int((real_nih.labels.sum(axis=1) == 0).sum()) == 60_361  # No Finding
     assert e["view"].value_counts().to_dict() == {"PA": 67_310, "AP": 44_810}
-    # the v2020 revision holds no impossible ages (the 2017 file had 16 rows of 148 to 414 years)
+    # the v2020 revision holds no impossible ages (the 2017 file had a few of 148 and 400+ years)
     assert e["age"].dtype == np.int64 and e["age"].min() >= 0 and e["age"].max() == 95
     assert e["path"].iloc[0] == str(datasets.NIH_METADATA_DIR / "images" / "00000001_000.png")
     assert "metadata only" in repr(real_nih)
@@ -820,3 +820,14 @@ def test_decode_drive(tmp_path, capsys):
     problems = datasets.verify("drive", root, manifest=manifest, decode=True)
     assert len(problems) == 1 and problems[0].startswith("wrong: training/mask/21_training_mask.gif: cannot be decoded")
     assert "decoded: 1 of 2 image(s); 1 failed" in capsys.readouterr().out
+
+
+def test_manifest_records_the_shipped_files(real_nih):
+    import hashlib
+
+    shipped = json.loads((datasets.MANIFEST_DIR / "nih.json").read_text())["shipped_metadata"]
+    for name, digest in shipped["sha256"].items():
+        assert hashlib.sha256((datasets.NIH_METADATA_DIR / name).read_bytes()).hexdigest() == digest, name
+    counts = {**real_nih.entries[list(datasets.LABELS)].sum().to_dict(), "No Finding": int((real_nih.labels.sum(axis=1) == 0).sum())}
+    assert counts == shipped["label_counts"] and {k: v for k, v in counts.items() if k in PUBLISHED_COUNTS} == PUBLISHED_COUNTS
+    assert shipped["counts"]["images"] == len(real_nih.entries) and shipped["max_age"] == real_nih.entries["age"].max()
