@@ -330,13 +330,14 @@ def _read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         header = next(reader, None)
         if header is None or not any(c.strip() for c in header):
             raise DataError(f"{path}: the file is empty; expected a header row and one row per image.")
-        if len(header) == 1:
-            for sep, name in ((";", "semicolons (';')"), ("\t", "tabs"), ("|", "bars ('|')")):
-                if sep in header[0]:
-                    raise DataError(
-                        f"{path}: the header {header[0][:80]!r} is separated by {name}, not commas. Save it as "
-                        "comma-separated values in UTF-8 (in a spreadsheet: 'CSV UTF-8 (comma delimited)')."
-                    )
+        # The first header cell is a plain name ("Image Index"): a separator inside it means the file
+        # uses another one (a spreadsheet's ';' export still splits at the commas of "[Width,Height]").
+        for sep, name in ((";", "semicolons (';')"), ("\t", "tabs"), ("|", "bars ('|')")):
+            if sep in header[0]:
+                raise DataError(
+                    f"{path}: the header {','.join(header)[:80]!r} is separated by {name}, not commas. Save it as "
+                    "comma-separated values in UTF-8 (in a spreadsheet: 'CSV UTF-8 (comma delimited)')."
+                )
         rows = [(reader.line_num, cells) for cells in reader if "".join(cells).strip()]
     except csv.Error as err:
         raise DataError(f"{path}: not a readable CSV file ({err}). Is this the right file?") from None
@@ -1460,7 +1461,7 @@ def _decode_one(path: Path) -> str | None:
 
 def _decode_all(paths: Sequence[Path], root: Path, progress: bool = True) -> tuple[str, list[str]]:
     """Decode every file (a tqdm bar on stderr); the summary line and one problem per failed file."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     failed: list[str] = []
     for path in tqdm(paths, desc="decoding", unit="image", disable=not progress or len(paths) < 2, file=sys.stderr):
