@@ -127,6 +127,11 @@ case("datasets/width_not_a_number", DataError, "OriginalImage Width 'wide' is no
     lambda tmp: _read(tmp, _row(width="wide")))
 case("datasets/csv_semicolons", DataError, "semicolons", "not commas", "CSV UTF-8 (comma delimited)")(
     lambda tmp: _read(tmp, header=_NIH_HEADER.replace(",", ";")))
+case("datasets/csv_semicolons_spreadsheet_export", DataError, "semicolons", "comma-separated")(  # [Width,Height] kept
+    lambda tmp: _read(tmp, _row().replace(",", ";"), header=_NIH_HEADER.replace(",", ";").replace("[Width;", "[Width,")
+                      .replace("[x;", "[x,")))
+case("datasets/csv_tabs", DataError, "separated by tabs", "UTF-8")(
+    lambda tmp: _read(tmp, header=_NIH_HEADER.replace(",", "\t")))
 case("datasets/csv_utf16", DataError, "UTF-16", "comma-separated values in UTF-8")(
     lambda tmp: _read(tmp, encoding="utf-16"))
 case("datasets/csv_latin1", DataError, "not UTF-8", "Latin-1", "line 3", "UTF-8")(
