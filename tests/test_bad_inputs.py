@@ -452,6 +452,118 @@ case("uncertainty/decompose_one_sample", ValueError, "T >= 2")(
 
 # ---- explain and boxes --------------------------------------------------------------------------
 
+import functools as _functools  # noqa: E402 (imports of this section kept in it)
+
+import pandas as _bpd  # noqa: E402
+
+from helpers import boxes as _boxes  # noqa: E402
+from helpers import explain as _explain  # noqa: E402
+from helpers import viz as _viz  # noqa: E402
+
+
+@_functools.lru_cache(maxsize=None)
+def _tiny_classifier():
+    """A 3-class conv + GAP + sigmoid model, built once when a case first needs it."""
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="features")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="pooled")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="sigmoid", name="predictions")(x), name="tiny")
+
+
+@_functools.lru_cache(maxsize=None)
+def _headless():
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="features")(inputs)
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D(name="pooled")(x), name="headless")
+
+
+def _set_at(array, index, value):
+    array = np.array(array, dtype=float)
+    array[index] = value
+    return array
+
+
+_IMAGES = np.zeros((2, 8, 8, 1), np.float32)
+_MAP = np.zeros((1, 4, 4))
+_NAN_MAP = _set_at(np.zeros((1, 4, 4)), (0, 1, 2), np.nan)
+_IOBB = lambda label, value: _bpd.DataFrame({"label": ["Mass", label], "iobb": [0.3, value]})  # noqa: E731
+
+case("explain/pointing_nan_map", DataError, "pointing_game", "nan", "(0, 1, 2)")(
+    lambda tmp: _explain.pointing_game(_NAN_MAP, [(0, 0, 2, 2)]))
+case("explain/heat_in_box_inf_map", DataError, "heat_in_box", "infinite")(
+    lambda tmp: _explain.heat_in_box(_set_at(np.zeros((1, 4, 4)), (0, 0, 0), np.inf), [(0, 0, 2, 2)]))
+case("explain/heat_in_box_negative", _explain.ExplainError, "non-negative", "np.abs")(
+    lambda tmp: _explain.heat_in_box(_MAP - 1, [(0, 0, 2, 2)]))
+case("explain/pointing_count_mismatch", _explain.ExplainError, "1 maps but 2 boxes", "one box per map")(
+    lambda tmp: _explain.pointing_game(_MAP, [(0, 0, 2, 2), (1, 1, 2, 2)]))
+case("explain/pointing_one_2d_map", _explain.ExplainError, "(images, height, width)", "heatmap[None]")(
+    lambda tmp: _explain.pointing_game(_MAP[0], [(0, 0, 2, 2)]))
+case("explain/pointing_nan_box", DataError, "box 0", "nan")(
+    lambda tmp: _explain.pointing_game(_MAP + 1, [(0, np.nan, 2, 2)]))
+case("explain/pointing_tolerance", _explain.ExplainError, "tolerance", "[0, 1)")(
+    lambda tmp: _explain.pointing_game(_MAP + 1, [(0, 0, 2, 2)], tolerance=2.0))
+case("explain/normalize_nan", DataError, "Grad-CAM", "nan")(
+    lambda tmp: _explain.normalize(_NAN_MAP, "Grad-CAM"))
+case("explain/upsampling_unknown", _explain.ExplainError, "bilinear", "align_corners", "'nearest'")(
+    lambda tmp: _explain.upsample(_MAP, (8, 8), "nearest"))
+case("explain/baseline_unknown", _explain.ExplainError, "black", "blurred", "'white'")(
+    lambda tmp: _explain.make_baseline(_IMAGES, "white"))
+case("explain/rank_correlation_shapes", _explain.ExplainError, "same shape")(
+    lambda tmp: _explain.rank_correlation(np.zeros((2, 4, 4)), np.zeros((2, 4, 5))))
+case("explain/grad_cam_unknown_layer", _explain.ExplainError, "no layer named 'conv9'", "features")(
+    lambda tmp: _explain.grad_cam(_tiny_classifier(), _IMAGES, 0, layer_name="conv9"))
+case("explain/class_out_of_range", _explain.ExplainError, "class_index 3", "3 outputs")(
+    lambda tmp: _explain.vanilla_gradients(_tiny_classifier(), _IMAGES, 3))
+case("explain/images_without_batch", _explain.ExplainError, "image[None]")(
+    lambda tmp: _explain.grad_cam(_tiny_classifier(), _IMAGES[0], 0))
+case("explain/grad_cam_pp_no_logit", _explain.ExplainError, "'pooled'", "no activation to strip")(
+    lambda tmp: _explain.grad_cam_plus_plus(_headless(), _IMAGES, 0, layer_name="features"))
+case("boxes/iobb_table_unknown_label", DataError, "'Pneumonitis'", "Infiltration", "Pneumothorax")(
+    lambda tmp: _boxes.iobb_table(_IOBB("Pneumonitis", 0.5)))
+case("boxes/iobb_table_nan", DataError, "nan", "put 0 where no box was found", "index 1")(
+    lambda tmp: _boxes.iobb_table(_IOBB("Mass", np.nan)))
+case("boxes/iobb_table_percent", DataError, "[0, 1]", "divide by 100")(
+    lambda tmp: _boxes.iobb_table(_IOBB("Mass", 30.5)))
+case("boxes/iobb_table_threshold_one", ValueError, "[0, 1)", "> T")(
+    lambda tmp: _boxes.iobb_table(_IOBB("Mass", 0.5), thresholds=(0.5, 1.0)))
+case("boxes/iobb_table_missing_column", ValueError, "missing", "'iou'")(
+    lambda tmp: _boxes.iobb_table(_IOBB("Mass", 0.5), value="iou"))
+case("boxes/counts_unknown_label", DataError, "'Fibrosis'", "Atelectasis")(
+    lambda tmp: _boxes.counts(_IOBB("Fibrosis", 0.5)))
+case("boxes/heatmap_nan", DataError, "heatmap (4, 4)", "nan", "(1, 2)")(
+    lambda tmp: _boxes.heatmap_to_boxes(_NAN_MAP[0], 64))
+case("boxes/heatmap_batch", ValueError, "2-D map", "heatmaps[i]")(
+    lambda tmp: _boxes.heatmap_to_boxes(np.zeros((2, 4, 4)), 64))
+case("boxes/box_zero_width", ValueError, "width 0", "must be positive")(
+    lambda tmp: _boxes.iou((10, 10, 0, 5), (0, 0, 20, 20)))
+case("boxes/box_nan", DataError, "box", "nan", "index 1")(
+    lambda tmp: _boxes.iobb((0, np.nan, 4, 4), (0, 0, 4, 4)))
+case("boxes/box_outside", ValueError, "entirely outside", "100x100")(
+    lambda tmp: _boxes.check_box((200, 200, 5, 5), 100))
+case("boxes/box_clipped", UserWarning, "reaches outside", "clipped to")(
+    lambda tmp: _boxes.check_box((90, 90, 20, 20), 100))
+case("boxes/threshold_method", ValueError, "threshold method", "otsu", "'mean'")(
+    lambda tmp: _boxes.heatmap_to_boxes(np.ones((4, 4)), 64, method="mean"))
+case("boxes/fraction_out_of_range", ValueError, "fraction of the maximum", "[0, 1)")(
+    lambda tmp: _boxes.heatmap_to_boxes(np.eye(4), 64, threshold=1.5))
+case("boxes/deep_media_without_prior", ValueError, "mean_size", "mean training box")(
+    lambda tmp: _boxes.choose_box(_bpd.DataFrame({"x": [0.0], "y": [0.0], "w": [4.0], "h": [4.0], "area": [16],
+                                                  "mean_heat": [200.0], "peak_heat": [255.0]}), "deep_media"))
+case("boxes/mean_sizes_empty", ValueError, "no boxes to average", "training split")(
+    lambda tmp: _boxes.mean_box_sizes(_bpd.DataFrame({"label": [], "w": [], "h": []})))
+case("boxes/scaled_boxes_missing_size", ValueError, "image_height", "missing")(
+    lambda tmp: _boxes.scaled_boxes(_bpd.DataFrame({"x": [1.0], "y": [1.0], "w": [2.0], "h": [2.0], "image_width": [10]}), 64))
+case("viz/overlay_0_255", DataError, "heatmap_overlay", "divide by 255")(
+    lambda tmp: _viz.heatmap_overlay(np.zeros((4, 4)), np.full((4, 4), 255.0)))
+case("viz/overlay_nan", DataError, "heatmap_overlay", "nan")(
+    lambda tmp: _viz.heatmap_overlay(np.zeros((4, 4)), _NAN_MAP[0]))
+case("viz/draw_box_kind", ValueError, "truth", "prediction", "'ours'")(
+    lambda tmp: _viz.draw_box(None, (0, 0, 1, 1), "ours"))
+
 
 # ---- the runner ---------------------------------------------------------------------------------
 
