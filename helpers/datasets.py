@@ -782,12 +782,15 @@ _GOOGLE_SETS = ("val", "test")
 def read_google_labels(path: str | Path | None = None, *, errors: str = "raise") -> pd.DataFrame:
     """Google's radiologist-adjudicated labels for 4,376 NIH images (Majkowska et al., Radiology 2020): image_index, patient_id, four 0/1 findings, set_id. Taught in 01_preprocessing_and_splits.
 
-    ``path`` defaults to the copy shipped in ``NIH_METADATA_DIR``. Findings must be YES or NO and
+    ``path`` (the file, or a folder holding it, gzipped or not) defaults to the copy shipped in
+    ``NIH_METADATA_DIR``. Findings must be YES or NO and
     ``Set Id`` val or test; bad rows raise a DataError naming file, line and reason (or, with
     ``errors="skip"``, are left out and listed in ``.attrs["skipped"]``).
     """
     _check_errors_arg(errors)
     csv_path = Path(path).expanduser().absolute() if path is not None else NIH_METADATA_DIR / GOOGLE_LABELS_FILE
+    if csv_path.is_dir():  # a folder: the file found by name, with or without .gz
+        csv_path = _find_file(csv_path, (GOOGLE_LABELS_FILE.removesuffix(".gz"),)) or csv_path / GOOGLE_LABELS_FILE
     header, rows = _read_csv_rows(csv_path)
     cells = [_norm(c) for c in header]
     wanted = {"image_index": "Image Index", "patient_id": "Patient ID", "set_id": "Set Id"}

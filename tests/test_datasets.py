@@ -831,3 +831,21 @@ def test_manifest_records_the_shipped_files(real_nih):
     counts = {**real_nih.entries[list(datasets.LABELS)].sum().to_dict(), "No Finding": int((real_nih.labels.sum(axis=1) == 0).sum())}
     assert counts == shipped["label_counts"] and {k: v for k, v in counts.items() if k in PUBLISHED_COUNTS} == PUBLISHED_COUNTS
     assert shipped["counts"]["images"] == len(real_nih.entries) and shipped["max_age"] == real_nih.entries["age"].max()
+
+
+def test_google_labels_bad_rows_are_named_or_skipped(tmp_path):
+    header = "Image Index,Patient ID,Fracture,Pneumothorax,Airspace opacity,Nodule or mass,Set Id"
+    rows = ["00000001_000.png,1,NO,YES,no,NO,test", "00000002_000.png,2,NO,NO,NO,Y,val",
+            "00000003_000.png,3e0,NO,NO,NO,NO,val", "00000004_000.png,4,NO,NO,NO,NO,train",
+            "00000001_000.png,1,NO,NO,NO,NO,val"]
+    path = tmp_path / "google2019_nih-chest-xray-labels.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    with pytest.raises(DataError) as err:
+        datasets.read_google_labels(tmp_path)  # a folder: the file found by name
+    message = str(err.value)
+    assert "4 bad row(s)" in message and "line 3 (00000002_000.png): Nodule or mass is 'Y': expected YES or NO" in message
+    assert "line 4" in message and "spreadsheet" in message and "Set Id 'train'" in message
+    assert "line 6 (00000001_000.png): duplicate Image Index (first on line 2)" in message
+    g = datasets.read_google_labels(path, errors="skip")
+    assert g.iloc[0][list(datasets.GOOGLE_FINDINGS)].tolist() == [0, 1, 0, 0] and len(g) == 1
+    assert g.attrs["skipped"]["line"].tolist() == [3, 4, 5, 6]
