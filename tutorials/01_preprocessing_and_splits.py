@@ -22,20 +22,26 @@
 # mistakes that quietly ruin medical-imaging results: **patient leakage** between the splits, and
 # **class imbalance** left untreated.
 #
-# **You will:** read the NIH layout and its labels; count images per patient; split by patient with
-# every finding present in validation and test; *measure* what a leaky split does to a score; fit
-# normalisation on the training split only; compute the weights of the weighted binary cross-entropy;
-# choose augmentations that are safe for chest X-rays; build and time the input pipeline.
+# **You will:** meet the real dataset through its real metadata (112,120 images, 30,805 patients:
+# prevalence, co-occurrence, the long tail of follow-ups, AP and PA films, age and sex); measure how noisy
+# its text-mined labels are against a radiologist panel; read the NIH layout and its labels; split by
+# patient with every finding present in validation and test; *measure* what a leaky split does to a
+# score; fit normalisation on the training split only; compute the weights of the weighted binary
+# cross-entropy; choose augmentations that are safe for chest X-rays; build and time the input pipeline.
 #
-# **You need:** nothing but this repository. By default the notebook writes a synthetic dataset in
-# the exact NIH layout (same file names, CSV columns, box file) and reads it with the same code that
-# reads the real files; set `MEDXAI_DATA_DIR` to use the real data.
+# **You need:** nothing but this repository. The real NIH metadata (no images, about 1 MB) ships in
+# `helpers/data/nih/`. For pictures, the notebook writes a synthetic dataset in the exact NIH layout
+# (same file names, CSV columns, box file) and reads it with the same code that reads the real files;
+# set `MEDXAI_DATA_DIR` to use your copy of the real images (a partial copy works).
 #
 # **Run time on a 2-core CPU:** smoke under 1 min, lab about 2 min.
 #
-# Built from Georgieva's lecture *Deep Learning for Medical Imaging* (`../shared/references/002`:
-# standardisation, weighted BCE, patient overlap, set sampling, augmentation) and Wang et al.,
-# *ChestX-ray8*, CVPR 2017 (the dataset).
+# Built from Georgieva's lecture *Deep Learning for Medical Imaging* (lecture 7, Universidade de Aveiro:
+# standardisation, weighted BCE, patient overlap, set sampling, augmentation, ground truth and
+# consensus), Passantino's *Deep MedIA Senior Design Technical Report* (Bucknell University), Wang et
+# al., *ChestX-ray8*, CVPR 2017 (the dataset) and Majkowska et al., *Chest radiograph interpretation
+# with deep learning models: assessment with radiologist-adjudicated reference standards and
+# population-adjusted evaluation*, Radiology 2020 (the radiologist panel).
 
 # %% [markdown]
 # ## Setup
@@ -52,7 +58,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 import tensorflow as tf
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import cohen_kappa_score, roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from helpers import config, datasets, errors, preprocessing, synthetic, viz
@@ -68,23 +74,217 @@ print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, scikit-learn {sk
 # %% tags=["parameters"]
 cfg = config.load()
 image_size = cfg.pick(smoke=64, lab=128, full=224)  # model input, pixels per side
+images_mode = "present"  # "present": a partial copy is fine, absent images are left out and counted; "all": every image must be there
 leak_size = 32  # the tiny thumbnails the leakage experiment compares, pixels per side
 leak_max_images = cfg.pick(smoke=None, lab=None, full=6000)  # None: every image
 neighbours = 5  # k of the k-nearest-neighbour classifier in the leakage experiment
 val_fraction, test_fraction = 0.1, 0.2
 batch_size = cfg.pick(smoke=16, lab=32, full=32)
 seed = cfg.seed
-print(f"profile={cfg.profile}, image_size={image_size}, data={'synthetic' if cfg.synthetic else cfg.data_dir}")
 
 # %%
+print(f"profile={cfg.profile}, image_size={image_size}, images_mode={images_mode!r}, leak_size={leak_size}, "
+      f"leak_max_images={leak_max_images}, neighbours={neighbours}, val/test fractions={val_fraction}/{test_fraction}, "
+      f"batch_size={batch_size}, seed={seed}, data={'synthetic' if cfg.synthetic else cfg.data_dir}")
 config.seed_everything(seed)
 
 # %% [markdown]
-# ## 1. Data: the NIH ChestX-ray14 layout
+# ## 1. The real dataset's shape, from its real metadata
+#
+# Before any picture: what does ChestX-ray14 look like as a table? The NIH's own
+# `Data_Entry_2017_v2020.csv` and `BBox_List_2017.csv` ship with the series (NIH Clinical Center, the
+# data provider; Wang et al., CVPR 2017). `images="none"` reads them without any image: the
+# metadata-only mode of the same reader that reads your copy.
+
+# %%
+real = datasets.read_nih(datasets.NIH_METADATA_DIR, images="none")
+real_labels = real.entries[list(datasets.LABELS)]
+print(real)
+assert len(real.entries) == 112_120 and real.entries.patient_id.nunique() == 30_805
+assert len(real.boxes) == 984 and real.boxes.image_index.nunique() == 880
+
+# %% [markdown]
+# **Prevalence.** Over half the films carry *No Finding*; Infiltration is on about one in six, Hernia on
+# one in five hundred. That ratio is the class imbalance every later notebook has to live with.
+
+# %%
+real_prevalence = real_labels.mean().sort_values()
+real_no_finding = (real_labels.sum(axis=1) == 0).mean()
+ax = real_prevalence.plot.barh(figsize=(6, 4), title=f"Real prevalence per finding ({real_no_finding:.0%} No Finding)")
+ax.set_xlabel("fraction of the 112,120 images")
+plt.show()
+print(f"most common {real_prevalence.index[-1]} {real_prevalence.iloc[-1]:.1%}, rarest {real_prevalence.index[0]} "
+      f"{real_prevalence.iloc[0]:.2%}: {real_prevalence.iloc[-1] / real_prevalence.iloc[0]:.0f} to 1")
+assert real_prevalence.iloc[-1] / real_prevalence.iloc[0] > 50, "the real imbalance spans well over an order of magnitude"
+
+# %% [markdown]
+# **Co-occurrence.** Findings come together. Read a row as "given this finding": the colour says how
+# often the column's finding is on the same film. A single-label (softmax) model could not say so.
+
+# %%
+together = real_labels.to_numpy(dtype=np.int64).T @ real_labels.to_numpy(dtype=np.int64)
+given_row = together / np.diag(together)[:, None]
+fig, ax = plt.subplots(figsize=(6.5, 5.5))
+shown = ax.imshow(np.where(np.eye(len(datasets.LABELS), dtype=bool), np.nan, given_row), cmap="magma", vmin=0)
+ax.set_xticks(range(len(datasets.LABELS)), datasets.LABELS, rotation=90)
+ax.set_yticks(range(len(datasets.LABELS)), datasets.LABELS)
+ax.set_title("P(column finding | row finding)")
+fig.colorbar(shown, ax=ax, shrink=0.8)
+plt.show()
+row, col = np.unravel_index(np.nanargmax(np.where(np.eye(len(datasets.LABELS), dtype=bool), np.nan, given_row)), given_row.shape)
+print(f"{(real_labels.sum(axis=1) > 1).mean():.1%} of films carry two or more findings; the strongest pair: "
+      f"{given_row[row, col]:.0%} of {datasets.LABELS[row]} films also show {datasets.LABELS[col]}")
+
+# %% [markdown]
+# **Images per patient: a long tail.** Most patients have one film; some have over a hundred
+# follow-ups. Those patients dominate any image-level split, which is why the split must be by patient.
+# The follow-up number matters too: later films are of sicker patients.
+
+# %%
+real_per_patient = real.entries.groupby("patient_id").size()
+fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+axes[0].hist(real_per_patient, bins=np.arange(1, real_per_patient.max() + 2), log=True)
+axes[0].set(xlabel="images of the patient", ylabel="patients (log)", title="Images per patient")
+stage = pd.cut(real.entries.follow_up, [-1, 0, 2, 5, 10, 20, 50, 1000], labels=["0", "1-2", "3-5", "6-10", "11-20", "21-50", ">50"])
+sick_by_stage = (real_labels.sum(axis=1) > 0).groupby(stage, observed=True).mean()
+sick_by_stage.plot.bar(ax=axes[1], title="Films with a finding, by follow-up number", rot=0)
+axes[1].set(xlabel="follow-up #", ylabel="share with a finding")
+plt.tight_layout()
+plt.show()
+many = int((real_per_patient > 100).sum())
+print(f"{(real_per_patient == 1).mean():.0%} of patients have one film; {many} have over 100 (the most: "
+      f"{real_per_patient.max()}); {real_per_patient[real_per_patient > 100].sum():,} films belong to those {many}")
+print(f"films with a finding: {sick_by_stage.iloc[0]:.0%} at the first visit, {sick_by_stage.iloc[-1]:.0%} beyond the 50th")
+assert many > 0 and sick_by_stage.iloc[-1] > sick_by_stage.iloc[0] + 0.2, "later follow-ups should be markedly sicker"
+
+# %% [markdown]
+# **AP and PA.** A PA film is taken standing, in the radiology department; an AP film is often taken at
+# the bedside, of a patient too sick to stand. The share of AP films per finding shows it: a model can
+# learn "AP film, so probably Edema" from the projection alone, a shortcut that fails on another
+# hospital's mix of views.
+
+# %%
+is_ap = real.entries.view == "AP"
+ap_share = pd.Series({label: is_ap[real_labels[label] == 1].mean() for label in datasets.LABELS}).sort_values()
+ax = ap_share.plot.barh(figsize=(6, 4), title="Share of AP (bedside) films among each finding's positives")
+ax.axvline(is_ap.mean(), color="grey", linestyle=":", label=f"all films {is_ap.mean():.0%}")
+ax.legend(loc="lower right")
+plt.show()
+print(f"{ap_share.index[-1]}: {ap_share.iloc[-1]:.0%} AP; {ap_share.index[0]}: {ap_share.iloc[0]:.0%} AP; all films {is_ap.mean():.0%}")
+assert ap_share.iloc[-1] - ap_share.iloc[0] > 0.3, "the projection should differ strongly between findings"
+
+# %% [markdown]
+# **Age and sex.** Adults of all ages, slightly more men.
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 2.8))
+for sex, part in real.entries.groupby("gender"):
+    ax.hist(part.age, bins=range(0, 100, 5), alpha=0.6, label=f"{sex} ({len(part) / len(real.entries):.0%})")
+ax.set(xlabel="age at the film (years)", ylabel="films", title="Age and sex")
+ax.legend()
+plt.show()
+print(f"median age {real.entries.age.median():.0f}, range {real.entries.age.min()}-{real.entries.age.max()}")
+
+# %% [markdown]
+# **The patient-level split on the real label matrix.** `patient_split` balances all fourteen findings
+# across train, validation and test while keeping each patient on one side. How well? Per finding, the
+# largest relative gap between a split's prevalence and the whole dataset's, beside a random split by
+# image (which balances by luck, and leaks patients).
+
+# %%
+start = time.perf_counter()
+real_split = datasets.patient_split(real.entries, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+split_seconds = time.perf_counter() - start
+real_random = datasets.random_split(real.entries, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+datasets.assert_no_patient_overlap(**real_split)
+
+
+def worst_gap(parts):
+    """Per finding: the largest |split prevalence / overall prevalence - 1| over the splits."""
+    overall = real_labels.mean()
+    return pd.concat([(p[list(datasets.LABELS)].mean() / overall - 1).abs() for p in parts.values()], axis=1).max(axis=1)
+
+
+balance = pd.DataFrame({"patient split (stratified)": worst_gap(real_split), "random image split": worst_gap(real_random)})
+ax = balance.plot.barh(figsize=(6, 4.5), title="Worst relative prevalence gap across splits")
+ax.set_xlabel("max |split prevalence / overall - 1|")
+plt.show()
+real_leak = len(set(real_random["train"].patient_id) & set(real_random["test"].patient_id))
+print(f"patient split in {split_seconds:.1f} s, worst gap {balance.iloc[:, 0].max():.1%}; random image split: "
+      f"worst gap {balance.iloc[:, 1].max():.1%}, and {real_leak:,} patients in both its train and test")
+assert balance.iloc[:, 0].max() < 0.15 and real_leak > 1000
+
+# %% [markdown]
+# ## 2. How right are the labels? Mined labels against a radiologist panel
+#
+# NIH's labels were mined from the radiology reports by text processing, not read off the films; Wang et
+# al. estimate them over 90% accurate, and the Deep MedIA report repeats "about 90%". Ground truth, the
+# lecture says, is a consensus of readers. Google had three radiologists read 4,376 of these films and
+# adjudicate four findings (Majkowska et al., Radiology 2020); their labels ship with the series.
+# Compare, on the same films, the NIH label with the panel's, for the findings they share.
+
+# %%
+panel = datasets.read_google_labels()
+nih_on_panel = real.entries.set_index("image_index").loc[panel.image_index, list(datasets.LABELS)]  # the NIH labels of the same films
+shared_findings = {  # the panel's finding: the NIH findings that mean it
+    "Pneumothorax": ["Pneumothorax"],
+    "Nodule_or_mass": ["Nodule", "Mass"],
+    "Airspace_opacity": ["Consolidation", "Pneumonia", "Infiltration", "Edema", "Atelectasis"],
+}
+noise_rows = {}
+for finding, nih_names in shared_findings.items():
+    truth = panel[finding].to_numpy(bool)
+    mined = nih_on_panel[nih_names].to_numpy().any(axis=1)
+    noise_rows[finding] = {
+        "panel positives": int(truth.sum()), "NIH positives": int(mined.sum()),
+        "agreement": (truth == mined).mean(), "kappa": cohen_kappa_score(truth, mined),
+        "NIH sensitivity": (truth & mined).sum() / truth.sum(), "NIH PPV": (truth & mined).sum() / mined.sum(),
+    }
+noise = pd.DataFrame(noise_rows).T
+noise.round(3)
+
+# %% [markdown]
+# Agreement looks high for a rare finding because both sources say "no" on most films; Cohen's kappa
+# corrects for that chance agreement.
+
+# %%
+pneumothorax = noise.loc["Pneumothorax"]
+print(f"Pneumothorax: agreement {pneumothorax['agreement']:.1%}, yet kappa {pneumothorax['kappa']:.2f}; the mined label "
+      f"finds {pneumothorax['NIH sensitivity']:.0%} of the panel's cases and {1 - pneumothorax['NIH PPV']:.0%} of its positives are not cases")
+assert pneumothorax["agreement"] > 0.9 and pneumothorax["kappa"] < 0.6, "high agreement, low kappa: the rare-finding trap"
+
+# %% [markdown]
+# **What the noise does to the best AUROC a model can show.** Take a perfect model: its score *is* the
+# panel's verdict. Scored against the NIH labels, as NIH results are scored, it cannot reach 1. For a 0/1
+# score the AUROC is $(\text{TPR} + \text{TNR}) / 2$, the rates counted against the NIH labels:
+
+# %%
+ceiling = {}
+for finding, nih_names in shared_findings.items():
+    truth = panel[finding].to_numpy(bool)
+    mined = nih_on_panel[nih_names].to_numpy().any(axis=1)
+    by_hand = ((truth & mined).sum() / mined.sum() + (~truth & ~mined).sum() / (~mined).sum()) / 2
+    ceiling[finding] = roc_auc_score(mined, truth)
+    assert abs(ceiling[finding] - by_hand) < 1e-12, "scikit-learn and the hand formula must agree"
+noise["perfect model's AUROC on NIH labels"] = pd.Series(ceiling)
+print(noise.iloc[:, -1].round(3).to_string())
+if noise.iloc[:, -1].max() < 0.8:
+    print(f"A model that reads films exactly as the panel does would score at most {noise.iloc[:, -1].max():.2f} AUROC against "
+          "the NIH labels on these films: NIH AUROCs measure agreement with the report mining as much as with disease.")
+
+# %% [markdown]
+# Two cautions. Google chose these 4,376 films (its validation and test sets), not at random, so the rates
+# describe these films, not the whole dataset; and the panel's "airspace opacity" is broader than any one
+# NIH finding. The lesson stands: against NIH labels, a test AUROC near 0.8 can be near the best any
+# model can show, and a model that scores 0.95 on them has learnt the labels' habits.
+
+# %% [markdown]
+# ## 3. Data: the NIH ChestX-ray14 layout, with pictures
 #
 # The real release has `images/NNNNNNNN_NNN.png` (patient number, follow-up number), the label table
-# `Data_Entry_2017.csv`, the box list `BBox_List_2017.csv` and the official split lists. Ours is
-# written in exactly that layout (smaller images; the real ones are 1024x1024).
+# `Data_Entry_2017_v2020.csv` (older copies: `Data_Entry_2017.csv`), the box list `BBox_List_2017.csv`
+# and the official split lists. Without `MEDXAI_DATA_DIR`, the series writes a synthetic dataset in
+# exactly that layout (smaller images; the real ones are 1024x1024), learnable on a laptop.
 
 # %%
 nih_dir = synthetic.ensure(cfg, "nih")
@@ -95,28 +295,33 @@ print(sorted(p.name for p in nih_dir.iterdir() if not p.name.startswith(".")))
 # The CSV header is not tidy: `OriginalImage[Width,Height]` is split across two columns by its own
 # comma, and the 2017 file ends every line with an extra comma. The box file is worse: its coordinates
 # sit in columns 3 to 6 under the broken name `Bbox [x,y,w,h]`, and it spells *Infiltration* as
-# `Infiltrate`. Look before you parse:
+# `Infiltrate`. Look before you parse (the 2020 file's name wins when both are there):
 
 # %%
-for name in ("Data_Entry_2017.csv", "BBox_List_2017.csv"):
-    with open(nih_dir / name) as f:
-        print(name, "|", f.readline().rstrip(), "|", f.readline().rstrip())
+entry_csv = sorted(nih_dir.glob("Data_Entry_2017*.csv"))[-1]
+for path in (entry_csv, nih_dir / "BBox_List_2017.csv"):
+    with open(path) as f:
+        print(path.name, "|", f.readline().rstrip(), "|", f.readline().rstrip())
 
 # %% [markdown]
 # `datasets.read_nih` maps those columns by position, checks the header text, checks that every
 # image named in the CSV exists and is a complete PNG, and turns the label strings into one 0/1
 # column per finding. Nothing is dropped silently: a bad row is an error naming the row, or, if you
-# ask for `errors="skip"`, a line in `nih.skipped`.
+# ask for `errors="skip"`, a line in `nih.skipped`. With `images="present"` (this notebook's
+# `images_mode`) a partial copy, say one of the twelve image archives or the Kaggle 5% sample, is
+# read as it is: the rows whose image is absent are left out, and counted.
 
 # %%
 start = time.perf_counter()
-nih = datasets.read_nih(nih_dir)
-print(f"{len(nih.entries)} images of {nih.entries.patient_id.nunique()} patients, "
-      f"{len(nih.boxes)} boxes, read in {time.perf_counter() - start:.1f} s; skipped rows: {len(nih.skipped)}")
+nih = datasets.read_nih(nih_dir, images=images_mode)
+print(f"{len(nih.entries)} images of {nih.entries.patient_id.nunique()} patients, {len(nih.boxes)} boxes, "
+      f"read in {time.perf_counter() - start:.1f} s; rows left out: {len(nih.skipped)}")
+if len(nih.skipped):
+    print(nih.skipped.reason.value_counts().head().to_string())
 nih.entries.head(3)
 
 # %% [markdown]
-# ## 2. Labels: fourteen findings, multi-label
+# ## 4. Labels: fourteen findings, multi-label
 #
 # `Finding Labels` holds `|`-separated findings; `No Finding` means none of the fourteen. One image
 # can carry several, so each finding is its own yes/no question (fourteen sigmoid outputs later, not
@@ -138,7 +343,7 @@ print(f"most common {prevalence.index[-1]} {prevalence.iloc[-1]:.1%}, rarest {pr
       f"a ratio of {prevalence.iloc[-1] / prevalence.iloc[0]:.0f} to 1")
 
 # %% [markdown]
-# ## 3. Images per patient
+# ## 5. Images per patient
 #
 # Most patients have several images (follow-up visits). Their images share the patient's anatomy,
 # and often the same chronic finding: that is what makes an image-level split leak.
@@ -153,7 +358,7 @@ print(f"{per_patient.mean():.1f} images per patient on average; "
       f"{(per_patient > 1).mean():.0%} of patients have more than one")
 
 # %% [markdown]
-# ## 4. Look at the images, with their boxes
+# ## 6. Look at the images, with their boxes
 #
 # `read_image` reads any of the PNG flavours the release contains (8-bit grey, and the few RGBA
 # images) to float32 in [0, 1]. The boxes of `BBox_List_2017.csv` are in the PNG's pixel space.
@@ -170,7 +375,7 @@ viz.image_grid(images, titles=list(with_boxes), boxes=boxes, ncols=4)
 plt.show()
 
 # %% [markdown]
-# ## 5. Splits: by image (leaky) or by patient
+# ## 7. Splits: by image (leaky) or by patient
 #
 # A random split by image puts different images of one patient on both sides. A patient-level split
 # keeps every patient on one side, and, stratified, still puts every finding (even the rare ones) in
@@ -223,7 +428,7 @@ if nih.official_split is not None:
     print({name: len(s) for name, s in official.items()})
 
 # %% [markdown]
-# ## 6. The cost of leakage, in numbers
+# ## 8. The cost of leakage, in numbers
 #
 # A k-nearest-neighbour classifier on 32x32 thumbnails knows nothing about disease: it answers with
 # the labels of the most similar training images. Under a random split the most similar image is
@@ -271,7 +476,7 @@ assert patient_same == 0.0, "a patient split has no same-patient neighbours"
 assert leaky_auc - patient_auc >= 0.05, "the random split should inflate the AUC clearly"
 
 # %% [markdown]
-# ## 7. Normalisation: statistics from the training split only
+# ## 9. Normalisation: statistics from the training split only
 #
 # Standardise the pixels to mean 0 and standard deviation 1 (Georgieva, lecture 7). The mean and
 # standard deviation come from the **training** images only: computing them on everything lets the
@@ -299,7 +504,7 @@ assert abs(train_z.mean()) < 1e-3 and abs(train_z.std() - 1) < 1e-3
 # validation set is exactly standardised has looked at it.
 
 # %% [markdown]
-# ## 8. Class imbalance: the weights of the weighted binary cross-entropy
+# ## 10. Class imbalance: the weights of the weighted binary cross-entropy
 #
 # With a rare finding, a model that always answers "no" already has a low loss. The weighted
 # binary cross-entropy
@@ -341,7 +546,7 @@ plt.show()
 assert np.allclose(w_p * frequency, w_n * (1 - frequency)), "weighted contributions must balance"
 
 # %% [markdown]
-# ## 9. Augmentation, and which flips are unsafe for chest X-rays
+# ## 11. Augmentation, and which flips are unsafe for chest X-rays
 #
 # The lecture lists horizontal and vertical flips, 90° rotations, contrast, brightness, random
 # erasing and shear. For chest X-rays, not all of them are harmless:
@@ -366,7 +571,7 @@ plt.show()
 assert not np.allclose(augmented[0], example[0]), "augmentation should change the image"
 
 # %% [markdown]
-# ## 10. The `tf.data` pipeline
+# ## 12. The `tf.data` pipeline
 #
 # `image_dataset` decodes the PNGs in parallel, resizes them, caches the decoded images in memory,
 # shuffles, batches, augments on the batch, and prefetches so that the next batch is ready while
@@ -391,6 +596,13 @@ assert count == len(split["train"])
 # %% [markdown]
 # ## Summary
 #
+# * The real ChestX-ray14, from its shipped metadata: over half the films show no finding, the
+#   commonest finding is about a hundred times as frequent as the rarest, patients range from one film
+#   to well over a hundred, later follow-ups and AP (bedside) films are sicker: a model can learn the
+#   projection instead of the disease.
+# * The text-mined labels disagree with a radiologist panel far more than "90% accurate" suggests for
+#   the rare findings: agreement is high, kappa is low, and a model that reads films exactly like the
+#   panel scores well below 1 AUROC against the NIH labels (section 2).
 # * The NIH layout has traps (split header names, a trailing column, `Infiltrate` vs `Infiltration`):
 #   one reader handles them, for the real files and the synthetic ones alike.
 # * Split **by patient**, stratified so that every finding is in validation and test, and check it
