@@ -192,8 +192,8 @@ def bootstrap_auc(
     if refused:
         warnings.warn(
             f"bootstrap_auc: fewer than min_valid={min_valid} of {samples} replicates had both outcomes for "
-            f"{', '.join(refused)}: their interval is reported as nan (too few positives"
-            f"{' patients' if codes is not None else ''} to bootstrap; pool more data or lower min_valid knowingly).",
+            f"{', '.join(refused)}: their interval is reported as nan (too few positive "
+            f"{'patients' if codes is not None else 'images'} to bootstrap; pool more data or lower min_valid knowingly).",
             stacklevel=2,
         )
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -203,7 +203,7 @@ def bootstrap_auc(
 
 
 def published_auroc() -> pd.DataFrame:
-    """Published per-class ROC AUC on ChestX-ray14 (Wang 2017, CheXNet, Deep MedIA) from data_manifests/. Taught in 02_densenet_transfer."""
+    """Published per-class ROC AUC on ChestX-ray14 (Wang 2017, CheXNet, Deep MedIA) from data_manifests/; sources and splits in .attrs. Taught in 02_densenet_transfer."""
     import json
 
     from helpers.datasets import MANIFEST_DIR
@@ -213,6 +213,7 @@ def published_auroc() -> pd.DataFrame:
         data = json.load(f)
     table = pd.DataFrame.from_dict(data["auroc"], orient="index").astype(float)
     table.attrs["sources"] = data["sources"]
+    table.attrs["splits"] = data["splits"]  # which split each column was measured on: not all the official one
     return table
 
 

@@ -315,6 +315,15 @@ def test_labels_and_scores_are_checked_at_every_entry(scored):
         metrics.threshold_metrics(y, s, pd.Series({"A": 0.5, "B": 0.5}), LABELS)
 
 
+def test_published_auroc_says_which_split_each_column_used():
+    table = metrics.published_auroc()
+    splits = table.attrs["splits"]
+    assert set(splits) == set(table.columns) == set(table.attrs["sources"])
+    assert "official" in splits["wang2017"] and "not the official" in splits["chexnet2017"]
+    assert table.loc["Atelectasis", "chexnet2017"] == 0.8094 and table["wang2017"].notna().sum() == 14
+    assert not any("../shared" in text for text in table.attrs["sources"].values())
+
+
 def test_load_classifier_needs_no_other_import(tmp_path):
     """A fresh process that imports only helpers.models can load a model saved with the weighted loss."""
     import subprocess
