@@ -641,7 +641,7 @@ per_finding.round(2)
 #   (attributions sum to f(x) - f(baseline)) checks the integral.
 # * Grad-CAM weighs the last feature map's channels by their mean gradient: class-specific and robust,
 #   but only as fine as that map (4x4 at 128 px for DenseNet121): a box no cell's peak reaches can
-#   never be hit (`explain.pointing_ceiling`). Block 4's 8x8 map raises that ceiling; guided Grad-CAM
+#   never be hit (`explain.pointing_ceiling`). Block 4's 8x8 map can raise that ceiling; guided Grad-CAM
 #   adds pixel detail.
 # * Grad-CAM++ explains the logit (its closed form is exact only there) and weighs positions as well as
 #   channels: after global average pooling it barely differs from Grad-CAM at the last layer, more so
