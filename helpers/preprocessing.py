@@ -99,8 +99,13 @@ def _is_paths(items) -> bool:
     """True for a non-empty list, tuple, array or pandas Series of file paths."""
     if isinstance(items, (str, os.PathLike)) or not hasattr(items, "__len__") or isinstance(items, tf.data.Dataset):
         return False
-    if hasattr(items, "dtype") and np.dtype(items.dtype).kind not in "OUS":
-        return False
+    if hasattr(items, "dtype"):
+        try:
+            kind = np.dtype(items.dtype).kind
+        except TypeError:  # pandas' own string dtype (the default for text columns in pandas 3)
+            kind = "O"
+        if kind not in "OUS":
+            return False
     first = next(iter(items), None) if len(items) else None
     return isinstance(first, (str, os.PathLike))
 
@@ -213,7 +218,7 @@ PRESETS = {
     "chest_xray": ("rotate", "shift", "zoom", "contrast", "brightness", "erase", "shear"),
     # A fundus photograph has no fixed up: flips and quarter turns are plausible.
     "fundus": ("hflip", "vflip", "rot90", "contrast", "brightness"),
-    # Everything in the lecture's list (../shared/references/002), for comparison.
+    # Every augmentation the series offers, for comparison.
     "all": AUGMENTATIONS,
 }
 
