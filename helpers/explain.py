@@ -220,7 +220,7 @@ def _pre_activation(layer, inputs):
 def check_logit_head(model: keras.Model) -> str:
     """Raise ExplainError unless the model's output layer exposes a pre-activation (Dense/Conv with an activation, or an Activation layer); return its name. Taught in 05_saliency."""
     layer = _output_layer(model)
-    if isinstance(layer, keras.layers.Activation) or hasattr(layer, "activation"):
+    if _has_logit_head(model):
         return layer.name
     raise ExplainError(
         f"{model.name}: the output layer {layer.name!r} ({type(layer).__name__}) has no activation to strip, so the "
@@ -229,30 +229,39 @@ def check_logit_head(model: keras.Model) -> str:
     )
 
 
-def _cam_function(model: keras.Model, layer_name: str, logit: bool = False) -> Callable:
+def _has_logit_head(model: keras.Model) -> bool:
+    layer = _output_layer(model)
+    return isinstance(layer, keras.layers.Activation) or hasattr(layer, "activation")
+
+
+def _cam_function(model: keras.Model, layer_name: str) -> Callable:
+    """(images, weights, on_logit) -> (scores, features, d score / d features), one trace per model and layer.
+
+    ``on_logit`` (0.0 or 1.0) picks the score: the probability (Grad-CAM) or the output layer's
+    pre-activation (Grad-CAM++). Both run through one graph: score = (1 - on_logit) p + on_logit z, and
+    the factor 0 or 1 leaves the chosen gradient exact, so DenseNet is traced once per layer, not twice.
+    """
     per_model = _cam_fns.setdefault(model, {})
-    fn = per_model.get((layer_name, logit))
+    fn = per_model.get(layer_name)
     if fn is None:
-        if logit:
-            head = _output_layer(model)
-            check_logit_head(model)
-            extractor = keras.Model(_inputs(model), [model.get_layer(layer_name).output, head.input])
-        else:
-            head = None
-            extractor = keras.Model(_inputs(model), [model.get_layer(layer_name).output, model.outputs[0]])
+        head = _output_layer(model) if _has_logit_head(model) else None
+        last = head.input if head is not None else model.outputs[0]
+        extractor = keras.Model(_inputs(model), [model.get_layer(layer_name).output, last])
 
         # autograph=False: Keras layers need no Python-to-graph conversion, and skipping it traces DenseNet
         # about five times faster.
-        @tf.function(input_signature=_signature(model), reduce_retracing=True, autograph=False)
-        def fn(images, weights):
+        @tf.function(input_signature=_signature(model) + [tf.TensorSpec((), tf.float32)], reduce_retracing=True,
+                     autograph=False)
+        def fn(images, weights, on_logit):
             with tf.GradientTape() as tape:
                 features, outputs = extractor(images, training=False)
                 if head is not None:
-                    outputs = _pre_activation(head, outputs)
+                    logits = _pre_activation(head, outputs)
+                    outputs = (1.0 - on_logit) * head.activation(logits) + on_logit * logits
                 scores = _score(outputs, weights)
             return scores, features, tape.gradient(scores, features)
 
-        per_model[(layer_name, logit)] = fn
+        per_model[layer_name] = fn
     return fn
 
 
@@ -473,11 +482,14 @@ def _cam_inputs(model, images, class_index, region, layer_name, batch_size, logi
     images = _check_images(model, images)
     check_flat(model)
     layer_name = _check_layer(model, layer_name)
+    if logit:
+        check_logit_head(model)
     weights = _output_weights(model, images, class_index, region)
-    fn = _cam_function(model, layer_name, logit)
+    fn = _cam_function(model, layer_name)
+    on_logit = tf.constant(1.0 if logit else 0.0)
     features, grads = [], []
     for start in range(0, len(images), batch_size):
-        _, f, g = fn(tf.constant(images[start:start + batch_size]), tf.constant(weights[start:start + batch_size]))
+        _, f, g = fn(tf.constant(images[start:start + batch_size]), tf.constant(weights[start:start + batch_size]), on_logit)
         features.append(f.numpy())
         grads.append(g.numpy())
     return images, np.concatenate(features), np.concatenate(grads)
