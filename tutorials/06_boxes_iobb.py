@@ -272,9 +272,10 @@ otsu_mask, otsu_level = boxes.threshold_mask(heat, method="otsu")
 fig, axes = plt.subplots(1, 5, figsize=(15, 3))
 axes[0].imshow(cams[example], cmap="jet"), axes[0].set_title(f"Grad-CAM at {image_size} px")
 axes[1].imshow(heat, cmap="jet"), axes[1].set_title(f"upsampled to {heat.shape[1]} px, 0..255")
-axes[2].imshow(boxes.threshold_mask(heat, 0.4)[0], cmap="gray"), axes[2].set_title("> 0.4 x max")
-axes[3].imshow(mask, cmap="gray"), axes[3].set_title(f"> {box_threshold} x max")
-axes[4].imshow(otsu_mask, cmap="gray"), axes[4].set_title(f"Otsu (level {otsu_level:.0f})")
+# Kept pixels in mid grey (vmax=2), so the white truth box shows on both sides of the mask.
+axes[2].imshow(boxes.threshold_mask(heat, 0.4)[0], cmap="gray", vmin=0, vmax=2), axes[2].set_title("> 0.4 x max")
+axes[3].imshow(mask, cmap="gray", vmin=0, vmax=2), axes[3].set_title(f"> {box_threshold} x max")
+axes[4].imshow(otsu_mask, cmap="gray", vmin=0, vmax=2), axes[4].set_title(f"Otsu (level {otsu_level:.0f})")
 for row in helper_boxes.itertuples():
     viz.draw_box(axes[3], (row.x, row.y, row.w, row.h), "prediction")
 viz.draw_box(axes[3], truth[example], "truth")
