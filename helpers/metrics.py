@@ -129,13 +129,16 @@ def _bootstrap_arguments(samples, confidence, min_valid, n_rows, groups) -> tupl
             f"samples must be a whole number >= {MIN_BOOTSTRAP_SAMPLES} (bootstrap replicates), not {samples!r}: "
             "with fewer, each tail of the interval rests on one or two replicates."
         )
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) or not 0 < confidence < 1:
-        hint = f" It looks like a percentage: pass {confidence / 100:g}." if 1 < confidence < 100 else ""
+    numeric = not isinstance(confidence, bool) and isinstance(confidence, (int, float, np.integer, np.floating))
+    if not numeric or not 0 < confidence < 1:
+        hint = f" It looks like a percentage: pass {confidence / 100:g}." if numeric and 1 < confidence < 100 else ""
         raise ValueError(f"confidence must be a fraction in (0, 1), e.g. 0.95, not {confidence!r}.{hint}")
     if min_valid is None:
         min_valid = math.ceil(0.9 * samples)
     if isinstance(min_valid, bool) or not isinstance(min_valid, (int, np.integer)) or not 1 <= min_valid <= samples:
         raise ValueError(f"min_valid must be a whole number from 1 to samples ({samples}), not {min_valid!r}.")
+    if n_rows == 0:
+        raise ValueError("no images to bootstrap: y_true and y_score are empty.")
     codes = None
     if groups is not None:
         groups = np.asarray(groups)

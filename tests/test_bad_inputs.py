@@ -449,6 +449,10 @@ case("uncertainty/decompose_logits", DataError, "MC samples", "sigmoid")(
     lambda tmp: _uncertainty.decompose(np.full((3, 5), 2.0)))
 case("uncertainty/decompose_one_sample", ValueError, "T >= 2")(
     lambda tmp: _uncertainty.decompose(np.full((1, 5), 0.5)))
+case("metrics/bootstrap_confidence_text", ValueError, "confidence", "fraction in (0, 1)", "'95'")(
+    lambda tmp: _metrics.bootstrap_auc(_Y, _S, _AB, confidence="95"))
+case("metrics/bootstrap_empty", ValueError, "no images to bootstrap")(
+    lambda tmp: _metrics.bootstrap_auc(np.zeros((0, 2)), np.zeros((0, 2)), _AB))
 
 # ---- explain and boxes --------------------------------------------------------------------------
 
