@@ -7,7 +7,7 @@ The loaders in ``helpers.datasets`` read these files and the real ones through t
 
 Command line::
 
-    python -m helpers.synthetic [--profile smoke|lab|full] [--dataset nih|drive|all] [--force]
+    python -m helpers.synthetic [--profile smoke|lab|full] [--dataset nih|drive|dsb2018|all] [--force]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from helpers import config as _config
+from helpers import synthetic_cells as _cells
 from helpers.datasets import BOX_LABELS, LABELS
 from helpers.errors import DataError
 
@@ -927,7 +928,7 @@ def write_drive(root, *, train_ids=range(21, 41), test_ids=range(1, 21), seed: i
 
 
 def _params(name: str, profile: str) -> dict:
-    sizes = NIH_SIZES if name == "nih" else DRIVE_SIZES
+    sizes = {"nih": NIH_SIZES, "drive": DRIVE_SIZES, _cells.NAME: _cells.SIZES}[name]
     return {k: (list(v) if isinstance(v, (range, tuple, list)) else v) for k, v in sizes[profile].items()}
 
 
@@ -940,7 +941,7 @@ def _is_complete(path: Path, expected: dict) -> bool:
         found = json.loads((path / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    key_file = path / ("Data_Entry_2017.csv" if expected["dataset"] == "nih" else "training")
+    key_file = path / {"nih": "Data_Entry_2017.csv", "drive": "training", _cells.NAME: _cells.TRAIN_FOLDER}[expected["dataset"]]
     return found == expected and key_file.exists()
 
 
@@ -950,16 +951,20 @@ def _generate(path: Path, name: str, params: dict, seed: int, force: bool = Fals
         return path
     if not quiet:
         what = f"{len(_nih_plan(params['patients'], seed))} images" if name == "nih" else (
-            f"{len(params['train_ids']) + len(params['test_ids'])} photographs")  # fmt: skip
-        print(f"Writing synthetic {'NIH' if name == 'nih' else 'DRIVE'}-layout data ({what}) to {path} ...", flush=True)
+            f"{len(params['train_ids']) + len(params['test_ids'])} photographs" if name == "drive" else
+            f"{params['images']} nuclei images")  # fmt: skip
+        layout = {"nih": "NIH", "drive": "DRIVE", _cells.NAME: "Data Science Bowl 2018"}[name]
+        print(f"Writing synthetic {layout}-layout data ({what}) to {path} ...", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the finished dataset is an ordinary folder
     try:
         if name == "nih":
             write_nih(tmp, seed=seed, **params)
-        else:
+        elif name == "drive":
             write_drive(tmp, seed=seed, **params)
+        else:
+            _cells.write_nuclei(tmp, seed=seed, **params)
         (tmp / MARKER).write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         if not force and _is_complete(path, expected):  # another process finished first
             shutil.rmtree(tmp, ignore_errors=True)
@@ -1005,7 +1010,7 @@ def ensure(cfg, name: str) -> Path:
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.synthetic", description="Write the synthetic datasets.")
     parser.add_argument("--profile", choices=_config.PROFILES, help="size to write (default: MEDXAI_PROFILE)")
-    parser.add_argument("--dataset", choices=("nih", "drive", "all"), default="all")
+    parser.add_argument("--dataset", choices=(*_config.DATASETS, "all"), default="all")
     parser.add_argument("--force", action="store_true", help="write again even if a complete copy exists")
     args = parser.parse_args(argv)
     env_cfg = _config.load()

@@ -1,0 +1,184 @@
+"""Nuclei images in the 2018 Data Science Bowl (BBBC038) layout: the reader, its checks, splits, the two-output U-Net.
+
+Layout (the real ``stage1_train.zip`` unpacks to it; ``helpers.synthetic_cells`` writes it)::
+
+    <root>/[stage1_train/]<image_id>/images/<image_id>.png
+    <root>/[stage1_train/]<image_id>/masks/<mask_id>.png      one binary mask per nucleus
+
+``read_nuclei`` finds the records and names every folder that breaks the layout; ``load_nuclei``
+decodes one image and stacks its masks into an instance label map, naming the mask file that is of
+the wrong size, empty, not binary, or overlapping another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from helpers.errors import DataError
+
+TRAIN_FOLDER = "stage1_train"
+OVERLAP_MODES = ("raise", "first")
+_MAX_LISTED = 10
+
+
+@dataclass(frozen=True)
+class NucleiRecord:
+    """One image of the nuclei dataset: its ID, image file and one mask file per nucleus. Taught in 08_cells_counting."""
+
+    id: str
+    image: Path
+    masks: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class NucleiDataset:
+    """The records of one nuclei folder, sorted by image ID. Taught in 08_cells_counting."""
+
+    root: Path
+    records: list[NucleiRecord]
+
+
+def read_nuclei(root) -> NucleiDataset:
+    """Find every ``<id>/images/<id>.png`` with its ``<id>/masks/*.png`` under ``root`` (or root/stage1_train), naming each broken folder. Taught in 08_cells_counting."""
+    root = Path(root).expanduser().absolute()
+    if not root.is_dir():
+        raise DataError(
+            f"{root}: folder not found. Point read_nuclei at the unpacked stage1_train/ folder (or the folder "
+            "holding it); the layout is in data_manifests/dsb2018.md."
+        )
+    base = root / TRAIN_FOLDER if (root / TRAIN_FOLDER).is_dir() else root
+    folders = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    records, problems = [], []
+    for folder in folders:
+        image = folder / "images" / f"{folder.name}.png"
+        masks = tuple(sorted(p for p in (folder / "masks").glob("*.png"))) if (folder / "masks").is_dir() else ()
+        if not image.is_file():
+            found = sorted(p.name for p in (folder / "images").glob("*")) if (folder / "images").is_dir() else []
+            problems.append(
+                f"{image.relative_to(base)} is missing" + (f" (images/ holds {', '.join(found[:3])})" if found else "")
+            )
+        elif not masks:
+            problems.append(f"{folder.name}/masks/ has no PNG mask: an image without masks cannot be scored or trained on")
+        else:
+            records.append(NucleiRecord(folder.name, image, masks))
+    if problems:
+        shown = problems[:_MAX_LISTED] + ([f"... and {len(problems) - _MAX_LISTED} more"] if len(problems) > _MAX_LISTED else [])
+        raise DataError(
+            f"{base}: {len(problems)} image folder(s) break the Data Science Bowl layout "
+            "(<id>/images/<id>.png and <id>/masks/*.png):\n  " + "\n  ".join(shown)
+            + "\nRestore them from the download, or move them out of the folder (data_manifests/dsb2018.md)."
+        )
+    if not records:
+        raise DataError(
+            f"{base}: no image folders (<id>/images/<id>.png with <id>/masks/*.png) found. Point read_nuclei at "
+            "the unpacked stage1_train/ folder; test folders without masks cannot be read."
+        )
+    return NucleiDataset(root=base, records=records)
+
+
+def _decode(path: Path, what: str) -> np.ndarray:
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return np.asarray(img)
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} file not found. Restore it from the download.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"{path}: cannot read the {what} ({err}): the file is corrupt or not a PNG; restore it.") from None
+
+
+def load_image(path) -> np.ndarray:
+    """A nuclei image as grey float32 HxW in [0, 1]: 8- or 16-bit, grey, RGB or RGBA (alpha dropped, channels averaged). Taught in 08_cells_counting."""
+    path = Path(path)
+    raw = _decode(path, "image")
+    if raw.ndim == 3:
+        if raw.shape[-1] in (2, 4):
+            raw = raw[..., :-1]  # alpha
+        raw = raw.mean(axis=-1) if raw.shape[-1] > 1 else raw[..., 0]
+    if raw.ndim != 2 or min(raw.shape) < 8:
+        raise DataError(f"{path}: an image of shape {raw.shape}; expected a 2-D picture at least 8 pixels on each side.")
+    if raw.dtype == bool:
+        raise DataError(f"{path}: a 1-bit (black and white) picture, which looks like a mask, not a microscope image.")
+    top = 65535.0 if raw.max() > 255 else 255.0
+    return (raw.astype(np.float32) / top).astype(np.float32)
+
+
+def _mask(path: Path, shape: tuple[int, int], image: Path) -> np.ndarray:
+    raw = _decode(path, "mask")
+    if raw.ndim == 3:
+        raw = raw[..., 0]
+    if raw.shape != shape:
+        raise DataError(
+            f"{path}: the mask is {raw.shape[1]}x{raw.shape[0]} (WxH) but its image {image.name} is "
+            f"{shape[1]}x{shape[0]}: a mask must match its image pixel for pixel. Was one of them resized?"
+        )
+    values = np.unique(raw)
+    if not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255} or set(values.tolist()) <= {False, True}):
+        shown = ", ".join(str(v) for v in values[:6]) + (" ..." if len(values) > 6 else "")
+        raise DataError(
+            f"{path}: the mask is not binary: found values {shown}; expected 0 and 255 (or 0 and 1). "
+            "Was it resized with smoothing? Restore the original file."
+        )
+    mask = raw > 0
+    if not mask.any():
+        raise DataError(f"{path}: the mask is empty (all zero): a nucleus mask needs at least one pixel. Delete the file or restore it.")
+    return mask
+
+
+def load_nuclei(record: NucleiRecord, overlap: str = "raise") -> tuple[np.ndarray, np.ndarray]:
+    """One record as (grey image float32 HxW in [0, 1], instance labels int32 HxW, 0 = background, k = the k-th mask file). Taught in 08_cells_counting."""
+    if overlap not in OVERLAP_MODES:
+        raise ValueError(f"overlap must be 'raise' or 'first' (the earlier mask keeps shared pixels), not {overlap!r}.")
+    image = load_image(record.image)
+    if not record.masks:
+        raise DataError(f"{record.image}: this image has no masks; pass a record from read_nuclei.")
+    labels = np.zeros(image.shape, np.int32)
+    for k, path in enumerate(record.masks, start=1):
+        mask = _mask(Path(path), image.shape, Path(record.image))
+        taken = mask & (labels > 0)
+        if taken.any():
+            if overlap == "raise":
+                other = record.masks[int(np.bincount(labels[taken]).argmax()) - 1]
+                raise DataError(
+                    f"{path}: overlaps {Path(other).name} on {int(taken.sum())} pixel(s); the Data Science Bowl masks "
+                    "do not overlap. Fix the masks, or pass overlap='first' to give shared pixels to the earlier mask."
+                )
+            mask &= ~taken
+        labels[mask] = k
+    return image, labels
+
+
+def split_records(records, fractions=(0.6, 0.15, 0.25), seed: int = 42) -> dict[str, list[NucleiRecord]]:
+    """Records shuffled by ``seed`` and cut into train / val / test by ``fractions`` (each part non-empty). Taught in 08_cells_counting."""
+    records = list(records)
+    fractions = np.asarray(fractions, dtype=float)
+    if fractions.shape != (3,) or (fractions <= 0).any() or abs(fractions.sum() - 1) > 1e-6:
+        raise ValueError(f"fractions must be three positive numbers (train, val, test) that add up to 1, not {tuple(fractions)}.")
+    if len(records) < 3:
+        raise ValueError(f"{len(records)} record(s): a train / val / test split needs at least 3.")
+    order = np.random.default_rng(seed).permutation(len(records))
+    n_val = max(1, int(round(fractions[1] * len(records))))
+    n_test = max(1, int(round(fractions[2] * len(records))))
+    n_train = len(records) - n_val - n_test
+    if n_train < 1:
+        raise ValueError(f"{len(records)} records leave no training image with fractions {tuple(fractions)}.")
+    parts = np.split(order, [n_train, n_train + n_val])
+    return {name: [records[i] for i in part] for name, part in zip(("train", "val", "test"), parts)}
+
+
+def nuclei_unet(base_filters: int = 8, depth: int = 3, dropout_rate: float = 0.1, normalization=None):
+    """models.unet with a 2-channel sigmoid head: channel 0 the nucleus foreground, channel 1 the nucleus cores (markers). Taught in 08_cells_counting."""
+    import keras
+
+    from helpers import models
+
+    base = models.unet(
+        base_filters=base_filters, depth=depth, dropout_rate=dropout_rate, normalization=normalization, name="nuclei_unet"
+    )
+    features = base.get_layer("vessels").input
+    outputs = keras.layers.Conv2D(2, 1, activation="sigmoid", dtype="float32", name="foreground_and_cores")(features)
+    return keras.Model(base.inputs, outputs, name=base.name)
