@@ -491,8 +491,10 @@ assert np.array_equal(np.asarray(original_head(features["test"])), before), "fin
 # %% [markdown]
 # Check that sampling the head on pooled features is the same as sampling the whole clone on images:
 # the two means must agree within sampling error. The standard error of the difference of two means
-# comes from the samples themselves, $\sqrt{s_1^2/T_1 + s_2^2/T_2}$; with 28 outputs compared, a gap
-# beyond 4 standard errors would be a real difference, not chance.
+# comes from the samples themselves, $\sqrt{s_1^2/T_1 + s_2^2/T_2}$. With 28 outputs compared and the
+# standard error itself estimated from 30 samples, chance alone passes 4 standard errors now and then
+# (about once in 90 runs) but 5 almost never (below once in 1000); a real difference, such as dropout
+# in another place, does not shrink as T grows and soon exceeds it.
 
 # %%
 few = chest[:2]
@@ -502,7 +504,7 @@ standard_error = np.sqrt(whole_draws.var(0, ddof=1) / len(whole_draws) + head_dr
 z = np.abs(whole_draws.mean(0) - head_draws.mean(0)) / standard_error
 print(f"whole clone (T={check_samples}) vs head only (T=200): largest gap {z.max():.2f} standard errors "
       f"(max |difference| {np.abs(whole_draws.mean(0) - head_draws.mean(0)).max():.4f})")
-assert z.max() < 4, "the head-only shortcut samples a different distribution from the whole clone"
+assert z.max() < 5, "the head-only shortcut samples a different distribution from the whole clone"
 cls = uncertainty.decompose(uncertainty.mc_predict(head, features["test"], samples=mc_samples))
 kernel, bias = (np.asarray(w) for w in head.layers[-1].weights)
 dropout_off = 1 / (1 + np.exp(-(features["test"] @ kernel + bias)))  # inverted dropout: no rescaling at test time
