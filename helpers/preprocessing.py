@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import warnings
@@ -369,9 +370,12 @@ def image_dataset(
         ds = ds.cache()  # decoded once: later epochs read from memory
     elif cache == "disk":
         # Decoded once into files under cache_dir: later epochs (and later runs with the same files) read them.
+        # The file name fingerprints the paths, labels and size, so two splits never share a cache.
         folder = Path(cache_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        ds = ds.cache(str(folder / f"images_{image_size}px_{channels}ch_{len(paths)}"))
+        digest = hashlib.sha1("\n".join(paths).encode())
+        digest.update(b"" if labels is None else labels.tobytes())
+        ds = ds.cache(str(folder / f"images_{image_size}px_{channels}ch_{len(paths)}_{digest.hexdigest()[:12]}"))
     if shuffle:
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)

@@ -190,3 +190,16 @@ def test_pipeline_failure_names_the_file_inside_model_fit(tmp_path):
     ds = preprocessing.image_dataset(paths, np.eye(4)[:, :2], image_size=16, batch_size=2)
     with pytest.raises(Exception, match=r"2\.png: cannot read or decode this PNG \(corrupt"):
         model.fit(ds, epochs=1, verbose=0, shuffle=False)
+
+
+def test_disk_caches_of_two_splits_do_not_mix(tmp_path):
+    """Two splits of the same size and image size, cached in one folder, each read back their own images."""
+    for i in range(4):
+        Image.fromarray(np.full((16, 16), 40 * (i + 1), np.uint8)).save(tmp_path / f"{i}.png")
+    first, second = [tmp_path / "0.png", tmp_path / "1.png"], [tmp_path / "2.png", tmp_path / "3.png"]
+    means = []
+    for split in (first, second):
+        ds = preprocessing.image_dataset(split, image_size=8, batch_size=2, cache="disk", cache_dir=tmp_path / "cache")
+        means.append(float(np.concatenate(list(ds)).mean()))
+    np.testing.assert_allclose(means, [60 / 255, 140 / 255], atol=1e-3)
+    assert len(list((tmp_path / "cache").glob("*.index"))) == 2
