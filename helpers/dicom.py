@@ -119,7 +119,7 @@ def read_radiograph(path, *, keep_identity: bool = False) -> Radiograph:
     return Radiograph(
         image=image,
         pixel_spacing=_spacing(ds),
-        modality=str(ds.Modality),
+        modality=str(ds.Modality).strip().upper(),
         photometric=str(ds.PhotometricInterpretation),
         bits_stored=int(ds.BitsStored),
         window=window,
@@ -136,12 +136,13 @@ def _read(path: Path) -> pydicom.Dataset:
         return pydicom.dcmread(path)
     except InvalidDicomError:
         head, size = path.read_bytes()[:8], path.stat().st_size
-        if 0 < size < 132:  # a DICOM preamble may hold any bytes (even a TIFF header): too short to tell
+        for magic, kind, todo in _SIGNATURES:
+            # A DICOM preamble may itself be a TIFF header (dual-format files): a short one may be a cut DICOM.
+            if head.startswith(magic) and not (kind == "a TIFF image" and size < 132):
+                raise DataError(f"{path}: not a DICOM file but {kind} (its first bytes say so); {todo}.") from None
+        if 0 < size < 132:
             raise DataError(f"{path}: only {size} bytes, shorter than a DICOM file's preamble and 'DICM' marker: "
                             "truncated, or not DICOM. Copy it again from the source.") from None
-        for magic, kind, todo in _SIGNATURES:
-            if head.startswith(magic):
-                raise DataError(f"{path}: not a DICOM file but {kind} (its first bytes say so); {todo}.") from None
         found = "an empty file" if not head else "no 'DICM' marker at byte 128"
         raise DataError(f"{path}: not a DICOM file ({found}). Export the image from the PACS or viewer as a "
                         "DICOM Part 10 file (with its file meta header).") from None
@@ -156,7 +157,7 @@ def _told(caught) -> str:
 
 
 def _check_header(path: Path, ds: pydicom.Dataset, caught) -> None:
-    modality = str(ds.get("Modality", "")) or None
+    modality = str(ds.get("Modality", "")).strip().upper() or None
     if "PixelData" not in ds:
         sop_class = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID")
         kind = getattr(sop_class, "name", None) or "object of unknown class"
@@ -165,8 +166,9 @@ def _check_header(path: Path, ds: pydicom.Dataset, caught) -> None:
             raise DataError(f"{path}: an image header ({kind}{rows}) but no Pixel Data "
                             f"(7FE0,0010): the file is truncated ({path.stat().st_size:,} bytes).{_told(caught)} "
                             "Copy it again from the source.")
-        raise DataError(f"{path}: no Pixel Data (7FE0,0010): a {modality or 'DICOM'} {kind}, not an image, or a "
-                        f"file truncated before its image ({path.stat().st_size:,} bytes). Pass the radiograph's file.")
+        raise DataError(f"{path}: no Pixel Data (7FE0,0010): a {kind} (Modality {modality or 'missing'}), not an "
+                        f"image, or a file truncated before its image ({path.stat().st_size:,} bytes). Pass the "
+                        "radiograph's file.")
     if modality not in MODALITIES:
         raise DataError(f"{path}: Modality {modality or 'missing'}, not a projection radiograph; accepted: "
                         f"{', '.join(MODALITIES)} (computed, digital, film radiography). CT/MR slices and other "

@@ -568,6 +568,113 @@ case("viz/overlay_nan", DataError, "heatmap_overlay", "nan")(
 case("viz/draw_box_kind", ValueError, "truth", "prediction", "'ours'")(
     lambda tmp: _viz.draw_box(None, (0, 0, 1, 1), "ours"))
 
+# ---- dicom --------------------------------------------------------------------------------------
+
+import shutil as _dshutil  # noqa: E402 (imports of this section kept in it)
+
+from helpers import dicom as _dicom  # noqa: E402
+
+_DX = np.arange(64, dtype=np.uint16).reshape(8, 8)
+
+
+def _dcm(tmp, name="x.dcm", pixels=_DX, **elements):
+    """A small uncompressed DX file (or whatever ``elements`` make of it) in ``tmp``, then read it."""
+    return _dicom.read_radiograph(_dicom.write_dicom(tmp / name, pixels, **elements))
+
+
+def _dcm_cut(tmp, source, keep=0.5):
+    """The first ``keep`` of a pydicom-data file, copied into ``tmp``, then read."""
+    data = _dicom.example_path(source).read_bytes()
+    (tmp / f"cut_{source}").write_bytes(data[:int(len(data) * keep)])
+    return _dicom.read_radiograph(tmp / f"cut_{source}")
+
+
+def _dcm_copy(tmp, source):
+    return _dicom.read_radiograph(_dshutil.copy(_dicom.example_path(source), tmp / source))
+
+
+def _dcm_jpip(tmp):
+    """A DX whose transfer syntax (JPIP Referenced) pydicom has no decoder for."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    ds = pydicom.dcmread(_dicom.write_dicom(tmp / "jpip.dcm", _DX))
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.94"
+    ds.PixelData = encapsulate([bytes(16)])
+    ds.save_as(tmp / "jpip.dcm", enforce_file_format=True)
+    return _dicom.read_radiograph(tmp / "jpip.dcm")
+
+
+def _dcm_without_openjpeg(tmp):
+    """RG1_J2KR.dcm read as if pylibjpeg-openjpeg were not installed (pydicom's decoder state restored after)."""
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEG2000Lossless
+
+    decoder = get_decoder(JPEG2000Lossless)
+    saved = decoder._available, decoder._unavailable
+    decoder._available, decoder._unavailable = {}, {"pylibjpeg": ("pylibjpeg>=2.0", "pylibjpeg-openjpeg>=2.0")}
+    try:
+        return _dcm_copy(tmp, "RG1_J2KR.dcm")
+    finally:
+        decoder._available, decoder._unavailable = saved
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+case("dicom/png_renamed_dcm", DataError, "scan.dcm", "not a DICOM file but a PNG image", "preprocessing.read_image")(
+    lambda tmp: _Image.fromarray(np.zeros((200, 200), np.uint8)).save(tmp / "scan.dcm", format="PNG")
+    or _dicom.read_radiograph(tmp / "scan.dcm"))
+case("dicom/empty_file", DataError, "e.dcm", "an empty file", "DICOM Part 10")(
+    lambda tmp: _dicom.read_radiograph(_write(tmp / "e.dcm", b"")))
+case("dicom/text_file", DataError, "notes.dcm", "no 'DICM' marker at byte 128")(
+    lambda tmp: _dicom.read_radiograph(_write(tmp / "notes.dcm", b"patient notes\n" * 20)))
+case("dicom/shorter_than_preamble", DataError, "only 100 bytes", "truncated")(
+    lambda tmp: _dicom.read_radiograph(_write(tmp / "s.dcm", _dicom.example_path().read_bytes()[:100])))
+case("dicom/not_found", DataError, "gone.dcm", "not found")(lambda tmp: _dicom.read_radiograph(tmp / "gone.dcm"))
+case("dicom/folder", DataError, "is a folder", "one .dcm file")(lambda tmp: _dicom.read_radiograph(tmp))
+case("dicom/mr_slice", DataError, "mr.dcm", "Modality MR", "accepted: CR, DX, RG")(
+    lambda tmp: _dcm(tmp, "mr.dcm", modality="MR"))
+case("dicom/mammogram", DataError, "Modality MG", "not a projection radiograph")(
+    lambda tmp: _dcm(tmp, modality="MG"))
+case("dicom/modality_missing", DataError, "Modality missing", "pass a CR or DX file")(
+    lambda tmp: _dcm(tmp, modality=""))
+case("dicom/bad_sequence_ct", DataError, "bad_sequence.dcm", "Modality CT")(
+    lambda tmp: _dcm_copy(tmp, "bad_sequence.dcm"))
+case("dicom/multi_frame", DataError, "cine.dcm", "3 frames", "single-frame")(
+    lambda tmp: _dcm(tmp, "cine.dcm", np.zeros((12, 4), np.uint16), Rows=4, NumberOfFrames=3))
+case("dicom/colour_rgb", DataError, "colour image", "SamplesPerPixel 3", "MONOCHROME1 or MONOCHROME2")(
+    lambda tmp: _dcm(tmp, pixels=np.zeros((4, 12), np.uint8), Columns=4, SamplesPerPixel=3,
+                     PhotometricInterpretation="RGB", PlanarConfiguration=0))
+case("dicom/palette_colour", DataError, "PALETTE COLOR", "a radiograph is grey")(
+    lambda tmp: _dcm(tmp, photometric="PALETTE COLOR"))
+case("dicom/no_pixel_data", DataError, "rtplan.dcm", "no Pixel Data", "RT Plan Storage")(
+    lambda tmp: _dcm_copy(tmp, "rtplan.dcm"))
+case("dicom/truncated_jpeg2000", DataError, "cut_RG1_J2KR.dcm", "truncated", "End of file")(
+    lambda tmp: _dcm_cut(tmp, "RG1_J2KR.dcm"))
+case("dicom/truncated_uncompressed", DataError, "cut_RG1_UNCR.dcm", "cannot be decoded", "less than expected")(
+    lambda tmp: _dcm_cut(tmp, "RG1_UNCR.dcm"))
+case("dicom/unsupported_transfer_syntax", DataError, "jpip.dcm", "JPIP Referenced", "Explicit VR Little Endian")(
+    _dcm_jpip)
+case("dicom/missing_codec", DataError, "RG1_J2KR.dcm", "JPEG 2000", "pip install pylibjpeg pylibjpeg-openjpeg")(
+    _dcm_without_openjpeg)
+case("dicom/blank_image", DataError, "every pixel has the value 7", "blank image")(
+    lambda tmp: _dcm(tmp, pixels=np.full((4, 4), 7, np.uint16)))
+case("dicom/window_width_zero", DataError, "cannot be applied", "Window Width")(
+    lambda tmp: _dcm(tmp, WindowCenter=30, WindowWidth=0))
+case("dicom/header_bomb", DataError, "60000x60000", "decompression-bomb", "MAX_IMAGE_PIXELS")(
+    lambda tmp: _dcm(tmp, Rows=60000, Columns=60000))
+case("dicom/model_input_0_255", DataError, "to_model_input", "divide by 255")(
+    lambda tmp: _dicom.to_model_input(np.full((8, 8), 200.0), 4))
+case("dicom/model_input_rgb", ValueError, "HxW or HxWx1", "(8, 8, 3)")(
+    lambda tmp: _dicom.to_model_input(np.zeros((8, 8, 3)), 4))
+case("dicom/model_input_nan", DataError, "to_model_input", "nan", "(1, 2)")(
+    lambda tmp: _dicom.to_model_input(_with(np.zeros((4, 4)), (1, 2), np.nan), 4))
+case("dicom/model_input_size", ValueError, "size must be a positive whole number", "224.0")(
+    lambda tmp: _dicom.to_model_input(np.zeros((8, 8)), 224.0))
+
 
 # ---- the runner ---------------------------------------------------------------------------------
 
