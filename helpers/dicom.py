@@ -103,16 +103,28 @@ def read_radiograph(path, *, keep_identity: bool = False) -> Radiograph:
         raise DataError(f"{path}: DICOM file {what}. Check the path (one .dcm file per call).")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ds = _read(path)
-        _check_header(path, ds, caught)
-        pixels = _decode(path, ds, caught)
-        image, window, values = _grey_pipeline(path, ds, pixels)
+        try:
+            ds = _read(path)
+            result = _radiograph(path, ds, caught, keep_identity)
+        except DataError:
+            raise
+        except Exception as err:  # a value pydicom cannot convert, met deep inside it: said here, with the file
+            raise DataError(f"{path}: pydicom cannot read this file's header values ({type(err).__name__}: {err}). "
+                            "The file is corrupt or breaks the DICOM standard: export it again, or check it with "
+                            "dciodvfy or pydicom.") from None
     for warning in caught:  # pydicom's warnings, with the file they concern
         warnings.warn(f"{path.name}: {warning.message}", UserWarning, stacklevel=2)
     if str(ds.get("PresentationIntentType", "")).upper() == "FOR PROCESSING":
         warnings.warn(f"{path.name}: a DX 'FOR PROCESSING' image (raw detector data, not processed for viewing); "
                       "the classifier learnt from images processed for presentation: use the FOR PRESENTATION "
                       "export of this exam if there is one.", UserWarning, stacklevel=2)
+    return result
+
+
+def _radiograph(path: Path, ds: pydicom.Dataset, caught, keep_identity: bool) -> Radiograph:
+    _check_header(path, ds, caught)
+    pixels = _decode(path, ds, caught)
+    image, window, values = _grey_pipeline(path, ds, pixels)
     identity = None
     if keep_identity:
         identity = {key: str(ds.get(key)) for key in IDENTITY if key in ds}

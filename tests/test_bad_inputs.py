@@ -624,6 +624,13 @@ def _write(path, data: bytes):
     return path
 
 
+def _dcm_frames_text(tmp):
+    """NumberOfFrames (IS) holding 'tw' instead of a number: pydicom fails when the value is first used."""
+    path = _dicom.write_dicom(tmp / "frames.dcm", _DX, NumberOfFrames=1)
+    _write(path, path.read_bytes().replace(b"\x28\x00\x08\x00IS\x02\x001 ", b"\x28\x00\x08\x00IS\x02\x00tw"))
+    return _dicom.read_radiograph(path)
+
+
 case("dicom/png_renamed_dcm", DataError, "scan.dcm", "not a DICOM file but a PNG image", "preprocessing.read_image")(
     lambda tmp: _Image.fromarray(np.zeros((200, 200), np.uint8)).save(tmp / "scan.dcm", format="PNG")
     or _dicom.read_radiograph(tmp / "scan.dcm"))
@@ -664,6 +671,8 @@ case("dicom/blank_image", DataError, "every pixel has the value 7", "blank image
     lambda tmp: _dcm(tmp, pixels=np.full((4, 4), 7, np.uint16)))
 case("dicom/window_width_zero", DataError, "cannot be applied", "Window Width")(
     lambda tmp: _dcm(tmp, WindowCenter=30, WindowWidth=0))
+case("dicom/header_value_not_a_number", DataError, "frames.dcm", "cannot read this file's header values", "'tw'")(
+    _dcm_frames_text)
 case("dicom/header_bomb", DataError, "60000x60000", "decompression-bomb", "MAX_IMAGE_PIXELS")(
     lambda tmp: _dcm(tmp, Rows=60000, Columns=60000))
 case("dicom/model_input_0_255", DataError, "to_model_input", "divide by 255")(

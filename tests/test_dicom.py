@@ -171,6 +171,15 @@ def test_ct_mr_and_bad_sequence_are_refused_naming_the_file():
             dicom.read_radiograph(dicom.example_path(name))
 
 
+def test_a_value_pydicom_cannot_convert_is_named_at_our_boundary(tmp_path):
+    path = dicom.write_dicom(tmp_path / "odd.dcm", STORED, NumberOfFrames=1)
+    data = path.read_bytes()
+    assert data.count(b"\x28\x00\x08\x00IS\x02\x001 ") == 1  # the NumberOfFrames element, value "1 "
+    path.write_bytes(data.replace(b"IS\x02\x001 ", b"IS\x02\x00x1"))
+    with pytest.raises(DataError, match=r"odd.dcm: pydicom cannot read this file's header values \(ValueError: .*'x1'"):
+        dicom.read_radiograph(path)
+
+
 def test_multi_frame_is_refused(tmp_path):
     path = dicom.write_dicom(tmp_path / "cine.dcm", np.zeros((8, 4), np.uint16), Rows=4, NumberOfFrames=2)
     with pytest.raises(DataError, match=r"cine.dcm: 2 frames \(NumberOfFrames\); a radiograph has one"):
