@@ -61,7 +61,7 @@ import tensorflow as tf
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from helpers import config, datasets, errors, preprocessing, synthetic, viz
+from helpers import config, datasets, dicom, errors, preprocessing, synthetic, viz
 
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, scikit-learn {sklearn.__version__}")
 
@@ -372,8 +372,37 @@ boxes = [
     [(b.x, b.y, b.w, b.h, b.label) for b in nih.boxes[nih.boxes.image_index == name].itertuples()]
     for name in with_boxes
 ]
-viz.image_grid(images, titles=list(with_boxes), boxes=boxes, ncols=4)
+viz.image_grid(images, titles=[", ".join(sorted({b[4] for b in image_boxes})) for image_boxes in boxes], boxes=boxes, ncols=4)
 plt.show()
+
+# %% [markdown]
+# **A real chest radiograph, as a hospital stores it.** Hospitals keep DICOM files, not PNGs: the pixel
+# values pass through the modality LUT (rescale slope and intercept), then the VOI LUT or window that the
+# radiographer chose, and a `MONOCHROME1` image stores dense bone as *low* values, so it must be
+# inverted. `dicom.read_radiograph` does those steps with pydicom's own functions, and
+# `dicom.to_model_input` resizes the way the NIH PNGs were made (1024x1024, 8 bits) before the model's
+# size. This one is a real PA chest CR (`RG1_UNCR.dcm`, 15-bit, MONOCHROME1) from the `pydicom-data`
+# package; the printout carries no patient name or ID unless you ask for them (`keep_identity=True`).
+
+# %%
+radiograph = dicom.read_radiograph(dicom.example_path("RG1_UNCR.dcm"))
+print(radiograph)
+model_input = dicom.to_model_input(radiograph, image_size)
+fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
+axes[0].imshow(radiograph.image, cmap="gray", vmin=0, vmax=1)
+axes[0].set_title(f"real CR, {radiograph.photometric}")
+axes[1].imshow(model_input[..., 0], cmap="gray", vmin=0, vmax=1)
+axes[1].set_title(f"as the model sees it, {image_size} px")
+axes[2].imshow(images[0][..., 0], cmap="gray", vmin=0, vmax=1)
+axes[2].set_title("a synthetic film of the series")
+for ax in axes:
+    ax.axis("off")
+plt.show()
+height = model_input.shape[0]
+spine = model_input[height // 4 : 3 * height // 4, height // 2 - height // 16 : height // 2 + height // 16].mean()
+lungs = model_input[height // 4 : 3 * height // 4, height // 5 : height // 3].mean()
+print(f"after the inversion, spine and mediastinum {spine:.2f} vs a lung field {lungs:.2f}")
+assert spine > lungs + 0.05, "dense tissue must be bright: was MONOCHROME1 inverted?"
 
 # %% [markdown]
 # ## 7. Splits: by image (leaky) or by patient
