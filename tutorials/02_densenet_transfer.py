@@ -72,6 +72,7 @@ print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
 
 # %% tags=["parameters"]
 cfg = config.load()
+images_mode = "present"  # a partial NIH copy is fine: rows whose image is absent are left out and counted ("all": refuse)
 image_size = cfg.pick(smoke=64, lab=128, full=224)
 last_block = 5  # 5: all of DenseNet121 (features input/32 wide); 4: cut after block 4 (input/16)
 use_imagenet = cfg.pick(smoke=False, lab=models.imagenet_weights_path().is_file(), full=True)
@@ -102,7 +103,9 @@ model_path = cfg.models_dir / models.CLASSIFIER_FILE
 # lists, or in the smaller profiles, the stratified patient split of notebook 01.
 
 # %%
-nih = datasets.read_nih(synthetic.ensure(cfg, "nih"))
+nih = datasets.read_nih(synthetic.ensure(cfg, "nih"), images=images_mode)
+if len(nih.skipped):
+    print(f"{len(nih.skipped)} rows left out (a partial copy: images absent); reading {len(nih.entries)} images")
 if split_method == "official" and nih.official_split is not None:
     split = datasets.official_split(nih, val_fraction=0.1, seed=seed)
     split_used = "official NIH lists"

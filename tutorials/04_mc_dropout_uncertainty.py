@@ -74,6 +74,7 @@ print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
 
 # %% tags=["parameters"]
 cfg = config.load()
+images_mode = "present"  # a partial NIH copy is fine: rows whose image is absent are left out and counted ("all": refuse)
 mc_samples = cfg.pick(smoke=5, lab=30, full=50)  # T: stochastic forward passes per input
 test_photographs = cfg.pick(smoke=1, lab=4, full=20)  # DRIVE test photographs sampled at full size
 head_dropout_rate = 0.3  # dropout inserted before the DenseNet's head
@@ -138,7 +139,9 @@ else:
     classifier = models.densenet121_classifier(len(labels), cfg.pick(smoke=64, lab=128, full=224), weights=None)
     classifier_trained = False
 image_size = classifier.input_shape[1]
-nih = datasets.read_nih(synthetic.ensure(cfg, "nih"))
+nih = datasets.read_nih(synthetic.ensure(cfg, "nih"), images=images_mode)
+if len(nih.skipped):
+    print(f"{len(nih.skipped)} rows left out (a partial copy: images absent); reading {len(nih.entries)} images")
 if split_method == "official" and nih.official_split is not None:  # the same test images as notebook 02
     split = datasets.official_split(nih, val_fraction=0.1, seed=seed)
 else:

@@ -82,6 +82,7 @@ print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, tf-keras-vis {tf
 
 # %% tags=["parameters"]
 cfg = config.load()
+images_mode = "present"  # a partial NIH copy is fine: rows whose image is absent are left out and counted ("all": refuse)
 image_size = cfg.pick(smoke=64, lab=128, full=224)  # must match the classifier notebook 02 saved
 show_count = cfg.pick(smoke=2, lab=4, full=6)  # test images with a finding, shown method by method
 eval_count = cfg.pick(smoke=8, lab=64, full=400)  # test images with a box, for the localisation scores
@@ -113,7 +114,9 @@ unet_path = cfg.models_dir / models.UNET_FILE
 # w by the width, y and h by the height). For each image we explain the class of its first box.
 
 # %%
-nih = datasets.read_nih(synthetic.ensure(cfg, "nih"))
+nih = datasets.read_nih(synthetic.ensure(cfg, "nih"), images=images_mode)
+if len(nih.skipped):
+    print(f"{len(nih.skipped)} rows left out (a partial copy: images absent); reading {len(nih.entries)} images")
 split = datasets.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
 test_boxes = nih.boxes[nih.boxes.image_index.isin(split["test"].image_index)]
 test_boxes = test_boxes.drop_duplicates("image_index").reset_index(drop=True)  # one finding per image

@@ -66,6 +66,7 @@ print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, OpenCV {cv2.__ve
 
 # %% tags=["parameters"]
 cfg = config.load()
+images_mode = "present"  # a partial NIH copy is fine: rows whose image is absent are left out and counted ("all": refuse)
 image_size = cfg.pick(smoke=64, lab=128, full=224)  # must match the classifier notebook 02 saved
 box_threshold = 0.7  # keep heat above 70% of the maximum (method "fraction")
 threshold_method = "fraction"  # "fraction", "fixed" (a 0..255 value) or "otsu"
@@ -178,7 +179,9 @@ assert clipped == (1000.0, 900.0, 24.0, 60.0)
 # disjoint from the scored ones; validation boxes are used for neither.
 
 # %%
-nih = datasets.read_nih(synthetic.ensure(cfg, "nih"))
+nih = datasets.read_nih(synthetic.ensure(cfg, "nih"), images=images_mode)
+if len(nih.skipped):
+    print(f"{len(nih.skipped)} rows left out (a partial copy: images absent); reading {len(nih.entries)} images")
 split = datasets.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
 part_of = {name: nih.boxes.image_index.isin(part.image_index) for name, part in split.items()}
 test_boxes = nih.boxes[part_of["test"]].reset_index(drop=True)
