@@ -1,0 +1,694 @@
+"""One image in, one report out: findings, decisions, MC-dropout uncertainty, a referral flag, Grad-CAM and boxes.
+
+``ChestReporter`` turns one chest radiograph (PNG, JPEG or DICOM, or a float image) and a saved classifier into a
+``ChestReport``: per finding the probability, the decision at the threshold chosen on validation (notebook 02
+saves them beside the model), the MC-dropout mean, spread and mutual information (notebook 04), and for the
+findings predicted present only a Grad-CAM heatmap (notebook 05) and one box (notebook 06). The backbone runs
+once per image: one forward pass gives the last feature map, the pooled features and the probabilities; only the
+dropout head is sampled T times on the pooled features, and Grad-CAM, whose gradient through global average
+pooling and a dense sigmoid head has a closed form, is read off the same feature map (checked against
+``explain.grad_cam`` in tests/test_report.py).
+
+The referral rule (the numbers come from notebook 04, saved as ``<model>.referral.json``): refer the image to a
+radiologist when its mean mutual information over the findings is above the largest value notebook 04 kept when
+it referred the most uncertain ``refer_at`` fraction of its test images. Without that file nothing calibrates
+the flag, so the report refers every image and says why (a conservative default, not a measured one).
+
+``FundusReporter`` does the same for a fundus photograph and the vessel U-Net of notebook 03: vessel map (MC
+mean), epistemic map, refer flag. ``to_json``, ``to_html`` and ``to_png`` render either report. The command line
+``python -m helpers.report IMAGE... --model FILE --out DIR`` writes NAME.png, NAME.html and NAME.json per image.
+No patient name or ID is read into a report unless ``keep_identity=True`` (``--keep-identity``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from helpers import boxes as _boxes
+from helpers import config, datasets, dicom, errors, explain, models, preprocessing, uncertainty
+from helpers.errors import DataError
+
+THRESHOLDS_SUFFIX = ".thresholds.json"  # notebook 02: per-finding thresholds chosen on validation
+REFERRAL_SUFFIX = ".referral.json"  # notebook 04: the referral threshold of the mean mutual information
+MC_HEAD_SUFFIX = ".mc_head.keras"  # notebook 04: the dense head fine-tuned with dropout on pooled features
+BOX_SIZES_SUFFIX = ".box_sizes.json"  # optional: mean training box (w, h) per finding, for the Deep MedIA heuristic
+DEFAULT_HEAD_DROPOUT = 0.3  # notebook 04's rate, used when no fine-tuned head is saved
+DISPLAY_SIZE = 512  # the displayed image's side, at least (the model's input when larger)
+FUNDUS_SIDE = 584  # DRIVE's photograph height: a fundus photograph is resized so its larger side is this
+FUNDUS_REFER_FACTOR = 2.0  # refer a photograph whose mean epistemic is above this many times notebook 04's
+BOX_THRESHOLD = 0.5  # a box covers the heat above this fraction of the maximum (notebook 06's default)
+COLUMNS = ("probability", "threshold", "present", "mean", "spread", "mutual_information")
+_DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+
+
+class ReportError(DataError):
+    """An image, model or side file the report cannot use, naming the file, what was found and what to do. Taught in 07_report."""
+
+
+# --------------------------------------------------------------------------------------------
+# Files saved beside the model by notebooks 02 and 04
+# --------------------------------------------------------------------------------------------
+
+
+def side_file(model_path, suffix: str) -> Path:
+    """The file beside a saved model with the given suffix (densenet121_nih.keras -> densenet121_nih.thresholds.json). Taught in 07_report."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.stem + suffix)
+
+
+def save_thresholds(model_path, thresholds: pd.Series, *, method: str, split: str = "validation") -> Path:
+    """Write the per-finding thresholds (label order, method, split) as JSON beside the model. Taught in 02_densenet_transfer."""
+    values = errors.check_probabilities(np.asarray(thresholds, dtype=float), "thresholds")
+    payload = {"labels": [str(k) for k in thresholds.index], "thresholds": [float(v) for v in values],
+               "method": method, "chosen_on": split}
+    path = side_file(model_path, THRESHOLDS_SUFFIX)
+    path.write_text(json.dumps(payload, indent=1))
+    return path
+
+
+def load_thresholds(model_path, labels: Sequence[str]) -> tuple[pd.Series, str]:
+    """The thresholds notebook 02 saved beside the model, checked against the labels; (Series, method). Taught in 07_report."""
+    path = side_file(model_path, THRESHOLDS_SUFFIX)
+    if not path.is_file():
+        raise ReportError(
+            f"{Path(model_path).name}: no per-finding thresholds beside it ({path.name} is missing). Run notebook 02, "
+            "which chooses them on validation and saves them there, or pass thresholds=... (a Series by finding)."
+        )
+    try:
+        payload = json.loads(path.read_text())
+        saved_labels, values = list(payload["labels"]), list(payload["thresholds"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ReportError(f"{path}: not a thresholds file of notebook 02 ({type(err).__name__}: {err}). "
+                          "Run notebook 02 again to rewrite it.") from None
+    return _thresholds_series(pd.Series(values, index=saved_labels), labels, str(path)), str(payload.get("method", "?"))
+
+
+def _thresholds_series(thresholds, labels: Sequence[str], what: str) -> pd.Series:
+    if not isinstance(thresholds, pd.Series):
+        values = np.asarray(thresholds, dtype=float).reshape(-1)
+        if values.size != len(labels):
+            raise ReportError(f"{what}: {values.size} thresholds for {len(labels)} findings; pass one per finding "
+                              "(a Series indexed by finding names is safest).")
+        thresholds = pd.Series(values, index=list(labels))
+    missing = [label for label in labels if label not in thresholds.index]
+    if missing:
+        raise ReportError(f"{what}: no threshold for {', '.join(missing)} (it has {', '.join(map(str, thresholds.index))}). "
+                          "The thresholds belong to another label set: run notebook 02 again for this model.")
+    values = errors.check_probabilities(thresholds[list(labels)].to_numpy(dtype=float), what)
+    return pd.Series(values, index=list(labels), name="threshold")
+
+
+def save_referral(model_path, threshold: float, *, refer_at: float, samples: int, images: int,
+                  rule: str = "mean mutual information over the findings", **extra) -> Path:
+    """Write notebook 04's referral threshold (the largest uncertainty kept when refer_at is referred) beside the model. Taught in 04_mc_dropout_uncertainty."""
+    value = float(errors.check_finite(threshold, "referral threshold"))
+    payload = {"threshold": value, "refer_at": float(refer_at), "samples": int(samples), "images": int(images),
+               "rule": rule, **extra}
+    path = side_file(model_path, REFERRAL_SUFFIX)
+    path.write_text(json.dumps(payload, indent=1))
+    return path
+
+
+def referral_threshold(uncertainties, refer_at: float) -> float:
+    """The largest uncertainty kept when the most uncertain ``refer_at`` fraction is referred (as uncertainty.referral_curve keeps). Taught in 04_mc_dropout_uncertainty."""
+    values = np.sort(errors.check_finite(uncertainties, "uncertainties (one per case)").reshape(-1), kind="stable")
+    if values.size == 0:
+        raise ValueError("no uncertainties: the referral threshold needs at least one case.")
+    if not 0.0 <= refer_at < 1.0:
+        raise ValueError(f"refer_at must be in [0, 1), not {refer_at!r}.")
+    kept = len(values) - int(round(refer_at * len(values)))
+    return float(values[max(kept, 1) - 1])
+
+
+def load_referral(model_path) -> dict | None:
+    """Notebook 04's referral settings saved beside the model, or None when the file is absent. Taught in 07_report."""
+    path = side_file(model_path, REFERRAL_SUFFIX)
+    if not path.is_file():
+        return None
+    try:
+        payload = json.loads(path.read_text())
+        payload["threshold"] = float(errors.check_finite(payload["threshold"], f"{path.name} threshold"))
+    except (ValueError, KeyError, TypeError) as err:
+        raise ReportError(f"{path}: not a referral file of notebook 04 ({type(err).__name__}: {err}). "
+                          "Run notebook 04 again to rewrite it.") from None
+    return payload
+
+
+# --------------------------------------------------------------------------------------------
+# Reading one image
+# --------------------------------------------------------------------------------------------
+
+
+def _is_dicom(path: Path) -> bool:
+    if path.suffix.lower() in _DICOM_SUFFIXES:
+        return True
+    with open(path, "rb") as handle:
+        head = handle.read(132)
+    return head[128:132] == b"DICM"
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    """As preprocessing.image_dataset resizes a PNG: tf.image.resize, bilinear with antialias."""
+    return np.asarray(tf.image.resize(image[None, ..., None], (size, size), antialias=True)[0, ..., 0], np.float32)
+
+
+@dataclass
+class _Input:
+    model: np.ndarray  # size x size x 1 float32 [0, 1]
+    display: np.ndarray  # HxW float32 [0, 1]
+    source: str
+    details: dict
+    identity: dict | None = None
+
+
+def read_chest(path_or_array, size: int, *, display_size: int | None = None, source_name: str | None = None,
+               keep_identity: bool = False) -> _Input:
+    """A PNG, JPEG or DICOM chest radiograph (or HxW float image) as the model's input and the displayed image. Taught in 07_report."""
+    display_size = max(int(size), DISPLAY_SIZE) if display_size is None else int(display_size)
+    if isinstance(path_or_array, (str, Path)):
+        path = Path(path_or_array)
+        source = source_name or path.name
+        if not path.is_file():
+            what = "is a folder, not a file" if path.is_dir() else "not found"
+            raise ReportError(f"{path}: image {what}. Pass a PNG, JPEG or DICOM file.")
+        try:
+            if _is_dicom(path):
+                radiograph = dicom.read_radiograph(path, keep_identity=keep_identity)
+                details = {"format": "DICOM", "modality": radiograph.modality, "photometric": radiograph.photometric,
+                           "bits_stored": radiograph.bits_stored, "window": radiograph.window,
+                           "pixel_spacing_mm": radiograph.pixel_spacing,
+                           "original_size": list(radiograph.shape_original)}
+                return _Input(dicom.to_model_input(radiograph, size), dicom.to_model_input(radiograph, display_size)[..., 0],
+                              source, details, radiograph.identity)
+            image = preprocessing.read_image(path)
+        except DataError as err:
+            raise ReportError(str(err)) from None
+        if image.shape[-1] != 1:
+            raise ReportError(f"{path}: a colour image ({image.shape[1]}x{image.shape[0]}, {image.shape[-1]} channels), "
+                              "but a chest radiograph is grey. Export it as a grey PNG or send the DICOM file; for a "
+                              "fundus photograph use --kind fundus.")
+        details = {"format": path.suffix.lstrip(".").upper() or "image", "original_size": list(image.shape[:2])}
+        grey = image[..., 0]
+    else:
+        source = source_name or "image"
+        grey = _check_array(path_or_array, source)
+        details = {"format": "array", "original_size": list(grey.shape)}
+    if min(grey.shape) < 8:
+        raise ReportError(f"{source}: the image is {grey.shape[1]}x{grey.shape[0]} pixels, too small to be a radiograph.")
+    return _Input(_resize(grey, size)[..., None], _resize(grey, display_size), source, details)
+
+
+def _check_array(image, source: str) -> np.ndarray:
+    try:
+        array = errors.check_finite(image, source).astype(np.float32)
+    except DataError as err:
+        raise ReportError(str(err)) from None
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise ReportError(f"{source}: expected one grey image (HxW or HxWx1) in [0, 1], got shape {array.shape}.")
+    if array.min() < 0 or array.max() > 1:
+        raise ReportError(f"{source}: values from {array.min():g} to {array.max():g}; the report takes images in [0, 1] "
+                          "(divide 8-bit images by 255).")
+    return array
+
+
+# --------------------------------------------------------------------------------------------
+# The chest report
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChestReport:
+    """The report of one chest radiograph: findings table, refer flag and reason, heatmaps and boxes for present findings. Taught in 07_report."""
+
+    source: str
+    image: np.ndarray = field(repr=False)
+    findings: pd.DataFrame
+    refer: bool
+    refer_reason: str
+    heatmaps: dict = field(repr=False)
+    boxes: dict
+    samples: int
+    model: str
+    notes: list = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+    identity: dict | None = field(default=None, repr=False)
+    kind: str = "chest"
+
+    @property
+    def present(self) -> list[str]:
+        """The findings predicted present, in label order. Taught in 07_report."""
+        return list(self.findings.index[self.findings["present"]])
+
+
+def _output_layer(model):
+    return model.outputs[0]._keras_history[0]
+
+
+def _producer(tensor):
+    return tensor._keras_history[0]
+
+
+class ChestReporter:
+    """A chest X-ray classifier with its thresholds, MC-dropout head and referral rule, ready to report images. Taught in 07_report."""
+
+    def __init__(self, model: keras.Model, thresholds, *, labels: Sequence[str] = datasets.LABELS, samples: int = 20,
+                 referral: dict | None = None, mc_head: keras.Model | None = None, box_sizes: dict | None = None,
+                 name: str | None = None, seed: int | None = None):
+        labels = list(labels)
+        if model.output_shape[-1] != len(labels):
+            raise ReportError(f"{model.name}: the model predicts {model.output_shape[-1]} outputs for {len(labels)} labels.")
+        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
+            raise ReportError(f"samples must be a whole number >= 2 (a spread needs two draws), not {samples!r}.")
+        try:
+            explain.check_flat(model)
+        except explain.ExplainError as err:
+            raise ReportError(str(err)) from None
+        self.model, self.labels, self.samples = model, labels, int(samples)
+        self.name = name or model.name
+        self.thresholds = _thresholds_series(thresholds, labels, f"{self.name} thresholds")
+        self.referral, self.box_sizes, self.seed = referral, box_sizes or {}, seed
+        self.size = int(model.input_shape[1])
+        self.notes: list[str] = []
+        output = _output_layer(model)
+        if not isinstance(output, keras.layers.Dense) or getattr(output.activation, "__name__", "") != "sigmoid":
+            raise ReportError(f"{self.name}: the output layer {output.name!r} is not a dense sigmoid layer; the report "
+                              "needs a multi-label classifier ending in Dense(..., activation='sigmoid').")
+        pooled = output.input
+        before = _producer(pooled)
+        rate = None
+        if isinstance(before, keras.layers.Dropout):  # a classifier trained with dropout before its head
+            rate, pooled = before.rate, before.input
+        self.layer_name = explain.last_conv_layer(model)
+        feature_map = model.get_layer(self.layer_name).output
+        pooling = _producer(pooled)
+        # Grad-CAM in closed form needs: feature map -> global average pooling -> (dropout) -> dense sigmoid
+        self.closed_form = isinstance(pooling, keras.layers.GlobalAveragePooling2D) and pooling.input is feature_map
+        self.forward = keras.Model(model.inputs, [feature_map, pooled, model.outputs[0]], name=f"{self.name}_once")
+        self.head = self._mc_head(mc_head, output, rate, pooled.shape[-1])
+        self._forward = tf.function(lambda x: self.forward(x, training=False), reduce_retracing=True)
+
+    def _mc_head(self, mc_head, output, rate, width):
+        if mc_head is not None:
+            if tuple(mc_head.input_shape[1:]) != (width,) or mc_head.output_shape[-1] != len(self.labels):
+                raise ReportError(f"{mc_head.name}: the MC head takes {mc_head.input_shape[1:]} and gives "
+                                  f"{mc_head.output_shape[-1]}, but {self.name} pools {width} features into "
+                                  f"{len(self.labels)} findings: it was fine-tuned for another model.")
+            try:
+                uncertainty.check_mc_model(mc_head)
+            except ValueError as err:
+                raise ReportError(str(err)) from None
+            return mc_head
+        dense = output.__class__.from_config(output.get_config())
+        head = keras.Sequential([keras.Input((width,)), models.MCDropout(rate or DEFAULT_HEAD_DROPOUT, name="mc_dropout"),
+                                 dense], name=f"{self.name}_mc_head")
+        dense.set_weights(output.get_weights())
+        if rate is None:
+            self.notes.append(f"the head was not fine-tuned with dropout (no {MC_HEAD_SUFFIX} from notebook 04): "
+                              f"dropout {DEFAULT_HEAD_DROPOUT} is put before the trained head, so the spread is indicative only")
+        return head
+
+    @classmethod
+    def load(cls, model_path=None, *, samples: int = 20, cfg=None, thresholds=None, labels=datasets.LABELS,
+             seed: int | None = None) -> "ChestReporter":
+        """Load a saved classifier (safe mode) and the files beside it: thresholds (required), MC head, referral, box sizes. Taught in 07_report."""
+        cfg = cfg or config.load()
+        model_path = Path(model_path) if model_path is not None else cfg.models_dir / models.CLASSIFIER_FILE
+        try:
+            model = models.load_classifier(model_path, list(labels))
+        except (DataError, FileNotFoundError) as err:
+            raise ReportError(str(err)) from None
+        method = "given"
+        if thresholds is None:
+            thresholds, method = load_thresholds(model_path, labels)
+        mc_head = None
+        head_path = side_file(model_path, MC_HEAD_SUFFIX)
+        if head_path.is_file():
+            try:
+                mc_head = models.load_model(head_path)
+            except DataError as err:
+                raise ReportError(str(err)) from None
+        sizes_path = side_file(model_path, BOX_SIZES_SUFFIX)
+        box_sizes = None
+        if sizes_path.is_file():
+            box_sizes = {k: tuple(v) for k, v in json.loads(sizes_path.read_text()).items()}
+        reporter = cls(model, thresholds, labels=labels, samples=samples, referral=load_referral(model_path),
+                       mc_head=mc_head, box_sizes=box_sizes, name=model_path.name, seed=seed)
+        reporter.threshold_method = method
+        return reporter
+
+    # ---- the steps, public so notebook 07 can show them one by one
+
+    def features(self, images: np.ndarray):
+        """One backbone pass: (last feature maps, pooled features, probabilities) for a batch of model inputs. Taught in 07_report."""
+        fmap, pooled, probs = self._forward(tf.constant(np.asarray(images, np.float32)))
+        return fmap.numpy(), pooled.numpy(), probs.numpy()
+
+    def sample_head(self, pooled: np.ndarray, samples: int | None = None) -> np.ndarray:
+        """T samples of the dropout head on pooled features (T, N, findings); a fixed seed gives the same draws. Taught in 07_report."""
+        if self.seed is not None:
+            keras.utils.set_random_seed(self.seed)
+        return uncertainty.mc_predict(self.head, pooled, samples=samples or self.samples)
+
+    def grad_cam(self, image: np.ndarray, feature_map: np.ndarray, probabilities: np.ndarray, indices) -> np.ndarray:
+        """Grad-CAM of the given findings at the model's input size, from the one forward pass when the head allows. Taught in 07_report."""
+        indices = list(indices)
+        if not indices:
+            return np.zeros((0, self.size, self.size), np.float32)
+        if not self.closed_form:
+            batch = np.repeat(image[None], len(indices), axis=0)
+            return explain.grad_cam(self.model, batch, class_index=indices, layer_name=self.layer_name)
+        kernel = np.asarray(_output_layer(self.model).get_weights()[0])  # (features, findings)
+        p = probabilities[indices]
+        height, width = feature_map.shape[:2]
+        # d sigmoid(w . mean(A) + b) / d A_ijk = p (1 - p) w_k / (h w), the same at every position: its mean over
+        # positions is Grad-CAM's channel weight (Selvaraju et al. 2017)
+        weights = kernel[:, indices] * (p * (1 - p) / (height * width))[None, :]
+        cams = np.maximum(np.einsum("hwk,kc->chw", feature_map.astype(np.float32), weights.astype(np.float32)), 0)
+        return explain.normalize(explain.upsample(cams, (self.size, self.size)), "Grad-CAM")
+
+    def refer_rule(self, mean_mi: float) -> tuple[bool, str]:
+        """The referral decision and its stated reason for an image's mean mutual information. Taught in 07_report."""
+        if self.referral is None:
+            return True, (f"referred: no referral threshold was calibrated for this model (notebook 04 saves it as "
+                          f"{REFERRAL_SUFFIX} beside the model), so every image is referred by default; "
+                          f"mean mutual information {mean_mi:.4f} nats")
+        limit, refer_at = self.referral["threshold"], self.referral.get("refer_at", float("nan"))
+        refer = bool(mean_mi > limit)
+        verdict = "referred" if refer else "not referred"
+        sign = ">" if refer else "<="
+        return refer, (f"{verdict}: mean mutual information over the {len(self.labels)} findings {mean_mi:.4f} nats "
+                       f"{sign} {limit:.4f}, the value above which notebook 04 referred the most uncertain "
+                       f"{refer_at:.0%} of its test images (T={self.referral.get('samples', '?')})")
+
+    def report(self, path_or_array, *, source_name: str | None = None, keep_identity: bool = False) -> ChestReport:
+        """Report one chest radiograph (PNG, JPEG or DICOM path, or an HxW float image in [0, 1]). Taught in 07_report."""
+        item = read_chest(path_or_array, self.size, source_name=source_name, keep_identity=keep_identity)
+        fmap, pooled, probs = self.features(item.model[None])
+        draws = self.sample_head(pooled)[:, 0]
+        parts = uncertainty.decompose(draws)
+        probability = probs[0].astype(float)
+        table = pd.DataFrame({
+            "probability": probability, "threshold": self.thresholds.to_numpy(),
+            "present": probability >= self.thresholds.to_numpy(), "mean": parts.mean,
+            "spread": draws.std(axis=0), "mutual_information": parts.epistemic,
+        }, index=pd.Index(self.labels, name="finding"))
+        present = [i for i, flag in enumerate(table["present"]) if flag]
+        cams = self.grad_cam(item.model, fmap[0], probability, present)
+        height, width = item.display.shape
+        heatmaps, found = {}, {}
+        for cam, index in zip(cams, present):
+            label = self.labels[index]
+            heatmaps[label] = np.clip(cv2.resize(cam, (width, height), interpolation=cv2.INTER_LINEAR), 0, 1)
+            candidates = _boxes.heatmap_to_boxes(cam, (width, height), threshold=BOX_THRESHOLD)
+            if label in self.box_sizes:
+                w, h = self.box_sizes[label]
+                chosen = _boxes.choose_box(candidates, "deep_media", mean_size=(w * width, h * height))
+            else:
+                chosen = _boxes.choose_box(candidates, "largest")
+            if chosen is not None:
+                found[label] = tuple(float(chosen[c]) for c in ("x", "y", "w", "h"))
+        refer, reason = self.refer_rule(float(parts.epistemic.mean()))
+        notes = list(self.notes)
+        if self.referral is not None and self.referral.get("samples") not in (None, self.samples):
+            notes.append(f"the referral threshold was measured with T={self.referral['samples']} samples, this report "
+                         f"uses T={self.samples}: the mutual information is biased low for small T")
+        if self.box_sizes:
+            notes.append("boxes: the Deep MedIA heuristic (closest to the mean training box, then hottest)")
+        elif present:
+            notes.append("boxes: the largest component above half the heatmap's maximum (no mean box sizes saved)")
+        return ChestReport(item.source, item.display, table, refer, reason, heatmaps, found, self.samples, self.name,
+                           notes, item.details, item.identity if keep_identity else None)
+
+
+# --------------------------------------------------------------------------------------------
+# The fundus report
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FundusReport:
+    """The report of one fundus photograph: vessel map (MC mean), epistemic map, refer flag and reason. Taught in 07_report."""
+
+    source: str
+    image: np.ndarray = field(repr=False)
+    vessels: np.ndarray = field(repr=False)
+    epistemic: np.ndarray = field(repr=False)
+    fov: np.ndarray = field(repr=False)
+    findings: pd.DataFrame
+    refer: bool
+    refer_reason: str
+    samples: int
+    model: str
+    notes: list = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+    kind: str = "fundus"
+
+    @property
+    def heatmaps(self) -> dict:
+        """The maps shown: vessel probability and epistemic uncertainty (scaled to [0, 1]). Taught in 07_report."""
+        top = float(self.epistemic.max()) or 1.0
+        return {"vessels": self.vessels, "epistemic": self.epistemic / top}
+
+    boxes: dict = field(default_factory=dict)
+
+
+class FundusReporter:
+    """The vessel U-Net of notebook 03 under MC dropout, with notebook 04's in-distribution epistemic level. Taught in 07_report."""
+
+    def __init__(self, model: keras.Model, *, samples: int = 20, referral: dict | None = None, name: str | None = None,
+                 side: int = FUNDUS_SIDE, batch_size: int = 4):
+        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
+            raise ReportError(f"samples must be a whole number >= 2 (a spread needs two draws), not {samples!r}.")
+        try:
+            self.mc_model = models.with_mc_dropout(model)
+        except ValueError as err:
+            raise ReportError(str(err)) from None
+        self.samples, self.referral, self.name, self.side, self.batch_size = int(samples), referral, name or model.name, side, batch_size
+
+    @classmethod
+    def load(cls, model_path=None, *, samples: int = 20, cfg=None) -> "FundusReporter":
+        """Load notebook 03's U-Net (safe mode) and notebook 04's fundus referral level beside it. Taught in 07_report."""
+        cfg = cfg or config.load()
+        model_path = Path(model_path) if model_path is not None else cfg.models_dir / models.UNET_FILE
+        try:
+            model = models.load_model(model_path, hint="Run notebook 03 (it saves the U-Net) or check the path.")
+        except (DataError, FileNotFoundError) as err:
+            raise ReportError(str(err)) from None
+        return cls(model, samples=samples, referral=load_referral(model_path), name=model_path.name)
+
+    def read(self, path_or_array, source_name: str | None = None) -> tuple[np.ndarray, str]:
+        """A fundus photograph (PNG/JPEG path or HxWx3 array in [0, 1]) resized so its larger side is ``side``. Taught in 07_report."""
+        if isinstance(path_or_array, (str, Path)):
+            path = Path(path_or_array)
+            source = source_name or path.name
+            if path.is_file() and _is_dicom(path):
+                raise ReportError(f"{path}: a DICOM file; the fundus report reads PNG or JPEG photographs.")
+            try:
+                rgb = preprocessing.read_image(path, channels=3)
+            except DataError as err:
+                raise ReportError(str(err)) from None
+        else:
+            source = source_name or "photograph"
+            rgb = errors.check_finite(path_or_array, source).astype(np.float32)
+            if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.min() < 0 or rgb.max() > 1:
+                raise ReportError(f"{source}: expected an RGB photograph HxWx3 in [0, 1], got shape {rgb.shape} "
+                                  f"with values {rgb.min():g} to {rgb.max():g}.")
+        scale = self.side / max(rgb.shape[:2])
+        size = (max(int(round(rgb.shape[1] * scale)), 16), max(int(round(rgb.shape[0] * scale)), 16))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        return np.clip(rgb, 0, 1), source
+
+    def report(self, path_or_array, *, source_name: str | None = None, keep_identity: bool = False) -> FundusReport:
+        """Report one fundus photograph: MC-dropout vessel map, epistemic map inside the field of view, refer flag. Taught in 07_report."""
+        rgb, source = self.read(path_or_array, source_name)
+        grey = preprocessing.clahe(preprocessing.fundus_to_grey(rgb, "green"))  # as notebook 03 prepares DRIVE
+        padded, _ = preprocessing.pad_to_multiple(grey[..., None], 16)
+        height, width = grey.shape
+        draws = uncertainty.mc_predict(self.mc_model, padded[None], samples=self.samples, batch_size=self.batch_size)
+        parts = uncertainty.decompose(draws[:, 0, :height, :width, 0])
+        fov = rgb @ np.array(preprocessing.LUMA, np.float32) > 0.1  # the bright disc of the photograph
+        level = float(parts.epistemic[fov].mean()) if fov.any() else float(parts.epistemic.mean())
+        if self.referral is None:
+            refer, reason = True, (f"referred: no in-distribution level was saved for this U-Net (notebook 04 saves "
+                                   f"{REFERRAL_SUFFIX} beside it), so every photograph is referred by default; mean "
+                                   f"epistemic inside the field of view {level:.4f} nats")
+        else:
+            limit = FUNDUS_REFER_FACTOR * self.referral["threshold"]
+            refer = level > limit
+            reason = (f"{'referred' if refer else 'not referred'}: mean epistemic inside the field of view {level:.4f} "
+                      f"nats {'>' if refer else '<='} {limit:.4f}, {FUNDUS_REFER_FACTOR:g} times notebook 04's mean on "
+                      "its test photographs")
+        table = pd.DataFrame({"vessel_fraction": [float((parts.mean[fov] >= 0.5).mean()) if fov.any() else 0.0],
+                              "mean_epistemic": [level], "mean_aleatoric": [float(parts.aleatoric[fov].mean()) if fov.any() else 0.0]},
+                             index=pd.Index(["field of view"], name="region"))
+        return FundusReport(source, rgb, parts.mean.astype(np.float32), parts.epistemic.astype(np.float32), fov, table,
+                            bool(refer), reason, self.samples, self.name, [], {"size": [height, width]})
+
+
+# --------------------------------------------------------------------------------------------
+# Renderers
+# --------------------------------------------------------------------------------------------
+
+
+def to_dict(result) -> dict:
+    """A report as plain JSON-ready values (no image, no heatmaps; boxes in displayed pixels). Taught in 07_report."""
+    findings = result.findings.reset_index()
+    records = json.loads(findings.to_json(orient="records", double_precision=15))
+    out = {"kind": result.kind, "source": result.source, "model": result.model, "samples": result.samples,
+           "refer": bool(result.refer), "refer_reason": result.refer_reason, "findings": records,
+           "boxes": {k: [float(v) for v in box] for k, box in result.boxes.items()},
+           "image_size": list(np.shape(result.image)[:2]), "notes": list(result.notes), "details": result.details}
+    if getattr(result, "identity", None):
+        out["identity"] = dict(result.identity)
+    return out
+
+
+def to_json(result) -> str:
+    """The report as a JSON string (findings, decisions, uncertainty, refer flag and reason, boxes). Taught in 07_report."""
+    return json.dumps(to_dict(result), indent=1)
+
+
+def _figure(result):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    maps = result.heatmaps
+    panels = 1 + len(maps)
+    cols = min(panels, 4)
+    rows = -(-panels // cols)
+    fig = Figure(figsize=(3.2 * cols, 3.4 * rows + 0.6), dpi=100)
+    FigureCanvasAgg(fig)
+    shown = result.image if np.ndim(result.image) == 3 else np.stack([result.image] * 3, -1)
+    flag = "REFER to a radiologist" if result.refer and result.kind == "chest" else ("REFER" if result.refer else "no referral")
+    fig.suptitle(f"{result.source}: {flag}", color="firebrick" if result.refer else "darkgreen", fontsize=11)
+    ax = fig.add_subplot(rows, cols, 1)
+    ax.imshow(shown, cmap="gray", vmin=0, vmax=1)
+    ax.set_title("image" + (" with boxes" if result.boxes else ""), fontsize=9)
+    for label, (x, y, w, h) in result.boxes.items():
+        ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor="yellow", linewidth=1.5))
+        ax.text(x, max(y - 3, 8), label, color="yellow", fontsize=7)
+    ax.axis("off")
+    for k, (label, heat) in enumerate(maps.items(), start=2):
+        ax = fig.add_subplot(rows, cols, k)
+        ax.imshow(shown, cmap="gray", vmin=0, vmax=1)
+        ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        if label in result.boxes:
+            x, y, w, h = result.boxes[label]
+            ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor="white", linewidth=1.5))
+        title = label
+        if result.kind == "chest":
+            row = result.findings.loc[label]
+            title = f"{label}: p={row['probability']:.2f}, MI={row['mutual_information']:.3f}"
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def figure_png(result) -> bytes:
+    """The one-page figure (image, boxes, a heatmap per present finding) as PNG bytes. Taught in 07_report."""
+    buffer = io.BytesIO()
+    _figure(result).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def to_png(result, path) -> Path:
+    """Write the one-page figure as a PNG file and return its path. Taught in 07_report."""
+    path = Path(path)
+    path.write_bytes(figure_png(result))
+    return path
+
+
+def _table_html(result) -> str:
+    table = result.findings.copy()
+    formats = {c: "{:.4f}" for c in table.columns if table[c].dtype.kind == "f"}
+    for column, fmt in formats.items():
+        table[column] = table[column].map(fmt.format)
+    if "present" in table:
+        table["present"] = table["present"].map({True: "yes", False: "no"})
+    return table.to_html(classes="findings", escape=True, border=0)
+
+
+def to_html(result) -> str:
+    """One self-contained HTML page: refer flag and reason, findings table, the figure embedded as base64 PNG. Taught in 07_report."""
+    image = base64.b64encode(figure_png(result)).decode("ascii")
+    flag = "Refer to a radiologist" if result.refer else "No referral"
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
+    identity = ""
+    if getattr(result, "identity", None):
+        identity = "<p class='identity'>" + ", ".join(f"{html.escape(k)}: {html.escape(str(v))}"
+                                                       for k, v in result.identity.items()) + "</p>"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Report: {html.escape(result.source)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:1em auto}} .refer{{color:#a11}} .ok{{color:#161}}
+table.findings{{border-collapse:collapse}} table.findings td,table.findings th{{padding:2px 8px;text-align:right}}
+table.findings tr:nth-child(even){{background:#f2f2f2}}</style></head>
+<body><h1>{html.escape(result.source)}</h1>{identity}
+<h2 class="{'refer' if result.refer else 'ok'}">{flag}</h2><p class="reason">{html.escape(result.refer_reason)}</p>
+<img alt="report figure" src="data:image/png;base64,{image}" style="max-width:100%">
+{_table_html(result)}
+<p>Model {html.escape(result.model)}, T = {result.samples} dropout samples. A research tool trained on a teaching
+series, not a medical device.</p><ul>{notes}</ul></body></html>
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m helpers.report IMAGE... --model FILE --out DIR``: NAME.png, NAME.html, NAME.json per image; 1 if any failed. Taught in 07_report."""
+    from tqdm import tqdm
+
+    parser = argparse.ArgumentParser(prog="python -m helpers.report", description=main.__doc__)
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG or DICOM files")
+    parser.add_argument("--model", help="the saved .keras model (default: the profile's models folder)")
+    parser.add_argument("--out", required=True, help="folder for NAME.png, NAME.html and NAME.json")
+    parser.add_argument("--kind", choices=("chest", "fundus"), default="chest")
+    parser.add_argument("--samples", type=int, default=20, help="T, dropout samples per image (default 20)")
+    parser.add_argument("--keep-identity", action="store_true", help="write the DICOM patient name and ID into the reports")
+    args = parser.parse_args(argv)
+    try:
+        reporter = (ChestReporter if args.kind == "chest" else FundusReporter).load(args.model, samples=args.samples)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for name in tqdm(args.images, desc="report", unit="image", file=sys.stderr):
+        path = Path(name)
+        try:
+            result = reporter.report(path, keep_identity=args.keep_identity)
+        except DataError as err:
+            failed += 1
+            tqdm.write(f"{path.name}: {' '.join(str(err).split())}", file=sys.stderr)
+            continue
+        stem = out / path.stem
+        to_png(result, stem.with_suffix(".png"))
+        stem.with_suffix(".html").write_text(to_html(result))
+        stem.with_suffix(".json").write_text(to_json(result))
+    print(f"{len(args.images) - failed} of {len(args.images)} image(s) reported in {out}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
