@@ -313,3 +313,20 @@ def touching_fraction(labels) -> float:
         touching.update(np.unique(a[differ]).tolist())
         touching.update(np.unique(b[differ]).tolist())
     return len(touching) / n
+
+
+def instance_stability(reference, samples, threshold: float = 0.5) -> np.ndarray:
+    """Per object of ``reference``: the share of the sample instance maps (e.g. one per dropout sample) holding a match at IoU above ``threshold``. Taught in 08_cells_counting."""
+    threshold = _check_threshold(threshold)
+    reference = _label_map(reference, "reference (instance map)")
+    ids = np.unique(reference)
+    ids = ids[ids > 0]
+    if len(samples) == 0:
+        raise ValueError("samples is empty: pass at least one sample instance map.")
+    found = np.zeros(len(ids))
+    for t, sample in enumerate(samples):
+        if np.shape(sample) != reference.shape:
+            raise ValueError(f"samples[{t}] has shape {np.shape(sample)}, but reference is {reference.shape}.")
+        hit = match_instances(sample, reference, threshold)  # predictions = the reference's objects
+        found += np.isin(ids, hit.pred_ids[hit.pred_hit])
+    return found / len(samples)

@@ -36,9 +36,9 @@ MIN_VISIBLE_PIXELS = 6  # a nucleus almost hidden under others is not annotated
 _STREAM = 31  # seed stream of the nuclei images (the chest X-ray and DRIVE streams are below 20)
 # regime: (share of images, nuclei per 10,000 pixels, radius range in pixels, chance to join a clump)
 _REGIMES = {
-    "sparse": (0.3, (1.0, 12.0), (6.0, 11.0), 0.25),
-    "medium": (0.4, (12.0, 40.0), (4.5, 8.0), 0.55),
-    "dense": (0.3, (40.0, 100.0), (3.0, 5.0), 0.75),
+    "sparse": (0.3, (1.0, 12.0), (6.0, 11.0), 0.1),
+    "medium": (0.4, (12.0, 40.0), (4.5, 8.0), 0.3),
+    "dense": (0.3, (40.0, 100.0), (3.0, 5.0), 0.5),
 }
 
 
@@ -79,7 +79,7 @@ def _place(rng: np.random.Generator, size: int, regime: str) -> list[dict]:
             closest = 0.55  # clump members touch or overlap, but none hides another
         else:
             c = rng.uniform(r, size - r, 2)
-            closest = 1.05  # an isolated nucleus keeps a gap
+            closest = 1.3  # an isolated nucleus keeps a gap
         if not (0 <= c[0] < size and 0 <= c[1] < size):
             continue
         if any(np.hypot(*(c - n["c"])) < closest * (r + n["r"]) for n in nuclei):

@@ -1,0 +1,127 @@
+"""Nuclei data (notebook 08): the synthetic Data Science Bowl layout, the reader and its checks, the split, the two-output U-Net."""
+
+import hashlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import cells, config, instances, synthetic, synthetic_cells
+from helpers.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return synthetic_cells.write_nuclei(tmp_path_factory.mktemp("dsb"), images=6, image_size=96, seed=7)
+
+
+def _digest(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.png"))}
+
+
+def test_layout_and_round_trip(folder):
+    dataset = cells.read_nuclei(folder)  # the folder holding stage1_train/
+    assert dataset.root == folder / "stage1_train" and len(dataset.records) == 6
+    for record in dataset.records:
+        assert len(record.id) == 64 and record.image == folder / "stage1_train" / record.id / "images" / f"{record.id}.png"
+        with Image.open(record.image) as img:
+            assert img.mode == "RGBA"  # as the real fluorescence images
+        index = [synthetic_cells.image_id(7, i) for i in range(6)].index(record.id)
+        grey, truth = synthetic_cells.render(7, index, 96)
+        image, labels = cells.load_nuclei(record)
+        np.testing.assert_allclose(image, grey / 255.0, atol=1e-6)
+        assert len(record.masks) == truth.max()
+        # same objects (the reader numbers them in mask-file order)
+        assert instances.match_instances(truth, labels, 0.99).f1 == 1.0
+    assert cells.read_nuclei(folder / "stage1_train").root == dataset.root  # or the stage folder itself
+
+
+def test_same_seed_same_bytes_other_seed_other_images(folder, tmp_path):
+    again = synthetic_cells.write_nuclei(tmp_path / "a", images=6, image_size=96, seed=7)
+    assert _digest(again) == _digest(folder)
+    other = synthetic_cells.write_nuclei(tmp_path / "b", images=2, image_size=96, seed=8)
+    assert not set(_digest(other).values()) & set(_digest(folder).values())
+
+
+def test_generator_spans_a_few_to_a_few_hundred_nuclei_with_clumps():
+    counts, touching = [], []
+    for i in range(30):
+        _, labels = synthetic_cells.render(42, i, 192)
+        counts.append(labels.max())
+        touching.append(instances.touching_fraction(labels))
+    assert min(counts) <= 15 and max(counts) >= 200
+    assert min(touching) < 0.5 < max(touching)
+
+
+def test_ensure_writes_the_dataset_once_in_the_cache(tmp_path):
+    cfg = config.load({"MEDXAI_PROFILE": "smoke", "MEDXAI_CACHE_DIR": str(tmp_path)})
+    path = synthetic.ensure(cfg, "dsb2018")
+    assert path == tmp_path / "synthetic" / "smoke" / "dsb2018" and (path / synthetic.MARKER).is_file()
+    assert len(cells.read_nuclei(path).records) == synthetic_cells.SIZES["smoke"]["images"]
+    stamp = (path / synthetic.MARKER).stat().st_mtime_ns
+    assert synthetic.ensure(cfg, "dsb2018") == path and (path / synthetic.MARKER).stat().st_mtime_ns == stamp
+
+
+def _one(tmp_path, masks, image=None, name="a" * 64):
+    folder = tmp_path / name
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    Image.fromarray(np.zeros((16, 16), np.uint8) if image is None else image).save(folder / "images" / f"{name}.png")
+    for i, mask in enumerate(masks):
+        Image.fromarray(mask).save(folder / "masks" / f"m{i}.png")
+    return cells.read_nuclei(tmp_path).records[0]
+
+
+def _disc(y, x, size=16):
+    yy, xx = np.mgrid[:size, :size]
+    return np.where((yy - y) ** 2 + (xx - x) ** 2 < 9, 255, 0).astype(np.uint8)
+
+
+def test_16_bit_and_grey_images_scale_to_unit_range(tmp_path):
+    image = np.full((16, 16), 30000, np.uint16)
+    record = _one(tmp_path, [_disc(5, 5)], image=image)
+    loaded, labels = cells.load_nuclei(record)
+    assert loaded.max() == pytest.approx(30000 / 65535) and labels.max() == 1
+
+
+def test_bad_layouts_and_masks_are_named(tmp_path):
+    with pytest.raises(DataError, match="m1.png.*overlaps m0.png on"):
+        cells.load_nuclei(_one(tmp_path / "o", [_disc(5, 5), _disc(6, 6)]))
+    record = cells.read_nuclei(tmp_path / "o").records[0]
+    _, labels = cells.load_nuclei(record, overlap="first")
+    assert labels.max() == 2 and (labels == 1).sum() == (_disc(5, 5) > 0).sum()  # the first keeps the shared pixels
+    with pytest.raises(DataError, match="m0.png: the mask is 8x16 .WxH. but its image .* is 16x16"):
+        cells.load_nuclei(_one(tmp_path / "s", [np.zeros((16, 8), np.uint8) + 255]))
+    with pytest.raises(DataError, match="m0.png: the mask is empty"):
+        cells.load_nuclei(_one(tmp_path / "e", [np.zeros((16, 16), np.uint8)]))
+    with pytest.raises(DataError, match="not binary: found values 0, 127"):
+        cells.load_nuclei(_one(tmp_path / "g", [_disc(5, 5) // 2]))
+    with pytest.raises(DataError, match="has no PNG mask"):
+        _one(tmp_path / "n", [])
+    (tmp_path / "x" / ("b" * 64) / "images").mkdir(parents=True)
+    with pytest.raises(DataError, match=f"{'b' * 64}/images/{'b' * 64}.png is missing"):
+        cells.read_nuclei(tmp_path / "x")
+    with pytest.raises(DataError, match="folder not found"):
+        cells.read_nuclei(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="overlap must be 'raise' or 'first'"):
+        cells.load_nuclei(record, overlap="last")
+
+
+def test_split_records_is_seeded_disjoint_and_complete(folder):
+    records = cells.read_nuclei(folder).records
+    a = cells.split_records(records, (0.5, 0.25, 0.25), seed=1)
+    b = cells.split_records(records, (0.5, 0.25, 0.25), seed=1)
+    assert a == b and [len(a[k]) for k in ("train", "val", "test")] == [2, 2, 2]
+    ids = [r.id for part in a.values() for r in part]
+    assert sorted(ids) == sorted(r.id for r in records)
+    with pytest.raises(ValueError, match="add up to 1"):
+        cells.split_records(records, (0.5, 0.5, 0.5))
+
+
+def test_nuclei_unet_has_two_sigmoid_outputs_and_named_dropout():
+    from helpers import models
+
+    model = cells.nuclei_unet(base_filters=4, depth=2, dropout_rate=0.2)
+    out = np.asarray(model(np.random.default_rng(0).random((2, 32, 32, 1)).astype("float32")))
+    assert out.shape == (2, 32, 32, 2) and 0 <= out.min() and out.max() <= 1
+    assert len(models.dropout_layer_names(model)) == 5  # two encoder levels, bottleneck, two decoder levels

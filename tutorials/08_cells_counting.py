@@ -1,0 +1,419 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 08 · Cells: segmentation and counting, each count with its uncertainty
+#
+# Counting nuclei is an everyday task in pathology and cell-biology labs: how many cells, how dense,
+# how many dividing. A count without an interval is as hard to trust as a diagnosis without a
+# confidence. Here a small U-Net marks each nucleus and its core, a watershed turns the pixels into
+# objects, and MC dropout turns one count into T counts, hence an interval, which we check for honesty.
+#
+# **You will:** read the 2018 Data Science Bowl layout (one image, one mask per nucleus); build the
+# classical baseline (Otsu threshold, distance transform, watershed: no learning); train a U-Net with
+# two outputs (foreground and nucleus cores, the cores split touching nuclei); turn probabilities into
+# instances; score counts (absolute and relative error), matching at IoU 0.5 (precision, recall, F1)
+# and the Bowl's mean average precision over IoU 0.5 to 0.95; draw T dropout samples, hence T instance
+# maps and T counts per image; calibrate the 90% count interval on validation images and measure its
+# coverage on test images; rate each nucleus by its mean mutual information and ask whether the
+# uncertain nuclei are the wrong ones; see where the uncertainty sits.
+#
+# **You need:** nothing but this repository. By default the notebook writes a synthetic fluorescence
+# dataset in the exact Data Science Bowl layout (folders named by 64-hex-digit IDs, RGBA PNG images,
+# one 0/255 PNG per nucleus) and reads it with the code that reads the real one; set `MEDXAI_DATA_DIR`
+# to a folder holding `dsb2018/` (the unpacked `stage1_train/`) to use the real data.
+#
+# **Run time on a 2-core CPU:** smoke about 1 min, lab about 4 min.
+#
+# Built from Seo, *Visualizing Uncertainty and Saliency Maps of Deep Convolutional Neural Networks for
+# Medical Imaging Applications*, Ryerson University (segmentation and counting of cells with an
+# uncertainty per measurement as the next use case), Caicedo et al., *Nucleus segmentation across
+# imaging experiments: the 2018 Data Science Bowl*, Nature Methods 2019 (the data layout and the score),
+# Ronneberger et al., *U-Net*, MICCAI 2015, Gal and Ghahramani, *Dropout as a Bayesian Approximation*,
+# ICML 2016, and Angelopoulos and Bates, *A Gentle Introduction to Conformal Prediction and
+# Distribution-Free Uncertainty Quantification*, Foundations and Trends in Machine Learning 2023.
+
+# %% [markdown]
+# ## Setup
+#
+# All imports live here; the shared code comes from the `helpers` package, imported by module.
+
+# %%
+import time
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from skimage.segmentation import find_boundaries
+from sklearn.metrics import roc_auc_score
+
+from helpers import cells, config, instances, models, preprocessing, synthetic, uncertainty
+
+tf.get_logger().setLevel("ERROR")
+print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
+started = time.perf_counter()
+
+# %% [markdown]
+# ## Configuration
+
+# %% tags=["parameters"]
+cfg = config.load()
+patch_size = 64  # training crops; the U-Net is fully convolutional and predicts whole images
+steps_per_epoch = cfg.pick(smoke=16, lab=30, full=60)  # batches of training crops per epoch
+epochs = cfg.pick(smoke=15, lab=14, full=40)
+batch_size = 16
+base_filters = cfg.pick(smoke=8, lab=12, full=16)  # filters of the first U-Net level (depth 3)
+dropout_rate = 0.15
+mc_samples = cfg.pick(smoke=8, lab=20, full=30)  # T: dropout samples per image
+level = 0.9  # the count interval's nominal coverage
+clumped_at = 0.75  # an image is clumped when at least this share of its nuclei touch another
+seed = cfg.seed
+
+# %%
+print(f"profile={cfg.profile}, crops {patch_size}px x {steps_per_epoch * batch_size} per epoch x {epochs} epochs, "
+      f"base filters={base_filters}, dropout={dropout_rate}, T={mc_samples}, interval {level:.0%}")
+config.seed_everything(seed)
+
+# %% [markdown]
+# ## 1. The data: one image, one mask per nucleus
+#
+# The 2018 Data Science Bowl (BBBC038) gives each image a folder named by its ID, with the image in
+# `images/` and **one binary PNG per nucleus** in `masks/`. Stacking the masks gives an *instance map*:
+# 0 for background, k for the k-th nucleus. `cells.read_nuclei` checks the layout and `cells.load_nuclei`
+# each mask (same size as the image, binary, not empty, not overlapping another), naming the file at fault.
+
+# %%
+dataset = cells.read_nuclei(synthetic.ensure(cfg, "dsb2018"))
+loaded = {r.id: cells.load_nuclei(r) for r in dataset.records}
+split = cells.split_records(dataset.records, fractions=(0.5, 0.25, 0.25), seed=seed)
+counts = pd.Series({i: int(labels.max()) for i, (_, labels) in loaded.items()})
+touching = pd.Series({i: instances.touching_fraction(labels) for i, (_, labels) in loaded.items()})
+print(f"{len(dataset.records)} images in {dataset.root}; " + ", ".join(f"{k} {len(v)}" for k, v in split.items()))
+print(f"nuclei per image: min {counts.min()}, median {counts.median():.0f}, max {counts.max()}; "
+      f"{(touching >= clumped_at).mean():.0%} of images are clumped (>= {clumped_at:.0%} of nuclei touch another)")
+
+# %%
+shown = [counts.idxmin(), counts.index[np.argsort(counts.values)[len(counts) // 2]], touching.idxmax(), counts.idxmax()]
+fig, axes = plt.subplots(2, 4, figsize=(12, 6))
+for ax_img, ax_lab, image_id in zip(axes[0], axes[1], shown):
+    image, labels = loaded[image_id]
+    ax_img.imshow(image, cmap="gray")
+    ax_img.set_title(f"{image_id[:8]}: {labels.max()} nuclei")
+    ax_lab.imshow(np.where(labels > 0, labels % 17 + 1, 0), cmap="nipy_spectral", interpolation="nearest")
+    ax_lab.set_title(f"instances, {touching[image_id]:.0%} touching")
+for ax in axes.ravel():
+    ax.axis("off")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 2. The classical baseline: Otsu, distance transform, watershed
+#
+# No learning: smooth, threshold at Otsu's level (the grey value that best separates two classes),
+# fill holes, and split touching blobs by flooding the inverted distance transform from its peaks
+# (`instances.classical_instances`). It works on isolated bright nuclei; clumps, dim nuclei beside
+# bright ones and uneven background are where it fails.
+
+# %%
+test_ids = [r.id for r in split["test"]]
+true_test = [loaded[i][1] for i in test_ids]
+classical = [instances.classical_instances(loaded[i][0]) for i in test_ids]
+example = int(np.argmax([touching[i] for i in test_ids]))
+fig, axes = plt.subplots(1, 2, figsize=(8, 4))
+for ax, labels, title in zip(axes, (true_test[example], classical[example]), ("truth", "Otsu + watershed")):
+    ax.imshow(loaded[test_ids[example]][0], cmap="gray")
+    ax.contour(find_boundaries(labels), levels=[0.5], colors="yellow", linewidths=0.6)
+    ax.set_title(f"{title}: {labels.max()} nuclei")
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## 3. A U-Net with two outputs: foreground and cores
+#
+# One foreground map cannot separate two touching nuclei: their pixels form one blob. A second output
+# learns each nucleus's **core** (its pixels at least half as deep inside as its deepest point,
+# `instances.nucleus_targets`): cores of touching nuclei do not touch, so each core becomes a marker
+# and a watershed grows it over the foreground. `cells.nuclei_unet` is `models.unet` (dropout after the
+# first convolution of each block) with a two-channel sigmoid head.
+
+# %%
+def with_targets(image_id):
+    """One image and its two targets as H x W x 3: image, foreground, cores."""
+    image, labels = loaded[image_id]
+    return np.dstack([image, *instances.nucleus_targets(labels)])
+
+
+train = [with_targets(r.id) for r in split["train"]]  # the real images differ in size: a list, not an array
+rng = np.random.default_rng(seed)
+
+
+def crops():
+    """Endless batches of random crops with the same random flip and quarter turn for image and targets."""
+    while True:
+        picked = [train[k] for k in rng.integers(len(train), size=batch_size)]
+        corners = [(rng.integers(a.shape[0] - patch_size + 1), rng.integers(a.shape[1] - patch_size + 1)) for a in picked]
+        out = np.stack([a[y:y + patch_size, x:x + patch_size] for a, (y, x) in zip(picked, corners)])
+        out = np.rot90(out, int(rng.integers(4)), axes=(1, 2))
+        if rng.random() < 0.5:
+            out = out[:, :, ::-1]
+        yield np.ascontiguousarray(out[..., :1]), np.ascontiguousarray(out[..., 1:])
+
+
+pixels = np.concatenate([a[..., 0].ravel() for a in train])
+normalization = (float(pixels.mean()), float(pixels.std()))
+model = cells.nuclei_unet(base_filters=base_filters, depth=3, dropout_rate=dropout_rate, normalization=normalization)
+model.compile(keras.optimizers.Adam(2e-3), "binary_crossentropy")
+print(f"{model.count_params():,} parameters; dropout layers: {len(models.dropout_layer_names(model))}")
+start = time.perf_counter()
+history = model.fit(crops(), steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=0)
+print(f"trained in {time.perf_counter() - start:.0f} s; loss {history.history['loss'][0]:.3f} -> {history.history['loss'][-1]:.3f}")
+assert history.history["loss"][-1] < 0.8 * history.history["loss"][0], "the training loss did not fall"
+
+# %% [markdown]
+# ## 4. T dropout samples, T instance maps, T counts
+#
+# `models.with_mc_dropout` keeps dropout on at test time (BatchNormalization, if any, stays in inference
+# mode) and `uncertainty.mc_predict` draws T samples per image in few compiled calls. Each sample's two
+# maps give one instance map and one count; the mean of the samples gives *the* prediction we score.
+# Images are padded to a multiple of 8 (three poolings) and the prediction cropped back.
+
+# %%
+mc_model = models.with_mc_dropout(model)
+
+
+def mc_sample(ids):
+    """MC samples of some images, one (T, H, W, 2) array per image; images of one size share compiled calls."""
+    by_size, out = {}, {}
+    for i in ids:
+        by_size.setdefault(loaded[i][0].shape, []).append(i)
+    for (height, width), group in by_size.items():
+        padded = np.stack([preprocessing.pad_to_multiple(loaded[i][0][..., None], 8)[0] for i in group])
+        samples = uncertainty.mc_predict(mc_model, padded, samples=mc_samples, batch_size=64)
+        out.update({i: samples[:, n, :height, :width] for n, i in enumerate(group)})
+    return [out[i] for i in ids]
+
+
+def sample_instances(samples):
+    """Per image its T sample instance maps, the counts (T, images), and the instance maps of the mean prediction."""
+    maps = [[instances.instances_from_maps(s[..., 0], s[..., 1]) for s in image] for image in samples]
+    counts = np.array([[m.max() for m in image] for image in maps], dtype=float).T
+    return maps, counts, [instances.instances_from_maps(*np.moveaxis(image.mean(axis=0), -1, 0)) for image in samples]
+
+
+start = time.perf_counter()
+val_ids = [r.id for r in split["val"]]
+val_samples, test_samples = mc_sample(val_ids), mc_sample(test_ids)
+_, val_counts, _ = sample_instances(val_samples)
+test_maps, test_counts, learned = sample_instances(test_samples)
+mc_seconds = time.perf_counter() - start
+print(f"{mc_samples} samples x {len(val_ids) + len(test_ids)} images -> {val_counts.size + test_counts.size} instance maps in {mc_seconds:.0f} s")
+
+# %% [markdown]
+# ## 5. Scores: counts, matching at IoU 0.5, the Bowl's mean AP
+#
+# * **Count error**: predicted minus true count; its mean absolute value (MAE) and the mean of
+#   |error| / true count.
+# * **Matching at IoU 0.5**: a predicted nucleus is a true positive when its intersection over union with
+#   a true nucleus is above 0.5 (unique: no nucleus can pass 0.5 with two others). Precision, recall, F1.
+# * **Data Science Bowl AP**: TP / (TP + FP + FN) at IoU thresholds 0.5, 0.55, ..., 0.95, averaged; then
+#   averaged over images. It rewards outlines, not only counts.
+
+# %%
+true_counts = np.array([labels.max() for labels in true_test], dtype=float)
+clumped = np.array([touching[i] >= clumped_at for i in test_ids])
+
+
+def score(predicted, subset):
+    """Count errors, F1 at IoU 0.5 and the Bowl AP of some instance maps, on a subset of the test images."""
+    picked = np.flatnonzero(subset)
+    errors = instances.count_errors(true_counts[picked], [predicted[j].max() for j in picked])
+    f1 = np.mean([instances.match_instances(true_test[j], predicted[j]).f1 for j in picked])
+    ap = np.mean([instances.average_precision(true_test[j], predicted[j]) for j in picked])
+    return {"count MAE": errors["MAE"], "relative error": errors["relative error"], "F1 @ IoU 0.5": f1, "mean AP 0.5:0.95": ap}
+
+
+everything = np.ones(len(test_ids), bool)
+table = pd.DataFrame({
+    ("all", "classical"): score(classical, everything), ("all", "U-Net"): score(learned, everything),
+    ("clumped", "classical"): score(classical, clumped), ("clumped", "U-Net"): score(learned, clumped),
+}).T
+print(f"{len(test_ids)} test images, {clumped.sum()} clumped")
+table.round(3)
+
+# %%
+mae_classical, mae_learned = table.loc[("clumped", "classical"), "count MAE"], table.loc[("clumped", "U-Net"), "count MAE"]
+assert clumped.sum() >= 2, "too few clumped test images to compare"
+assert mae_learned < mae_classical, f"on clumped images the U-Net's count MAE {mae_learned:.1f} does not beat Otsu + watershed's {mae_classical:.1f}"
+print(f"on clumped images the U-Net counts with MAE {mae_learned:.1f} against {mae_classical:.1f} for Otsu + watershed "
+      f"({mae_classical / max(mae_learned, 1e-9):.1f}x smaller)")
+
+# %% [markdown]
+# ## 6. Is the count's interval honest?
+#
+# The T counts of one image give a spread; their central 90% is the *raw* interval. Dropout samples
+# explain only part of the error (the model's uncertainty, not the watershed's systematic mistakes or the
+# annotation's), so raw intervals are usually too narrow. Split conformal prediction fixes the width on
+# images the model has not trained on: on validation, find the factor k such that mean count +- k x spread
+# covers 90% of the true counts (with the finite-sample correction), then check the coverage on test.
+# The spread is the standard deviation of the T counts, at least one nucleus.
+
+# %%
+mean, low, high = instances.count_interval(test_counts, level)
+raw_coverage = instances.coverage(true_counts, low, high)
+val_true = np.array([loaded[i][1].max() for i in val_ids], dtype=float)
+spread_val = np.maximum(val_counts.std(axis=0), 1.0)
+k = instances.conformal_scale(val_true, val_counts.mean(axis=0), spread_val, level)
+spread_test = np.maximum(test_counts.std(axis=0), 1.0)
+cal_low, cal_high = mean - k * spread_test, mean + k * spread_test
+cal_coverage = instances.coverage(true_counts, cal_low, cal_high)
+print(f"raw {level:.0%} intervals of the T counts cover the true count on {raw_coverage:.0%} of {len(test_ids)} test images")
+print(f"calibrated on {len(val_ids)} validation images (k = {k:.2f} spreads): coverage {cal_coverage:.0%}")
+
+# %%
+order = np.argsort(true_counts)
+fig, ax = plt.subplots(figsize=(9, 3.5))
+ax.errorbar(np.arange(len(order)), mean[order], yerr=[mean[order] - cal_low[order], cal_high[order] - mean[order]],
+            fmt="o", ms=3, color="tab:blue", label=f"U-Net mean count, calibrated {level:.0%} interval")
+ax.scatter(np.arange(len(order)), true_counts[order], marker="x", color="black", label="true count", zorder=3)
+ax.set_xlabel("test image (by true count)")
+ax.set_ylabel("nuclei")
+ax.legend()
+plt.show()
+
+# %%
+if cfg.profile == "smoke":  # a handful of test images: a loose check that can still fail
+    assert cal_coverage >= 0.5, f"calibrated intervals cover only {cal_coverage:.0%} of test images"
+else:
+    assert 0.80 <= cal_coverage <= 0.97, f"calibrated {level:.0%} intervals cover {cal_coverage:.0%} of test images, outside 80-97%"
+honest = 0.80 <= cal_coverage <= 0.97
+print(f"calibrated intervals {'are' if honest else 'are not'} honest on these {len(test_ids)} images: {cal_coverage:.0%} against {level:.0%} nominal"
+      + ("" if raw_coverage >= 0.8 else f"; the raw dropout intervals were too narrow ({raw_coverage:.0%})"))
+
+# %% [markdown]
+# ## 7. Which nuclei are uncertain, and are they the wrong ones?
+#
+# Two ways to rate one predicted nucleus (from the mean prediction):
+#
+# * **mean mutual information** inside it: per pixel, the mutual information between the foreground
+#   prediction and the dropout mask (epistemic uncertainty, `uncertainty.decompose`), averaged over the
+#   nucleus (`instances.per_instance_mean`);
+# * **instability**: the share of the T sample instance maps in which no object matches it at IoU above
+#   0.5 (`instances.instance_stability`): does the nucleus survive the dropout samples as one object?
+#
+# A predicted nucleus is *wrong* when no true nucleus matches it at IoU above 0.5 (a fragment, a merger
+# of two, a false detection). A useful uncertainty ranks wrong nuclei above right ones: AUROC above 0.5.
+
+# %%
+mutual_information = [uncertainty.decompose(image[..., 0]).epistemic for image in test_samples]
+rows = []
+for j, labels in enumerate(learned):
+    match = instances.match_instances(true_test[j], labels)
+    mi = instances.per_instance_mean(labels, mutual_information[j])
+    stable = instances.instance_stability(labels, test_maps[j])
+    rows += [{"image": j, "nucleus": int(p), "pixels": int((labels == p).sum()), "mutual information": m,
+              "instability": 1 - s, "wrong": not h} for p, m, s, h in zip(match.pred_ids, mi, stable, match.pred_hit)]
+nuclei = pd.DataFrame(rows)
+both = nuclei["wrong"].nunique() == 2
+auroc = {name: roc_auc_score(nuclei["wrong"], nuclei[name]) if both else float("nan")
+         for name in ("mutual information", "instability", "pixels")}
+print(f"{len(nuclei)} predicted nuclei, {nuclei['wrong'].mean():.0%} wrong; AUROC as an error detector: "
+      + ", ".join(f"{name} {value:.3f}" for name, value in auroc.items()))
+nuclei.groupby("wrong")[["mutual information", "instability", "pixels"]].mean().round(4)
+
+# %% [markdown]
+# Why the two can disagree: the mutual information is highest on every nucleus's border and lowest
+# inside, so its mean mostly measures how much of a nucleus is border, while a merger of two nuclei is a
+# large blob whose foreground is confident. A counter's mistakes are mistakes about *objects*; the
+# object-level question (does this nucleus come back, as one object, in every dropout sample?) asks
+# about them directly. The `pixels` column says how much of either score is only size.
+
+# %%
+margin = cfg.pick(smoke=0.05, lab=0.1, full=0.1)
+assert auroc["instability"] > 0.5 + margin, f"instability detects wrong nuclei with AUROC {auroc['instability']:.3f}, not better than chance + {margin}"
+mi_useful = auroc["mutual information"] > 0.5 + margin
+print(f"unstable nuclei are more often wrong: AUROC {auroc['instability']:.3f} > {0.5 + margin:.2f}; the mean mutual information "
+      + (f"also detects them (AUROC {auroc['mutual information']:.3f})" if mi_useful
+         else f"does not (AUROC {auroc['mutual information']:.3f}, within {margin} of chance or below)"))
+
+# %% [markdown]
+# ## 8. Where the uncertainty sits
+#
+# The most clumped test image and the one with the widest interval: the image, the mutual information,
+# and the predicted nuclei (green: matched at IoU 0.5; red: wrong), with the true outlines in yellow.
+
+# %%
+widest = int(np.argmax(spread_test / np.maximum(true_counts, 1)))
+picked = list(dict.fromkeys([example, widest]))
+fig, axes = plt.subplots(len(picked), 3, figsize=(11, 3.7 * len(picked)), squeeze=False)
+for row, j in zip(axes, picked):
+    labels = learned[j]
+    wrong_ids = nuclei.query("image == @j and wrong")["nucleus"].to_numpy()
+    row[0].imshow(loaded[test_ids[j]][0], cmap="gray")
+    row[0].set_title(f"true {int(true_counts[j])}, counted {mean[j]:.0f} [{cal_low[j]:.0f}, {cal_high[j]:.0f}]")
+    shown_mi = row[1].imshow(mutual_information[j], cmap="magma")
+    plt.colorbar(shown_mi, ax=row[1], fraction=0.046)
+    row[1].set_title("mutual information (nats)")
+    row[2].imshow(loaded[test_ids[j]][0], cmap="gray")
+    row[2].contour(find_boundaries(true_test[j]), levels=[0.5], colors="yellow", linewidths=0.5)
+    row[2].contour(find_boundaries(np.where(np.isin(labels, wrong_ids), 0, labels)), levels=[0.5], colors="lime", linewidths=0.7)
+    row[2].contour(find_boundaries(np.where(np.isin(labels, wrong_ids), labels, 0)), levels=[0.5], colors="red", linewidths=0.9)
+    row[2].set_title(f"{len(wrong_ids)} of {labels.max()} predicted nuclei wrong (red)")
+    for ax in row:
+        ax.axis("off")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Summary
+
+# %%
+elapsed = time.perf_counter() - started
+print(f"count MAE on all test images: U-Net {table.loc[('all', 'U-Net'), 'count MAE']:.1f}, "
+      f"classical {table.loc[('all', 'classical'), 'count MAE']:.1f}; on clumped images {mae_learned:.1f} vs {mae_classical:.1f}")
+print(f"mean AP 0.5:0.95: U-Net {table.loc[('all', 'U-Net'), 'mean AP 0.5:0.95']:.3f}, classical {table.loc[('all', 'classical'), 'mean AP 0.5:0.95']:.3f}")
+print(f"{level:.0%} count intervals: raw coverage {raw_coverage:.0%}, calibrated {cal_coverage:.0%} (k = {k:.2f})")
+print(f"AUROC as a detector of wrong nuclei: instability {auroc['instability']:.3f}, mean mutual information {auroc['mutual information']:.3f}")
+print(f"run time {elapsed:.0f} s (MC sampling and watersheds {mc_seconds:.0f} s)")
+
+# %% [markdown]
+# * A count is a segmentation first: the foreground alone merges touching nuclei; learned **cores** as
+#   watershed markers split them, where the distance transform of an Otsu mask splits clumps at random.
+# * Score counts (MAE, relative error) *and* objects (F1 at IoU 0.5, the Bowl's mean AP over 0.5 to
+#   0.95): a right count can hide a merger and a split that cancel out.
+# * T dropout samples give T instance maps and T counts: the count's spread. On its own it is too
+#   narrow; calibrated on validation images (split conformal), the 90% interval covers about 90% of new
+#   images, which is what "90%" has to mean.
+# * Per nucleus, the pixel uncertainty averaged inside it mostly measures how much of it is border; the
+#   object-level instability (is it found again, as one object, in each dropout sample?) is what ranks
+#   the wrong nuclei (fragments, mergers, false detections) above the right ones. The pixel uncertainty
+#   sits on borders, clumps and blurred nuclei (section 8).
+#
+# ## Exercises
+#
+# 1. **AP by hand.** For the first test image, compute the IoU of every pair with NumPy (two nested
+#    loops over the nuclei), then TP / (TP + FP + FN) at 0.5 and 0.75; check against
+#    `instances.average_precision(..., thresholds=[0.5, 0.75])`.
+# 2. **Foreground only.** Build instances from the foreground channel alone (`instances.classical_instances`
+#    on the mean foreground probability). How much worse is the count on clumped images?
+# 3. **Per-image intervals.** Replace the spread by the raw interval's half-width and calibrate again.
+#    Does the coverage change? Which images get wider intervals?
+# 4. **How many samples?** Repeat section 6 with T = 4 and T = 40. How do the raw coverage, k and the
+#    AUROC of section 7 move?
+# 5. **Real data.** Point `MEDXAI_DATA_DIR` at a folder with `dsb2018/stage1_train/` and run again. Which
+#    images (brightfield, stained tissue) break the classical baseline, and does the U-Net's interval say so?
