@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 
-import keras
 import numpy as np
 
 from helpers import config, losses, models, uncertainty  # noqa: F401 (losses registers DiceLoss for loading)
@@ -25,7 +24,7 @@ def main() -> None:
     cfg = config.load()
     path = cfg.models_dir / models.UNET_FILE
     if path.is_file():
-        model = keras.models.load_model(path, safe_mode=True)
+        model = models.load_model(path)
         source = str(path)
     else:
         config.seed_everything(cfg.seed)

@@ -480,7 +480,7 @@ grey = preprocessing.clahe(preprocessing.fundus_to_grey(rgb, settings["grey_meth
 top, left = (np.array(grey.shape) - unet_crop) // 2  # the centre of the photograph, where vessels cross
 crop = grey[top:top + unet_crop, left:left + unet_crop][None, ..., None].astype("float32")
 if unet_path.is_file():
-    unet = keras.models.load_model(unet_path)
+    unet = models.load_model(unet_path)
 else:
     print(f"{unet_path} is missing: an untrained U-Net stands in (run notebook 03)")
     unet = models.unet(base_filters=8)
