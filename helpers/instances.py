@@ -267,11 +267,11 @@ def conformal_scale(true_counts, centre, spread, level: float = 0.9) -> float:
             "use a positive spread (e.g. np.maximum(std, 1): one object)."
         )
     scores = np.sort(np.abs(true - centre) / spread)
-    rank = math.ceil((len(scores) + 1) * level)
+    rank = math.ceil((len(scores) + 1) * level - 1e-9)  # the tolerance: 10 * 0.9 must give rank 9, not 10
     if rank > len(scores):
         raise ValueError(
             f"{len(scores)} calibration image(s) are too few for a {level:.0%} interval: at least "
-            f"{math.ceil(level / (1 - level))} are needed."
+            f"{math.ceil(level / (1 - level) - 1e-9)} are needed."
         )
     return float(scores[rank - 1])
 

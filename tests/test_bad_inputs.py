@@ -685,6 +685,101 @@ case("dicom/model_input_size", ValueError, "size must be a positive whole number
     lambda tmp: _dicom.to_model_input(np.zeros((8, 8)), 224.0))
 
 
+# ---- cells and instances ------------------------------------------------------------------------
+
+from PIL import Image as _CImage  # noqa: E402 (imports of this section kept in it)
+
+from helpers import cells as _cells  # noqa: E402
+from helpers import instances as _inst  # noqa: E402
+
+_CID = "c" * 64
+
+
+def _nuclei(tmp, masks=(), image=None, make_masks_dir=True):
+    """A one-image Data Science Bowl folder in ``tmp``: a 16x16 image and the given masks; returns the folder."""
+    folder = tmp / _CID
+    (folder / "images").mkdir(parents=True)
+    if image is not False:
+        _CImage.fromarray(np.zeros((16, 16), np.uint8) if image is None else image).save(folder / "images" / f"{_CID}.png")
+    if make_masks_dir:
+        (folder / "masks").mkdir()
+    for i, mask in enumerate(masks):
+        _CImage.fromarray(mask).save(folder / "masks" / f"m{i}.png")
+    return tmp
+
+
+def _load_one(tmp, *masks, **kwargs):
+    return _cells.load_nuclei(_cells.read_nuclei(_nuclei(tmp, masks, **kwargs)).records[0])
+
+
+_C_DISC = np.where(np.add.outer((np.arange(16) - 5) ** 2, (np.arange(16) - 5) ** 2) < 9, 255, 0).astype(np.uint8)
+_C_LABELS = np.array([[0, 1, 1], [0, 2, 2], [0, 0, 0]])
+
+case("cells/mask_wrong_size", DataError, "m0.png", "8x16 (WxH)", "16x16", "pixel for pixel")(
+    lambda tmp: _load_one(tmp, np.full((16, 8), 255, np.uint8)))
+case("cells/mask_empty", DataError, "m0.png", "empty (all zero)")(
+    lambda tmp: _load_one(tmp, np.zeros((16, 16), np.uint8)))
+case("cells/mask_not_binary", DataError, "m0.png", "not binary", "127", "0 and 255")(
+    lambda tmp: _load_one(tmp, _C_DISC // 2))
+case("cells/masks_overlap", DataError, "m1.png", "overlaps m0.png", "overlap='first'")(
+    lambda tmp: _load_one(tmp, _C_DISC, np.roll(_C_DISC, 1, axis=1)))
+case("cells/image_without_masks", DataError, f"{_CID}/masks/", "no PNG mask")(
+    lambda tmp: _cells.read_nuclei(_nuclei(tmp, ())))
+case("cells/image_without_masks_folder", DataError, f"{_CID}/masks/", "no PNG mask")(
+    lambda tmp: _cells.read_nuclei(_nuclei(tmp, (), make_masks_dir=False)))
+case("cells/image_missing", DataError, f"{_CID}/images/{_CID}.png is missing", "layout")(
+    lambda tmp: _cells.read_nuclei(_nuclei(tmp, (_C_DISC,), image=False)))
+
+
+def _corrupt_image(tmp):
+    _nuclei(tmp, (_C_DISC,))
+    (tmp / _CID / "images" / f"{_CID}.png").write_bytes(b"not a png")
+    return _cells.load_nuclei(_cells.read_nuclei(tmp).records[0])
+
+
+case("cells/image_corrupt", DataError, f"{_CID}.png", "cannot read the image", "restore it")(_corrupt_image)
+case("cells/empty_folder", DataError, "no image folders", "stage1_train")(
+    lambda tmp: _cells.read_nuclei(tmp))
+case("cells/overlap_mode", ValueError, "overlap must be 'raise' or 'first'", "'union'")(
+    lambda tmp: _cells.load_nuclei(_cells.read_nuclei(_nuclei(tmp, (_C_DISC,))).records[0], overlap="union"))
+case("cells/split_fractions", ValueError, "add up to 1", "train, val, test")(
+    lambda tmp: _cells.split_records(["a", "b", "c"], (0.6, 0.6, 0.2)))
+case("instances/bool_mask_not_labels", DataError, "true_labels", "boolean mask", "label its objects")(
+    lambda tmp: _inst.match_instances(_C_LABELS > 0, _C_LABELS))
+case("instances/probability_map_not_labels", DataError, "pred_labels", "whole numbers", "probability map")(
+    lambda tmp: _inst.average_precision(_C_LABELS, _C_LABELS * 0.4))
+case("instances/labels_nan", DataError, "pred_labels", "nan", "(0, 1)")(
+    lambda tmp: _inst.match_instances(_C_LABELS, np.where(_C_LABELS == 1, np.nan, _C_LABELS)))
+case("instances/labels_batch", DataError, "shape (2, 3, 3)", "one image at a time")(
+    lambda tmp: _inst.count_instances(np.stack([_C_LABELS, _C_LABELS])))
+case("instances/shapes_differ", ValueError, "(3, 3)", "(3, 2)", "same shape")(
+    lambda tmp: _inst.match_instances(_C_LABELS, _C_LABELS[:, :2]))
+case("instances/threshold_one", ValueError, "IoU in [0, 1)", "1.0")(
+    lambda tmp: _inst.match_instances(_C_LABELS, _C_LABELS, 1.0))
+case("instances/maps_0_255", DataError, "foreground", "divide by 255")(
+    lambda tmp: _inst.instances_from_maps(np.full((4, 4), 255.0), np.zeros((4, 4))))
+case("instances/maps_logits", DataError, "cores", "sigmoid")(
+    lambda tmp: _inst.instances_from_maps(np.zeros((4, 4)), np.full((4, 4), -3.0)))
+case("instances/min_size_zero", ValueError, "min_size", ">= 1", "0")(
+    lambda tmp: _inst.classical_instances(np.eye(8), min_size=0))
+case("instances/counts_length", ValueError, "true_counts (3,)", "pred_counts (2,)", "one per image")(
+    lambda tmp: _inst.count_errors([1, 2, 3], [1, 2]))
+case("instances/counts_negative", DataError, "negative count")(
+    lambda tmp: _inst.count_errors([1, 2], [1, -2]))
+case("instances/level_percent", ValueError, "level", "pass 0.9")(
+    lambda tmp: _inst.count_interval(np.ones((4, 3)), 90))
+case("instances/interval_one_sample", ValueError, "T >= 2")(
+    lambda tmp: _inst.count_interval(np.ones((1, 3))))
+case("instances/conformal_spread_zero", DataError, "spread", "<= 0", "image 1", "np.maximum(std, 1)")(
+    lambda tmp: _inst.conformal_scale(np.arange(20.0), np.arange(20.0), np.r_[1.0, 0.0, np.ones(18)]))
+case("instances/conformal_too_few", ValueError, "too few", "at least 9")(
+    lambda tmp: _inst.conformal_scale(np.arange(5.0), np.zeros(5), np.ones(5), 0.9))
+case("instances/coverage_low_above_high", ValueError, "low > high", "image 0")(
+    lambda tmp: _inst.coverage([3.0], [5.0], [4.0]))
+case("instances/stability_shape", ValueError, "samples[0]", "(3, 2)", "(3, 3)")(
+    lambda tmp: _inst.instance_stability(_C_LABELS, [_C_LABELS[:, :2]]))
+
+
 # ---- the runner ---------------------------------------------------------------------------------
 
 
