@@ -1,0 +1,1 @@
+"""The upload page: one chest radiograph in the browser, its report back (``python -m app.upload``, ``make app``)."""
