@@ -71,10 +71,14 @@ def side_file(model_path, suffix: str) -> Path:
 
 
 def save_thresholds(model_path, thresholds: pd.Series, *, method: str, split: str = "validation") -> Path:
-    """Write the per-finding thresholds (label order, method, split) as JSON beside the model. Taught in 02_densenet_transfer."""
-    values = errors.check_probabilities(np.asarray(thresholds, dtype=float), "thresholds")
+    """Write the per-finding thresholds (label order, method, split) as JSON beside the model; a NaN (no positive on validation) is saved as 0.5 and listed. Taught in 02_densenet_transfer."""
+    if not isinstance(thresholds, pd.Series):
+        raise TypeError("thresholds must be a pandas Series indexed by finding (metrics.choose_thresholds returns one).")
+    values = np.asarray(thresholds, dtype=float)
+    defaulted = [str(k) for k, v in zip(thresholds.index, values) if np.isnan(v)]
+    values = errors.check_probabilities(np.where(np.isnan(values), 0.5, values), "thresholds")
     payload = {"labels": [str(k) for k in thresholds.index], "thresholds": [float(v) for v in values],
-               "method": method, "chosen_on": split}
+               "method": method, "chosen_on": split, "defaulted_to_0.5": defaulted}
     path = side_file(model_path, THRESHOLDS_SUFFIX)
     path.write_text(json.dumps(payload, indent=1))
     return path
@@ -94,7 +98,11 @@ def load_thresholds(model_path, labels: Sequence[str]) -> tuple[pd.Series, str]:
     except (ValueError, KeyError, TypeError) as err:
         raise ReportError(f"{path}: not a thresholds file of notebook 02 ({type(err).__name__}: {err}). "
                           "Run notebook 02 again to rewrite it.") from None
-    return _thresholds_series(pd.Series(values, index=saved_labels), labels, str(path)), str(payload.get("method", "?"))
+    method = str(payload.get("method", "?"))
+    defaulted = payload.get("defaulted_to_0.5") or []
+    if defaulted:
+        method += f" (0.5 for {', '.join(defaulted)}: no positive case on validation)"
+    return _thresholds_series(pd.Series(values, index=saved_labels), labels, str(path)), method
 
 
 def _thresholds_series(thresholds, labels: Sequence[str], what: str) -> pd.Series:
@@ -285,6 +293,7 @@ class ChestReporter:
         self.referral, self.box_sizes, self.seed = referral, box_sizes or {}, seed
         self.size = int(model.input_shape[1])
         self.notes: list[str] = []
+        self.threshold_method = "given"
         output = _output_layer(model)
         if not isinstance(output, keras.layers.Dense) or getattr(output.activation, "__name__", "") != "sigmoid":
             raise ReportError(f"{self.name}: the output layer {output.name!r} is not a dense sigmoid layer; the report "
@@ -350,6 +359,8 @@ class ChestReporter:
         reporter = cls(model, thresholds, labels=labels, samples=samples, referral=load_referral(model_path),
                        mc_head=mc_head, box_sizes=box_sizes, name=model_path.name, seed=seed)
         reporter.threshold_method = method
+        if "0.5 for" in method:
+            reporter.notes.append(f"thresholds: {method}")
         return reporter
 
     # ---- the steps, public so notebook 07 can show them one by one

@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from helpers import config, datasets, losses, metrics, models, preprocessing, synthetic
+from helpers import config, datasets, losses, metrics, models, preprocessing, report, synthetic
 
 tf.get_logger().setLevel("ERROR")  # quiet the retracing notices that every new small model triggers
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -307,6 +307,14 @@ if cfg.profile == "lab" and cfg.synthetic:
 thresholds = metrics.choose_thresholds(y_val, val_scores, labels, method="youden")
 decisions = metrics.threshold_metrics(y_test, test_scores, thresholds, labels)
 decisions.round(2)
+
+# %% [markdown]
+# The thresholds travel with the model: saved beside it as JSON, with the label order and the method,
+# for the report of notebook 07, which decides "present" at these values and refuses a model without them.
+
+# %%
+thresholds_file = report.save_thresholds(model_path, thresholds, method="youden")
+print(f"saved {thresholds_file.name}: {len(thresholds)} thresholds, chosen on validation by Youden's J")
 
 # %% [markdown]
 # The PPV of rare findings is low even when sensitivity and specificity look good: with 4% prevalence,

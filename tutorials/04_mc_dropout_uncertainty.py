@@ -64,7 +64,7 @@ import pandas as pd
 import tensorflow as tf
 from sklearn.metrics import roc_auc_score
 
-from helpers import config, datasets, losses, metrics, models, preprocessing, synthetic, uncertainty, viz
+from helpers import config, datasets, losses, metrics, models, preprocessing, report, synthetic, uncertainty, viz
 
 tf.get_logger().setLevel("ERROR")
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -194,7 +194,7 @@ val_ids = set(settings.get("val_ids", [])) or {drive.train[-1].id}
 train_grey, train_vessels, train_fov = load_photographs([r for r in drive.train if r.id not in val_ids])
 val_grey, val_vessels, val_fov = load_photographs([r for r in drive.train if r.id in val_ids][:val_photographs])
 if unet_path.is_file():
-    unet = keras.models.load_model(unet_path, safe_mode=True)
+    unet = models.load_model(unet_path)
 else:
     print(f"{unet_path} is missing: run notebook 03 first. Training a small U-Net here instead.")
     inside = np.concatenate([g[..., 0][f] for g, f in zip(train_grey, train_fov)])
@@ -598,6 +598,28 @@ gain = image_curve.loc[refer_at, "mean AUROC, refer by epistemic"] - image_curve
 print(f"referring the {refer_at:.0%} most uncertain images moves the kept images' mean AUROC by {gain:+.3f}")
 if cfg.profile == "lab" and classifier_trained:
     assert gain > 0, "referring the most uncertain images should raise the AUROC of those kept"
+
+# %% [markdown]
+# The report of notebook 07 refers an image with this rule, so its numbers are saved beside the models:
+# the mean mutual information above which the most uncertain `refer_at` of the test images were
+# referred, the head fine-tuned with dropout (the report samples it on one backbone pass), and, for the
+# U-Net, the mean epistemic uncertainty inside the field of view of the test photographs.
+
+# %%
+refer_limit = report.referral_threshold(image_uncertainty, refer_at)
+referred = int((image_uncertainty > refer_limit).sum())
+assert referred <= round(refer_at * len(image_uncertainty)), f"{referred} test images lie above the limit, more than {refer_at:.0%} of them"
+referred_share = referred / len(image_uncertainty)
+unet_level = float(seg.epistemic[fov_all].mean())
+if classifier_trained:
+    report.save_referral(classifier_path, refer_limit, refer_at=refer_at, samples=mc_samples, images=len(image_uncertainty))
+    head.save(report.side_file(classifier_path, report.MC_HEAD_SUFFIX))
+if unet_path.is_file():
+    report.save_referral(unet_path, unet_level, refer_at=refer_at, samples=mc_samples, images=len(fov_all),
+                         rule="mean epistemic uncertainty inside the field of view of the test photographs")
+print(f"refer above a mean mutual information of {refer_limit:.5f} nats ({referred_share:.0%} of {len(image_uncertainty)} test images); "
+      f"U-Net in-distribution epistemic {unet_level:.5f}; saved beside the models: "
+      f"{'classifier' if classifier_trained else 'not the stand-in classifier'}, {'U-Net' if unet_path.is_file() else 'not the stand-in U-Net'}")
 
 # %% [markdown]
 # ## 7. Inputs the models have never seen
