@@ -28,6 +28,7 @@ import html
 import io
 import json
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -264,6 +265,17 @@ class ChestReport:
         return list(self.findings.index[self.findings["present"]])
 
 
+def reseed_dropout(model: keras.Model, seed: int) -> int:
+    """Reset every dropout layer's random state to ``seed``, so the next MC draws repeat exactly; returns how many. Taught in 07_report."""
+    found = 0
+    for layer in model.layers:
+        generator = getattr(layer, "seed_generator", None)
+        if isinstance(layer, keras.layers.Dropout) and generator is not None:
+            generator.state.assign(np.array([int(seed), 0], dtype=generator.state.dtype))
+            found += 1
+    return found
+
+
 def _output_layer(model):
     return model.outputs[0]._keras_history[0]
 
@@ -373,7 +385,7 @@ class ChestReporter:
     def sample_head(self, pooled: np.ndarray, samples: int | None = None) -> np.ndarray:
         """T samples of the dropout head on pooled features (T, N, findings); a fixed seed gives the same draws. Taught in 07_report."""
         if self.seed is not None:
-            keras.utils.set_random_seed(self.seed)
+            reseed_dropout(self.head, self.seed)
         return uncertainty.mc_predict(self.head, pooled, samples=samples or self.samples)
 
     def grad_cam(self, image: np.ndarray, feature_map: np.ndarray, probabilities: np.ndarray, indices) -> np.ndarray:
@@ -420,11 +432,16 @@ class ChestReporter:
             "spread": draws.std(axis=0), "mutual_information": parts.epistemic,
         }, index=pd.Index(self.labels, name="finding"))
         present = [i for i, flag in enumerate(table["present"]) if flag]
-        cams = self.grad_cam(item.model, fmap[0], probability, present)
+        with warnings.catch_warnings():  # a flat map is said in the notes, with the finding's name
+            warnings.filterwarnings("ignore", message="Grad-CAM of image", category=UserWarning)
+            cams = self.grad_cam(item.model, fmap[0], probability, present)
+        notes = list(self.notes)
         height, width = item.display.shape
         heatmaps, found = {}, {}
         for cam, index in zip(cams, present):
             label = self.labels[index]
+            if cam.max() <= 0:
+                notes.append(f"{label}: the Grad-CAM map is flat (no positive evidence at {self.layer_name}), so no box")
             heatmaps[label] = np.clip(cv2.resize(cam, (width, height), interpolation=cv2.INTER_LINEAR), 0, 1)
             candidates = _boxes.heatmap_to_boxes(cam, (width, height), threshold=BOX_THRESHOLD)
             if label in self.box_sizes:
@@ -435,7 +452,6 @@ class ChestReporter:
             if chosen is not None:
                 found[label] = tuple(float(chosen[c]) for c in ("x", "y", "w", "h"))
         refer, reason = self.refer_rule(float(parts.epistemic.mean()))
-        notes = list(self.notes)
         if self.referral is not None and self.referral.get("samples") not in (None, self.samples):
             notes.append(f"the referral threshold was measured with T={self.referral['samples']} samples, this report "
                          f"uses T={self.samples}: the mutual information is biased low for small T")

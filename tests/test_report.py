@@ -1,0 +1,265 @@
+"""The report: decisions at the thresholds, boxes and heatmaps only for present findings, head-only MC against the
+whole model, Grad-CAM in closed form against explain.grad_cam, the renderers and the command line."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import datasets, dicom, explain, models, report, uncertainty
+
+LABELS = list(datasets.LABELS)
+SIZE = 32
+
+
+def _tiny(dropout: float = 0.0, seed: int = 3) -> keras.Model:
+    """A flat conv + ReLU + global average pooling (+ dropout) + 14 sigmoids classifier, built in a second."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((SIZE, SIZE, 1), name="image")
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv")(inputs)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", name="conv2")(x)
+    x = keras.layers.Activation("relu", name="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(14, activation="sigmoid", bias_initializer=keras.initializers.Constant(-0.2),
+                                 name="predictions")(x)
+    return keras.Model(inputs, outputs, name="tiny_chest")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return _tiny()
+
+
+@pytest.fixture(scope="module")
+def film():
+    """A smooth grey film with one bright blob: the tiny model's maps have somewhere to point."""
+    yy, xx = np.mgrid[:96, :96]
+    return (0.3 + 0.6 * np.exp(-((yy - 30) ** 2 + (xx - 60) ** 2) / 200.0)).astype(np.float32)
+
+
+def _probabilities(model, image):
+    item = report.read_chest(image, SIZE)
+    return np.asarray(model.predict(item.model[None], verbose=0))[0]
+
+
+def test_present_is_probability_at_or_above_threshold(tiny, film):
+    p = _probabilities(tiny, film)
+    # one finding at exactly its probability (present: >=), some just below it, the rest just above
+    offsets = np.where(np.arange(14) % 3 == 0, -0.01, 0.01)
+    offsets[1] = 0.0
+    thresholds = pd.Series(np.clip(p + offsets, 0, 1), index=LABELS)
+    result = report.ChestReporter(tiny, thresholds, samples=4).report(film)
+    np.testing.assert_allclose(result.findings["probability"], p, atol=1e-6)
+    expected = [label for j, label in enumerate(LABELS) if offsets[j] <= 0]
+    assert result.present == expected
+    assert list(result.findings.columns) == list(report.COLUMNS)
+
+
+def test_heatmaps_and_boxes_only_for_present_findings(tiny, film):
+    p = _probabilities(tiny, film)
+    thresholds = pd.Series(np.where(np.arange(14) < 3, p - 0.05, 0.999), index=LABELS)
+    result = report.ChestReporter(tiny, thresholds, samples=4).report(film)
+    assert result.present == LABELS[:3]
+    assert set(result.heatmaps) == set(LABELS[:3])
+    assert set(result.boxes) <= set(LABELS[:3]) and result.boxes, "a box for present findings, none for the others"
+    height, width = result.image.shape
+    assert height == width == report.DISPLAY_SIZE
+    for label, (x, y, w, h) in result.boxes.items():
+        assert 0 <= x and 0 <= y and x + w <= width and y + h <= height, (label, (x, y, w, h))
+        # the box holds the heatmap's hottest pixel (a box above half the maximum around it)
+        heat = result.heatmaps[label]
+        row, col = np.unravel_index(np.argmax(heat), heat.shape)
+        assert heat.max() > 0.95 and heat.min() >= 0
+        assert x - 1 <= col <= x + w + 1 and y - 1 <= row <= y + h + 1, (label, (row, col), (x, y, w, h))
+    flat = [label for label in result.present if result.heatmaps[label].max() == 0]
+    assert set(result.boxes) == set(result.present) - set(flat)
+    assert all(any(label in note and "flat" in note for note in result.notes) for label in flat)
+    nobody = report.ChestReporter(tiny, pd.Series(1.0, index=LABELS), samples=4).report(film)
+    assert nobody.present == [] and nobody.heatmaps == {} and nobody.boxes == {}
+
+
+def test_closed_form_grad_cam_equals_explain_grad_cam(tiny, film):
+    reporter = report.ChestReporter(tiny, pd.Series(0.5, index=LABELS), samples=4)
+    assert reporter.closed_form
+    item = report.read_chest(film, SIZE)
+    fmap, _, probs = reporter.features(item.model[None])
+    with pytest.warns(UserWarning, match="flat"):
+        every = reporter.grad_cam(item.model, fmap[0], probs[0], range(14))
+    indices = [j for j in range(14) if every[j].max() > 0][:3]  # maps with something to compare
+    mine = reporter.grad_cam(item.model, fmap[0], probs[0], indices)
+    reference = explain.grad_cam(tiny, np.repeat(item.model[None], 3, axis=0), class_index=indices, layer_name="relu")
+    assert mine.shape == reference.shape == (3, SIZE, SIZE)
+    assert reference.reshape(3, -1).max(1).min() > 0.99, "the reference maps must not be flat, or the comparison means nothing"
+    np.testing.assert_allclose(mine, reference, atol=1e-4)
+
+
+def test_head_only_mc_equals_whole_model_mc(film):
+    model = _tiny(dropout=0.4)
+    reporter = report.ChestReporter(model, pd.Series(0.5, index=LABELS), samples=4)
+    assert reporter.head.layers[0].rate == pytest.approx(0.4), "the model's own dropout rate is sampled"
+    item = report.read_chest(film, SIZE)
+    whole = uncertainty.mc_predict(models.with_mc_dropout(model), item.model[None], samples=400)[:, 0]
+    _, pooled, _ = reporter.features(item.model[None])
+    head = reporter.sample_head(pooled, samples=400)[:, 0]
+    standard_error = np.sqrt(whole.var(0, ddof=1) / 400 + head.var(0, ddof=1) / 400) + 1e-9
+    z = np.abs(whole.mean(0) - head.mean(0)) / standard_error
+    assert z.max() < 5, f"head-only and whole-model means differ by {z.max():.1f} standard errors"
+    ratio = head.std(0) / whole.std(0)
+    assert np.all((ratio > 0.75) & (ratio < 1.33)), f"spreads differ: ratios {np.round(ratio, 2)}"
+    # with the same seed the dropout masks are the same: the two ways agree exactly
+    whole_model = models.with_mc_dropout(model)
+    report.reseed_dropout(whole_model, 11)
+    exact_whole = uncertainty.mc_predict(whole_model, item.model[None], samples=20)[:, 0]
+    report.reseed_dropout(reporter.head, 11)
+    exact_head = uncertainty.mc_predict(reporter.head, pooled, samples=20)[:, 0]
+    assert exact_whole.std(0).min() > 0, "the draws differ from each other"
+    np.testing.assert_allclose(exact_head, exact_whole, atol=1e-6)
+    # and a wrong head (another rate) is caught by the same test
+    wrong = report.ChestReporter(_tiny(dropout=0.05), pd.Series(0.5, index=LABELS), samples=4)
+    assert wrong.sample_head(pooled, samples=400)[:, 0].std(0).mean() < 0.5 * whole.std(0).mean()
+
+
+def test_uncertainty_columns_match_decompose(tiny, film):
+    reporter = report.ChestReporter(tiny, pd.Series(0.5, index=LABELS), samples=30, seed=7)
+    result = reporter.report(film)
+    item = report.read_chest(film, SIZE)
+    _, pooled, _ = reporter.features(item.model[None])
+    draws = reporter.sample_head(pooled)[:, 0]  # the same seed: the same draws
+    parts = uncertainty.decompose(draws)
+    np.testing.assert_allclose(result.findings["mean"], parts.mean, atol=1e-6)
+    np.testing.assert_allclose(result.findings["spread"], draws.std(0), atol=1e-6)
+    np.testing.assert_allclose(result.findings["mutual_information"], parts.epistemic, atol=1e-7)
+    assert any("not fine-tuned with dropout" in note for note in result.notes)
+
+
+def test_refer_rule_against_the_saved_threshold(tiny, film):
+    reporter = report.ChestReporter(tiny, pd.Series(0.5, index=LABELS), samples=10)
+    refer, reason = reporter.refer_rule(0.01)
+    assert refer and "no referral threshold" in reason and "notebook 04" in reason
+    reporter.referral = {"threshold": 0.02, "refer_at": 0.2, "samples": 10}
+    assert reporter.refer_rule(0.03)[0] and not reporter.refer_rule(0.02)[0]
+    refer, reason = reporter.refer_rule(0.01)
+    assert not refer and "0.0100" in reason and "0.0200" in reason and "20%" in reason
+    result = reporter.report(film)
+    assert result.refer == (result.findings["mutual_information"].mean() > 0.02)
+
+
+def test_referral_threshold_matches_referral_curve():
+    rng = np.random.default_rng(0)
+    values = rng.random(50)
+    limit = report.referral_threshold(values, 0.2)
+    assert (values > limit).sum() == 10  # the 10 most uncertain of 50 are above it, the 40 kept at or below
+    kept = uncertainty.referral_curve(np.zeros(50), np.zeros(50), values, lambda t, s: len(t), fractions=[0.2])
+    assert kept.loc[0.2, "kept"] == (values <= limit).sum()
+
+
+def test_json_round_trip(tiny, film):
+    p = _probabilities(tiny, film)
+    result = report.ChestReporter(tiny, pd.Series(np.where(np.arange(14) < 2, p - 0.05, 0.99), index=LABELS),
+                                  samples=4).report(film, source_name="film.png")
+    loaded = json.loads(report.to_json(result))
+    table = pd.DataFrame(loaded["findings"]).set_index("finding")
+    pd.testing.assert_frame_equal(table, result.findings, check_dtype=False, atol=1e-12)
+    assert loaded["refer"] == result.refer and loaded["refer_reason"] == result.refer_reason
+    assert {k: tuple(v) for k, v in loaded["boxes"].items()} == result.boxes
+    assert loaded["source"] == "film.png" and loaded["samples"] == 4
+
+
+def test_html_has_the_table_and_an_embedded_png(tiny, film):
+    result = report.ChestReporter(tiny, pd.Series(0.0, index=LABELS), samples=4).report(film)
+    page = report.to_html(result)
+    assert page.count("<tr>") == 1 + len(LABELS), "a header row and one row per finding"
+    for label in LABELS:
+        assert f"<th>{label}</th>" in page
+    found = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert found and base64.b64decode(found.group(1)).startswith(b"\x89PNG\r\n\x1a\n")
+    assert "Refer to a radiologist" in page and result.refer
+    assert "http" not in page.replace("https://", "").split("<body>")[0], "nothing fetched from elsewhere"
+
+
+def test_png_figure_written(tiny, film, tmp_path):
+    result = report.ChestReporter(tiny, pd.Series(0.0, index=LABELS), samples=4).report(film)
+    path = report.to_png(result, tmp_path / "r.png")
+    from PIL import Image
+
+    with Image.open(path) as img:
+        assert img.format == "PNG" and img.width >= 320 * 4
+
+
+def test_load_refuses_a_model_without_thresholds(tiny, tmp_path):
+    path = tmp_path / "tiny.keras"
+    tiny.save(path)
+    with pytest.raises(report.ReportError, match="Run notebook 02"):
+        report.ChestReporter.load(path)
+    report.save_thresholds(path, pd.Series([0.3] * 13 + [np.nan], index=LABELS), method="youden")
+    loaded = report.ChestReporter.load(path, samples=3)
+    assert loaded.thresholds.iloc[0] == 0.3 and loaded.thresholds["Hernia"] == 0.5
+    assert any("Hernia" in note and "no positive" in note for note in loaded.notes)
+
+
+@pytest.fixture(scope="module")
+def saved(tiny, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    path = folder / "tiny.keras"
+    tiny.save(path)
+    report.save_thresholds(path, pd.Series(0.4, index=LABELS), method="youden")
+    return path
+
+
+def test_cli_real_dicom_and_a_bad_file(saved, tmp_path, capsys):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    out = tmp_path / "out"
+    code = report.main([str(dicom.example_path("RG1_UNCR.dcm")), str(bad), "--model", str(saved), "--out", str(out),
+                        "--samples", "3"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert sorted(p.name for p in out.iterdir()) == ["RG1_UNCR.html", "RG1_UNCR.json", "RG1_UNCR.png"]
+    lines = [line for line in err.splitlines() if line.startswith("notes.png:")]
+    assert len(lines) == 1 and "cannot decode" in lines[0]
+    written = json.loads((out / "RG1_UNCR.json").read_text())
+    assert written["details"]["modality"] == "CR" and written["details"]["photometric"] == "MONOCHROME1"
+    assert len(written["findings"]) == 14 and "identity" not in written
+    for name in ("RG1_UNCR.json", "RG1_UNCR.html"):
+        text = (out / name).read_text()
+        assert "CompressedSamples" not in text and "9RG1" not in text, f"patient name or ID in {name}"
+    assert "CompressedSamples" not in err and "9RG1" not in err
+
+
+def test_cli_keep_identity(saved, tmp_path, capsys):
+    code = report.main([str(dicom.example_path("RG1_UNCR.dcm")), "--model", str(saved), "--out", str(tmp_path),
+                        "--samples", "2", "--keep-identity"])
+    assert code == 0
+    assert "CompressedSamples^RG1" in (tmp_path / "RG1_UNCR.html").read_text()
+    assert json.loads((tmp_path / "RG1_UNCR.json").read_text())["identity"]["PatientID"] == "9RG1"
+
+
+def test_cli_missing_model(tmp_path, capsys):
+    code = report.main([str(dicom.example_path()), "--model", str(tmp_path / "none.keras"), "--out", str(tmp_path)])
+    assert code == 2 and "no saved model" in capsys.readouterr().err
+
+
+def test_fundus_report_maps_and_refer_flag():
+    keras.utils.set_random_seed(1)
+    unet = models.unet(base_filters=4, depth=2, dropout_rate=0.2)
+    rng = np.random.default_rng(0)
+    photo = np.clip(rng.random((80, 72, 3)) * 0.5 + 0.3, 0, 1).astype(np.float32)
+    reporter = report.FundusReporter(unet, samples=4, side=64, referral={"threshold": 1e-9})
+    result = reporter.report(photo)
+    assert result.vessels.shape == result.epistemic.shape == result.image.shape[:2] == (64, 58)
+    assert result.refer and "times notebook 04" in result.refer_reason
+    level = result.findings.loc["field of view", "mean_epistemic"]
+    assert level == pytest.approx(float(result.epistemic[result.fov].mean()))
+    reporter.referral = {"threshold": level}  # refer above twice this level
+    again = reporter.report(photo)
+    assert again.refer == (again.findings.loc["field of view", "mean_epistemic"] > 2 * level)
+    assert json.loads(report.to_json(result))["kind"] == "fundus"
+    assert "data:image/png;base64," in report.to_html(result)
