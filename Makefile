@@ -7,11 +7,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROFILE ?= lab
 
-.PHONY: help install data test unit notebooks tutorials sync bench clean
+.PHONY: help install app-install browser app data test unit notebooks tutorials sync bench clean
 
 help:
 	@echo "make tutorials   run every notebook in the lab profile (executed copies and HTML in build/)"
-	@echo "make test        unit tests, then every notebook under nbval, in the smoke profile"
+	@echo "make test        unit tests (with the upload page in headless Chromium), then every notebook under nbval, in the smoke profile"
+	@echo "make app         serve the upload page on http://127.0.0.1:7860/ (MODEL=file.keras, APP_ARGS=...; PROFILE's model by default)"
+	@echo "make app-install install the upload page's packages (requirements-app.txt) into .venv"
+	@echo "make browser     install Debian's chromium and chromium-driver for the browser test (as root, only when missing)"
 	@echo "make data        write the synthetic datasets for PROFILE (default lab)"
 	@echo "make sync        pair tutorials/*.py and *.ipynb with jupytext (outputs stripped)"
 	@echo "make bench       run the benchmarks under benchmarks/"
@@ -27,10 +30,34 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
+APP_STAMP := $(VENV)/.installed-app
+
+$(APP_STAMP): $(STAMP) requirements-app.txt
+	$(BIN)/python -m pip install --quiet -r requirements-app.txt
+	@touch $(APP_STAMP)
+
+app-install: $(APP_STAMP)
+
+# Chromium and chromedriver for tests/test_upload_page.py, from the system packages: only when missing, only as root
+# with apt-get. Without them the browser test skips and says why (CI sets MEDXAI_REQUIRE_BROWSER=1: it fails instead).
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+		echo "browser: $$(chromium --version 2>/dev/null | head -n 1), $$(chromedriver --version | cut -d' ' -f1-2)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "browser: apt-get install chromium chromium-driver"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+		|| echo "browser: apt-get could not install chromium and chromium-driver; the browser test will skip and say why"; \
+	else \
+		echo "browser: no chromium/chromedriver and not root with apt-get; the browser test will skip and say why"; \
+	fi
+
+app: app-install
+	MEDXAI_PROFILE=$(PROFILE) $(BIN)/python -m app.upload $(if $(MODEL),--model $(MODEL)) $(APP_ARGS)
+
 data: install
 	MEDXAI_PROFILE=$(PROFILE) $(BIN)/python -m helpers.synthetic --dataset all
 
-test: install
+test: install app-install browser
 	MEDXAI_PROFILE=smoke $(BIN)/python -m helpers.synthetic --dataset all
 	MEDXAI_PROFILE=smoke $(BIN)/python -m pytest tests/
 	MEDXAI_PROFILE=smoke $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider tutorials/

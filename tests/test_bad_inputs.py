@@ -780,6 +780,28 @@ case("instances/stability_shape", ValueError, "samples[0]", "(3, 2)", "(3, 3)")(
     lambda tmp: _inst.instance_stability(_C_LABELS, [_C_LABELS[:, :2]]))
 
 
+# ---- upload page --------------------------------------------------------------------------------
+# What app/upload.py refuses by name and size before reading a file; what it reads is refused by report and dicom.
+
+
+def _check_upload(*args):
+    """app.upload.check_upload, imported when a case runs (app/ runs from the repository: it is not installed)."""
+    import importlib
+    import sys
+
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.append(root)
+    return importlib.import_module("app.upload").check_upload(*args)
+
+
+case("upload/over_the_limit", DataError, "scan.dcm", "60.0 MB", "limit of 50.0 MB", "--max-mb")(
+    lambda tmp: _check_upload("scan.dcm", 60 * 2**20))
+case("upload/empty_file", DataError, "x.png", "an empty file")(lambda tmp: _check_upload("x.png", 0))
+case("upload/not_an_image_by_name", DataError, "notes.docx", "a .docx file", "PNG, JPEG or DICOM")(
+    lambda tmp: _check_upload("C:\\Users\\me\\notes.docx", 1000))
+
+
 # ---- the runner ---------------------------------------------------------------------------------
 
 

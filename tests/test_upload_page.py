@@ -30,6 +30,8 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # app/ runs from the repository (python -m app.upload): it is not an installed package
+    sys.path.append(str(ROOT))
 REQUIRE_BROWSER = os.environ.get("MEDXAI_REQUIRE_BROWSER") == "1"
 LIMIT_MB = 8  # the test server's --max-mb: RG1_UNCR.dcm (6.9 MB) passes, 9 MB does not
 IDENTITY = ("CompressedSamples", "9RG1")  # RG1_UNCR.dcm's PatientName (CompressedSamples^RG1) and PatientID
@@ -298,7 +300,7 @@ def _assert_report_shown(driver, expected):
         assert secret not in source, f"{secret!r} (patient identity) shown in the page"
 
 
-def test_browser_uploads_the_dicom_then_bad_files_and_the_page_keeps_serving(server, browser, expected, tmp_path, capsys):
+def test_browser_uploads_the_dicom_then_bad_files_and_the_page_keeps_serving(browser, server, expected, tmp_path, capsys):
     from selenium.webdriver.common.by import By
 
     browser.get(server.url)
