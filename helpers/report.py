@@ -46,7 +46,7 @@ from helpers.errors import DataError
 THRESHOLDS_SUFFIX = ".thresholds.json"  # notebook 02: per-finding thresholds chosen on validation
 REFERRAL_SUFFIX = ".referral.json"  # notebook 04: the referral threshold of the mean mutual information
 MC_HEAD_SUFFIX = ".mc_head.keras"  # notebook 04: the dense head fine-tuned with dropout on pooled features
-BOX_SIZES_SUFFIX = ".box_sizes.json"  # optional: mean training box (w, h) per finding, for the Deep MedIA heuristic
+BOX_SIZES_SUFFIX = ".box_sizes.json"  # optional: mean training box (w, h) per finding as fractions of the image side (Deep MedIA)
 DEFAULT_HEAD_DROPOUT = 0.3  # notebook 04's rate, used when no fine-tuned head is saved
 DISPLAY_SIZE = 512  # the displayed image's side, at least (the model's input when larger)
 FUNDUS_SIDE = 584  # DRIVE's photograph height: a fundus photograph is resized so its larger side is this
@@ -410,13 +410,13 @@ class ChestReporter:
         if self.referral is None:
             return True, (f"referred: no referral threshold was calibrated for this model (notebook 04 saves it as "
                           f"{REFERRAL_SUFFIX} beside the model), so every image is referred by default; "
-                          f"mean mutual information {mean_mi:.4f} nats")
+                          f"mean mutual information {mean_mi:.3g} nats")
         limit, refer_at = self.referral["threshold"], self.referral.get("refer_at", float("nan"))
         refer = bool(mean_mi > limit)
         verdict = "referred" if refer else "not referred"
         sign = ">" if refer else "<="
-        return refer, (f"{verdict}: mean mutual information over the {len(self.labels)} findings {mean_mi:.4f} nats "
-                       f"{sign} {limit:.4f}, the value above which notebook 04 referred the most uncertain "
+        return refer, (f"{verdict}: mean mutual information over the {len(self.labels)} findings {mean_mi:.3g} nats "
+                       f"{sign} {limit:.3g}, the value above which notebook 04 referred the most uncertain "
                        f"{refer_at:.0%} of its test images (T={self.referral.get('samples', '?')})")
 
     def report(self, path_or_array, *, source_name: str | None = None, keep_identity: bool = False) -> ChestReport:
@@ -622,7 +622,7 @@ def _figure(result):
         title = label
         if result.kind == "chest":
             row = result.findings.loc[label]
-            title = f"{label}: p={row['probability']:.2f}, MI={row['mutual_information']:.3f}"
+            title = f"{label}: p={row['probability']:.2f}, MI={row['mutual_information']:.2g}"
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     fig.tight_layout()
@@ -645,7 +645,7 @@ def to_png(result, path) -> Path:
 
 def _table_html(result) -> str:
     table = result.findings.copy()
-    formats = {c: "{:.4f}" for c in table.columns if table[c].dtype.kind == "f"}
+    formats = {c: "{:.4g}" for c in table.columns if table[c].dtype.kind == "f"}
     for column, fmt in formats.items():
         table[column] = table[column].map(fmt.format)
     if "present" in table:
