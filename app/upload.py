@@ -28,7 +28,6 @@ import argparse
 import base64
 import html
 import ipaddress
-import json
 import re
 import sys
 import tempfile
@@ -36,8 +35,8 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import unquote
 
 from helpers.errors import DataError
@@ -135,7 +134,8 @@ def answer_html(result, figure_png: bytes, report_json: str, warned: Sequence[st
         f"<p id='reason'>{html.escape(result.refer_reason)}</p>"
         f"<p><a id='download' download='{download}' href='data:application/json;base64,{data}'>"
         "Download the report (JSON)</a></p>"
-        f"<p id='present'>Findings predicted present: {html.escape(present)} (a heatmap and a box for each).</p>"
+        f"<p id='present'>Findings predicted present: {html.escape(present)} (a Grad-CAM heatmap for each, and a box where "
+        "the heatmap has a hot region).</p>"
         f"<img id='figure' alt='the radiograph with a Grad-CAM heatmap and a box per finding predicted present' "
         f"src='data:image/png;base64,{image}'>"
         f"{findings_html(result.findings)}"

@@ -20,7 +20,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -48,9 +47,8 @@ if _SERVER_MISSING:
     pytest.skip(f"the app extra is not installed ({', '.join(_SERVER_MISSING)} missing): run `make app-install` "
                 "(or pip install -r requirements-app.txt) to test the upload page", allow_module_level=True)
 
-from helpers import datasets, dicom, report  # noqa: E402  (after the skip: the page needs the app extra)
 from app import upload  # noqa: E402
-
+from helpers import datasets, dicom, report  # noqa: E402  (after the skip: the page needs the app extra)
 
 # ---------------------------------------------------------------------------------------------
 # The model, the server, the expected report
@@ -59,16 +57,11 @@ from app import upload  # noqa: E402
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory) -> Path:
-    """A 32 px conv + GAP + dense-sigmoid classifier for the 14 findings, 2 of them biased present; thresholds 0.5."""
-    import keras
+    """The report tests' tiny classifier (32 px, 14 sigmoids), biased so 2 findings are present; thresholds 0.5."""
     import pandas as pd
+    from test_report import _tiny  # tests/ is on sys.path under pytest (no __init__.py): one tiny model for both
 
-    keras.utils.set_random_seed(7)
-    inputs = keras.Input((32, 32, 1))
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="features")(inputs)
-    x = keras.layers.GlobalAveragePooling2D(name="pooled")(x)
-    outputs = keras.layers.Dense(len(datasets.LABELS), activation="sigmoid", name="predictions")(x)
-    model = keras.Model(inputs, outputs, name="tiny_chest")
+    model = _tiny(seed=7)
     kernel, bias = model.get_layer("predictions").get_weights()
     bias[:] = -3.0
     bias[:2] = 3.0  # Atelectasis and Cardiomegaly present, so the figure has heatmaps and boxes
@@ -287,7 +280,7 @@ def _assert_report_shown(driver, expected):
     assert decisions == ["present" if p else "absent" for p in expected.findings["present"]]
     refer = driver.find_element(By.ID, "refer").text
     assert refer == ("Refer to a radiologist" if expected.refer else "No referral")
-    masked = [re.sub(r"\d+\.\d+", "#", text) for text in (driver.find_element(By.ID, "reason").text, expected.refer_reason)]
+    masked = [re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "#", text) for text in (driver.find_element(By.ID, "reason").text, expected.refer_reason)]
     assert masked[0] == masked[1], "the refer reason differs beyond its numbers (MC draws differ between processes)"
     width = driver.execute_script("const f = document.getElementById('figure'); return f.complete ? f.naturalWidth : 0;")
     assert width > 300, f"the figure did not render (natural width {width})"
