@@ -802,6 +802,118 @@ case("upload/not_an_image_by_name", DataError, "notes.docx", "a .docx file", "PN
     lambda tmp: _check_upload("C:\\Users\\me\\notes.docx", 1000))
 
 
+# ---- report -------------------------------------------------------------------------------------
+
+import functools as _rfunctools  # noqa: E402 (imports of this section kept in it)
+
+import pandas as _rpd  # noqa: E402
+
+from helpers import datasets as _rdatasets  # noqa: E402
+from helpers import dicom as _rdicom  # noqa: E402
+from helpers import report as _report  # noqa: E402
+
+_R_LABELS = list(_rdatasets.LABELS)
+_R_HALF = _rpd.Series(0.5, index=_R_LABELS)
+
+
+@_rfunctools.lru_cache(maxsize=None)
+def _rep_model(activation="sigmoid", nested=False):
+    """A 16-px conv + GAP + 14-output classifier (or a nested one), built once when a case first needs it."""
+    import keras
+
+    inputs = keras.Input((16, 16, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    model = keras.Model(inputs, keras.layers.Dense(14, activation=activation, name="predictions")(x), name="rep")
+    if nested:
+        outer = keras.Input((16, 16, 1))
+        return keras.Model(outer, model(outer), name="outer")
+    return model
+
+
+def _rep_saved(tmp, thresholds_text=None, referral_text=None):
+    path = tmp / "rep.keras"
+    _rep_model().save(path)
+    if thresholds_text is not None:
+        _report.side_file(path, _report.THRESHOLDS_SUFFIX).write_text(thresholds_text)
+    if referral_text is not None:
+        _report.save_thresholds(path, _R_HALF, method="youden")
+        _report.side_file(path, _report.REFERRAL_SUFFIX).write_text(referral_text)
+    return _report.ChestReporter.load(path)
+
+
+def _rep_png(tmp, name, array):
+    from PIL import Image
+
+    Image.fromarray(array).save(tmp / name)
+    return _report.ChestReporter(_rep_model(), _R_HALF, samples=2).report(tmp / name)
+
+
+def _rep_text(tmp, name="notes.png"):
+    (tmp / name).write_text("not an image")
+    return _report.ChestReporter(_rep_model(), _R_HALF, samples=2).report(tmp / name)
+
+
+def _rep_head(width):
+    import keras
+
+    head = keras.Sequential([keras.Input((width,)), _report.models.MCDropout(0.3), keras.layers.Dense(14, activation="sigmoid")])
+    return _report.ChestReporter(_rep_model(), _R_HALF, mc_head=head)
+
+
+def _rep_fundus(tmp, image=None, dcm=False):
+    from helpers import models as _rmodels
+
+    reporter = _report.FundusReporter(_rmodels.unet(base_filters=2, depth=1, dropout_rate=0.1), samples=2, side=32)
+    if dcm:
+        image = _rdicom.write_dicom(tmp / "eye.dcm", np.arange(64, dtype=np.uint16).reshape(8, 8))
+    return reporter.report(image)
+
+
+case("report/not_an_image", DataError, "notes.png", "cannot decode")(_rep_text)
+case("report/report_error_type", _report.ReportError, "notes.png")(_rep_text)
+case("report/missing_file", DataError, "gone.png", "not found", "PNG, JPEG or DICOM")(
+    lambda tmp: _report.read_chest(tmp / "gone.png", 16))
+case("report/folder", DataError, "a folder")(lambda tmp: _report.read_chest(tmp, 16))
+case("report/colour_png", DataError, "rgb.png", "colour image", "grey")(
+    lambda tmp: _rep_png(tmp, "rgb.png", np.dstack([np.zeros((20, 20), np.uint8), np.full((20, 20), 200, np.uint8),
+                                                     np.zeros((20, 20), np.uint8)])))
+case("report/tiny_png", DataError, "dot.png", "too small")(lambda tmp: _rep_png(tmp, "dot.png", np.zeros((4, 4), np.uint8)))
+case("report/ct_dicom", DataError, "ct.dcm", "Modality CT", "not a projection radiograph")(
+    lambda tmp: _report.read_chest(_rdicom.write_dicom(tmp / "ct.dcm", _DX, modality="CT"), 16))
+case("report/array_0_255", DataError, "divide", "255")(lambda tmp: _report.read_chest(np.full((16, 16), 200.0), 16))
+case("report/array_rgb", DataError, "HxW or HxWx1", "(16, 16, 3)")(lambda tmp: _report.read_chest(np.zeros((16, 16, 3)), 16))
+case("report/array_nan", DataError, "nan", "(2, 3)")(
+    lambda tmp: _report.read_chest(_set_at(np.zeros((16, 16)), (2, 3), np.nan), 16))
+case("report/no_thresholds", DataError, "rep.keras", "rep.thresholds.json is missing", "Run notebook 02", "thresholds=")(
+    lambda tmp: _rep_saved(tmp))
+case("report/thresholds_not_json", DataError, "rep.thresholds.json", "not a thresholds file", "notebook 02")(
+    lambda tmp: _rep_saved(tmp, thresholds_text="{labels: oops"))
+case("report/thresholds_other_labels", DataError, "no threshold for", "Atelectasis", "another label set")(
+    lambda tmp: _rep_saved(tmp, thresholds_text='{"labels": ["a", "b"], "thresholds": [0.5, 0.5]}'))
+case("report/thresholds_count", DataError, "3 thresholds for 14 findings")(
+    lambda tmp: _report.ChestReporter(_rep_model(), [0.5, 0.5, 0.5]))
+case("report/thresholds_percent", DataError, "thresholds", "divide by 100")(
+    lambda tmp: _report.ChestReporter(_rep_model(), _R_HALF * 100 + 0.5))
+case("report/referral_not_json", DataError, "rep.referral.json", "not a referral file", "notebook 04")(
+    lambda tmp: _rep_saved(tmp, referral_text="[]"))
+case("report/save_thresholds_list", TypeError, "pandas Series")(
+    lambda tmp: _report.save_thresholds(tmp / "m.keras", [0.5] * 14, method="youden"))
+case("report/samples_one", DataError, "samples must be a whole number >= 2", "1")(
+    lambda tmp: _report.ChestReporter(_rep_model(), _R_HALF, samples=1))
+case("report/softmax_head", DataError, "not a dense sigmoid layer", "Dense(..., activation='sigmoid')")(
+    lambda tmp: _report.ChestReporter(_rep_model("softmax"), _R_HALF))
+case("report/nested_model", DataError, "nested", "flat")(lambda tmp: _report.ChestReporter(_rep_model(nested=True), _R_HALF))
+case("report/mc_head_other_model", DataError, "fine-tuned for another model", "pools 4 features")(lambda tmp: _rep_head(8))
+case("report/fundus_dicom", DataError, "eye.dcm", "fundus report reads PNG or JPEG")(lambda tmp: _rep_fundus(tmp, dcm=True))
+case("report/fundus_grey_array", DataError, "expected an RGB photograph", "(8, 8)")(
+    lambda tmp: _rep_fundus(tmp, np.zeros((8, 8))))
+case("report/fundus_no_dropout", DataError, "no Dropout layer")(
+    lambda tmp: _report.FundusReporter(_rep_model()))
+case("report/missing_model", DataError, "none.keras", "no saved model", "notebook 02")(
+    lambda tmp: _report.ChestReporter.load(tmp / "none.keras"))
+
+
 # ---- the runner ---------------------------------------------------------------------------------
 
 
