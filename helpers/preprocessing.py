@@ -33,12 +33,12 @@ def read_image(path: str | Path, channels: int | None = None) -> np.ndarray:
     except Image.DecompressionBombError as err:
         raise DataError(
             f"{path}: refused as a possible decompression bomb ({err}). If you trust this file, raise "
-            "PIL.Image.MAX_IMAGE_PIXELS before reading it; otherwise remove its row from the CSV."
+            "PIL.Image.MAX_IMAGE_PIXELS before reading it; otherwise leave it out (in a dataset, remove its row from the CSV)."
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(
-            f"{path}: cannot decode the image ({err}). The file is corrupt or truncated: "
-            "download it again or remove its row from the CSV."
+            f"{path}: cannot decode the image ({err}). It is not a PNG, TIFF, GIF or JPEG image, or it is corrupt "
+            "or truncated: export or download it again, or, in a dataset, remove its row from the CSV."
         ) from None
     if channels == 1 and array.shape[-1] == 3:
         # ITU-R 601 luma, the weights PIL and OpenCV use for RGB -> grey.
