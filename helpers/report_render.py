@@ -1,0 +1,119 @@
+"""Renderers of a report (``report.ChestReport`` or ``report.FundusReport``): JSON, a one-page figure (PNG), an HTML page.
+
+Nothing here reads the image files or the models; ``helpers.report`` re-exports these functions, so
+``report.to_json(result)``, ``report.to_html(result)`` and ``report.to_png(result, path)`` are the names to use.
+The patient identity appears only when the report holds it (``keep_identity=True``).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def to_dict(result) -> dict:
+    """A report as plain JSON-ready values (no image, no heatmaps; boxes in displayed pixels). Taught in 07_report."""
+    findings = result.findings.reset_index()
+    records = json.loads(findings.to_json(orient="records", double_precision=15))
+    out = {"kind": result.kind, "source": result.source, "model": result.model, "samples": result.samples,
+           "refer": bool(result.refer), "refer_reason": result.refer_reason, "findings": records,
+           "boxes": {k: [float(v) for v in box] for k, box in result.boxes.items()},
+           "image_size": list(np.shape(result.image)[:2]), "notes": list(result.notes), "details": result.details}
+    if getattr(result, "identity", None):
+        out["identity"] = dict(result.identity)
+    return out
+
+
+def to_json(result) -> str:
+    """The report as a JSON string (findings, decisions, uncertainty, refer flag and reason, boxes). Taught in 07_report."""
+    return json.dumps(to_dict(result), indent=1)
+
+
+def _figure(result):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    maps = result.heatmaps
+    panels = 1 + len(maps)
+    cols = min(panels, 4)
+    rows = -(-panels // cols)
+    fig = Figure(figsize=(3.2 * cols, 3.4 * rows + 0.6), dpi=100)
+    FigureCanvasAgg(fig)
+    shown = result.image if np.ndim(result.image) == 3 else np.stack([result.image] * 3, -1)
+    flag = "REFER to a radiologist" if result.refer and result.kind == "chest" else ("REFER" if result.refer else "no referral")
+    fig.suptitle(f"{result.source}: {flag}", color="firebrick" if result.refer else "darkgreen", fontsize=11)
+    ax = fig.add_subplot(rows, cols, 1)
+    ax.imshow(shown, cmap="gray", vmin=0, vmax=1)
+    ax.set_title("image" + (" with boxes" if result.boxes else ""), fontsize=9)
+    for label, (x, y, w, h) in result.boxes.items():
+        ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor="yellow", linewidth=1.5))
+        ax.text(x, max(y - 3, 8), label, color="yellow", fontsize=7)
+    ax.axis("off")
+    for k, (label, heat) in enumerate(maps.items(), start=2):
+        ax = fig.add_subplot(rows, cols, k)
+        ax.imshow(shown, cmap="gray", vmin=0, vmax=1)
+        ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        if label in result.boxes:
+            x, y, w, h = result.boxes[label]
+            ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor="white", linewidth=1.5))
+        title = label
+        if result.kind == "chest":
+            row = result.findings.loc[label]
+            title = f"{label}: p={row['probability']:.2f}, MI={row['mutual_information']:.2g}"
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def figure_png(result) -> bytes:
+    """The one-page figure (image, boxes, a heatmap per present finding) as PNG bytes. Taught in 07_report."""
+    buffer = io.BytesIO()
+    _figure(result).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def to_png(result, path) -> Path:
+    """Write the one-page figure as a PNG file and return its path. Taught in 07_report."""
+    path = Path(path)
+    path.write_bytes(figure_png(result))
+    return path
+
+
+def _table_html(result) -> str:
+    table = result.findings.copy()
+    formats = {c: "{:.4g}" for c in table.columns if table[c].dtype.kind == "f"}
+    for column, fmt in formats.items():
+        table[column] = table[column].map(fmt.format)
+    if "present" in table:
+        table["present"] = table["present"].map({True: "yes", False: "no"})
+    return table.to_html(classes="findings", escape=True, border=0)
+
+
+def to_html(result) -> str:
+    """One self-contained HTML page: refer flag and reason, findings table, the figure embedded as base64 PNG. Taught in 07_report."""
+    image = base64.b64encode(figure_png(result)).decode("ascii")
+    flag = "Refer to a radiologist" if result.refer else "No referral"
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
+    identity = ""
+    if getattr(result, "identity", None):
+        identity = "<p class='identity'>" + ", ".join(f"{html.escape(k)}: {html.escape(str(v))}"
+                                                       for k, v in result.identity.items()) + "</p>"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Report: {html.escape(result.source)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:1em auto}} .refer{{color:#a11}} .ok{{color:#161}}
+table.findings{{border-collapse:collapse}} table.findings td,table.findings th{{padding:2px 8px;text-align:right}}
+table.findings tr:nth-child(even){{background:#f2f2f2}}</style></head>
+<body><h1>{html.escape(result.source)}</h1>{identity}
+<h2 class="{'refer' if result.refer else 'ok'}">{flag}</h2><p class="reason">{html.escape(result.refer_reason)}</p>
+<img alt="report figure" src="data:image/png;base64,{image}" style="max-width:100%">
+{_table_html(result)}
+<p>Model {html.escape(result.model)}, T = {result.samples} dropout samples. A research tool trained on a teaching
+series, not a medical device.</p><ul>{notes}</ul></body></html>
+"""
