@@ -152,22 +152,48 @@ def load_nuclei(record: NucleiRecord, overlap: str = "raise") -> tuple[np.ndarra
     return image, labels
 
 
-def split_records(records, fractions=(0.6, 0.15, 0.25), seed: int = 42) -> dict[str, list[NucleiRecord]]:
-    """Records shuffled by ``seed`` and cut into train / val / test by ``fractions`` (each part non-empty). Taught in 08_cells_counting."""
+def split_records(records, fractions=(0.6, 0.15, 0.25), seed: int = 42, strata=None) -> dict[str, list[NucleiRecord]]:
+    """Records cut into train / val / test by ``fractions`` at random (``seed``), or stratified: alike in ``strata`` (e.g. nuclei counts). Taught in 08_cells_counting.
+
+    With ``strata`` (one number per record), records are sorted by it and dealt in consecutive blocks
+    (of 3 for thirds, 4 for (0.5, 0.25, 0.25)), each block shuffled and shared by the fractions, so the
+    three parts span the same range: validation and test images are then drawn alike, and the records
+    stay exchangeable within a block.
+    """
     records = list(records)
     fractions = np.asarray(fractions, dtype=float)
     if fractions.shape != (3,) or (fractions <= 0).any() or abs(fractions.sum() - 1) > 1e-6:
         raise ValueError(f"fractions must be three positive numbers (train, val, test) that add up to 1, not {tuple(fractions)}.")
     if len(records) < 3:
         raise ValueError(f"{len(records)} record(s): a train / val / test split needs at least 3.")
-    order = np.random.default_rng(seed).permutation(len(records))
-    n_val = max(1, int(round(fractions[1] * len(records))))
-    n_test = max(1, int(round(fractions[2] * len(records))))
-    n_train = len(records) - n_val - n_test
-    if n_train < 1:
-        raise ValueError(f"{len(records)} records leave no training image with fractions {tuple(fractions)}.")
-    parts = np.split(order, [n_train, n_train + n_val])
-    return {name: [records[i] for i in part] for name, part in zip(("train", "val", "test"), parts)}
+    rng = np.random.default_rng(seed)
+    names = ("train", "val", "test")
+    if strata is None:
+        order = rng.permutation(len(records))
+        n_val = max(1, int(round(fractions[1] * len(records))))
+        n_test = max(1, int(round(fractions[2] * len(records))))
+        n_train = len(records) - n_val - n_test
+        if n_train < 1:
+            raise ValueError(f"{len(records)} records leave no training image with fractions {tuple(fractions)}.")
+        parts = np.split(order, [n_train, n_train + n_val])
+        return {name: [records[i] for i in part] for name, part in zip(names, parts)}
+    values = np.asarray(strata, dtype=float) if not isinstance(strata, np.ndarray) else strata.astype(float)
+    if values.shape != (len(records),) or not np.isfinite(values).all():
+        raise ValueError(f"strata must hold one finite number per record ({len(records)}), not shape {values.shape}.")
+    block = int(round(1 / fractions.min()))
+    share = np.maximum(np.round(fractions * block).astype(int), 1)
+    share[0] = block - share[1:].sum()  # what is left of a block goes to training
+    if share[0] < 1 or len(records) < block:
+        raise ValueError(f"fractions {tuple(fractions)} with {len(records)} records leave no training image; use fewer, larger parts.")
+    pattern = np.repeat(np.arange(3), share)
+    order = np.argsort(values + rng.random(len(values)) * 1e-9, kind="stable")  # ties broken at random
+    parts: dict[str, list] = {name: [] for name in names}
+    for start in range(0, len(order), block):
+        chunk = order[start:start + block]
+        labels = rng.permutation(pattern)[: len(chunk)] if len(chunk) == block else np.zeros(len(chunk), int)
+        for index, part in zip(chunk, labels):
+            parts[names[part]].append(records[index])
+    return parts
 
 
 def nuclei_unet(base_filters: int = 8, depth: int = 3, dropout_rate: float = 0.1, normalization=None):

@@ -29,8 +29,8 @@ TRAIN_FOLDER = "stage1_train"
 # Per profile; the full profile reads the real data (these sizes are only used by the command line).
 SIZES: dict[str, dict] = {
     "smoke": dict(images=48, image_size=128),
-    "lab": dict(images=160, image_size=192),
-    "full": dict(images=160, image_size=192),
+    "lab": dict(images=240, image_size=192),
+    "full": dict(images=240, image_size=192),
 }
 MIN_VISIBLE_PIXELS = 6  # a nucleus almost hidden under others is not annotated
 _STREAM = 31  # seed stream of the nuclei images (the chest X-ray and DRIVE streams are below 20)

@@ -118,6 +118,21 @@ def test_split_records_is_seeded_disjoint_and_complete(folder):
         cells.split_records(records, (0.5, 0.5, 0.5))
 
 
+def test_stratified_split_draws_val_and_test_alike():
+    records = [cells.NucleiRecord(f"{i:064d}", None, ()) for i in range(90)]
+    counts = np.random.default_rng(0).lognormal(3, 1, 90)
+    parts = cells.split_records(records, (1 / 3, 1 / 3, 1 / 3), seed=3, strata=counts)
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [30, 30, 30]
+    by_id = {r.id: c for r, c in zip(records, counts)}
+    medians = {k: np.median([by_id[r.id] for r in v]) for k, v in parts.items()}
+    # sorted and dealt in blocks of three: each part's median within one block of the others
+    ranks = {k: np.searchsorted(np.sort(counts), m) for k, m in medians.items()}
+    assert max(ranks.values()) - min(ranks.values()) <= 4
+    assert sorted(r.id for v in parts.values() for r in v) == sorted(r.id for r in records)
+    with pytest.raises(ValueError, match="one finite number per record"):
+        cells.split_records(records, strata=counts[:5])
+
+
 def test_nuclei_unet_has_two_sigmoid_outputs_and_named_dropout():
     from helpers import models
 
