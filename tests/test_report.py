@@ -214,15 +214,22 @@ def saved(tiny, tmp_path_factory):
     return path
 
 
-def test_cli_real_dicom_and_a_bad_file(saved, tmp_path, capsys):
+def test_cli_real_dicom_and_a_bad_file(saved, film, tmp_path, capsys):
+    from PIL import Image
+
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
+    jpeg = tmp_path / "film.jpg"
+    Image.fromarray((film * 255).astype(np.uint8)).save(jpeg, quality=95)
     out = tmp_path / "out"
-    code = report.main([str(dicom.example_path("RG1_UNCR.dcm")), str(bad), "--model", str(saved), "--out", str(out),
-                        "--samples", "3"])
+    code = report.main([str(dicom.example_path("RG1_UNCR.dcm")), str(bad), str(jpeg), "--model", str(saved),
+                        "--out", str(out), "--samples", "3"])
     err = capsys.readouterr().err
     assert code == 1
-    assert sorted(p.name for p in out.iterdir()) == ["RG1_UNCR.html", "RG1_UNCR.json", "RG1_UNCR.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["RG1_UNCR.html", "RG1_UNCR.json", "RG1_UNCR.png",
+                                                     "film.html", "film.json", "film.png"]
+    assert json.loads((out / "film.json").read_text())["details"]["format"] == "JPG"
+    assert "2 of 3 image(s) reported" in err
     lines = [line for line in err.splitlines() if line.startswith("notes.png:")]
     assert len(lines) == 1 and "cannot decode" in lines[0]
     written = json.loads((out / "RG1_UNCR.json").read_text())
