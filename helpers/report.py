@@ -7,7 +7,10 @@ findings predicted present only a Grad-CAM heatmap (notebook 05) and one box (no
 once per image: one forward pass gives the last feature map, the pooled features and the probabilities; only the
 dropout head is sampled T times on the pooled features, and Grad-CAM, whose gradient through global average
 pooling and a dense sigmoid head has a closed form, is read off the same feature map (checked against
-``explain.grad_cam`` in tests/test_report.py).
+``explain.grad_cam`` in tests/test_report.py). The ``probability`` column is the saved classifier's own output,
+the one the thresholds were chosen on; ``mean``, ``spread`` and ``mutual_information`` come from the dropout head
+(notebook 04's copy fine-tuned with dropout when it is saved beside the model, else the trained head with dropout
+put in front of it, said in the notes), so ``mean`` may differ from ``probability``.
 
 The referral rule (the numbers come from notebook 04, saved as ``<model>.referral.json``): refer the image to a
 radiologist when its mean mutual information over the findings is above the largest value notebook 04 kept when
