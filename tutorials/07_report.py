@@ -79,13 +79,14 @@ mc_samples = cfg.pick(smoke=10, lab=20, full=20)  # T: dropout samples of the he
 test_films = cfg.pick(smoke=20, lab=120, full=400)  # synthetic (or real) test films reported one by one
 split_method = cfg.pick(smoke="patient", lab="patient", full="official")  # as in notebooks 02 and 04
 stand_in_images = cfg.pick(smoke=32, lab=256, full=1024)  # training films for a stand-in if notebook 02 has not run
+stand_in_size = cfg.pick(smoke=64, lab=128, full=224)  # the stand-in's input side, as notebook 02's image_size
 fundus_samples = cfg.pick(smoke=4, lab=10, full=20)  # T for the U-Net on a whole photograph
 fundus_side = cfg.pick(smoke=288, lab=584, full=584)  # the photograph's larger side (DRIVE's is 584)
 seed = cfg.seed
 
 # %%
-print(f"profile={cfg.profile}, T={mc_samples}, test films={test_films}, split={split_method}, "
-      f"fundus T={fundus_samples} at {fundus_side} px, seed={seed}")
+print(f"profile={cfg.profile}, T={mc_samples}, test films={test_films}, split={split_method}, stand-in {stand_in_images} "
+      f"films at {stand_in_size} px, fundus T={fundus_samples} at {fundus_side} px, seed={seed}")
 config.seed_everything(seed)
 labels = list(datasets.LABELS)
 classifier_path = cfg.models_dir / models.CLASSIFIER_FILE
@@ -149,8 +150,7 @@ if classifier_trained:
     chest.box_sizes = box_sizes
 else:
     train = split["train"].iloc[:stand_in_images]
-    stand_in = models.classifier_or_stand_in(classifier_path, labels, cfg.pick(smoke=64, lab=128, full=224), train.path,
-                                             train[labels].values)
+    stand_in = models.classifier_or_stand_in(classifier_path, labels, stand_in_size, train.path, train[labels].values)
     val = split["val"]
     val_scores = stand_in.predict(preprocessing.load_images(val.path, stand_in.input_shape[1]), verbose=0)
     chest = report.ChestReporter(stand_in, metrics.choose_thresholds(val[labels].values, val_scores, labels).fillna(0.5),
