@@ -992,7 +992,7 @@ def _generate(path: Path, name: str, params: dict, seed: int, force: bool = Fals
 
 
 def ensure(cfg, name: str) -> Path:
-    """Return the folder of dataset ``name`` ("nih" or "drive"), writing the synthetic one first if needed. Taught in 01_preprocessing_and_splits."""
+    """Return the folder of dataset ``name`` ("nih", "drive" or "dsb2018"), writing the synthetic one first if needed. Taught in 01_preprocessing_and_splits."""
     if name not in _config.DATASETS:
         raise _config.ConfigError(f"Unknown dataset {name!r}: choose one of {', '.join(_config.DATASETS)}.")
     path = cfg.dataset_dir(name)
