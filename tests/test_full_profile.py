@@ -1,7 +1,7 @@
 """The `full` profile's code path, executed: every notebook in MEDXAI_PROFILE=full against a real-layout folder.
 
 What `full` runs on a GPU machine with the real data, CI runs here with the same code and small sizes:
-`MEDXAI_DATA_DIR` holds `nih/` and `drive/` in the real layouts (the smoke profile's synthetic files, with
+`MEDXAI_DATA_DIR` holds `nih/`, `drive/` and `dsb2018/` in the real layouts (the smoke profile's synthetic files, with
 the official split lists the real release has; `nih/` a partial copy, one healthy image in five absent), and papermill overrides the sizes of the notebook's
 parameters cell (every `cfg.pick(...)` whose smoke value is a number, None or a flag) with their smoke
 values. Text settings are modes, not sizes, and keep their full values: the official split, the disk
@@ -52,7 +52,8 @@ def full_environment(tmp_path_factory):
     """MEDXAI_* for a full run: a real-layout data folder and a cache of its own (models pass from 02 to 04-06)."""
     smoke = config.load({"MEDXAI_PROFILE": "smoke", "MEDXAI_CACHE_DIR": os.environ.get("MEDXAI_CACHE_DIR", "")})
     data = tmp_path_factory.mktemp("medxai_data")
-    (data / "drive").symlink_to(synthetic.ensure(smoke, "drive"), target_is_directory=True)
+    for name in ("drive", "dsb2018"):
+        (data / name).symlink_to(synthetic.ensure(smoke, name), target_is_directory=True)
     # nih/ is a partial copy, as most users have: one "No Finding" image in five is absent (the notebooks
     # leave those rows out and count them; the tiny smoke set keeps every finding's patients)
     source = synthetic.ensure(smoke, "nih")
