@@ -7,7 +7,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 import cv2
 import keras
@@ -177,7 +177,7 @@ def class_weights(labels: np.ndarray, names=None) -> tuple[np.ndarray, np.ndarra
         named = [names[i] if names is not None else str(i) for i in absent]
         warnings.warn(
             f"Classes {named} are all-negative or all-positive in the training split: their weighted "
-            "loss term is zero for one side. Use a split that has both (datasets.patient_split).",
+            "loss term is zero for one side. Use a split that has both (splits.patient_split).",
             stacklevel=2,
         )
     return (1.0 - positive).astype(np.float32), positive.astype(np.float32)

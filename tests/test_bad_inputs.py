@@ -59,7 +59,7 @@ import gzip  # noqa: E402  (kept in this section: the sections are edited indepe
 
 import pandas as pd  # noqa: E402
 
-from helpers import datasets  # noqa: E402
+from helpers import datasets, splits  # noqa: E402
 from helpers.errors import PatientLeakageError  # noqa: E402
 
 _NIH_HEADER = ("Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
@@ -148,32 +148,32 @@ case("datasets/bbox_duplicate", UserWarning, "1 duplicate box", "line 3 repeats 
 case("datasets/images_mode_boolean", ValueError, "images must be 'all'", "'none'", "False")(
     lambda tmp: datasets.read_nih(_nih(tmp), images=False))
 case("datasets/overlap_text_and_int_ids", PatientLeakageError, "train & test share 1 patient")(
-    lambda tmp: datasets.assert_no_patient_overlap(train=pd.DataFrame({"patient_id": ["13", "14"]}),
+    lambda tmp: splits.assert_no_patient_overlap(train=pd.DataFrame({"patient_id": ["13", "14"]}),
                                                    test=pd.DataFrame({"patient_id": [13]})))
 case("datasets/overlap_zero_padded_ids", PatientLeakageError, "share 1 patient")(
-    lambda tmp: datasets.assert_no_patient_overlap(train=["00000013"], test=[13.0]))
+    lambda tmp: splits.assert_no_patient_overlap(train=["00000013"], test=[13.0]))
 case("datasets/overlap_ids_of_two_kinds", DataError, "different kinds", "train: text", "test: number")(
-    lambda tmp: datasets.assert_no_patient_overlap(train=["P13"], test=[13]))
+    lambda tmp: splits.assert_no_patient_overlap(train=["P13"], test=[13]))
 case("datasets/overlap_exponent_id", DataError, "split 'train'", "'1e3'", "spreadsheet's number format")(
-    lambda tmp: datasets.assert_no_patient_overlap(train=["1e3"], test=["1000"]))
+    lambda tmp: splits.assert_no_patient_overlap(train=["1e3"], test=["1000"]))
 case("datasets/overlap_missing_id", DataError, "split 'val'", "missing patient ID")(
-    lambda tmp: datasets.assert_no_patient_overlap(train=[1, 2], val=[3.0, np.nan]))
+    lambda tmp: splits.assert_no_patient_overlap(train=[1, 2], val=[3.0, np.nan]))
 case("datasets/split_labels_0_255", DataError, "entries['Atelectasis']", "255", "divide by 255")(
-    lambda tmp: datasets.patient_split(_entries().assign(Atelectasis=lambda f: f["Atelectasis"] * 255)))
+    lambda tmp: splits.patient_split(_entries().assign(Atelectasis=lambda f: f["Atelectasis"] * 255)))
 case("datasets/split_labels_nan", DataError, "entries['Hernia']", "NaN")(
-    lambda tmp: datasets.patient_split(_entries(Hernia=np.nan)))
+    lambda tmp: splits.patient_split(_entries(Hernia=np.nan)))
 case("datasets/split_labels_two", DataError, "entries['Mass']", "only 0 and 1")(
-    lambda tmp: datasets.patient_split(_entries(Mass=2)))
+    lambda tmp: splits.patient_split(_entries(Mass=2)))
 case("datasets/split_fraction_text", DataError, "0.2 as a number, not the text '0.2'")(
-    lambda tmp: datasets.patient_split(_entries(), val_fraction="0.2"))
+    lambda tmp: splits.patient_split(_entries(), val_fraction="0.2"))
 case("datasets/split_fraction_list", DataError, "test_fraction", "strictly between 0 and 1", "list")(
-    lambda tmp: datasets.random_split(_entries(), test_fraction=[0.2]))
+    lambda tmp: splits.random_split(_entries(), test_fraction=[0.2]))
 case("datasets/split_seed_negative", DataError, "seed=-1", "0 to 4294967295")(
-    lambda tmp: datasets.patient_split(_entries(), seed=-1))
+    lambda tmp: splits.patient_split(_entries(), seed=-1))
 case("datasets/split_seed_too_big", DataError, "seed=4294967296", "2**32 - 1")(
-    lambda tmp: datasets.random_split(_entries(), seed=2**32))
+    lambda tmp: splits.random_split(_entries(), seed=2**32))
 case("datasets/split_seed_float", DataError, "whole number from 0", "float")(
-    lambda tmp: datasets.random_split(_entries(), seed=4.5))
+    lambda tmp: splits.random_split(_entries(), seed=4.5))
 case("datasets/google_not_yes_no", DataError, "line 2", "Fracture is 'maybe'", "expected YES or NO")(
     lambda tmp: (tmp / "g.csv").write_text(
         "Image Index,Patient ID,Fracture,Pneumothorax,Airspace opacity,Nodule or mass,Set Id\n"

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import datasets
+from helpers import datasets, splits
 from helpers.errors import DataError, PatientLeakageError
 
 HEADER_2017 = (
@@ -343,21 +343,21 @@ def nih_like_entries(patients: int = 400, seed: int = 0) -> pd.DataFrame:
 
 def test_patient_split_is_patient_level_stratified_and_honours_fractions():
     entries = nih_like_entries()
-    splits = datasets.patient_split(entries, val_fraction=0.1, test_fraction=0.2, seed=3)
-    assert set(splits) == {"train", "val", "test"}
-    datasets.assert_no_patient_overlap(**splits)
-    assert sum(len(s) for s in splits.values()) == len(entries)
+    parts = splits.patient_split(entries, val_fraction=0.1, test_fraction=0.2, seed=3)
+    assert set(parts) == {"train", "val", "test"}
+    splits.assert_no_patient_overlap(**parts)
+    assert sum(len(s) for s in parts.values()) == len(entries)
     for name, frac in (("train", 0.7), ("val", 0.1), ("test", 0.2)):
-        assert abs(len(splits[name]) / len(entries) - frac) < 0.03, name
-        present = splits[name][list(datasets.LABELS)].sum()
+        assert abs(len(parts[name]) / len(entries) - frac) < 0.03, name
+        present = parts[name][list(datasets.LABELS)].sum()
         assert (present > 0).all(), f"{name} lacks {list(present[present == 0].index)}"
 
 
 def test_patient_split_is_deterministic():
     entries = nih_like_entries()
-    a = datasets.patient_split(entries, seed=1)
-    b = datasets.patient_split(entries.sample(frac=1, random_state=0), seed=1)  # row order does not matter
-    c = datasets.patient_split(entries, seed=2)
+    a = splits.patient_split(entries, seed=1)
+    b = splits.patient_split(entries.sample(frac=1, random_state=0), seed=1)  # row order does not matter
+    c = splits.patient_split(entries, seed=2)
     for name in a:
         assert set(a[name]["image_index"]) == set(b[name]["image_index"])
     assert set(a["test"]["image_index"]) != set(c["test"]["image_index"])
@@ -368,7 +368,7 @@ def test_patient_split_rare_label_raises_naming_it():
     two = entries["patient_id"].isin(entries.loc[entries["Hernia"] == 1, "patient_id"].unique()[:2])
     entries.loc[entries["Hernia"].astype(bool) & ~two, "Hernia"] = 0
     with pytest.raises(DataError, match="'Hernia' has 2 patient"):
-        datasets.patient_split(entries)
+        splits.patient_split(entries)
 
 
 def test_patient_split_infeasible_coverage_raises_naming_a_label():
@@ -383,22 +383,22 @@ def test_patient_split_infeasible_coverage_raises_naming_a_label():
             labels |= {name for name in datasets.LABELS if name not in carriers and rng.random() < 0.4}
         rows.append({"patient_id": patient, **{name: int(name in labels) for name in datasets.LABELS}})
     with pytest.raises(DataError, match=r"Label '(Hernia|Pneumonia|Fibrosis)' cannot be placed in the \w+ split"):
-        datasets.patient_split(pd.DataFrame(rows))
+        splits.patient_split(pd.DataFrame(rows))
 
 
 @pytest.mark.parametrize("kwargs", [{"val_fraction": 0.0}, {"test_fraction": 0.0}, {"val_fraction": 0.5, "test_fraction": 0.5}])
 def test_patient_split_empty_split_raises(kwargs):
     with pytest.raises(DataError, match="empty"):
-        datasets.patient_split(nih_like_entries(), **kwargs)
+        splits.patient_split(nih_like_entries(), **kwargs)
 
 
 def test_random_split_leaks_and_the_check_counts_patients_without_printing_ids():
     entries = nih_like_entries()
-    leaky = datasets.random_split(entries, seed=0)
+    leaky = splits.random_split(entries, seed=0)
     assert sum(len(s) for s in leaky.values()) == len(entries)
     assert abs(len(leaky["test"]) / len(entries) - 0.2) < 0.01
     with pytest.raises(PatientLeakageError) as err:
-        datasets.assert_no_patient_overlap(**leaky)
+        splits.assert_no_patient_overlap(**leaky)
     message = str(err.value)
     shared = set(leaky["train"]["patient_id"]) & set(leaky["test"]["patient_id"])
     assert "train & test share" in message and f"{len(shared)} patient(s)" in message
@@ -409,9 +409,9 @@ def test_random_split_leaks_and_the_check_counts_patients_without_printing_ids()
 
 def test_assert_no_patient_overlap_small_cases():
     a = pd.DataFrame({"patient_id": [1, 2, 2]})
-    datasets.assert_no_patient_overlap(train=a, test=pd.DataFrame({"patient_id": [3]}))
+    splits.assert_no_patient_overlap(train=a, test=pd.DataFrame({"patient_id": [3]}))
     with pytest.raises(PatientLeakageError, match=r"val & test share 1 patient\(s\)") as info:
-        datasets.assert_no_patient_overlap(train=a, val=[4, 5], test=pd.Series([5, 6]))
+        splits.assert_no_patient_overlap(train=a, val=[4, 5], test=pd.Series([5, 6]))
     assert info.value.patients == [5]
 
 
@@ -424,26 +424,26 @@ def test_official_split(tmp_path):
     is_test = entries["patient_id"].isin(test_patients)
     ds = datasets.read_nih(root, images="none")
     with pytest.raises(DataError, match="train_val_list.txt and test_list.txt"):
-        datasets.official_split(ds)
+        splits.official_split(ds)
     (root / "train_val_list.txt").write_text("\n".join(entries.loc[~is_test, "image_index"]))
     (root / "test_list.txt").write_text("\n".join(entries.loc[is_test, "image_index"]))
     ds = datasets.read_nih(root, images="none")
-    splits = datasets.official_split(ds, val_fraction=0.1, seed=0)
-    assert set(splits["test"]["image_index"]) == set(entries.loc[is_test, "image_index"])
-    assert abs(len(splits["val"]) / (~is_test).sum() - 0.1) < 0.04
-    assert (splits["val"][list(datasets.LABELS)].sum() > 0).all()
-    datasets.assert_no_patient_overlap(**splits)
+    parts = splits.official_split(ds, val_fraction=0.1, seed=0)
+    assert set(parts["test"]["image_index"]) == set(entries.loc[is_test, "image_index"])
+    assert abs(len(parts["val"]) / (~is_test).sum() - 0.1) < 0.04
+    assert (parts["val"][list(datasets.LABELS)].sum() > 0).all()
+    splits.assert_no_patient_overlap(**parts)
     # three of the four Hernia patients in test: val cannot have it, and the split says so
     hernia = entries.loc[entries["Hernia"] == 1, "patient_id"].unique()
     is_test = entries["patient_id"].isin(test_patients | set(hernia[:3])) & ~entries["patient_id"].isin(hernia[3:])
     (root / "train_val_list.txt").write_text("\n".join(entries.loc[~is_test, "image_index"]))
     (root / "test_list.txt").write_text("\n".join(entries.loc[is_test, "image_index"]))
     with pytest.warns(UserWarning, match="'Hernia' has 1 patient.*val will lack it"):
-        splits = datasets.official_split(datasets.read_nih(root, images="none"))
-    assert splits["train"]["Hernia"].sum() > 0 and splits["val"]["Hernia"].sum() == 0
+        parts = splits.official_split(datasets.read_nih(root, images="none"))
+    assert parts["train"]["Hernia"].sum() > 0 and parts["val"]["Hernia"].sum() == 0
     (root / "test_list.txt").write_text("\n".join(list(entries.loc[is_test, "image_index"]) + ["99999999_000.png"]))
     with pytest.raises(DataError, match=r"test_list\.txt: 1 image\(s\) are not in the Data_Entry CSV, e\.g\. 99999999_000"):
-        datasets.official_split(datasets.read_nih(root, images="none"))
+        splits.official_split(datasets.read_nih(root, images="none"))
 
 
 # ---------------------------------------------------------------------------------- DRIVE
@@ -605,9 +605,9 @@ def test_synthetic_nih_reads_in_both_revisions(tmp_path):
     assert ds.boxes["label"].isin(datasets.BOX_LABELS).all()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # so few patients that val may lack a label: official_split warns
-        splits = datasets.official_split(ds)
-    assert sum(len(s) for s in splits.values()) == len(ds.entries)
-    assert set(splits["test"]["image_index"]) == set(ds.official_split["test"])
+        parts = splits.official_split(ds)
+    assert sum(len(s) for s in parts.values()) == len(ds.entries)
+    assert set(parts["test"]["image_index"]) == set(ds.official_split["test"])
     assert verify_quietly("nih", root)[0] == []
     # the same data as the 2020 revision: no trailing empty column
     text = (root / "Data_Entry_2017.csv").read_text().splitlines()
@@ -620,11 +620,11 @@ def test_synthetic_nih_reads_in_both_revisions(tmp_path):
 def test_synthetic_smoke_size_split_has_every_label_everywhere(tmp_path):
     synthetic = pytest.importorskip("helpers.synthetic")
     entries = datasets.read_nih(synthetic.write_nih(tmp_path / "nih", patients=40, image_size=32)).entries
-    splits = datasets.patient_split(entries, seed=42)
-    datasets.assert_no_patient_overlap(**splits)
-    for name, part in splits.items():
+    parts = splits.patient_split(entries, seed=42)
+    splits.assert_no_patient_overlap(**parts)
+    for name, part in parts.items():
         assert (part[list(datasets.LABELS)].sum() > 0).all(), name
-    assert sum(len(p) for p in splits.values()) == len(entries)
+    assert sum(len(p) for p in parts.values()) == len(entries)
 
 
 def test_synthetic_drive_loads(tmp_path):
@@ -690,12 +690,12 @@ def test_real_google_labels(real_nih):
 
 def test_patient_split_on_the_real_label_matrix(real_nih):
     e = real_nih.entries
-    splits = datasets.patient_split(e, val_fraction=0.1, test_fraction=0.2, seed=0)
-    datasets.assert_no_patient_overlap(**splits)
-    assert sum(len(s) for s in splits.values()) == len(e)
+    parts = splits.patient_split(e, val_fraction=0.1, test_fraction=0.2, seed=0)
+    splits.assert_no_patient_overlap(**parts)
+    assert sum(len(s) for s in parts.values()) == len(e)
     for name, frac in (("train", 0.7), ("val", 0.1), ("test", 0.2)):
-        assert abs(len(splits[name]) / len(e) - frac) < 0.005, name
-        share = splits[name][list(datasets.LABELS)].sum() / e[list(datasets.LABELS)].sum()
+        assert abs(len(parts[name]) / len(e) - frac) < 0.005, name
+        share = parts[name][list(datasets.LABELS)].sum() / e[list(datasets.LABELS)].sum()
         assert (abs(share - frac) < 0.03).all(), f"{name}: label shares {share.round(3).to_dict()}"
 
 
@@ -761,15 +761,15 @@ def test_a_box_file_with_only_a_header_gives_no_boxes_and_warns(nih):
 
 def test_fractions_accept_numpy_numbers_and_ids_compare_by_value():
     entries = nih_like_entries(200, seed=1)
-    a = datasets.patient_split(entries, val_fraction=np.float32(0.1), test_fraction=np.float64(0.2), seed=np.int64(5))
-    b = datasets.patient_split(entries, val_fraction=0.1, test_fraction=0.2, seed=5)
+    a = splits.patient_split(entries, val_fraction=np.float32(0.1), test_fraction=np.float64(0.2), seed=np.int64(5))
+    b = splits.patient_split(entries, val_fraction=0.1, test_fraction=0.2, seed=5)
     assert all(a[k]["image_index"].tolist() == b[k]["image_index"].tolist() for k in a)
     as_text = entries.assign(patient_id=entries["patient_id"].map(lambda p: f"{p:08d}"))
-    c = datasets.patient_split(as_text, seed=5)  # zero-padded text IDs: the same patients, the same split
+    c = splits.patient_split(as_text, seed=5)  # zero-padded text IDs: the same patients, the same split
     assert all(c[k]["image_index"].tolist() == b[k]["image_index"].tolist() for k in a)
-    datasets.assert_no_patient_overlap(train=["00000013", "14"], test=[15, 16.0])  # disjoint by value: passes
+    splits.assert_no_patient_overlap(train=["00000013", "14"], test=[15, 16.0])  # disjoint by value: passes
     with pytest.raises(PatientLeakageError, match="share 1 patient"):
-        datasets.assert_no_patient_overlap(train=["00000013", "14"], test=[13, 16.0])
+        splits.assert_no_patient_overlap(train=["00000013", "14"], test=[13, 16.0])
 
 
 # ---------------------------------------------------------------------------------- decoding every image

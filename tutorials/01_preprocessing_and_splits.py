@@ -61,7 +61,7 @@ import tensorflow as tf
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from helpers import config, datasets, dicom, errors, preprocessing, synthetic, viz
+from helpers import config, datasets, dicom, errors, preprocessing, splits, synthetic, viz
 
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, scikit-learn {sklearn.__version__}")
 
@@ -194,10 +194,10 @@ print(f"median age {real.entries.age.median():.0f}, range {real.entries.age.min(
 
 # %%
 start = time.perf_counter()
-real_split = datasets.patient_split(real.entries, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+real_split = splits.patient_split(real.entries, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
 split_seconds = time.perf_counter() - start
-real_random = datasets.random_split(real.entries, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
-datasets.assert_no_patient_overlap(**real_split)
+real_random = splits.random_split(real.entries, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+splits.assert_no_patient_overlap(**real_split)
 
 
 def worst_gap(parts):
@@ -413,8 +413,8 @@ assert spine > lungs + 0.05, "dense tissue must be bright: was MONOCHROME1 inver
 # (Georgieva, lecture 7).
 
 # %%
-leaky = datasets.random_split(nih.entries, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
-split = datasets.patient_split(nih.entries, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+leaky = splits.random_split(nih.entries, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+split = splits.patient_split(nih.entries, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
 sizes = pd.DataFrame({name: [len(s), s.patient_id.nunique()] for name, s in split.items()}, index=["images", "patients"])
 sizes
 
@@ -431,9 +431,9 @@ print(f"random split: {len(shared)} patients in both train and test; patient spl
       len(set(split["train"].patient_id) & set(split["test"].patient_id)))
 
 # %%
-datasets.assert_no_patient_overlap(**split)
+splits.assert_no_patient_overlap(**split)
 try:
-    datasets.assert_no_patient_overlap(**leaky)
+    splits.assert_no_patient_overlap(**leaky)
 except errors.PatientLeakageError as err:
     leak_message = str(err)
     print(leak_message[:300])
@@ -453,8 +453,8 @@ per_split.T
 
 # %%
 if nih.official_split is not None:
-    official = datasets.official_split(nih, val_fraction=val_fraction, seed=seed)
-    datasets.assert_no_patient_overlap(**official)
+    official = splits.official_split(nih, val_fraction=val_fraction, seed=seed)
+    splits.assert_no_patient_overlap(**official)
     print({name: len(s) for name, s in official.items()})
 
 # %% [markdown]
@@ -674,7 +674,7 @@ assert count == len(split["train"]), "every training image should come out of th
 # %%
 # Exercise 1: replace with your own split of nih.entries by patient.
 my_split = split
-datasets.assert_no_patient_overlap(**my_split)
+splits.assert_no_patient_overlap(**my_split)
 missing = {name: [lab for lab in datasets.LABELS if part[lab].sum() == 0] for name, part in my_split.items()}
 print("Exercise 1 check passed: no patient overlap. Findings missing per split:", missing)
 

@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from helpers import config, datasets, losses, metrics, models, preprocessing, report, synthetic
+from helpers import config, datasets, losses, metrics, models, preprocessing, report, splits, synthetic
 
 tf.get_logger().setLevel("ERROR")  # quiet the retracing notices that every new small model triggers
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -107,13 +107,13 @@ nih = datasets.read_nih(synthetic.ensure(cfg, "nih"), images=images_mode)
 if len(nih.skipped):
     print(f"{len(nih.skipped)} rows left out (a partial copy: images absent); reading {len(nih.entries)} images")
 if split_method == "official" and nih.official_split is not None:
-    split = datasets.official_split(nih, val_fraction=0.1, seed=seed)
+    split = splits.official_split(nih, val_fraction=0.1, seed=seed)
     split_used = "official NIH lists"
 else:
     if split_method == "official":
         print("This copy of the dataset has no official lists (train_val_list.txt, test_list.txt): "
               "using the patient split instead, so the comparison with Wang et al. is not like for like.")
-    split = datasets.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
+    split = splits.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
     split_used = "stratified patient split 70/10/20"
 if max_train_images:
     split["train"] = split["train"].iloc[:max_train_images]

@@ -64,7 +64,7 @@ import pandas as pd
 import tensorflow as tf
 from sklearn.metrics import roc_auc_score
 
-from helpers import config, datasets, losses, metrics, models, preprocessing, report, synthetic, uncertainty, viz
+from helpers import config, datasets, losses, metrics, models, preprocessing, report, splits, synthetic, uncertainty, viz
 
 tf.get_logger().setLevel("ERROR")
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -143,9 +143,9 @@ nih = datasets.read_nih(synthetic.ensure(cfg, "nih"), images=images_mode)
 if len(nih.skipped):
     print(f"{len(nih.skipped)} rows left out (a partial copy: images absent); reading {len(nih.entries)} images")
 if split_method == "official" and nih.official_split is not None:  # the same test images as notebook 02
-    split = datasets.official_split(nih, val_fraction=0.1, seed=seed)
+    split = splits.official_split(nih, val_fraction=0.1, seed=seed)
 else:
-    split = datasets.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
+    split = splits.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
 if max_train_images:
     split["train"] = split["train"].iloc[:max_train_images]
 

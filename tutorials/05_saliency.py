@@ -70,7 +70,7 @@ from tf_keras_vis.saliency import Saliency
 from tf_keras_vis.scorecam import Scorecam
 from tf_keras_vis.utils.scores import CategoricalScore
 
-from helpers import boxes as box_tools, config, datasets, explain, models, preprocessing, synthetic, viz
+from helpers import boxes as box_tools, config, datasets, explain, models, preprocessing, splits, synthetic, viz
 
 tf.get_logger().setLevel("ERROR")
 warnings.filterwarnings("ignore", message="The structure of `inputs`")  # Keras noise when tf-keras-vis calls a model
@@ -117,7 +117,7 @@ unet_path = cfg.models_dir / models.UNET_FILE
 nih = datasets.read_nih(synthetic.ensure(cfg, "nih"), images=images_mode)
 if len(nih.skipped):
     print(f"{len(nih.skipped)} rows left out (a partial copy: images absent); reading {len(nih.entries)} images")
-split = datasets.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
+split = splits.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
 test_boxes = nih.boxes[nih.boxes.image_index.isin(split["test"].image_index)]
 test_boxes = test_boxes.drop_duplicates("image_index").reset_index(drop=True)  # one finding per image
 test_boxes["box"] = box_tools.scaled_boxes(test_boxes, image_size)

@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from helpers import boxes, config, datasets, explain, models, preprocessing, synthetic, viz
+from helpers import boxes, config, datasets, explain, models, preprocessing, splits, synthetic, viz
 
 tf.get_logger().setLevel("ERROR")
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, OpenCV {cv2.__version__}")
@@ -171,7 +171,7 @@ assert clipped == (1000.0, 900.0, 24.0, 60.0)
 # %% [markdown]
 # ## 3. Data: test images whose findings have boxes
 #
-# Notebook 02's patient-level split, recomputed the same way (`datasets.patient_split`, the same
+# Notebook 02's patient-level split, recomputed the same way (`splits.patient_split`, the same
 # fractions and seed). **Only boxes of test-split patients are scored**: the classifier never saw those
 # patients. Wang et al. score all 880 box images of `BBox_List_2017.csv`, but most of their patients
 # fall in our training split: a map of an image the model was trained on says little about new ones.
@@ -182,11 +182,11 @@ assert clipped == (1000.0, 900.0, 24.0, 60.0)
 nih = datasets.read_nih(synthetic.ensure(cfg, "nih"), images=images_mode)
 if len(nih.skipped):
     print(f"{len(nih.skipped)} rows left out (a partial copy: images absent); reading {len(nih.entries)} images")
-split = datasets.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
+split = splits.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
 part_of = {name: nih.boxes.image_index.isin(part.image_index) for name, part in split.items()}
 test_boxes = nih.boxes[part_of["test"]].reset_index(drop=True)
 train_boxes = nih.boxes[part_of["train"]]
-datasets.assert_no_patient_overlap(**split)  # no patient in two splits: the prior and the scores share no image
+splits.assert_no_patient_overlap(**split)  # no patient in two splits: the prior and the scores share no image
 mean_sizes = boxes.mean_box_sizes(train_boxes)
 unseen = sorted(set(test_boxes.label) - set(mean_sizes.index))
 if unseen:  # a disease with no training box: fall back on the mean of all training boxes

@@ -64,7 +64,7 @@ import tensorflow as tf
 from IPython.display import HTML, Image, display
 from skimage import data as skimage_data
 
-from helpers import boxes, config, datasets, dicom, explain, metrics, models, preprocessing, report, synthetic, uncertainty
+from helpers import boxes, config, datasets, dicom, explain, metrics, models, preprocessing, report, splits, synthetic, uncertainty
 
 tf.get_logger().setLevel("ERROR")
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -117,9 +117,9 @@ classifier_trained = classifier_path.is_file() and report.side_file(classifier_p
 # %%
 nih = datasets.read_nih(synthetic.ensure(cfg, "nih"), images=images_mode)
 if split_method == "official" and nih.official_split is not None:
-    split = datasets.official_split(nih, val_fraction=0.1, seed=seed)
+    split = splits.official_split(nih, val_fraction=0.1, seed=seed)
 else:
-    split = datasets.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
+    split = splits.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
 test = split["test"].iloc[:test_films]
 print({name: len(part) for name, part in split.items()}, f"-> {len(test)} test films reported")
 
