@@ -366,10 +366,11 @@ print(f"On the four rarest findings, weighting changes sensitivity at 0.5 by {se
 if np.isfinite(auc_change) and auc_change < abs(sensitivity_gain):
     print("The AUC, a ranking measure, moves less than the decisions at 0.5 do.")
 rare_columns = [labels.index(name) for name in rarest]
-mean_score = {name: float(s[:, rare_columns].mean()) for name, s in head_scores.items()}
-print(f"mean score on the four rarest findings: plain {mean_score['plain BCE']:.2f}, weighted {mean_score['weighted BCE']:.2f}")
-# Plain BCE pulls a rare finding's scores towards its prevalence; the weighted loss balances the two sides near 0.5.
-assert mean_score["weighted BCE"] > mean_score["plain BCE"] + 0.1, "the weighted loss should lift the rare findings' scores"
+rare_positive = y_test[:, rare_columns] == 1
+mean_score = {name: float(s[:, rare_columns][rare_positive].mean()) for name, s in head_scores.items()}
+print(f"mean score of the rare findings' positive test images: plain {mean_score['plain BCE']:.2f}, weighted {mean_score['weighted BCE']:.2f}")
+# Plain BCE pulls a rare finding's scores towards its prevalence; the weighted loss lets its positives weigh as much as the negatives.
+assert mean_score["weighted BCE"] > mean_score["plain BCE"] + 0.05, "the weighted loss should lift the rare findings' positives"
 if cfg.profile != "smoke":  # 48 training images are too few to promise the decisions at 0.5
     assert sensitivity_gain > 0, "the weighted head should find more rare positives at threshold 0.5"
 
