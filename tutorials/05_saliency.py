@@ -382,10 +382,22 @@ completeness = pd.DataFrame({
 })
 completeness.round(4)
 
+# %% [markdown]
+# The check is the method's own test (Sundararajan et al.): where an image misses the tolerance, the
+# Riemann sum has too few steps on a steep part of the path, so compute that image again with four times
+# as many. A small gap f(x) - f(baseline) is the hard case: the same absolute error is a larger share of it.
+
 # %%
-worst = max(ig_black.relative_error.max(), ig_blurred.relative_error.max())
-print(f"worst completeness error at {ig_steps} steps: {worst:.2%} (tolerance {ig_tolerance:.0%})")
-if cfg.profile != "smoke":  # 16 steps in smoke are too few to promise it
+for name, result, baseline in (("black", ig_black, "black"), ("blurred", ig_blurred, "blurred")):
+    redo = np.flatnonzero(~result.complete)
+    if redo.size:
+        finer = explain.integrated_gradients(model, images[redo], class_index[redo], baseline=baseline, steps=4 * ig_steps, tolerance=ig_tolerance)
+        print(f"{name}: {redo.size} image(s) over {ig_tolerance:.0%} at {ig_steps} steps; at {4 * ig_steps}: "
+              f"{np.round(result.relative_error[redo], 3).tolist()} -> {np.round(finer.relative_error, 3).tolist()}")
+        completeness.loc[redo, f"error {name}"] = finer.relative_error
+worst = completeness[["error black", "error blurred"]].to_numpy().max()
+print(f"worst completeness error, each image at the steps it needed: {worst:.2%} (tolerance {ig_tolerance:.0%})")
+if cfg.profile != "smoke":  # 16 to 64 steps in smoke are too few to promise it
     assert worst <= ig_tolerance, completeness
 
 # %% [markdown]
