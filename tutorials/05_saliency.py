@@ -240,6 +240,21 @@ print(f"by hand vs explain.grad_cam: max difference {np.abs(cam_by_hand - cam).m
 assert np.allclose(cam_by_hand, cam, atol=1e-4)
 
 # %% [markdown]
+# **CAM**, the method Grad-CAM generalises (Zhou et al., *Learning Deep Features for Discriminative
+# Localization*, CVPR 2016), needs no gradient at all. With a global-average-pooling head the logit is
+# z = sum_k w_k mean(A_k) + b, so the map sum_k w_k A_k says exactly how much each cell adds to it. For
+# this head Grad-CAM's channel weights are the same w_k times one positive number per image (the
+# sigmoid's slope over the map's area): after the ReLU and the min-max scaling the two maps are the same.
+
+# %%
+dense_kernel = model.get_layer("predictions").kernel.numpy()  # (channels, findings)
+feature_maps = keras.Model(model.input, model.get_layer(feature_layer).output).predict(images, verbose=0)
+cam_raw = np.einsum("bhwk,kb->bhw", feature_maps, dense_kernel[:, class_index])  # each image with its own finding
+class_activation_map = explain.normalize(explain.upsample(np.maximum(cam_raw, 0), images.shape[1:3]), "CAM")
+print(f"CAM vs Grad-CAM on the same images: max difference {np.abs(class_activation_map - cam).max():.1e}")
+assert np.allclose(class_activation_map, cam, atol=1e-3), "with a GAP + dense head, CAM and Grad-CAM must agree up to scale"
+
+# %% [markdown]
 # **The resolution limit.** DenseNet121 divides the image by 32: at 128 px the last feature map is 4x4
 # (2x2 in the smoke profile), so Grad-CAM has 16 cells to say where a finding is, then interpolates. A
 # nodule of 10 px cannot be resolved, only the quarter of the lung it sits in. Remedies: a larger input
