@@ -243,16 +243,23 @@ assert np.allclose(cam_by_hand, cam, atol=1e-4)
 # **CAM**, the method Grad-CAM generalises (Zhou et al., *Learning Deep Features for Discriminative
 # Localization*, CVPR 2016), needs no gradient at all. With a global-average-pooling head the logit is
 # z = sum_k w_k mean(A_k) + b, so the map sum_k w_k A_k says exactly how much each cell adds to it. For
-# this head Grad-CAM's channel weights are the same w_k times one positive number per image (the
-# sigmoid's slope over the map's area): after the ReLU and the min-max scaling the two maps are the same.
+# this head Grad-CAM's channel weights are the same w_k times one positive number per image, the
+# sigmoid's slope p(1 - p) over the map's area h*w. Check it on the raw maps, before any scaling: Grad-CAM
+# equals p(1 - p)/(h w) times CAM, with p the model's own output. (Compare the raw maps, not the min-max
+# scaled ones: a map with almost no positive evidence, or a saturated p, makes the scaled maps differ
+# by the scaling's epsilon, not by the method.)
 
 # %%
 dense_kernel = model.get_layer("predictions").kernel.numpy()  # (channels, findings)
 feature_maps = keras.Model(model.input, model.get_layer(feature_layer).output).predict(images, verbose=0)
 cam_raw = np.einsum("bhwk,kb->bhw", feature_maps, dense_kernel[:, class_index])  # each image with its own finding
-class_activation_map = explain.normalize(explain.upsample(np.maximum(cam_raw, 0), images.shape[1:3]), "CAM")
-print(f"CAM vs Grad-CAM on the same images: max difference {np.abs(class_activation_map - cam).max():.1e}")
-assert np.allclose(class_activation_map, cam, atol=1e-3), "with a GAP + dense head, CAM and Grad-CAM must agree up to scale"
+class_activation_map = explain.upsample(np.maximum(cam_raw, 0), images.shape[1:3])
+p = model.predict(images, verbose=0)[np.arange(len(images)), class_index]
+scale = (p * (1 - p) / (cam_raw.shape[1] * cam_raw.shape[2]))[:, None, None]  # the sigmoid's slope over h*w
+grad_cam_raw = explain.grad_cam(model, images, class_index, layer_name=feature_layer, normalize_map=False)
+error = np.abs(grad_cam_raw - scale * class_activation_map).max() / max(np.abs(grad_cam_raw).max(), 1e-30)
+print(f"Grad-CAM vs p(1-p)/(h w) x CAM on the raw maps: largest difference {error:.1e} of the largest value")
+assert error < 1e-3, "with a GAP + dense head, Grad-CAM must be CAM times the sigmoid's slope over the map's area"
 
 # %% [markdown]
 # **The resolution limit.** DenseNet121 divides the image by 32: at 128 px the last feature map is 4x4
