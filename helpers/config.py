@@ -8,6 +8,8 @@ Environment variables (all optional):
 ``MEDXAI_CACHE_DIR``  where synthetic data and the models passed between notebooks are kept
                       (default ``~/.cache/medxai``).
 ``MEDXAI_SEED``       the seed of every random choice (default 42).
+``MEDXAI_FIGURES_DIR`` a folder where ``viz.export_figure`` writes the key plots as PNG and SVG (``make
+                      figures``); unset, figure export is off.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Config:
     data_dir: Path | None = None
     cache_dir: Path = Path.home() / ".cache" / "medxai"
     seed: int = DEFAULT_SEED
+    figures_dir: Path | None = None  # viz.export_figure writes here; None: figure export is off
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -114,6 +117,7 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
     data_dir = env.get("MEDXAI_DATA_DIR", "").strip()
     cache_dir = env.get("MEDXAI_CACHE_DIR", "").strip()
     seed_text = env.get("MEDXAI_SEED", "").strip() or str(DEFAULT_SEED)
+    figures_text = env.get("MEDXAI_FIGURES_DIR", "").strip()
     try:
         seed = int(seed_text)
     except ValueError:
@@ -135,11 +139,20 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
             f"{source}: {blocked} is a file, not a folder, so nothing can be cached there. Point "
             "MEDXAI_CACHE_DIR at a folder (it is created if absent), or move the file away."
         )
+    figures = Path(figures_text).expanduser().resolve() if figures_text else None
+    blocked = figures and next((p for p in (figures, *figures.parents) if p.exists() and not p.is_dir()), None)
+    if blocked:
+        raise ConfigError(
+            f"MEDXAI_FIGURES_DIR={figures_text!r}: {blocked} is a file, not a folder, so no figure can be "
+            "written there. Point MEDXAI_FIGURES_DIR at a folder (it is created if absent), or unset it to "
+            "turn figure export off."
+        )
     return Config(
         profile=profile,
         data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
         cache_dir=cache,
         seed=seed,
+        figures_dir=figures,
     )
 
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import patches
 
+from helpers import config
 from helpers.errors import check_probabilities
+
+FIGURE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+EXPORT_DPI = 200  # slide-ready: a 7-inch-wide figure is 1400 px
 
 BOX_COLORS = ("#ff3b30", "#34c759", "#0a84ff", "#ff9f0a", "#bf5af2", "#64d2ff", "#ffd60a", "#ff375f")
 # One convention for every figure that compares boxes (notebooks 05 and 06, the report): the truth (a
@@ -201,3 +207,34 @@ def iobb_bars(table, labels=None, size: tuple = (3.2, 2.6)):
     axes[0, -1].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig
+
+
+def export_figure(fig, name: str, folder=None) -> tuple[Path, Path] | None:
+    """Save ``fig`` as ``name.png`` (200 dpi) and ``name.svg`` in the figures folder (MEDXAI_FIGURES_DIR, ``make figures``) and return both paths; a no-op returning None when figure export is off. Taught in 05_saliency."""
+    from matplotlib.figure import Figure
+
+    if not isinstance(name, str) or not FIGURE_NAME.fullmatch(name):
+        raise ValueError(
+            f"export_figure: name {name!r} is not a plain file name: use letters, digits, '_' and '-' only "
+            "(no folder, no extension), for example 'randomisation_curve'."
+        )
+    if isinstance(fig, np.ndarray) and fig.dtype == object and fig.size:  # plt.subplots(n, m)'s array of axes
+        fig = fig.flat[0]
+    if hasattr(fig, "get_figure") and not isinstance(fig, Figure):  # an Axes (pandas' .plot() returns one)
+        fig = fig.get_figure()
+    if not isinstance(fig, Figure):
+        raise TypeError(
+            f"export_figure({name!r}) needs a matplotlib Figure (or one of its Axes), not {type(fig).__name__}: "
+            "pass the figure a plotting call returned, e.g. fig, ax = plt.subplots()."
+        )
+    folder = config.load().figures_dir if folder is None else Path(folder).expanduser()
+    if folder is None:
+        return None
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"export_figure({name!r}): {folder} is a file, not a folder: point MEDXAI_FIGURES_DIR at a folder.")
+    folder.mkdir(parents=True, exist_ok=True)
+    png, svg = folder / f"{name}.png", folder / f"{name}.svg"
+    fig.savefig(png, dpi=EXPORT_DPI, bbox_inches="tight", metadata={"Software": None})
+    with plt.rc_context({"svg.hashsalt": name}):  # with no date and a fixed salt: the same bytes on every run
+        fig.savefig(svg, bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    return png, svg

@@ -356,6 +356,8 @@ case("config/data_dir_without_nih", _config.ConfigError, "no nih/ folder", "hold
     lambda tmp: (tmp / "drive").mkdir() or _config.load({"MEDXAI_DATA_DIR": str(tmp)}).dataset_dir("nih"))
 case("config/data_dir_without_drive", _config.ConfigError, "no drive/ folder", "data_manifests/drive.md")(
     lambda tmp: _config.load({"MEDXAI_DATA_DIR": str(tmp)}).dataset_dir("drive"))
+case("config/figures_dir_is_a_file", _config.ConfigError, "MEDXAI_FIGURES_DIR", "is a file, not a folder", "unset it")(
+    lambda tmp: (tmp / "figs").write_text("x") and _config.load({"MEDXAI_FIGURES_DIR": str(tmp / "figs" / "sub")}))
 
 # ---- losses, metrics, uncertainty ---------------------------------------------------------------
 
@@ -567,6 +569,12 @@ case("viz/overlay_nan", DataError, "heatmap_overlay", "nan")(
     lambda tmp: _viz.heatmap_overlay(np.zeros((4, 4)), _NAN_MAP[0]))
 case("viz/draw_box_kind", ValueError, "truth", "prediction", "'ours'")(
     lambda tmp: _viz.draw_box(None, (0, 0, 1, 1), "ours"))
+case("viz/export_figure_name_with_folder", ValueError, "'../slides/curve'", "letters, digits")(
+    lambda tmp: _viz.export_figure(_viz.plt.figure(), "../slides/curve", folder=tmp))
+case("viz/export_figure_name_with_extension", ValueError, "'curve.png'", "no extension")(
+    lambda tmp: _viz.export_figure(_viz.plt.figure(), "curve.png", folder=tmp))
+case("viz/export_figure_not_a_figure", TypeError, "export_figure('curve')", "matplotlib Figure", "list")(
+    lambda tmp: _viz.export_figure([1, 2], "curve", folder=tmp))
 
 # ---- dicom --------------------------------------------------------------------------------------
 
