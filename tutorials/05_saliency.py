@@ -577,6 +577,7 @@ randomisation.round(3)
 ax = randomisation.plot(marker="o", figsize=(7, 3), title="rank correlation with the trained model's map")
 ax.axhline(0.5, color="grey", linestyle=":")
 ax.set_ylabel("Spearman")
+viz.export_figure(ax, "randomisation_curve")  # for slides: writes PNG and SVG only under `make figures`
 plt.show()
 final = randomisation.iloc[-1]
 print(f"fully randomised: gradient {final['gradient']:.2f}, guided {final['guided']:.2f}, Grad-CAM {final['Grad-CAM']:.2f}")
