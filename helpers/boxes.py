@@ -200,6 +200,21 @@ def heatmap_to_boxes(heatmap, image_size, threshold: float = 0.5, method: str = 
     return mask_to_boxes(mask, heat)
 
 
+def probability_to_boxes(probabilities, image_size, threshold: float = 0.5) -> pd.DataFrame:
+    """A segmentation output (2-D, P(inside a box) in [0, 1]) -> boxes in image_size pixels: upsample, keep P > threshold (not min-maxed), components. Taught in 06_boxes_iobb.
+
+    Unlike a heatmap, a probability has a meaning of its own: 0.5 is "as likely inside as outside", so
+    the map is not stretched to its maximum (an image where the localiser sees nothing gives no box).
+    ``mean_heat`` and ``peak_heat`` are the probability times 255, so ``choose_box`` works unchanged.
+    """
+    probabilities = check_probabilities(_heatmap(probabilities), "the localiser's probability map")
+    if not 0.0 < float(threshold) < 1.0:
+        raise ValueError(f"a probability threshold must be in (0, 1), not {threshold!r}.")
+    width, height = (int(round(v)) for v in _size(image_size, "image_size"))
+    big = np.clip(cv2.resize(probabilities.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR), 0, 1)
+    return mask_to_boxes(big > float(threshold), np.round(big * 255).astype(np.uint8))
+
+
 # --------------------------------------------------------------------------------------------
 # Choosing one box
 # --------------------------------------------------------------------------------------------
@@ -220,6 +235,45 @@ def mean_box_sizes(boxes: pd.DataFrame, image_size=None) -> pd.DataFrame:
         table["w"] = table["w"] * width / boxes["image_width"]
         table["h"] = table["h"] * height / boxes["image_height"]
     return table.groupby("label")[["w", "h"]].mean()
+
+
+BOX_SIZES_SUFFIX = ".box_sizes.json"  # beside the classifier; read by helpers.report (the same suffix there)
+
+
+def save_box_sizes(model_path, train_boxes: pd.DataFrame):
+    """Write the mean training box (w, h) per finding, as fractions of the image's width and height, beside the classifier as {finding: [w, h]}. Taught in 06_boxes_iobb.
+
+    ``train_boxes`` is the training split's box table (columns label, w, h, image_width, image_height);
+    ``report.ChestReporter`` reads the file to choose its boxes with the Deep MedIA heuristic.
+    """
+    from pathlib import Path
+
+    if not {"image_width", "image_height"} <= set(train_boxes.columns):
+        raise ValueError("save_box_sizes needs the columns image_width and image_height, to save sizes as fractions.")
+    sizes = mean_box_sizes(train_boxes, image_size=1)
+    check_probabilities(sizes.to_numpy(), "mean box sizes as fractions of the image side")
+    model_path = Path(model_path)
+    path = model_path.with_name(model_path.stem + BOX_SIZES_SUFFIX)
+    path.write_text(json.dumps({str(k): [float(r.w), float(r.h)] for k, r in sizes.iterrows()}, indent=1))
+    return path
+
+
+def load_box_sizes(model_path) -> dict:
+    """The {finding: (w, h)} fractions save_box_sizes wrote beside the classifier; {} if there is none. Taught in 06_boxes_iobb."""
+    from pathlib import Path
+
+    model_path = Path(model_path)
+    path = model_path.with_name(model_path.stem + BOX_SIZES_SUFFIX)
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        sizes = {str(k): (float(v[0]), float(v[1])) for k, v in data.items()}
+    except (ValueError, TypeError, IndexError, AttributeError) as err:
+        raise DataError(f"{path}: not a box-sizes file ({type(err).__name__}: {err}); it should map each finding to "
+                        "[w, h] fractions. Run notebook 06 again to rewrite it.") from None
+    check_probabilities(np.array(list(sizes.values()), dtype=float).reshape(-1), f"{path} (fractions of the image side)")
+    return sizes
 
 
 def choose_box(boxes: pd.DataFrame, heuristic: str = "deep_media", mean_size=None, keep: int = 5):

@@ -221,3 +221,35 @@ def test_iobb_table_beside_the_published_rows():
     assert len(table) == 15
     with pytest.raises(ValueError, match="missing"):
         boxes.iobb_table(results, value="iobb")
+
+
+# --- A segmentation output to boxes, and the box sizes saved for the report --------------------
+
+def test_probability_to_boxes_thresholds_the_probability_not_its_maximum():
+    prob = np.zeros((8, 8))
+    prob[2:4, 2:6] = 0.9  # one shape, 4 wide and 2 high in an 8x8 map: 32x16 at 64 px
+    prob[6, 6] = 0.3  # below 0.5: no box, although a min-max stretch would keep it at threshold 0.3
+    found = boxes.probability_to_boxes(prob, 64, threshold=0.5)
+    assert len(found) == 1
+    x, y, w, h = found.loc[0, ["x", "y", "w", "h"]]
+    assert abs(x - 16) <= 2 and abs(y - 16) <= 2 and abs(w - 32) <= 4 and abs(h - 16) <= 4
+    assert found.loc[0, "peak_heat"] == pytest.approx(0.9 * 255, abs=1)
+    assert len(boxes.probability_to_boxes(np.full((8, 8), 0.4), 64)) == 0  # nothing above 0.5: no box at all
+
+
+def test_box_sizes_written_by_06_are_what_the_report_reads(tmp_path):
+    import json
+
+    from helpers import report
+
+    train = pd.DataFrame({"label": ["Mass", "Mass", "Nodule"], "w": [20.0, 40.0, 8.0], "h": [10.0, 30.0, 8.0],
+                          "image_width": [100, 200, 64], "image_height": [100, 200, 64]})
+    model_path = tmp_path / "densenet121_nih.keras"
+    written = boxes.save_box_sizes(model_path, train)
+    assert written == report.side_file(model_path, report.BOX_SIZES_SUFFIX)
+    # the reading of report.ChestReporter.load, line for line
+    read = {k: tuple(v) for k, v in json.loads(report.side_file(model_path, report.BOX_SIZES_SUFFIX).read_text()).items()}
+    assert read["Mass"] == pytest.approx((0.2, 0.125))  # (20/100 + 40/200) / 2, (10/100 + 30/200) / 2 by hand
+    assert read["Nodule"] == pytest.approx((0.125, 0.125))
+    assert boxes.load_box_sizes(model_path) == read
+    assert boxes.load_box_sizes(tmp_path / "other.keras") == {}
