@@ -1,0 +1,346 @@
+"""The course site: tools/build_site.py on a tiny executed notebook, the Colab lines, and the built site in Chromium.
+
+The build and Colab tests need no browser and no built site. The browser test serves the built site (``make
+site``: build/site; ``make test``: build/smoke/site; ``MEDXAI_SITE_DIR`` to choose) over a local http.server on a
+free port and opens every page in headless Chromium (the system's, through Selenium): every page has a title,
+every relative link and image resolves, every image decodes, nothing is loaded from another host, and the
+console has no error. Without a built site, Chromium or chromedriver it skips and says why;
+MEDXAI_REQUIRE_BROWSER=1 (set by .ci/run) turns that skip into a failure. ``make test`` runs this file after the
+notebooks, once the site is built from their nbval run.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import http.server
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUIRE_BROWSER = os.environ.get("MEDXAI_REQUIRE_BROWSER") == "1"
+REPOSITORY = "https://github.com/medxai/medxai"
+
+
+def _tool(name: str):
+    spec = importlib.util.spec_from_file_location(f"medxai_tools_{name}", ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+build_site = _tool("build_site")
+colab_setup = _tool("colab_setup")
+
+# A 2x3 red PNG (Pillow's), so the tiny notebook has a real figure to extract.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAADCAIAAAA2iEnWAAAAE0lEQVR4nGP8z8DAwMDAxIBMAQAUQAEF3SN5DgAAAABJRU5ErkJggg=="
+)
+
+# ---------------------------------------------------------------------------------------------
+# The build, on a tiny executed notebook (no browser)
+# ---------------------------------------------------------------------------------------------
+
+
+def _executed(folder: Path, name: str = "09_tiny", profile: str | None = "smoke", error: bool = False,
+              run: bool = True) -> Path:
+    """A hand-made executed notebook: two code cells timed 1.25 s and 2.5 s, a markdown cell timed 0.004 s."""
+    nb = new_notebook()
+    nb.cells = [
+        new_markdown_cell("# 09 · A tiny notebook\n\nTeaches how to add $a + b$ in **one** line.\n\nMore text."),
+        new_code_cell("print(1 + 2)", execution_count=1 if run else None,
+                      outputs=[new_output("stream", name="stdout", text="3\n")] if run else []),
+        new_markdown_cell("The loss $\\mathcal{L} = -\\frac1T\\sum_t \\log p_t$ and code `$HOME` stay apart."),
+        new_code_cell("plt.show()", execution_count=2 if run else None,
+                      outputs=[new_output("display_data", data={"image/png": base64.b64encode(PNG).decode(),
+                                                                "text/plain": "<Figure>"})] if run else []),
+    ]
+    if error:
+        nb.cells[1].outputs = [new_output("error", ename="ValueError", evalue="bad value", traceback=[])]
+    if run:
+        for cell, seconds in zip(nb.cells, (None, 1.25, 0.004, 2.5)):
+            if seconds is not None:
+                cell.metadata["papermill"] = {"duration": seconds, "status": "completed"}
+    if profile:
+        nb.metadata["medxai"] = {"profile": profile}
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / f"{name}.ipynb")
+    return folder / f"{name}.ipynb"
+
+
+@pytest.fixture
+def readme(tmp_path) -> Path:
+    path = tmp_path / "README.md"
+    path.write_text("# x\n\n## References\n\n- Seo, *Visualizing Uncertainty*, Ryerson University.\n\n## After\n\nno\n")
+    return path
+
+
+def test_build_lists_the_notebook_with_its_summed_time_and_exact_links(tmp_path, readme):
+    _executed(tmp_path / "executed")
+    out = tmp_path / "site"
+    result = build_site.build(tmp_path / "executed", out, REPOSITORY, readme=readme)
+
+    (entry,) = result["entries"]
+    assert entry.seconds == pytest.approx(1.25 + 0.004 + 2.5, abs=1e-9)
+    assert (entry.title, entry.profile) == ("A tiny notebook", "smoke")
+    colab = "https://colab.research.google.com/github/medxai/medxai/blob/main/tutorials/09_tiny.ipynb"
+    binder = "https://mybinder.org/v2/gh/medxai/medxai/main?labpath=tutorials%2F09_tiny.ipynb"
+    assert build_site.colab_url(REPOSITORY, "09_tiny") == colab
+    assert build_site.binder_url(REPOSITORY, "09_tiny") == binder
+    index = (out / "index.html").read_text()
+    assert f'href="{colab}"' in index and f'href="{binder}"' in index
+    assert '<a href="09_tiny.html">A tiny notebook</a>' in index
+    assert "Teaches how to add" in index and "More text" not in index  # the first paragraph only
+    assert ">4 s<" in index  # 3.754 s shown rounded
+
+    page = (out / "09_tiny.html").read_text()
+    assert "<title>09 · A tiny notebook</title>" in page
+    figures = sorted((out / "09_tiny_files").glob("*.png"))
+    assert [f.read_bytes() for f in figures] == [PNG]
+    assert f'src="09_tiny_files/{figures[0].name}"' in page
+    assert page.count('class="math"') == 2 and "$a + b$" not in page  # drawn, \frac1T included
+    assert "<code>$HOME</code>" in page  # a dollar in code is not math
+    assert "<script src" not in page and not re.search(r'(?:src|href)="https?://(?!colab|mybinder)', page)
+    references = (out / "references.html").read_text()
+    assert "Visualizing Uncertainty" in references and "no" not in references.split("</nav>")[1].split("Seo")[0]
+    assert result["pages"] == 3
+
+
+def test_repository_link_comes_from_pyproject():
+    assert build_site.repository_url() == REPOSITORY
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda d: _executed(d, run=False), ["09_tiny.ipynb", "no code cell has been executed", "make tutorials"]),
+        (lambda d: _executed(d, error=True), ["09_tiny.ipynb", "code cell 1 failed", "ValueError: bad value"]),
+        (lambda d: (_executed(d), _executed(d, "10_other", profile="lab")), ["different profiles", "lab: 10_other"]),
+        (lambda d: _executed(d, profile=None), ["09_tiny.ipynb", "cannot tell which profile", "--profile"]),
+        (lambda d: None, ["no executed notebooks", "make tutorials"]),
+    ],
+    ids=["not-executed", "failed-cell", "mixed-profiles", "unknown-profile", "empty-folder"],
+)
+def test_build_refuses_what_cannot_make_a_site(tmp_path, readme, make, words):
+    (tmp_path / "executed").mkdir()
+    make(tmp_path / "executed")
+    with pytest.raises(build_site.SiteError) as caught:
+        build_site.build(tmp_path / "executed", tmp_path / "site", REPOSITORY, readme=readme)
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_build_refuses_a_profile_other_than_asked_and_a_repository_off_github(tmp_path, readme):
+    _executed(tmp_path / "executed")
+    with pytest.raises(build_site.SiteError, match="ran in the smoke profile, not lab"):
+        build_site.build(tmp_path / "executed", tmp_path / "site", REPOSITORY, profile="lab", readme=readme)
+    with pytest.raises(build_site.SiteError, match="github.com/OWNER/NAME"):
+        build_site.colab_url("https://gitlab.com/medxai/medxai", "09_tiny")
+
+
+def test_stale_reasons_say_missing_older_and_other_profile(tmp_path):
+    sources, built = tmp_path / "tutorials", tmp_path / "build"
+    for name in ("09_tiny", "10_more", "11_old"):
+        _executed(sources, name, run=False)
+    _executed(built, "09_tiny", profile="lab")
+    _executed(built, "10_more", profile="smoke")
+    old = _executed(built, "11_old", profile="lab")
+    os.utime(old, (0, 0))
+    assert build_site.stale_reasons(built, "lab", sources) == [
+        f"{built / '10_more.ipynb'} ran in the smoke profile, not lab",
+        f"{built / '11_old.ipynb'} is older than tutorials/11_old",
+    ]
+    (built / "10_more.ipynb").unlink()
+    assert build_site.stale_reasons(built, "lab", sources)[0] == f"{built / '10_more.ipynb'} is missing"
+    os.utime(sources / "11_old.ipynb", (0, 0))
+    os.utime(old, None)
+    _executed(built, "10_more", profile="lab")
+    assert build_site.stale_reasons(built, "lab", sources) == []
+
+
+def test_build_site_command_prints_pages_and_size(tmp_path):
+    _executed(tmp_path / "executed")
+    done = subprocess.run([sys.executable, "tools/build_site.py", "--executed", str(tmp_path / "executed"),
+                           "--out", str(tmp_path / "site")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    size = sum(f.stat().st_size for f in (tmp_path / "site").rglob("*") if f.is_file())
+    assert f"3 pages (1 notebooks, index, references), {size / 1e6:.1f} MB" in done.stdout
+    refused = subprocess.run([sys.executable, "tools/build_site.py", "--executed", str(tmp_path / "nothing")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "no executed notebooks" in refused.stderr and "Traceback" not in refused.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The Colab lines: first in every notebook's Setup cell, and idle where the package is installed
+# ---------------------------------------------------------------------------------------------
+
+SOURCES = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
+NOT_YET = {"01", "02", "04", "06"}  # the Colab lines go into these at the end of the round; then drop this set
+
+
+def _first_code_cell(path: Path) -> str:
+    cells = re.split(r"^# %%.*$", path.read_text(encoding="utf-8"), flags=re.M)
+    headers = re.findall(r"^# %%.*$", path.read_text(encoding="utf-8"), flags=re.M)
+    code = [body for header, body in zip(headers, cells[1:]) if "[markdown]" not in header]
+    return code[0].lstrip("\n")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [pytest.param(s, marks=pytest.mark.xfail(strict=True, reason="Colab lines not inserted yet"))
+     if s.name[:2] in NOT_YET else s for s in SOURCES],
+    ids=[s.stem for s in SOURCES],
+)
+def test_setup_cell_starts_with_the_colab_lines(source):
+    first = _first_code_cell(source)
+    assert first.startswith(colab_setup.LINES), (
+        f"{source.name}: the Setup cell must start with the lines of tools/colab_setup.py "
+        f"(`python tools/colab_setup.py` prints them); it starts with:\n{first[:300]}")
+
+
+def test_colab_lines_install_only_where_the_package_is_absent(monkeypatch):
+    calls = []
+    monkeypatch.setattr(subprocess, "check_call", lambda command: calls.append(command))
+    exec(colab_setup.LINES, {})  # here helpers is installed: nothing happens
+    assert calls == []
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # as on Colab
+    exec(colab_setup.LINES, {})
+    assert calls == [[sys.executable, "-m", "pip", "install", "--quiet",
+                      "medxai-helpers @ git+https://github.com/medxai/medxai"]]
+
+
+# ---------------------------------------------------------------------------------------------
+# The built site in headless Chromium
+# ---------------------------------------------------------------------------------------------
+
+
+def _site_dir() -> Path:
+    if os.environ.get("MEDXAI_SITE_DIR"):
+        return Path(os.environ["MEDXAI_SITE_DIR"])
+    built = [ROOT / "build" / "site", ROOT / "build" / "smoke" / "site"]
+    return next((d for d in built if (d / "index.html").exists()), built[0])
+
+
+def _skip_or_fail(reason: str):
+    if REQUIRE_BROWSER:
+        pytest.fail(f"{reason} (MEDXAI_REQUIRE_BROWSER=1: CI must run the site's browser test)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def site():
+    folder = _site_dir()
+    if not (folder / "index.html").exists():
+        _skip_or_fail(f"no built site in {folder}: `make site` builds it (lab), `make test` builds build/smoke/site")
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if importlib.util.find_spec("selenium") is None:
+        _skip_or_fail("selenium is not installed: run `make app-install` (requirements-app.txt) for the browser test")
+    chromium = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+    driver_path = shutil.which("chromedriver")
+    if chromium is None or driver_path is None:
+        _skip_or_fail("no Chromium or chromedriver on this machine: `make browser` installs Debian's chromium and "
+                      "chromium-driver (as root), or apt-get install chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1200,900"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+_PAGE_STATE = """
+const rel = (el, attr) => el.getAttribute(attr);
+return {
+  title: document.title,
+  images: Array.from(document.images).map(i => [rel(i, 'src').slice(0, 60), i.complete, i.naturalWidth]),
+  links: Array.from(document.querySelectorAll('a[href]')).map(a => rel(a, 'href')),
+  resources: Array.from(document.querySelectorAll('img[src], script[src], link[href], iframe[src], source[src]'))
+      .map(e => rel(e, e.hasAttribute('src') ? 'src' : 'href')),
+};
+"""
+
+
+def _relative(url: str) -> bool:
+    return not re.match(r"^(?:[a-z][a-z0-9+.-]*:|#|//)", url, re.I)
+
+
+def test_every_page_loads_offline_with_links_figures_and_no_console_error(site, browser):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    folder, base = site
+    pages = sorted(p.name for p in folder.glob("*.html"))
+    notebooks = [p for p in pages if re.match(r"\d\d_", p)]
+    assert "index.html" in pages and "references.html" in pages and notebooks, f"{folder} holds {pages}"
+    problems, fetched = [], set()
+    browser.get_log("browser")  # start from an empty console
+    for page in pages:
+        url = urllib.parse.urljoin(base, page)
+        browser.get(url)
+        WebDriverWait(browser, 30).until(
+            lambda d: d.execute_script("return Array.from(document.images).every(i => i.complete)"))
+        state = browser.execute_script(_PAGE_STATE)
+        if not state["title"].strip():
+            problems.append(f"{page}: no <title>")
+        problems += [f"{page}: image {src!r}... does not decode (naturalWidth 0)"
+                     for src, complete, width in state["images"] if width == 0]
+        problems += [f"{page}: loads {src} from another host (the site must work offline)"
+                     for src in state["resources"] if not src.startswith("data:") and not _relative(src)]
+        for href in [h for h in state["links"] + state["resources"] if _relative(h)]:
+            target = urllib.parse.urljoin(url, href).split("#")[0]
+            if target in fetched:
+                continue
+            fetched.add(target)
+            try:
+                with urllib.request.urlopen(target, timeout=10) as answer:
+                    answer.read(1)
+            except urllib.error.URLError as err:
+                problems.append(f"{page}: broken link {href} ({err})")
+        problems += [f"{page}: console {entry['level']}: {entry['message'][:300]}"
+                     for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+        if page == "index.html":
+            missing = [n for n in notebooks if n not in state["links"]]
+            colab = [h for h in state["links"] if h.startswith("https://colab.research.google.com/github/")]
+            binder = [h for h in state["links"] if h.startswith("https://mybinder.org/v2/gh/")]
+            if missing or len(colab) != len(notebooks) or len(binder) != len(notebooks):
+                problems.append(f"index.html: pages not linked {missing}; {len(colab)} Colab and {len(binder)} "
+                                f"Binder links for {len(notebooks)} notebooks")
+    assert not problems, f"{len(problems)} problem(s) in the site at {folder}:\n" + "\n".join(problems)
