@@ -8,6 +8,13 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= lab
 
 .PHONY: help install app-install browser app data test unit notebooks tutorials sync bench clean
+.PHONY: prepare figures wheelhouse
+
+# Offline laptops: with wheelhouse/ (from `make wheelhouse`, e.g. copied from a USB stick) every pip install reads
+# only its wheels; without it, PyPI. Delete wheelhouse/ to install from PyPI again.
+WHEELHOUSE := wheelhouse
+PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*/*.whl),--no-index $(addprefix --find-links ,$(wildcard $(WHEELHOUSE)/*/)))
+PREPARE ?= 02 03
 
 help:
 	@echo "make tutorials   run every notebook in the lab profile (executed copies and HTML in build/)"
@@ -19,13 +26,17 @@ help:
 	@echo "make sync        pair tutorials/*.py and *.ipynb with jupytext (outputs stripped)"
 	@echo "make bench       run the benchmarks under benchmarks/"
 	@echo "make clean       remove .venv and build/"
+	@echo "make prepare     train and cache the models of notebooks 02 and 03 (PROFILE), so a class can start at 04-07"
+	@echo "make figures     export the key plots as PNG and SVG to build/figures/ (PROFILE; fails naming a missing one)"
+	@echo "make wheelhouse  download every pinned wheel for Linux, macOS arm64 and Windows into wheelhouse/ (offline installs)"
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 12) else "Python 3.10 to 3.12 is needed (3.11 recommended); found %d.%d. Set PYTHON=/path/to/python3.11." % v)'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@$(if $(PIP_SOURCE),echo "install: from the wheels in $(WHEELHOUSE)/ with no network (delete $(WHEELHOUSE)/ to use PyPI)")
+	$(BIN)/python -m pip install --quiet $(PIP_SOURCE) --upgrade pip
+	$(BIN)/python -m pip install --quiet $(PIP_SOURCE) -r requirements.txt
+	$(BIN)/python -m pip install --quiet $(PIP_SOURCE) --no-deps -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -33,7 +44,7 @@ install: $(STAMP)
 APP_STAMP := $(VENV)/.installed-app
 
 $(APP_STAMP): $(STAMP) requirements-app.txt
-	$(BIN)/python -m pip install --quiet -r requirements-app.txt
+	$(BIN)/python -m pip install --quiet $(PIP_SOURCE) -r requirements-app.txt
 	@touch $(APP_STAMP)
 
 app-install: $(APP_STAMP)
@@ -75,3 +86,15 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build
+
+# The instructor's kit (tutorials/INSTRUCTORS.md).
+prepare: install
+	MEDXAI_PROFILE=$(PROFILE) $(BIN)/python -m helpers.synthetic --dataset all
+	MEDXAI_PROFILE=$(PROFILE) $(BIN)/python tools/prepare.py --out build/prepare $(PREPARE)
+
+figures: install
+	MEDXAI_PROFILE=$(PROFILE) $(BIN)/python -m helpers.synthetic --dataset all
+	MEDXAI_PROFILE=$(PROFILE) $(BIN)/python tools/export_figures.py --out build/figures
+
+wheelhouse: install
+	$(BIN)/python tools/wheelhouse.py --out $(WHEELHOUSE)
