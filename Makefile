@@ -18,7 +18,8 @@ PREPARE ?= 02 03
 
 help:
 	@echo "make tutorials   run every notebook in the lab profile (executed copies and HTML in build/)"
-	@echo "make test        unit tests (with the upload page in headless Chromium), then every notebook under nbval, in the smoke profile"
+	@echo "make test        unit tests (with the upload page in headless Chromium), then every notebook under nbval, in the smoke profile, then its course site in Chromium"
+	@echo "make site        the course site in build/site (PROFILE; runs the notebooks first unless build/ is current)"
 	@echo "make app         serve the upload page on http://127.0.0.1:7860/ (MODEL=file.keras, APP_ARGS=...; PROFILE's model by default)"
 	@echo "make app-install install the upload page's packages (requirements-app.txt) into .venv"
 	@echo "make browser     install Debian's chromium and chromium-driver for the browser test (as root, only when missing)"
@@ -70,12 +71,23 @@ data: install
 
 test: install app-install browser
 	MEDXAI_PROFILE=smoke $(BIN)/python -m helpers.synthetic --dataset all
-	MEDXAI_PROFILE=smoke $(BIN)/python -m pytest tests/
-	MEDXAI_PROFILE=smoke $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider tutorials/
+	MEDXAI_PROFILE=smoke $(BIN)/python -m pytest tests/ --ignore=tests/test_site.py
+	rm -rf build/smoke
+	MEDXAI_PROFILE=smoke $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider tutorials/ --save-executed build/smoke
+	$(BIN)/python tools/build_site.py --executed build/smoke --out build/smoke/site --profile smoke
+	MEDXAI_SITE_DIR=build/smoke/site $(BIN)/python -m pytest -p no:cacheprovider tests/test_site.py
 
 tutorials: install
 	MEDXAI_PROFILE=$(PROFILE) $(BIN)/python -m helpers.synthetic --dataset all
 	MEDXAI_PROFILE=$(PROFILE) $(BIN)/python tools/run_tutorials.py --out build
+
+# The course site in build/site from the executed notebooks in build/: reused when every one is newer than its
+# tutorials/ source and ran in PROFILE, otherwise `make tutorials` runs them all first (later notebooks load the
+# models earlier ones save, so they run together). `make test` builds the smoke-profile site from its nbval run.
+.PHONY: site
+site: install
+	@$(BIN)/python tools/build_site.py --check-current build --profile $(PROFILE) || $(MAKE) --no-print-directory tutorials PROFILE=$(PROFILE)
+	$(BIN)/python tools/build_site.py --executed build --out build/site --profile $(PROFILE)
 
 sync: install
 	$(BIN)/jupytext --sync tutorials/[0-9]*.py
