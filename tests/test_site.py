@@ -172,16 +172,25 @@ def test_stale_reasons_say_missing_older_and_other_profile(tmp_path):
     assert build_site.stale_reasons(built, "lab", sources) == []
 
 
-def test_build_site_command_prints_pages_and_size(tmp_path):
+def test_build_site_command_prints_pages_and_size(tmp_path, capsys):
     _executed(tmp_path / "executed")
-    done = subprocess.run([sys.executable, "tools/build_site.py", "--executed", str(tmp_path / "executed"),
-                           "--out", str(tmp_path / "site")], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    assert build_site.main(["--executed", str(tmp_path / "executed"), "--out", str(tmp_path / "site")]) == 0
     size = sum(f.stat().st_size for f in (tmp_path / "site").rglob("*") if f.is_file())
-    assert f"3 pages (1 notebooks, index, references), {size / 1e6:.1f} MB" in done.stdout
-    refused = subprocess.run([sys.executable, "tools/build_site.py", "--executed", str(tmp_path / "nothing")],
-                             cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert refused.returncode == 2 and "no executed notebooks" in refused.stderr and "Traceback" not in refused.stderr
+    assert f"3 pages (1 notebooks, index, references), {size / 1e6:.1f} MB" in capsys.readouterr().out
+    assert build_site.main(["--executed", str(tmp_path / "nothing")]) == 2  # a message, not a traceback
+    refused = capsys.readouterr().err
+    assert refused.startswith("build_site: ") and "no executed notebooks" in refused
+
+
+def test_binder_environment_installs_the_package_with_the_pins_of_requirements():
+    def pins(lines):
+        return {ln.split("==")[0].strip().lower(): ln.split("==")[1].strip() for ln in lines if "==" in ln}
+
+    requirements = [ln.split("#")[0] for ln in (ROOT / "requirements.txt").read_text().splitlines()]
+    environment = (ROOT / "environment.yml").read_text().splitlines()
+    pip = [ln.strip()[2:] for ln in environment if re.match(r"^\s+- ", ln) and not ln.strip().startswith("- pip")]
+    assert pins(pip) == pins(requirements)
+    assert "-e ." in pip  # repo2docker sees the local requirement and installs from the checked-out repository
 
 
 # ---------------------------------------------------------------------------------------------
