@@ -30,6 +30,7 @@ help:
 	@echo "make prepare     train and cache the models of notebooks 02 and 03 (PROFILE), so a class can start at 04-07"
 	@echo "make figures     export the key plots as PNG and SVG to build/figures/ (PROFILE; fails naming a missing one)"
 	@echo "make wheelhouse  download every pinned wheel for Linux, macOS arm64 and Windows into wheelhouse/ (offline installs)"
+	@echo "make student     the students' copies in student/: every worked answer replaced by a stub its check reports as not done"
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 12) else "Python 3.10 to 3.12 is needed (3.11 recommended); found %d.%d. Set PYTHON=/path/to/python3.11." % v)'
@@ -110,3 +111,8 @@ figures: install
 
 wheelhouse: install
 	$(BIN)/python tools/wheelhouse.py --out $(WHEELHOUSE)
+
+# The exercises without their worked answers (nbgrader's ### BEGIN/END SOLUTION markers), for the students.
+.PHONY: student
+student: install
+	$(BIN)/python tools/make_student.py --out student

@@ -922,6 +922,24 @@ case("report/missing_model", DataError, "none.keras", "no saved model", "noteboo
     lambda tmp: _report.ChestReporter.load(tmp / "none.keras"))
 
 
+# ---- exercises: what a check says about an answer it cannot use ---------------------------------
+
+from helpers import exercises as _exercises  # noqa: E402 (imports of this section kept in it)
+
+case("exercises/not_a_function", _exercises.Wrong, "expected a function", "got float")(
+    lambda tmp: _exercises.check_dice_loss(0.25))
+case("exercises/answer_raises", _exercises.Wrong, "raised KeyError", "mutual_informaton")(
+    lambda tmp: _exercises.check_refer_any(lambda findings, limit: findings["mutual_informaton"]))
+case("exercises/text_not_number", _exercises.Wrong, "should be one number", "got str")(
+    lambda tmp: _exercises.check_dice_loss(lambda y, p: "0.40"))
+case("exercises/wrong_shape", _exercises.Wrong, "should have shape (4,)", "got (3,)")(
+    lambda tmp: _exercises.check_box_of_mask(lambda mask: (1, 2, 3)))
+case("exercises/nan_answer", _exercises.Wrong, "nan", "clip p")(
+    lambda tmp: _exercises.check_bce_by_hand(lambda y, p, w_p, w_n: float("nan")))
+case("exercises/stub", _exercises.NotYet, "not done yet", "write dice_loss")(
+    lambda tmp: _exercises.check_dice_loss(lambda y, p: (_ for _ in ()).throw(NotImplementedError("Exercise 1"))))
+
+
 # ---- the runner ---------------------------------------------------------------------------------
 
 

@@ -95,7 +95,7 @@ def test_build_lists_the_notebook_with_its_summed_time_and_exact_links(tmp_path,
     result = build_site.build(tmp_path / "executed", out, REPOSITORY, readme=readme)
 
     (entry,) = result["entries"]
-    assert entry.seconds == pytest.approx(1.25 + 0.004 + 2.5, abs=1e-9)
+    assert entry.seconds == pytest.approx(1.25 + 2.5, abs=1e-9)  # code cells only: the markdown's 0.004 s is not run time
     assert (entry.title, entry.profile) == ("A tiny notebook", "smoke")
     colab = "https://colab.research.google.com/github/medxai/medxai/blob/main/tutorials/09_tiny.ipynb"
     binder = "https://mybinder.org/v2/gh/medxai/medxai/main?labpath=tutorials%2F09_tiny.ipynb"
@@ -105,7 +105,7 @@ def test_build_lists_the_notebook_with_its_summed_time_and_exact_links(tmp_path,
     assert f'href="{colab}"' in index and f'href="{binder}"' in index
     assert '<a href="09_tiny.html">A tiny notebook</a>' in index
     assert "Teaches how to add" in index and "More text" not in index  # the first paragraph only
-    assert ">4 s<" in index  # 3.754 s shown rounded
+    assert ">4 s<" in index  # 3.75 s shown rounded
 
     page = (out / "09_tiny.html").read_text()
     assert "<title>09 · A tiny notebook</title>" in page
@@ -198,7 +198,7 @@ def test_binder_environment_installs_the_package_with_the_pins_of_requirements()
 # ---------------------------------------------------------------------------------------------
 
 SOURCES = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
-NOT_YET = {"01", "02", "04", "06"}  # the Colab lines go into these at the end of the round; then drop this set
+NOT_YET = {"01", "02", "04", "06"}  # the Colab lines go into these later; then these tests XPASS(strict): empty the set
 
 
 def _first_code_cell(path: Path) -> str:
@@ -210,7 +210,7 @@ def _first_code_cell(path: Path) -> str:
 
 @pytest.mark.parametrize(
     "source",
-    [pytest.param(s, marks=pytest.mark.xfail(strict=True, reason="Colab lines not inserted yet"))
+    [pytest.param(s, marks=pytest.mark.xfail(strict=True, reason="Colab lines not inserted yet: insert tools/colab_setup.py's lines, then empty NOT_YET"))
      if s.name[:2] in NOT_YET else s for s in SOURCES],
     ids=[s.stem for s in SOURCES],
 )

@@ -148,8 +148,12 @@ def notebook_profile(nb, name: str) -> str | None:
 
 
 def run_seconds(nb) -> float | None:
-    """Sum of the cells' ``metadata.papermill.duration`` (papermill's field, also written by --save-executed)."""
-    durations = [c.metadata.get("papermill", {}).get("duration") for c in nb.cells]
+    """Sum of the code cells' ``metadata.papermill.duration`` (papermill's field, also written by --save-executed).
+
+    Code cells only: papermill also times markdown cells (a few ms each), nbval does not, and the two builds
+    should give the same number for the same run.
+    """
+    durations = [c.metadata.get("papermill", {}).get("duration") for c in nb.cells if c.cell_type == "code"]
     durations = [d for d in durations if isinstance(d, (int, float))]
     return float(sum(durations)) if durations else None
 
@@ -423,6 +427,8 @@ def main(argv=None) -> int:
         reasons = stale_reasons(args.check_current, args.profile or "lab")
         for reason in reasons:
             print(f"site: {reason}")
+        if reasons:
+            print(f"site: the notebooks run first ({args.profile or 'lab'} profile)")
         if not reasons:
             print(f"site: reusing the executed notebooks in {args.check_current} ({args.profile or 'lab'} profile)")
         return 1 if reasons else 0

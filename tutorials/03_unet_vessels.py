@@ -74,7 +74,7 @@ from PIL import Image
 from sklearn.metrics import precision_recall_curve, roc_curve
 from tqdm import tqdm
 
-from helpers import config, datasets, errors, losses, metrics, models, preprocessing, synthetic, viz
+from helpers import config, datasets, errors, exercises, losses, metrics, models, preprocessing, synthetic, viz
 
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, scikit-learn {sklearn.__version__}, OpenCV {cv2.__version__}")
 
@@ -821,42 +821,81 @@ print(f"saved {model_path} ({model_path.stat().st_size / 1e6:.1f} MB) and {setti
 #
 # ## Exercises
 #
-# Each exercise has a check you can run; as shipped, the cells use the helpers' answers so that the
-# notebook runs top to bottom. Replace them with your own code.
+# Write each answer in the cell that starts `# Exercise N`, between the two marker lines. Its check
+# (`helpers.exercises`) runs your function on small inputs it builds itself, compares it with a
+# reference, and says what is wrong until it is right; the cell after it applies your function to this
+# notebook's photographs. Questions marked *discussion* have no check: a model answer is in the
+# instructor's guide.
 #
-# 1. **Dice by hand.** Write the soft Dice loss in NumPy for `y_batch`, `p_batch` (section 5) with
-#    `smooth = 0` and check it against `keras.losses.Dice`.
-# 2. **FOV or not.** Compute the accuracy of the first test photograph over the whole image and inside
-#    the FOV. Which is higher, and why?
+# 1. **Dice by hand.** Write the soft Dice loss in NumPy (`smooth = 0`, one value for the whole batch)
+#    and compare it with `keras.losses.Dice` on section 5's `y_batch`, `p_batch`.
+# 2. **FOV or not.** Write the accuracy of a photograph over the whole image and inside the FOV.
+#    Which is higher on the first test photograph, and why? (Why: discussion.)
 # 3. **Stride.** Predict one test photograph with `stride = patch_size // 4`. Does Dice improve over
-#    stride 24? At what cost in time?
-# 4. **Threshold on test.** Choose the best-F1 threshold on the test photographs. Its test Dice is at
-#    least as high as with the validation threshold: why is it still the wrong number to report?
+#    stride 24? At what cost in time? (Discussion.)
+# 4. **Threshold on test.** Write the best-F1 threshold with one sort, and choose it on the test
+#    photographs. Its test Dice is at least as high as with the validation threshold: why is it still
+#    the wrong number to report? (Why: discussion.)
 # 5. **BCE weight.** Section 9 used `losses.DiceBCELoss()` with `bce_weight=1`. Try 0.3 and 3: how do
-#    AUC-ROC, F1 at the validation threshold and the saturated share move?
+#    AUC-ROC, F1 at the validation threshold and the saturated share move? (Discussion.)
 
 # %%
-# Exercise 1: replace with your own NumPy Dice (smooth = 0).
-my_dice_loss = float(losses.DiceLoss(smooth=0.0)(y_batch, p_batch))
-assert np.isclose(my_dice_loss, float(keras.losses.Dice()(y_batch, p_batch)), atol=1e-5)
-print(f"Exercise 1 check passed: Dice loss {my_dice_loss:.4f}")
+# Exercise 1: write dice_loss(y, p), the soft Dice loss of the whole batch (smooth = 0), in NumPy.
+def dice_loss(y, p):
+    """1 - 2 sum(y p) / (sum(y) + sum(p)), the sums over every pixel of the batch."""
+    ### BEGIN SOLUTION
+    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
+    return float(1 - 2 * (y * p).sum() / (y.sum() + p.sum()))
+    ### END SOLUTION
+
+
+exercises.check_dice_loss(dice_loss)
 
 # %%
-# Exercise 2: replace with your own accuracies.
-first_test = [test[key][0] for key in ("vessels", "probabilities", "fov")]
-my_whole = metrics.segmentation_metrics(first_test[0], first_test[1], np.ones_like(first_test[2]))["accuracy"]
-my_inside = metrics.segmentation_metrics(*first_test)["accuracy"]
-correct = (first_test[1] >= 0.5) == first_test[0]
-assert np.isclose(my_whole, correct.mean()) and np.isclose(my_inside, correct[first_test[2]].mean())
-print(f"Exercise 2 check passed: accuracy whole image {my_whole:.4f}, inside the FOV {my_inside:.4f}")
+mine, theirs = dice_loss(y_batch, p_batch), float(keras.losses.Dice()(y_batch, p_batch))
+print(f"section 5's batch: your Dice loss {mine:.4f}, keras.losses.Dice {theirs:.4f}")
+assert abs(mine - theirs) < 1e-5, "your Dice loss passed the check but differs from keras.losses.Dice on section 5's batch"
 
 # %%
-# Exercise 4: replace with the threshold you choose on the test photographs.
-my_test_threshold = metrics.best_f1_threshold(*test_stack)
+# Exercise 2: write fov_accuracies(vessels, probabilities, fov) -> (whole image, inside the FOV), p >= 0.5 a vessel.
+def fov_accuracies(vessels, probabilities, fov):
+    """Share of correctly called pixels over the whole image, and over the pixels inside the FOV."""
+    ### BEGIN SOLUTION
+    correct = (np.asarray(probabilities) >= 0.5) == np.asarray(vessels, bool)
+    return float(correct.mean()), float(correct[np.asarray(fov, bool)].mean())
+    ### END SOLUTION
+
+
+exercises.check_fov_accuracies(fov_accuracies)
+
+# %%
+whole, inside = fov_accuracies(*(test[key][0] for key in ("vessels", "probabilities", "fov")))
+print(f"first test photograph: accuracy {whole:.4f} over the whole image, {inside:.4f} inside the FOV: "
+      f"{'higher' if whole > inside else 'not higher'} over the whole image")
+
+# %%
+# Exercise 4: write best_f1_threshold(truth, scores) for 1-D pixel arrays, with one sort.
+def best_f1_threshold(truth, scores):
+    """The threshold t with the highest F1 of scores >= t."""
+    ### BEGIN SOLUTION
+    truth, scores = np.asarray(truth, bool), np.asarray(scores, np.float64)
+    order = np.argsort(-scores, kind="stable")
+    ranked, hits = scores[order], truth[order]
+    tp, fp = np.cumsum(hits), np.cumsum(~hits)
+    f1 = 2 * tp / (tp + fp + hits.sum())  # 2TP / (2TP + FP + FN), FN = positives - TP
+    last = np.r_[ranked[1:] != ranked[:-1], True]  # a threshold takes every pixel tied with it
+    return float(ranked[np.argmax(np.where(last, f1, -1.0))])
+    ### END SOLUTION
+
+
+exercises.check_best_f1_threshold(best_f1_threshold)
+
+# %%
+my_test_threshold = best_f1_threshold(*metrics.fov_pixels(*test_stack))
 cheating = metrics.segmentation_metrics(*test_stack, threshold=my_test_threshold)["Dice"]
-assert cheating >= at_best["Dice"] - 1e-12
-print(f"Exercise 4 check passed: test-chosen threshold {my_test_threshold:.3f} gives Dice {cheating:.4f} "
-      f"vs {at_best['Dice']:.4f} with the validation threshold")
+print(f"test-chosen threshold {my_test_threshold:.3f}: Dice {cheating:.4f}; validation threshold {best_threshold:.3f}: "
+      f"Dice {at_best['Dice']:.4f}")
+assert cheating >= at_best["Dice"] - 1e-12, "a threshold chosen on test for the best F1 cannot give a lower test Dice"
 
 # %% [markdown]
 # ## Cleanup
