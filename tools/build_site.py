@@ -385,7 +385,10 @@ def index_page(entries: list[Entry], repository: str, branch: str) -> str:
 
 def references_page(readme: Path = ROOT / "README.md") -> str:
     """The README's References section as a page."""
-    text = readme.read_text(encoding="utf-8")
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except OSError as err:
+        raise SiteError(f"{readme}: cannot read the README for the references page ({err}).") from None
     found = re.search(r"^## References\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
     if not found:
         raise SiteError(f"{readme}: no '## References' section to put on the references page.")
