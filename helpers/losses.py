@@ -142,3 +142,71 @@ class HeteroscedasticBCE(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "samples": self.samples, "seed": self.seed}
+
+
+# --------------------------------------------------------------------------------------------
+# The other answer to rare findings: oversample them in the input pipeline (notebook 02)
+# --------------------------------------------------------------------------------------------
+
+
+def oversampling_weights(labels, targets: dict, names=None) -> np.ndarray:
+    """Mixture weights (all images, then each target finding's positives) that give each target finding its requested frequency. Taught in 02_densenet_transfer.
+
+    Drawing from the whole set with probability ``w0`` and from the positives of target finding ``j`` with
+    probability ``w_j`` shows finding ``k`` with frequency ``f_k = w0 p_k + sum_j w_j q_jk`` (``p_k`` its
+    prevalence, ``q_jk`` its share among finding ``j``'s positives): a linear system in the ``w_j``.
+    """
+    y = errors.check_labels(labels, "oversampling labels").astype(np.float64)
+    if y.ndim != 2 or not len(y):
+        raise errors.DataError(f"oversampling labels must be a non-empty (images, findings) array, not shape {y.shape}.")
+    names = list(names) if names is not None else list(range(y.shape[1]))
+    columns, wanted = [], []
+    for key, frequency in targets.items():
+        if key not in names:
+            raise errors.DataError(f"oversampling target {key!r} is not a finding here; use one of {names}.")
+        j = names.index(key)
+        if not 0.0 < float(frequency) < 1.0:
+            raise ValueError(f"oversampling target {key!r}: the requested frequency must be in (0, 1), not {frequency!r}.")
+        if y[:, j].sum() == 0:
+            raise errors.DataError(f"oversampling target {key!r}: no positive image to oversample; drop it from targets.")
+        columns.append(j)
+        wanted.append(float(frequency))
+    if not columns:
+        raise ValueError("oversampling targets are empty: name at least one finding and its requested frequency.")
+    prevalence = y.mean(axis=0)[columns]
+    share = np.stack([y[y[:, j] == 1][:, columns].mean(axis=0) for j in columns], axis=1)  # [k, j] = q_jk
+    system = share - prevalence[:, None]
+    try:
+        w = np.linalg.solve(system, np.array(wanted) - prevalence)
+    except np.linalg.LinAlgError:
+        raise errors.DataError(
+            f"oversampling targets {list(targets)}: these findings always occur together here, so their frequencies "
+            "cannot be set apart; request one of them only."
+        ) from None
+    if (w < -1e-9).any() or w.sum() > 1 + 1e-9:
+        found = ", ".join(f"{names[j]}: {p:.3f}" for j, p in zip(columns, prevalence))
+        raise ValueError(
+            f"oversampling cannot reach the requested frequencies {dict(targets)} (prevalences {found}): it can only "
+            "raise a finding above its prevalence, and findings that occur together raise each other. Request "
+            "frequencies above the prevalences and lower than their sum allows."
+        )
+    w = np.clip(w, 0.0, None)
+    return np.concatenate([[1.0 - w.sum()], w])
+
+
+def oversampled_dataset(inputs, labels, targets: dict, names=None, seed: int = 42):
+    """An endless, unbatched tf.data stream of (input, labels) in which each target finding appears at its requested frequency. Taught in 02_densenet_transfer."""
+    import tensorflow as tf
+
+    y = errors.check_labels(labels, "oversampling labels")
+    inputs = np.asarray(inputs)
+    if len(inputs) != len(y):
+        raise errors.DataError(f"oversampled_dataset: {len(inputs)} inputs but {len(y)} label rows.")
+    weights = oversampling_weights(y, targets, names)
+    names = list(names) if names is not None else list(range(y.shape[1]))
+    pools = [np.arange(len(y))] + [np.flatnonzero(y[:, names.index(key)] == 1) for key in targets]
+    streams = [
+        tf.data.Dataset.from_tensor_slices((inputs[pool], y[pool])).repeat().shuffle(max(len(pool), 2), seed=seed + i)
+        for i, pool in enumerate(pools)
+    ]
+    return tf.data.Dataset.sample_from_datasets(streams, weights=[float(w) for w in weights], seed=seed)

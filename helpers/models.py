@@ -459,3 +459,94 @@ def classifier_or_stand_in(path, labels, image_size: int, train_paths, train_lab
     data = preprocessing.image_dataset(train_paths, train_labels, image_size=image_size, batch_size=16, shuffle=True)
     model.fit(data, epochs=epochs, verbose=2)
     return model
+
+
+# --------------------------------------------------------------------------------------------
+# DenseNet inside: dense blocks, growth rate, transition layers; a plain CNN to compare gradients
+# --------------------------------------------------------------------------------------------
+
+# Layers per dense block in DenseNet121 (Huang et al. 2017, Table 1). Keras numbers the dense blocks
+# conv2..conv5 (conv1 is the stem) and the transition layers after them pool2..pool4: the paper's
+# "dense block 1 + transition 1" is Keras's conv2_* + pool2_*, its last dense block (4) is conv5_*.
+DENSENET121_BLOCKS = {2: 6, 3: 12, 4: 24, 5: 16}
+
+
+def dense_block_table(model: keras.Model) -> "pd.DataFrame":
+    """Channels entering and leaving each dense block, per-layer growth and after its transition, read from a DenseNet121's layers. Taught in 02_densenet_transfer."""
+    import pandas as pd
+
+    rows = []
+    for block, layers in DENSENET121_BLOCKS.items():
+        try:
+            concat = [model.get_layer(f"conv{block}_block{i}_concat").output.shape[-1] for i in range(1, layers + 1)]
+        except ValueError as err:
+            raise ValueError(f"{model.name} is not a DenseNet121 built here: {err}") from None
+        first = model.get_layer(f"conv{block}_block1_concat").input[0].shape[-1]
+        growth = sorted({b - a for a, b in zip([first] + concat[:-1], concat)})
+        transition = model.get_layer(f"pool{block}_pool").output.shape[-1] if block < 5 else None
+        rows.append({"paper": f"dense block {block - 1}", "keras layers": f"conv{block}_block1..{layers}_*",
+                     "layers": layers, "channels in": first, "growth per layer": growth[0] if len(growth) == 1 else growth,
+                     "channels out": concat[-1], "transition": f"pool{block}_conv + pool{block}_pool" if block < 5 else "-",
+                     "after transition": transition,
+                     "grid": tuple(model.get_layer(f"conv{block}_block1_concat").output.shape[1:3])})
+    return pd.DataFrame(rows).set_index("paper")
+
+
+def plain_cnn(image_size: int, num_classes: int = 14, blocks=DENSENET121_BLOCKS, growth: int = 32, batch_norm: bool = True,
+              name: str = "plain_cnn") -> keras.Model:
+    """DenseNet121's layers in the same order without dense connections: each layer feeds only the next (BatchNorm optional). Taught in 02_densenet_transfer."""
+
+    def bn(x, layer_name):
+        return keras.layers.BatchNormalization(epsilon=1.001e-5, name=layer_name)(x) if batch_norm else x
+
+    inputs = keras.Input((image_size, image_size, 1), name="image")
+    x = keras.layers.Concatenate(name="grey_to_rgb")([inputs, inputs, inputs])
+    x = keras.layers.ZeroPadding2D(3, name="zero_padding2d")(x)
+    x = keras.layers.Conv2D(64, 7, strides=2, use_bias=False, name="conv1_conv")(x)
+    x = bn(x, "conv1_bn")
+    x = keras.layers.Activation("relu", name="conv1_relu")(x)
+    x = keras.layers.ZeroPadding2D(1, name="zero_padding2d_1")(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, name="pool1")(x)
+    for block, layers in blocks.items():
+        for i in range(1, layers + 1):  # DenseNet's BN-ReLU-1x1 conv (4 x growth)-BN-ReLU-3x3 conv (growth), not concatenated
+            p = f"conv{block}_block{i}"
+            x = bn(x, f"{p}_0_bn")
+            x = keras.layers.Activation("relu", name=f"{p}_0_relu")(x)
+            x = keras.layers.Conv2D(4 * growth, 1, use_bias=False, name=f"{p}_1_conv")(x)
+            x = bn(x, f"{p}_1_bn")
+            x = keras.layers.Activation("relu", name=f"{p}_1_relu")(x)
+            x = keras.layers.Conv2D(growth, 3, padding="same", use_bias=False, name=f"{p}_2_conv")(x)
+        if block < max(blocks):
+            x = bn(x, f"pool{block}_bn")
+            x = keras.layers.Activation("relu", name=f"pool{block}_relu")(x)
+            x = keras.layers.Conv2D(growth, 1, use_bias=False, name=f"pool{block}_conv")(x)
+            x = keras.layers.AveragePooling2D(2, strides=2, name=f"pool{block}_pool")(x)
+    x = bn(x, "bn")
+    x = keras.layers.Activation("relu", name="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    outputs = keras.layers.Dense(num_classes, activation="sigmoid", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def gradient_norms_by_block(model: keras.Model, images, labels) -> "pd.Series":
+    """Root-mean-square gradient of the BCE loss over the convolution kernels of each block (1 = stem, 2-5 = dense blocks), on one batch. Taught in 02_densenet_transfer."""
+    import pandas as pd
+    import tensorflow as tf
+
+    from helpers import errors
+
+    images = errors.check_finite(images, "images").astype("float32")
+    labels = errors.check_labels(labels, "labels")
+    if len(images) != len(labels):
+        raise errors.DataError(f"gradient_norms_by_block: {len(images)} images but {len(labels)} label rows.")
+    kernels = [(l, _block_of(l)) for l in model.layers if isinstance(l, keras.layers.Conv2D) and _block_of(l)]
+    variables = [l.kernel for l, _ in kernels]
+    with tf.GradientTape() as tape:
+        loss = keras.losses.binary_crossentropy(labels, model(images, training=True))
+        loss = tf.reduce_mean(loss)
+    grads = tape.gradient(loss, variables)
+    squares, counts = {}, {}
+    for (layer, block), g in zip(kernels, grads):
+        squares[block] = squares.get(block, 0.0) + float(tf.reduce_sum(tf.square(g)))
+        counts[block] = counts.get(block, 0) + int(np.prod(g.shape))
+    return pd.Series({b: np.sqrt(squares[b] / counts[b]) for b in sorted(squares)}, name="RMS gradient")

@@ -1,0 +1,98 @@
+"""Transfer learning offline (notebook 02): the source task, label budgets, copying a backbone, linear heads, oversampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import datasets, losses, models, transfer
+from helpers.errors import DataError
+
+
+def test_source_labels_are_the_groups_any_finding_by_hand():
+    labels = list(datasets.LABELS)
+    y = np.zeros((3, len(labels)), "float32")
+    y[0, labels.index("Mass")] = 1  # a focal lesion
+    y[1, labels.index("Effusion")] = y[1, labels.index("Edema")] = 1  # pleura and opacity
+    got = transfer.source_labels(y, labels)
+    groups = list(transfer.SOURCE_GROUPS)
+    want = np.zeros((3, len(groups)))
+    want[0, [groups.index("any finding"), groups.index("focal lesion")]] = 1
+    want[1, [groups.index("any finding"), groups.index("pleura"), groups.index("opacity")]] = 1
+    np.testing.assert_array_equal(got, want)
+    # every finding belongs to "any finding" and to exactly one of the other groups
+    members = [m for g, ms in transfer.SOURCE_GROUPS.items() if g != "any finding" for m in ms]
+    assert sorted(members) == sorted(labels)
+
+
+def test_budget_subsets_keep_whole_patients_are_nested_and_near_the_fraction():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"patient_id": np.repeat(np.arange(200), rng.integers(1, 6, 200))})
+    small, medium = (transfer.budget_subset(frame, f, seed=3) for f in (0.1, 0.3))
+    for fraction, part in ((0.1, small), (0.3, medium)):
+        assert abs(len(part) / len(frame) - fraction) < 0.02  # whole patients of at most 5 images overshoot a little
+        counts = frame.patient_id.value_counts()
+        kept = part.patient_id.value_counts()
+        assert (kept == counts[kept.index]).all()  # no patient cut in two
+    assert set(small.index) <= set(medium.index)
+    assert transfer.budget_subset(frame, 1.0, seed=3) is frame
+
+
+def test_oversampled_stream_reaches_the_requested_frequencies():
+    rng = np.random.default_rng(1)
+    y = (rng.random((600, 5)) < [0.3, 0.2, 0.05, 0.03, 0.02]).astype("float32")
+    y[:, 4] = np.maximum(y[:, 4], y[:, 3] * (rng.random(600) < 0.5))  # finding 4 rides along with finding 3
+    names = list("abcde")
+    targets = {"c": 0.15, "d": 0.12, "e": 0.15}
+    stream = losses.oversampled_dataset(np.arange(600), y, targets, names=names, seed=5)
+    drawn = np.stack([labels for _, labels in stream.take(6000).as_numpy_iterator()])
+    frequency = drawn.mean(axis=0)
+    for key, wanted in targets.items():
+        assert abs(frequency[names.index(key)] - wanted) < 0.02, (key, frequency)
+    # the common findings are diluted, not lost
+    assert 0.2 < frequency[0] < y[:, 0].mean() + 0.05
+
+
+def test_oversampling_refuses_a_frequency_below_the_prevalence():
+    y = np.zeros((100, 2), "float32")
+    y[:40, 0] = 1
+    y[:5, 1] = 1
+    with pytest.raises(ValueError, match="only raise a finding above its prevalence"):
+        losses.oversampling_weights(y, {0: 0.1})
+
+
+@pytest.fixture(scope="module")
+def small_densenet():
+    return models.densenet121_classifier(14, 32)
+
+
+def test_dense_block_table_reads_the_growth_rate_and_the_halving_transitions(small_densenet):
+    table = models.dense_block_table(small_densenet)
+    assert list(table["growth per layer"]) == [32, 32, 32, 32]
+    assert list(table["channels out"]) == [64 + 6 * 32, 128 + 12 * 32, 256 + 24 * 32, 512 + 16 * 32]
+    assert list(table["after transition"].iloc[:3]) == [128, 256, 512]  # compression 0.5
+    assert table.loc["dense block 3", "keras layers"].startswith("conv4_")
+
+
+def test_copy_backbone_moves_every_layer_but_the_head(small_densenet):
+    source = models.densenet121_classifier(5, 32, name="source")
+    copied = transfer.copy_backbone(source, small_densenet)
+    assert copied > 100
+    for name in ("conv1_conv", "conv4_block7_2_conv", "bn"):
+        for a, b in zip(source.get_layer(name).get_weights(), small_densenet.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="share no layer"):
+        transfer.copy_backbone(models.plain_cnn(32, batch_norm=False), models.unet((32, 32, 1), base_filters=2, depth=1))
+
+
+def test_linear_heads_rank_a_separable_finding_and_leave_an_absent_one_at_chance():
+    rng = np.random.default_rng(2)
+    y = (rng.random((80, 2)) < 0.3).astype("float32")
+    y[:, 1] = 0  # no positive in training: nothing to learn
+    features = rng.normal(size=(80, 6)) + 1.5 * y[:, :1]
+    scores = transfer.linear_heads(features[:60], y[:60], features[60:])
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y[60:, 0], scores[:, 0]) > 0.85
+    assert (scores[:, 1] == 0).all()
