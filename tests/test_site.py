@@ -221,6 +221,15 @@ def test_setup_cell_starts_with_the_colab_lines(source):
         f"(`python tools/colab_setup.py` prints them); it starts with:\n{first[:300]}")
 
 
+def test_colab_insert_puts_the_lines_first_in_the_first_code_cell_once():
+    text = "# %% [markdown]\n# # 09 · Tiny\n\n# %% tags=[\"x\"]\nimport time\n\n# %%\nprint(1)\n"
+    once = colab_setup.insert(text)
+    assert once == text.replace('tags=[\"x\"]\n', 'tags=[\"x\"]\n' + colab_setup.LINES + "\n")
+    assert colab_setup.insert(once) == once
+    with pytest.raises(ValueError, match="tiny.py: no code cell"):
+        colab_setup.insert("# %% [markdown]\n# text\n", "tiny.py")
+
+
 def test_colab_lines_install_only_where_the_package_is_absent(monkeypatch):
     calls = []
     monkeypatch.setattr(subprocess, "check_call", lambda command: calls.append(command))
