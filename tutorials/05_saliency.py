@@ -78,7 +78,7 @@ from tf_keras_vis.saliency import Saliency
 from tf_keras_vis.scorecam import Scorecam
 from tf_keras_vis.utils.scores import CategoricalScore
 
-from helpers import boxes as box_tools, config, datasets, explain, models, preprocessing, splits, synthetic, viz
+from helpers import boxes as box_tools, config, datasets, exercises, explain, models, preprocessing, splits, synthetic, viz
 
 tf.get_logger().setLevel("ERROR")
 warnings.filterwarnings("ignore", message="The structure of `inputs`")  # Keras noise when tf-keras-vis calls a model
@@ -701,28 +701,77 @@ per_finding.round(2)
 #
 # ## Exercises
 #
-# 1. **Resolution.** Section 12 ran Grad-CAM at `pool4_relu` (8x8 at 128 px). Try Grad-CAM++ there too,
-#    and `pool3_relu` (16x16): when does a finer map stop helping? (Check below: Grad-CAM at block 4 by hand, and its ceiling.)
-# 2. **Baselines.** Compute integrated gradients with `baseline="noise"`: is completeness still met,
-#    and how does the map differ from the black baseline?
-# 3. **Smoothing.** Raise `smooth_samples` to 50: how much does the SmoothGrad map still change?
-#    (Rank correlation between 16 and 50 samples.)
+# Write each answer in the cell that starts `# Exercise N`, between the two marker lines. Its check
+# (`helpers.exercises`) runs your function on small inputs it builds itself, compares it with a
+# reference, and says what is wrong until it is right; the cell after it applies your function to this
+# notebook's images. Questions marked *discussion* have no check: a model answer is in the instructor's
+# guide.
+#
+# 1. **Resolution.** Write Grad-CAM's map from one image's feature maps and their gradients, and apply
+#    it at `pool4_relu` (8x8 at 128 px). Then try Grad-CAM++ there too, and `pool3_relu` (16x16): when
+#    does a finer map stop helping? (When: discussion.)
+# 2. **Baselines.** Write integrated gradients for any gradient function, and run it from a noise
+#    baseline: is completeness still met, and how does the map differ from the black baseline's?
+#    (How: discussion.)
+# 3. **Smoothing.** Raise `smooth_samples` to 50: how much does the SmoothGrad map still change (rank
+#    correlation between 16 and 50 samples)? (Discussion.)
 # 4. **Sanity.** Randomise only the classification head (`["predictions"]`): which maps change, which
-#    do not, and why is that already informative?
+#    do not, and why is that already informative? (Discussion.)
 
 # %%
-# Exercise 1 check: Grad-CAM at block 4 by hand (section 5's function) agrees with explain there too.
+# Exercise 1: write grad_cam_map(features, gradients) for one image's (h, w, k) arrays -> (h, w) raw map.
+def grad_cam_map(features, gradients):
+    """ReLU(sum over channels k of mean(gradient_k) * feature_k): one weight per channel."""
+    ### BEGIN SOLUTION
+    weights = np.asarray(gradients).mean(axis=(0, 1))
+    return np.maximum((np.asarray(features) * weights).sum(axis=-1), 0)
+    ### END SOLUTION
+
+
+exercises.check_grad_cam_map(grad_cam_map)
+
+# %%
+extractor = keras.Model(model.input, [model.get_layer(localisation_layer).output, model.output])
+with tf.GradientTape() as tape:
+    block4, outputs = extractor(tf.constant(images), training=False)
+    class_scores = tf.gather(outputs, class_index, axis=1, batch_dims=1)
+block4_gradients = tape.gradient(class_scores, block4).numpy()
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # a flat map comes back as zeros from both
-    assert np.allclose(grad_cam_by_hand(model, images, class_index, localisation_layer), cam_block4, atol=1e-4)
-print(f"{localisation_layer} Grad-CAM pointing game on the shown images: {explain.pointing_game(cam_block4, boxes).mean():.2f}, "
+    warnings.simplefilter("ignore")  # a flat map comes back as zeros
+    my_cam = explain.normalize(explain.upsample(np.stack([grad_cam_map(a, g) for a, g in zip(block4.numpy(), block4_gradients)]),
+                                                images.shape[1:3]))
+print(f"your Grad-CAM at {localisation_layer} vs explain.grad_cam: max difference {np.abs(my_cam - cam_block4).max():.1e}; "
+      f"pointing game on the shown images {explain.pointing_game(my_cam, boxes).mean():.2f}, "
       f"ceiling {explain.pointing_ceiling(boxes, block4_cells, images.shape[1:3]).mean():.2f}")
+assert np.allclose(my_cam, cam_block4, atol=1e-4), "your map passed the check but differs from explain.grad_cam at block 4"
 
 # %%
-# Exercise 2 check: the noise baseline's completeness numbers, one per image.
-ig_noise = explain.integrated_gradients(model, images, class_index, baseline="noise", steps=ig_steps, tolerance=1.0, seed=seed)
-print(f"noise baseline: completeness errors {np.round(ig_noise.relative_error, 3).tolist()}")
-assert np.allclose(ig_noise.scores, probabilities, atol=1e-4), "the path must end at the image: f(x) is the prediction"
+# Exercise 2: write integrated_gradients(gradient, x, baseline, steps) -> attributions shaped like x.
+def integrated_gradients(gradient, x, baseline, steps):
+    """(x - baseline) times the mean of gradient() at steps points on the straight path baseline -> x."""
+    ### BEGIN SOLUTION
+    x, baseline = np.asarray(x, np.float32), np.asarray(baseline, np.float32)
+    alphas = np.linspace(0.0, 1.0, steps).reshape((-1,) + (1,) * x.ndim)
+    grads = np.asarray(gradient(baseline + alphas * (x - baseline)))
+    weights = np.full(steps, 1.0 / (steps - 1))
+    weights[[0, -1]] /= 2  # the trapezoid rule: the two ends count half
+    return (x - baseline) * np.tensordot(weights, grads, axes=1)
+    ### END SOLUTION
+
+
+exercises.check_integrated_gradients(integrated_gradients)
+
+# %%
+gradient_of = explain.gradient_function(model)  # compiled: (points, output weights) -> (scores, gradients)
+one_hot = np.eye(model.output_shape[-1], dtype=np.float32)[class_index[:1]]
+model_gradient = lambda points: gradient_of(tf.constant(points, tf.float32), tf.constant(np.repeat(one_hot, len(points), 0)))[1].numpy()  # noqa: E731
+noise = explain.make_baseline(images[:1], "noise", seed=seed)
+attributions = integrated_gradients(model_gradient, images[0], noise[0], ig_steps)
+gap = float(probabilities[0] - gradient_of(tf.constant(noise), tf.constant(one_hot))[0].numpy()[0])
+completeness_error = abs(attributions.sum() - gap) / max(abs(gap), 1e-3)
+print(f"noise baseline, first image: attributions sum to {attributions.sum():.4f}, f(x) - f(baseline) = {gap:.4f}; "
+      f"completeness error {completeness_error:.1%}, {'within' if completeness_error <= ig_tolerance else 'outside'} "
+      f"the {ig_tolerance:.0%} tolerance at {ig_steps} steps")
 
 # %% [markdown]
 # ## Cleanup

@@ -72,7 +72,7 @@ import tensorflow as tf
 from IPython.display import HTML, Image, display
 from skimage import data as skimage_data
 
-from helpers import boxes, config, datasets, dicom, explain, metrics, models, preprocessing, report, splits, synthetic, uncertainty
+from helpers import boxes, config, datasets, dicom, exercises, explain, metrics, models, preprocessing, report, splits, synthetic, uncertainty
 
 tf.get_logger().setLevel("ERROR")
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -435,39 +435,54 @@ else:
 #
 # ## Exercises
 #
-# Each check runs as shipped; replace the helper's answer with your own code.
+# Write each answer in the cell that starts `# Exercise N`, between the two marker lines. Its check
+# (`helpers.exercises`) runs your function on small inputs it builds itself, compares it with a
+# reference, and says what is wrong until it is right; the cell after it applies your function to this
+# notebook's reports. Questions marked *discussion* have no check: a model answer is in the instructor's
+# guide.
 #
-# 1. **Your own rule.** Refer an image when *any* finding's mutual information exceeds a limit instead of
-#    the mean. (Check: with the limit at the largest value on the test films, nothing is referred.)
+# 1. **Your own rule.** Refer an image when *any* finding's mutual information exceeds a limit, instead
+#    of the mean. How many of the test films does it refer at half the largest value?
 # 2. **Back to the original pixels.** A box of the report is in the displayed image's pixels; give it
-#    in the pixels of the original DICOM (1841 wide, 1955 high), e.g. to draw it in a viewer. (Check:
-#    against `boxes.scale_box`.)
+#    in the pixels of the original DICOM (1841 wide, 1955 high), e.g. to draw it in a viewer.
 # 3. **The rate of referral.** Change notebook 04's `refer_at` to 0.1 and rerun 04 and this notebook:
-#    how many synthetic films are referred now?
+#    how many synthetic films are referred now, and why not exactly 10%? (Discussion.)
 
 # %%
-# Exercise 1: replace with your own rule.
+# Exercise 1: write refer_any(findings, limit) -> True when any finding's mutual information is above limit.
 def refer_any(findings, limit):
+    """findings: a report's table, with a 'mutual_information' column (one row per finding)."""
+    ### BEGIN SOLUTION
     return bool((findings["mutual_information"] > limit).any())
+    ### END SOLUTION
 
 
-limit = float(finding_mi.max())
-assert not any(refer_any(r.findings, limit) for r in reports), "nothing lies above the largest value"
-print(f"Exercise 1 check passed: at {limit:.2e} nats no film is referred; at half of it, "
-      f"{sum(refer_any(r.findings, limit / 2) for r in reports)} of {len(reports)}")
+exercises.check_refer_any(refer_any)
 
 # %%
-# Exercise 2: replace with your own conversion.
+limit = float(finding_mi.max())
+referred = [sum(refer_any(r.findings, at) for r in reports) for at in (limit, limit / 2)]
+print(f"at {limit:.2e} nats (the largest on the test films) {referred[0]} of {len(reports)} films are referred; "
+      f"at half of it, {referred[1]}")
+assert referred[0] == 0, "no finding lies above the largest value on the test films"
+
+# %%
+# Exercise 2: write to_original(box, displayed, original): (x, y, w, h) from the displayed image's pixels to the original's.
 def to_original(box, displayed, original):
+    """displayed and original are image shapes, (height, width)."""
+    ### BEGIN SOLUTION
     (x, y, w, h), (dh, dw), (oh, ow) = box, displayed, original
     return (x * ow / dw, y * oh / dh, w * ow / dw, h * oh / dh)
+    ### END SOLUTION
 
 
+exercises.check_to_original(to_original)
+
+# %%
 example_box = next(iter(real.boxes.values()), (128.0, 64.0, 256.0, 192.0))
-mine = to_original(example_box, real.image.shape, real.details["original_size"])
-reference = boxes.scale_box(example_box, real.image.shape[::-1], real.details["original_size"][::-1])
-assert np.allclose(mine, reference), f"{mine} != {reference}"
-print(f"Exercise 2 check passed: {tuple(round(v) for v in example_box)} displayed -> {tuple(round(v) for v in mine)} in the DICOM's pixels")
+mine = to_original(example_box, real.image.shape[:2], real.details["original_size"])
+print(f"{tuple(round(v) for v in example_box)} in the displayed image -> {tuple(round(v) for v in mine)} in the DICOM's pixels "
+      f"({real.details['original_size'][1]} wide, {real.details['original_size'][0]} high)")
 
 # %% [markdown]
 # ## Cleanup
