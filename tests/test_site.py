@@ -3,8 +3,8 @@
 The build and Colab tests need no browser and no built site. The browser test serves the built site (``make
 site``: build/site; ``make test``: build/smoke/site; ``MEDXAI_SITE_DIR`` to choose) over a local http.server on a
 free port and opens every page in headless Chromium (the system's, through Selenium): every page has a title,
-every relative link and image resolves, every image decodes, nothing is loaded from another host, and the
-console has no error. Without a built site, Chromium or chromedriver it skips and says why;
+every relative link and image resolves, every image decodes, nothing is loaded from another host, no formula
+is left as TeX source, and the console has no error. Without a built site, Chromium or chromedriver it skips and says why;
 MEDXAI_REQUIRE_BROWSER=1 (set by .ci/run) turns that skip into a failure. ``make test`` runs this file after the
 notebooks, once the site is built from their nbval run.
 """
@@ -305,10 +305,11 @@ def browser():
         driver.quit()
 
 
-_PAGE_STATE = """
+_PAGE_STATE = r"""
 const rel = (el, attr) => el.getAttribute(attr);
 return {
   title: document.title,
+  tex: (document.body.innerText.match(/\$[^$\n]*\\[a-zA-Z]+[^$\n]*\$/g) || []).slice(0, 3),
   images: Array.from(document.images).map(i => [rel(i, 'src').slice(0, 60), i.complete, i.naturalWidth]),
   links: Array.from(document.querySelectorAll('a[href]')).map(a => rel(a, 'href')),
   resources: Array.from(document.querySelectorAll('img[src], script[src], link[href], iframe[src], source[src]'))
@@ -338,6 +339,7 @@ def test_every_page_loads_offline_with_links_figures_and_no_console_error(site, 
         state = browser.execute_script(_PAGE_STATE)
         if not state["title"].strip():
             problems.append(f"{page}: no <title>")
+        problems += [f"{page}: formula left as TeX source: {tex}" for tex in state["tex"]]
         problems += [f"{page}: image {src!r}... does not decode (naturalWidth 0)"
                      for src, complete, width in state["images"] if width == 0]
         problems += [f"{page}: loads {src} from another host (the site must work offline)"
