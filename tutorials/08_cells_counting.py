@@ -71,7 +71,7 @@ import tensorflow as tf
 from skimage.segmentation import find_boundaries
 from sklearn.metrics import roc_auc_score
 
-from helpers import cells, config, instances, models, preprocessing, synthetic, uncertainty
+from helpers import cells, config, exercises, instances, models, preprocessing, synthetic, uncertainty
 
 tf.get_logger().setLevel("ERROR")
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -420,14 +420,66 @@ print(f"run time {elapsed:.0f} s (MC sampling and watersheds {mc_seconds:.0f} s)
 #
 # ## Exercises
 #
-# 1. **AP by hand.** For the first test image, compute the IoU of every pair with NumPy (two nested
-#    loops over the nuclei), then TP / (TP + FP + FN) at 0.5 and 0.75; check against
-#    `instances.average_precision(..., thresholds=[0.5, 0.75])`.
+# Write each answer in the cell that starts `# Exercise N`, between the two marker lines. Its check
+# (`helpers.exercises`) runs your function on small inputs it builds itself, compares it with a
+# reference, and says what is wrong until it is right; the cell after it applies your function to this
+# notebook's images. Questions marked *discussion* have no check: a model answer is in the instructor's
+# guide.
+#
+# 1. **AP by hand.** Write the Bowl's score of one image: the IoU of every (true, predicted) pair from
+#    the two label maps, a hit when IoU > t, TP / (TP + FP + FN) per threshold, their mean. Apply it to
+#    the first test image at 0.5 and 0.75.
 # 2. **Foreground only.** Build instances from the foreground channel alone (`instances.classical_instances`
-#    on the mean foreground probability). How much worse is the count on clumped images?
-# 3. **Per-image intervals.** Replace the spread by the raw interval's half-width and calibrate again.
-#    Does the coverage change? Which images get wider intervals?
+#    on the mean foreground probability). How much worse is the count on clumped images? (Discussion.)
+# 3. **Per-image intervals.** Write the split-conformal factor k of section 6. Then replace the spread by
+#    the raw interval's half-width and calibrate again: does the coverage change, and which images get
+#    wider intervals? (Discussion.)
 # 4. **How many samples?** Repeat section 6 with T = 4 and T = 40. How do the raw coverage, k and the
-#    AUROC of section 7 move?
+#    AUROC of section 7 move? (Discussion.)
 # 5. **Real data.** Point `MEDXAI_DATA_DIR` at a folder with `dsb2018/stage1_train/` and run again. Which
-#    images (brightfield, stained tissue) break the classical baseline, and does the U-Net's interval say so?
+#    images (brightfield, stained tissue) break the classical baseline, and does the U-Net's interval say
+#    so? (Discussion.)
+
+# %%
+# Exercise 1: write ap_by_hand(true_labels, pred_labels, thresholds), the Bowl's score of one image.
+def ap_by_hand(true_labels, pred_labels, thresholds):
+    """Mean over the thresholds t of TP / (TP + FP + FN), a hit when IoU > t; label 0 is background."""
+    ### BEGIN SOLUTION
+    true_ids, t = np.unique(true_labels, return_inverse=True)
+    pred_ids, p = np.unique(pred_labels, return_inverse=True)
+    table = np.zeros((len(true_ids), len(pred_ids)))
+    np.add.at(table, (t.ravel(), p.ravel()), 1)  # pixels shared by each (true, predicted) pair of labels
+    keep_t, keep_p = true_ids > 0, pred_ids > 0
+    inter = table[np.ix_(keep_t, keep_p)]
+    iou = inter / (table.sum(1)[keep_t][:, None] + table.sum(0)[keep_p][None, :] - inter)
+    hits = [int((iou > threshold).sum()) for threshold in thresholds]  # IoU > 0.5 pairs each nucleus once
+    return float(np.mean([tp / (iou.shape[0] + iou.shape[1] - tp) for tp in hits]))
+    ### END SOLUTION
+
+
+exercises.check_ap_by_hand(ap_by_hand)
+
+# %%
+mine = ap_by_hand(true_test[0], learned[0], [0.5, 0.75])
+reference = instances.average_precision(true_test[0], learned[0], thresholds=[0.5, 0.75])
+print(f"first test image, U-Net: your AP at 0.5 and 0.75 {mine:.4f}, instances.average_precision {reference:.4f}")
+assert abs(mine - reference) < 1e-12, "your score passed the check but differs from instances.average_precision here"
+
+# %%
+# Exercise 3: write conformal_k(true_counts, centre, spread, level), the split-conformal factor of section 6.
+def conformal_k(true_counts, centre, spread, level):
+    """The sorted scores |true - centre| / spread, taken at rank ceil((n + 1) level), 1-based."""
+    ### BEGIN SOLUTION
+    scores = np.sort(np.abs(np.asarray(true_counts, float) - centre) / spread)
+    rank = int(np.ceil((len(scores) + 1) * level - 1e-9))  # - 1e-9: 10 x 0.9 must give rank 9 in floating point
+    return float(scores[rank - 1])
+    ### END SOLUTION
+
+
+exercises.check_conformal_k(conformal_k)
+
+# %%
+my_k = conformal_k(val_true, val_counts.mean(axis=0), spread_val, level)
+print(f"section 6's validation images: your k {my_k:.3f}, instances.conformal_scale {k:.3f}")
+assert abs(my_k - k) < 1e-9, "your k passed the check but differs from section 6's on the validation images"
+
