@@ -61,7 +61,7 @@ import tensorflow as tf
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from helpers import config, datasets, dicom, errors, preprocessing, splits, synthetic, viz
+from helpers import config, datasets, dicom, errors, exercises, preprocessing, splits, synthetic, viz
 
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, scikit-learn {sklearn.__version__}")
 
@@ -660,30 +660,59 @@ assert count == len(split["train"]), "every training image should come out of th
 #
 # ## Exercises
 #
-# Each exercise has a check you can run; as shipped, the cells use the helpers' answers so that the
-# notebook runs top to bottom. Replace them with your own code.
+# Write each answer in the cell that starts `# Exercise N`, between the two marker lines. Its check
+# (`helpers.exercises`) runs your function on small inputs it builds itself, compares it with a
+# reference, and says what is wrong until it is right; the cell after it applies your function to this
+# notebook's data. Questions marked *discussion* have no check: a model answer is in the instructor's
+# guide.
 #
 # 1. **Your own patient split.** Write a split that assigns whole patients at random (no
-#    stratification) and check it for leakage. Which findings go missing from validation?
-# 2. **Leakage and k.** Re-run section 6 with `neighbours = 1` and `neighbours = 25`. Which k inflates
-#    the leaky score most, and why?
-# 3. **Weights by hand.** Compute `w_p` and `w_n` for Hernia yourself from `split["train"]`.
+#    stratification). Which findings go missing from validation?
+# 2. **Leakage and k.** Re-run section 8 with `neighbours = 1` and `neighbours = 25`. Which k inflates
+#    the leaky score most, and why? (Discussion.)
+# 3. **Weights by hand.** Write `w_p` and `w_n` per finding from training labels, and read Hernia's.
 # 4. **Unsafe augmentation.** Add `"hflip"` to the chest preset (`preprocessing.augmentation((...))`)
-#    and find, in the grid, the image whose heart moved.
+#    and find, in the grid, the image whose heart moved. Why is that flip unsafe here? (Discussion.)
 
 # %%
-# Exercise 1: replace with your own split of nih.entries by patient.
-my_split = split
+# Exercise 1: write patient_split(entries, val_fraction, test_fraction, seed) -> {"train", "val", "test"}.
+def patient_split(entries, val_fraction, test_fraction, seed):
+    """Whole patients drawn at random into val and test (those fractions of the patients), the rest in train."""
+    ### BEGIN SOLUTION
+    patients = np.random.default_rng(seed).permutation(entries.patient_id.unique())
+    n_val, n_test = round(len(patients) * val_fraction), round(len(patients) * test_fraction)
+    drawn = {"val": patients[:n_val], "test": patients[n_val:n_val + n_test], "train": patients[n_val + n_test:]}
+    return {name: entries[entries.patient_id.isin(ids)] for name, ids in drawn.items()}
+    ### END SOLUTION
+
+
+exercises.check_patient_split(patient_split)
+
+# %%
+my_split = patient_split(nih.entries, val_fraction, test_fraction, seed)
 splits.assert_no_patient_overlap(**my_split)
 missing = {name: [lab for lab in datasets.LABELS if part[lab].sum() == 0] for name, part in my_split.items()}
-print("Exercise 1 check passed: no patient overlap. Findings missing per split:", missing)
+print(f"your split: {', '.join(f'{name} {len(part)} images' for name, part in my_split.items())}; "
+      f"findings without a positive image: {missing}")
 
 # %%
-# Exercise 3: replace with your own computation.
-my_w_p, my_w_n = w_p[datasets.LABELS.index("Hernia")], w_n[datasets.LABELS.index("Hernia")]
-hernia = split["train"]["Hernia"]
-assert np.isclose(my_w_p, (hernia == 0).mean()) and np.isclose(my_w_n, (hernia == 1).mean())
-print(f"Exercise 3 check passed: Hernia w_p={my_w_p:.3f}, w_n={my_w_n:.3f}")
+# Exercise 3: write class_weights(labels) -> (w_p, w_n), one weight per column of an (images, findings) 0/1 array.
+def class_weights(labels):
+    """w_p = negatives / total and w_n = positives / total, per finding."""
+    ### BEGIN SOLUTION
+    positive = np.asarray(labels, np.float64).mean(axis=0)
+    return 1.0 - positive, positive
+    ### END SOLUTION
+
+
+exercises.check_class_weights(class_weights)
+
+# %%
+my_w_p, my_w_n = class_weights(split["train"][list(datasets.LABELS)].values)
+hernia = datasets.LABELS.index("Hernia")
+print(f"Hernia in split['train']: w_p = {my_w_p[hernia]:.3f}, w_n = {my_w_n[hernia]:.3f} "
+      f"(section 10: {w_p[hernia]:.3f}, {w_n[hernia]:.3f})")
+assert np.allclose(my_w_p, w_p) and np.allclose(my_w_n, w_n), "your weights passed the check but differ from section 10's"
 
 # %% [markdown]
 # ## Cleanup
