@@ -75,3 +75,143 @@ def test_figures_dir_setting(tmp_path, monkeypatch):
 def test_export_rejects_an_image_array(tmp_path):
     with pytest.raises(TypeError, match=r"export_figure\('slide'\) needs a matplotlib Figure.*ndarray"):
         viz.export_figure(np.zeros((4, 4)), "slide", folder=tmp_path)
+
+
+# ---- tools: section times, figures check, wheelhouse and installer plans (nothing installed or downloaded) -------
+
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import export_figures  # noqa: E402
+import install  # noqa: E402
+import section_times  # noqa: E402
+import wheelhouse  # noqa: E402
+
+
+def _md(text):
+    return {"cell_type": "markdown", "metadata": {}, "source": text}
+
+
+def _code(seconds):
+    return {"cell_type": "code", "metadata": {"papermill": {"duration": seconds}}, "source": "x = 1"}
+
+
+def _executed(tmp_path, name="05_saliency.ipynb"):
+    notebook = {"metadata": {"papermill": {"duration": 100.0}}, "cells": [
+        _md("# 05: saliency"), _md("## Setup"), _code(6.0), _md("## Configuration\nsettings"), _code(0.5), _code(0.1),
+        _md("Some text, no heading"), _code(11.4), _md("## 11. Sanity check: randomise"), _code(60.0),
+        {"cell_type": "code", "metadata": {"papermill": {"duration": None}}, "source": "boom"}, _md("## Summary")]}
+    path = tmp_path / name
+    path.write_text(json.dumps(notebook), encoding="utf-8")
+    return path
+
+
+def test_section_times_sums_cells_under_their_heading(tmp_path):
+    rows, total, unmeasured = section_times.section_seconds(json.loads(_executed(tmp_path).read_text()))
+    # hand sums: Setup 6.0; Configuration 0.5 + 0.1 + 11.4 (a markdown cell without "## " stays in the section); 11: 60
+    assert rows == [("Setup", 6.0), ("Configuration", pytest.approx(12.0)), ("11. Sanity check: randomise", 60.0), ("Summary", 0.0)]
+    assert (total, unmeasured) == (100.0, 1)
+
+
+def test_section_times_table_in_minutes(tmp_path, capsys):
+    _executed(tmp_path)
+    assert section_times.main([str(tmp_path), "--label", "lab, 2 cores"]) == 0
+    out = capsys.readouterr().out
+    assert "**05_saliency** (lab, 2 cores): 1.3 min of cells, 1.7 min with the kernel's start" in out  # 78 s, 100 s
+    assert "| Configuration | 0.2 | 0.3 |" in out  # 12 s; 6 + 12 = 18 s from the start
+    assert "| 11. Sanity check: randomise | 1.0 | 1.3 |" in out  # 60 s; 18 + 60 = 78 s from the start
+    assert "1 code cells without a duration" in out
+
+
+def test_section_times_refuses_an_unexecuted_notebook(tmp_path):
+    path = tmp_path / "01_x.ipynb"
+    path.write_text(json.dumps({"metadata": {}, "cells": [_md("## Setup"), {"cell_type": "code", "metadata": {}, "source": ""}]}))
+    with pytest.raises(SystemExit, match="no papermill durations.*make tutorials"):
+        section_times.main([str(path)])
+    with pytest.raises(SystemExit, match="neither an executed .ipynb nor a folder"):
+        section_times.main([str(tmp_path / "nowhere.txt")])
+
+
+def test_expected_figures_cover_the_key_plots():
+    tutorials = ROOT / "tutorials"
+    expected = export_figures.expected_figures(sorted(tutorials.glob("0[1-6]_*.ipynb")))
+    for name in ("leakage_bars", "seo_figure1", "referral_curves", "referral_curves_pixels", "randomisation_curve", "tiobb_bars"):
+        assert name in expected, name
+    assert expected["randomisation_curve"] == "05_saliency.ipynb"
+    assert [p.name[:2] for p in export_figures.figure_notebooks()][:4] == ["01", "04", "05", "06"]
+
+
+def test_check_figures_names_the_missing_and_the_broken(tmp_path):
+    fig = _figure()
+    viz.export_figure(fig, "randomisation_curve", folder=tmp_path)
+    plt.close(fig)
+    (tmp_path / "tiobb_bars.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (tmp_path / "tiobb_bars.svg").write_text("<html/>")
+    rows, problems = export_figures.check_figures(
+        tmp_path, {"randomisation_curve": "05_saliency.ipynb", "leakage_bars": "01_preprocessing_and_splits.ipynb",
+                   "tiobb_bars": "06_boxes_iobb.ipynb"})
+    assert [r["name"] for r in rows] == ["leakage_bars", "randomisation_curve", "tiobb_bars"]
+    width = int(rows[1]["png"].split("x")[0])  # 4 inches at 200 dpi, trimmed tight: about 800 px, not 100 dpi's 400
+    assert 600 <= width <= 900 and rows[1]["svg"].endswith("kB"), rows[1]
+    assert problems[:2] == ["leakage_bars.png (from 01_preprocessing_and_splits.ipynb) is missing",
+                            "leakage_bars.svg (from 01_preprocessing_and_splits.ipynb) is missing"]
+    assert problems[2].startswith("tiobb_bars.png (from 06_boxes_iobb.ipynb) does not decode")
+    assert problems[3].startswith("tiobb_bars.svg (from 06_boxes_iobb.ipynb) is not an SVG: its root element is <html>")
+    assert len(problems) == 4
+
+
+def test_wheelhouse_command_per_platform():
+    requirements = wheelhouse.requirement_lines()
+    assert "tensorflow==2.21.0" in requirements and "starlette==1.10.0" in requirements
+    assert not any(r.startswith("#") or not r for r in requirements)
+    linux = wheelhouse.download_command("linux_x86_64", Path("w/linux_x86_64"), ["numpy==2.4.6"])
+    # pip does not expand manylinux tags: TensorFlow's manylinux_2_27 and 2014 wheels must be named
+    assert {"manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"} <= set(linux)
+    assert linux[-1] == "numpy==2.4.6" and "--only-binary=:all:" in linux and linux[linux.index("--python-version") + 1] == "3.11"
+    assert "win_amd64" in wheelhouse.download_command("windows_amd64", Path("w"), [])
+    with pytest.raises(ValueError, match="Unknown platform 'macos_x86_64'"):
+        wheelhouse.download_command("macos_x86_64", Path("w"), [])
+
+
+def test_install_plan_uses_the_wheelhouse_when_present(tmp_path):
+    online = install.plan("install", tmp_path, windows=True)
+    assert [s.argv[0] for s in online[1:]] == [str(Path(".venv", "Scripts", "python.exe"))] * 3
+    assert not any("--no-index" in s.argv for s in online)
+    (tmp_path / "wheelhouse" / "windows_amd64").mkdir(parents=True)
+    (tmp_path / "wheelhouse" / "windows_amd64" / "numpy-2.4.6-cp311-cp311-win_amd64.whl").write_bytes(b"")
+    (tmp_path / "wheelhouse" / "empty").mkdir()
+    offline = install.plan("install", tmp_path, windows=False)
+    for step in offline[1:]:
+        assert step.argv[0] == str(Path(".venv", "bin", "python"))
+        i = step.argv.index("--no-index")
+        assert step.argv[i + 1:i + 3] == ["--find-links", str(Path("wheelhouse", "windows_amd64"))]
+        assert "empty" not in " ".join(step.argv)
+
+
+def test_install_plan_of_each_target(tmp_path):
+    test = install.plan("test", tmp_path, windows=False)
+    assert "requirements-app.txt" in test[4].argv  # the browser test's packages, as make test
+    assert [s.env.get("MEDXAI_PROFILE") for s in test[5:]] == ["smoke"] * 3
+    assert test[-1].argv[-3:] == ["-p", "no:cacheprovider", "tutorials"]
+    prepare = install.plan("prepare", tmp_path, windows=False, profile="lab")
+    assert prepare[-1].argv[-2:] == ["02", "03"] and prepare[-1].env == {"MEDXAI_PROFILE": "lab"}
+    with pytest.raises(ValueError, match="Unknown target 'site'"):
+        install.plan("site", tmp_path)
+    with pytest.raises(ValueError, match="Unknown profile 'fast'"):
+        install.plan("tutorials", tmp_path, profile="fast")
+
+
+def test_install_dry_run_prints_windows_commands():
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "install.py"), "figures", "--dry-run", "--os", "windows"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-1].startswith("[6/6] the key figures: set MEDXAI_PROFILE=lab&& ") and "export_figures.py" in lines[-1]
+    assert not (ROOT / "build" / "figures" / "never").exists()
+    bad = subprocess.run([sys.executable, str(ROOT / "tools" / "install.py"), "site"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "invalid choice: 'site'" in bad.stderr
