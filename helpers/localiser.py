@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import boxes as _boxes
-from helpers import models
+from helpers import losses, models
 from helpers.errors import DataError, check_finite, check_labels
 
 LOCALISER_FILE = "localiser_nih.keras"  # under cfg.models_dir; its settings and training time in localiser_nih.json
@@ -64,7 +64,7 @@ def _settings_path(path: Path) -> Path:
 
 def train_or_load(path, images, masks, *, epochs: int, base_filters: int = 8, depth: int = 3, batch_size: int = 16,
                   learning_rate: float = 3e-3, seed: int = 42) -> tuple[keras.Model, dict]:
-    """The localiser cached at path if it was trained with these settings and data, else trained (Adam, BCE) and saved; (model, settings with training seconds). Taught in 06_boxes_iobb."""
+    """The localiser cached at path if it was trained with these settings and data, else trained (Adam, Dice + BCE) and saved; (model, settings with training seconds). Taught in 06_boxes_iobb."""
     path = Path(path)
     images = check_finite(images, "localiser training images").astype(np.float32)
     masks = check_labels(masks, "localiser training masks (1 inside a box, 0 outside)").astype(np.float32)
@@ -93,7 +93,7 @@ def train_or_load(path, images, masks, *, epochs: int, base_filters: int = 8, de
     keras.utils.set_random_seed(int(seed))
     mean, std = float(images.mean()), float(images.std()) or 1.0
     model = build(images.shape[1], base_filters, depth, normalization=(mean, std))
-    model.compile(keras.optimizers.Adam(learning_rate), "binary_crossentropy")
+    model.compile(keras.optimizers.Adam(learning_rate), losses.DiceBCELoss())  # Dice: boxes cover a tenth of the film
     start = time.perf_counter()
     history = model.fit(images, masks, epochs=int(epochs), batch_size=int(batch_size), shuffle=True, verbose=0)
     settings["seconds"] = round(time.perf_counter() - start, 2)

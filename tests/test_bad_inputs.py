@@ -563,6 +563,18 @@ case("boxes/mean_sizes_empty", ValueError, "no boxes to average", "training spli
     lambda tmp: _boxes.mean_box_sizes(_bpd.DataFrame({"label": [], "w": [], "h": []})))
 case("boxes/scaled_boxes_missing_size", ValueError, "image_height", "missing")(
     lambda tmp: _boxes.scaled_boxes(_bpd.DataFrame({"x": [1.0], "y": [1.0], "w": [2.0], "h": [2.0], "image_width": [10]}), 64))
+case("boxes/probability_map_0_255", DataError, "localiser's probability map", "divide by 255")(
+    lambda tmp: _boxes.probability_to_boxes(np.full((4, 4), 200.0), 64))
+case("boxes/probability_map_nan", DataError, "heatmap (4, 4)", "nan")(
+    lambda tmp: _boxes.probability_to_boxes(_NAN_MAP[0], 64))
+case("boxes/probability_threshold_one", ValueError, "probability threshold", "(0, 1)")(
+    lambda tmp: _boxes.probability_to_boxes(np.zeros((4, 4)), 64, threshold=1.0))
+case("boxes/box_sizes_without_image_size", ValueError, "image_width", "fractions")(
+    lambda tmp: _boxes.save_box_sizes(tmp / "m.keras", _bpd.DataFrame({"label": ["Mass"], "w": [4.0], "h": [4.0]})))
+case("boxes/box_sizes_file_garbled", DataError, "m.box_sizes.json", "not a box-sizes file", "notebook 06")(
+    lambda tmp: ((tmp / "m.box_sizes.json").write_text('{"Mass": 0.2}'), _boxes.load_box_sizes(tmp / "m.keras")))
+case("boxes/box_sizes_in_pixels", DataError, "fractions of the image side", "[0, 1]")(
+    lambda tmp: ((tmp / "m.box_sizes.json").write_text('{"Mass": [51.0, 40.0]}'), _boxes.load_box_sizes(tmp / "m.keras")))
 case("viz/overlay_0_255", DataError, "heatmap_overlay", "divide by 255")(
     lambda tmp: _viz.heatmap_overlay(np.zeros((4, 4)), np.full((4, 4), 255.0)))
 case("viz/overlay_nan", DataError, "heatmap_overlay", "nan")(

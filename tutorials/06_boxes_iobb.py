@@ -27,7 +27,8 @@
 # by step (upsampling, 0..255, thresholds, connected components); choose one box with three
 # heuristics (largest, hottest, Deep MedIA's); build the T(IoBB) table per disease beside the
 # ChestX-ray8 baseline, and the same with IoU; see what the heatmap's resolution does to the boxes;
-# look at the failures.
+# look at the failures; train a small localiser on the training boxes (the supervised route of Deep
+# MedIA) and score both routes in one table, only where the classifier calls the finding present.
 #
 # **You need:** notebook 02's classifier in the model cache (without it this notebook trains a small
 # one briefly so it still runs; its boxes then mean little and the checks are reported, not asserted)
@@ -56,7 +57,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from helpers import boxes, config, datasets, explain, models, preprocessing, splits, synthetic, viz
+from helpers import boxes, config, datasets, exercises, explain, localiser, models, preprocessing, report, splits, synthetic, viz
 
 tf.get_logger().setLevel("ERROR")
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, OpenCV {cv2.__version__}")
@@ -74,11 +75,19 @@ heuristic = "deep_media"  # "largest", "mean_heat" or "deep_media"
 keep_closest = 5  # Deep MedIA: the 5 boxes closest in size to the disease's mean training box
 show_count = cfg.pick(smoke=4, lab=8, full=8)  # images on the grids
 thresholds = boxes.T_IOBB  # (0.1, 0.25, 0.5, 0.75, 0.9): the columns of ChestX-ray8's table
+localiser_size = cfg.pick(smoke=32, lab=128, full=128)  # the supervised localiser's input (section 13)
+localiser_depth = cfg.pick(smoke=2, lab=3, full=3)  # U-Net levels: 8, 16, 32 filters and a 64-filter bottleneck at 3
+localiser_epochs = cfg.pick(smoke=20, lab=20, full=20)
+localiser_batch = cfg.pick(smoke=4, lab=16, full=16)
+localiser_filters = 8  # filters of the first U-Net level
+localiser_threshold = 0.5  # a pixel is "inside a box" when the localiser's probability is above this
 seed = cfg.seed
 
 # %%
 print(f"profile={cfg.profile}, image_size={image_size}, threshold={box_threshold} ({threshold_method}), "
-      f"heuristic={heuristic} (keep {keep_closest}), images shown={show_count}, T={thresholds}, seed={seed}")
+      f"heuristic={heuristic} (keep {keep_closest}), images shown={show_count}, T={thresholds}, "
+      f"localiser: {localiser_size} px, depth {localiser_depth}, {localiser_epochs} epochs of batch {localiser_batch}, {localiser_filters} filters, "
+      f"P > {localiser_threshold}; seed={seed}")
 config.seed_everything(seed)
 labels = list(datasets.LABELS)
 classifier_path = cfg.models_dir / models.CLASSIFIER_FILE
@@ -315,11 +324,11 @@ assert chosen["mean_heat"]["mean_heat"] == candidates["mean_heat"].max()
 # ## 8. Every test image: the chosen box against the truth
 
 # %%
-def evaluate(heatmaps, threshold=box_threshold, method=threshold_method, heuristic=heuristic):
-    """One row per (image, truth box): the chosen box, its IoBB and IoU (0 when no box is found)."""
+def evaluate(heatmaps, threshold=box_threshold, method=threshold_method, heuristic=heuristic, to_boxes=None):
+    """One row per (image, truth box): the chosen box, its IoBB and IoU (0 when no box is found); to_boxes(map, size) defaults to heatmap_to_boxes."""
     rows = []
     for heatmap, row, gt, size in zip(heatmaps, test_boxes.itertuples(), truth, original_sizes):
-        found = boxes.heatmap_to_boxes(heatmap, size, threshold, method)
+        found = boxes.heatmap_to_boxes(heatmap, size, threshold, method) if to_boxes is None else to_boxes(heatmap, size)
         pick = boxes.choose_box(found, heuristic, mean_size=tuple(mean_sizes.loc[row.label]), keep=keep_closest)
         pred = None if pick is None else tuple(pick[["x", "y", "w", "h"]])
         rows.append({"image_index": row.image_index, "label": row.label, "truth": gt, "pred": pred, "boxes found": len(found),
@@ -366,12 +375,6 @@ iobb_coarse
 # %%
 iou_coarse = boxes.iobb_table(results, thresholds, value="iou", name=f"ours, {coarse_layer}", published=True)
 iou_coarse
-
-# %%
-fig = viz.iobb_bars(iobb_coarse)
-fig.suptitle(f"T(IoBB): ours (Grad-CAM at {coarse_layer}) against ChestX-ray8 and Deep MedIA", fontsize=10)
-plt.tight_layout()
-plt.show()
 
 # %% [markdown]
 # ## 10. Resolution: a finer heatmap
@@ -478,6 +481,146 @@ else:
     print("no failures of these kinds in this split")
 
 # %% [markdown]
+# ## 13. The second route: a localiser trained on the boxes
+#
+# The Deep MedIA report located findings two ways and compared them in one T(IoBB) table: Grad-CAM
+# boxes (weakly supervised: the classifier never saw a box) and a segmentation network, Mask R-CNN,
+# trained on masks made from the radiologists' boxes (supervised). We afford the supervised route with
+# a small U-Net (`helpers.models.unet`, the builder of notebook 03, with 8 filters at its first
+# level, trained with notebook 03's Dice + BCE loss): mask = 1 inside every box of an image, 0 elsewhere.
+#
+# **One class-agnostic channel, or one per finding?** One channel. The training split holds a handful
+# of boxes per finding (counted below; Wang et al. have 880 boxed images for 8 findings in all), too
+# few to learn eight maps; one map learns "where do boxed things lie" from all of them. Which finding
+# a box belongs to is what the classifier already says, and the report's user flow only draws boxes
+# for findings the classifier calls present. On a film with two boxed findings the map has two
+# shapes; the same Deep MedIA heuristic as for Grad-CAM (closest to the finding's mean training
+# box, then hottest) picks one. The price: two findings of similar size on one film can swap boxes.
+#
+# **Which boxes it may see.** Only the training split's. In the real NIH release the 880 boxed images
+# are not all in one list: they fall in both `train_val_list.txt` and `test_list.txt`. The synthetic
+# set boxes every boxed finding on every image, so boxes exist in every split (printed in section 3).
+# The localiser trains on the boxed images of the *training-split patients* (the patient split of
+# section 3) and is scored on the test-split patients' boxes: it never sees a scored box or patient.
+# Only images that carry a box are used: in the real set most findings have no box, and an all-zero
+# mask there would teach "nothing here" where the truth is "not drawn".
+
+# %%
+boxed_train = split["train"][split["train"].image_index.isin(train_boxes.image_index)].reset_index(drop=True)
+splits.assert_no_patient_overlap(train=boxed_train, test=split["test"])
+train_images_loc = preprocessing.load_images(boxed_train.path, localiser_size)
+train_masks = localiser.box_masks(train_boxes, boxed_train.image_index, localiser_size)
+print(f"localiser training set: {len(boxed_train)} boxed images of {boxed_train.patient_id.nunique()} training patients, "
+      f"{len(train_boxes)} boxes {train_boxes.label.value_counts().to_dict()}; masks cover "
+      f"{train_masks.mean():.1%} of their pixels; no test patient among them")
+
+# %%
+loc_model, loc_info = localiser.train_or_load(cfg.models_dir / localiser.LOCALISER_FILE, train_images_loc, train_masks,
+                                              epochs=localiser_epochs, base_filters=localiser_filters, depth=localiser_depth,
+                                              batch_size=localiser_batch, seed=seed)
+print(f"localiser {'loaded from the cache' if loc_info['loaded'] else 'trained and cached'}: {loc_info['seconds']:.1f} s "
+      f"of training ({loc_info['epochs']} epochs on {loc_info['images']} images of {localiser_size} px, "
+      f"{loc_model.count_params():,} parameters, final loss {loc_info['final_loss']:.3f})")
+
+# %% [markdown]
+# Its boxes: the probability map is upsampled to the original image, pixels with P > 0.5 are kept
+# (`boxes.probability_to_boxes`: a probability is not stretched to its maximum, so a film where the
+# localiser sees nothing gives no box), one box per connected component, then `choose_box` as for
+# Grad-CAM. A **trivial baseline** shows what a box is worth without looking at the image: each
+# finding's mean training box (mean position and size), the same box on every film.
+
+# %%
+test_images_loc = preprocessing.load_images(test_boxes.path, localiser_size)
+loc_maps = loc_model.predict(test_images_loc, verbose=0)[..., 0]
+loc_results = evaluate(loc_maps, to_boxes=lambda m, size: boxes.probability_to_boxes(m, size, localiser_threshold))
+fractions = train_boxes.assign(fx=train_boxes.x / train_boxes.image_width, fy=train_boxes.y / train_boxes.image_height,
+                               fw=train_boxes.w / train_boxes.image_width, fh=train_boxes.h / train_boxes.image_height)
+prior_box = fractions.groupby("label")[["fx", "fy", "fw", "fh"]].mean().reindex(test_boxes.label.unique())
+prior_box = prior_box.fillna(fractions[["fx", "fy", "fw", "fh"]].mean())  # a finding without training box: all boxes' mean
+prior_results = results[["image_index", "label", "truth"]].copy()
+prior_results["pred"] = [(b.fx * w, b.fy * h, b.fw * w, b.fh * h) for b, (w, h) in
+                         zip(prior_box.loc[test_boxes.label].itertuples(), original_sizes)]
+prior_results["iobb"] = [boxes.iobb(p, t, s) for p, t, s in zip(prior_results.pred, prior_results.truth, original_sizes)]
+prior_results["iou"] = [boxes.iou(p, t, s) for p, t, s in zip(prior_results.pred, prior_results.truth, original_sizes)]
+shown_loc = results.index[:show_count]
+fig = viz.image_grid(
+    [viz.heatmap_overlay(images[i], cv2.resize(loc_maps[i], (image_size, image_size))) for i in shown_loc],
+    titles=[f"{r.label}\nIoU {r.iou:.2f}" for r in loc_results.iloc[:show_count].itertuples()],
+    boxes=[[boxes.scale_box(r.truth, s, image_size) + ("truth", "truth")]
+           + ([boxes.scale_box(r.pred, s, image_size) + ("localiser", "prediction")] if r.pred else [])
+           for r, s in zip(loc_results.iloc[:show_count].itertuples(), original_sizes)],
+)
+plt.show()
+
+# %% [markdown]
+# **The user flow.** A report draws a box only for a finding the classifier calls present at notebook
+# 02's thresholds (`<model>.thresholds.json`, chosen on validation). So the routes are scored on the
+# (image, finding) pairs the classifier calls present; the others are skipped, and counted.
+
+# %%
+if report.side_file(classifier_path, report.THRESHOLDS_SUFFIX).is_file():
+    cut, cut_method = report.load_thresholds(classifier_path, labels)
+else:  # the stand-in has no thresholds of its own
+    cut, cut_method = pd.Series(0.5, index=labels), "0.5 (no thresholds saved: a stand-in)"
+scores = model.predict(images, verbose=0)
+present = scores[np.arange(len(scores)), class_index] >= cut[list(test_boxes.label)].to_numpy()
+pairs = pd.DataFrame({"scored (classifier: present)": boxes.counts(results[present]),
+                      "skipped (classifier: absent)": boxes.counts(results[~present])}).T
+print(f"thresholds: {cut_method}; {int(present.sum())} of {len(present)} (image, finding) pairs scored, "
+      f"{int((~present).sum())} skipped")
+pairs
+
+# %%
+routes = {"Grad-CAM " + coarse_layer: results, "localiser": loc_results, "prior box": prior_results}
+route_table = pd.concat([boxes.iobb_table(r[present], thresholds, name=name, published=name == "localiser")
+                         for name, r in routes.items()])
+route_table = route_table[~route_table.index.duplicated()].sort_index(level=0, sort_remaining=False)
+pd.concat([route_table, pairs.set_axis(pd.MultiIndex.from_tuples([("pairs", n) for n in pairs.index]))])
+
+# %% [markdown]
+# The same pairs in every row of ours; IoBB as the NIH rows (the Deep MedIA rows hold IoU, section 1).
+# IoBB flatters small boxes, so the check below uses IoU.
+
+# %%
+fig = viz.iobb_bars(route_table)
+fig.suptitle("T(IoBB) on the pairs the classifier calls present: two routes, a trivial baseline, the published rows", fontsize=9)
+plt.tight_layout()
+viz.export_figure(fig, "tiobb_bars")
+plt.show()
+
+# %% [markdown]
+# **The checks.** The localiser must beat the image-blind prior box: on all test pairs (the
+# localiser does not depend on the classifier, so the gate is not needed to judge it), its share of
+# boxes with IoU > 0.1 must exceed the prior box's by at least 0.2. Whether it also beats Grad-CAM
+# there is printed as measured.
+
+# %%
+mean_iou = pd.Series({name: r.iou.mean() for name, r in routes.items()})
+hit_rate = pd.Series({name: (r.iou > 0.1).mean() for name, r in routes.items()})
+print("mean IoU on all test pairs:", mean_iou.round(3).to_dict(), "| share with IoU > 0.1:", hit_rate.round(3).to_dict())
+gap = hit_rate["localiser"] - hit_rate["prior box"]
+verdict = "beats" if hit_rate["localiser"] > hit_rate["Grad-CAM " + coarse_layer] else "does not beat"
+print(f"at IoU > 0.1 the localiser scores {hit_rate['localiser']:.2f}, {gap:+.2f} against the prior box, and {verdict} "
+      f"Grad-CAM ({hit_rate['Grad-CAM ' + coarse_layer]:.2f}) on all {len(results)} test pairs")
+assert gap >= 0.2, f"the localiser beats the image-blind prior box by only {gap:+.2f} at IoU > 0.1"
+
+# %% [markdown]
+# **For the report.** Notebook 07's reporter chooses its boxes with the Deep MedIA heuristic when it
+# finds each finding's mean training box beside the classifier. We save it, as fractions of the image
+# side, from the training split's boxes only.
+
+# %%
+if classifier_trained:
+    sizes_path = boxes.save_box_sizes(classifier_path, train_boxes)
+    assert sizes_path == report.side_file(classifier_path, report.BOX_SIZES_SUFFIX)
+    saved = boxes.load_box_sizes(classifier_path)
+    expected = boxes.mean_box_sizes(train_boxes, image_size=1)
+    assert all(np.allclose(saved[k], expected.loc[k]) for k in expected.index)
+    print(f"wrote {sizes_path.name}: {len(saved)} findings, e.g. Mass {tuple(round(v, 3) for v in saved.get('Mass', (np.nan, np.nan)))}")
+else:
+    print("no classifier of notebook 02: no box sizes written beside it")
+
+# %% [markdown]
 # ## Summary
 #
 # * A box from a heatmap: upsample to the original image, 0..255, threshold, one box per connected
@@ -493,23 +636,83 @@ else:
 #   size) on other boxes than those scored.
 # * A hit is IoBB > T, strictly, as in ChestX-ray8.
 # * Look at the failures: boxes far too large, and heat on the wrong side of the chest.
+# * The supervised route: a small U-Net trained on masks made from the training patients' boxes
+#   (one class-agnostic channel; the finding comes from the classifier) gives boxes from its own
+#   probability map. Section 13 scores it beside Grad-CAM and an image-blind prior box, on the pairs
+#   the classifier calls present, and counts the pairs skipped.
 #
 # ## Exercises
 #
-# 1. **Threshold.** Re-run section 8 with `box_threshold` 0.3, 0.5 and 0.9, and with Otsu. Which
-#    maximises the share at IoBB > 0.25? And at IoU > 0.25? (Check below: IoBB rewards a high
-#    threshold, small boxes.)
-# 2. **Heuristics.** Compare `largest`, `mean_heat` and `deep_media` on the gradient maps of section 11.
-# 3. **Resolution.** Retrain notebook 02 with `last_block = 4` (the 8x8 map becomes the last layer),
-#    or at `image_size = 224`, and rebuild the table. Does Nodule pass?
-# 4. **Real data.** With `MEDXAI_DATA_DIR` set, the table covers the NIH box images of test-split patients: put it beside
-#    the NIH rows, and say which differences the measure (IoBB vs IoU) explains.
+# Write each answer in the cell that starts `# Exercise N`, between the two marker lines. Its check
+# (`helpers.exercises`) runs your function on small inputs it builds itself, compares it with a
+# reference, and says what is wrong until it is right; the cell after it applies your function to this
+# notebook's heatmaps. Questions marked *discussion* have no check: a model answer is in the
+# instructor's guide.
+#
+# 1. **Box of a mask.** Write the box (x, y, w, h) of the kept pixels of one component, as
+#    `cv2.connectedComponentsWithStats` gives it, and apply it to section 6's largest component.
+# 2. **Otsu by hand.** Write Otsu's level of a 0..255 heat image and compare it with section 6's.
+# 3. **Threshold.** Re-run section 8 with `box_threshold` 0.3, 0.5 and 0.9, and with Otsu. Which
+#    maximises the share at IoBB > 0.25? And at IoU > 0.25? The cell below measures the box areas and
+#    the mean IoBB at 0.3 and 0.9. (Discussion.)
+# 4. **Heuristics.** Compare `largest`, `mean_heat` and `deep_media` on the gradient maps of section 11.
+#    (Discussion.)
+# 5. **Resolution.** Retrain notebook 02 with `last_block = 4` (the 8x8 map becomes the last layer),
+#    or at `image_size = 224`, and rebuild the table. Does Nodule pass? (Discussion.)
+# 6. **Real data.** With `MEDXAI_DATA_DIR` set, the table covers the NIH box images of test-split
+#    patients: put it beside the NIH rows, and say which differences the measure (IoBB vs IoU)
+#    explains. (Discussion.)
 
 # %%
-# Exercise 1 check: a higher threshold gives smaller boxes; whether IoBB rises with it is measured.
+# Exercise 1: write box_of_mask(mask) -> (x, y, w, h) of the True pixels of a 2-D mask.
+def box_of_mask(mask):
+    """x: the first column, y: the first row, w and h: the number of columns and rows spanned."""
+    ### BEGIN SOLUTION
+    rows, cols = np.nonzero(mask)
+    return (int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1), int(rows.max() - rows.min() + 1))
+    ### END SOLUTION
+
+
+exercises.check_box_of_mask(box_of_mask)
+
+# %%
+if len(helper_boxes):
+    largest = int(helper_boxes.area.idxmax())  # rows follow the component labels 1, 2, ...
+    mine = box_of_mask(components == largest + 1)
+    print(f"section 6's largest component: your box {mine}, boxes.heatmap_to_boxes "
+          f"{tuple(int(v) for v in helper_boxes.loc[largest, ['x', 'y', 'w', 'h']])}")
+    assert np.allclose(mine, helper_boxes.loc[largest, ["x", "y", "w", "h"]]), "your box passed the check but differs here"
+else:
+    print("section 6's heatmap gave no box (a flat map): nothing to compare")
+
+# %%
+# Exercise 2: write otsu_by_hand(heat) -> the level t of a 0..255 image (pixels > t kept) with the largest between-class variance.
+def otsu_by_hand(heat):
+    """w0 w1 (mu1 - mu0)^2 for every level from the histogram, and its argmax."""
+    ### BEGIN SOLUTION
+    counts = np.bincount(np.asarray(heat, np.uint8).ravel(), minlength=256).astype(np.float64)
+    levels = np.arange(256)
+    below, below_sum = np.cumsum(counts), np.cumsum(counts * levels)  # pixels <= t, and their sum
+    above, above_sum = below[-1] - below, below_sum[-1] - below_sum
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = below * above * (above_sum / above - below_sum / below) ** 2
+    return int(np.nanargmax(np.where((below > 0) & (above > 0), between, np.nan)))
+    ### END SOLUTION
+
+
+exercises.check_otsu_level(otsu_by_hand)
+
+# %%
+mine = otsu_by_hand(heat)
+print(f"section 6's heat image: your Otsu level {mine}, boxes.threshold_mask's {otsu_level:.0f}; "
+      f"{int((heat > mine).sum())} and {int((heat > otsu_level).sum())} pixels kept")
+assert np.array_equal(heat > mine, heat > otsu_level), "your level passed the check but keeps other pixels here"
+
+# %%
+# Exercise 3: a higher threshold gives smaller boxes; whether IoBB rises with it is measured.
 high = evaluate(cams, threshold=0.9)
 low = evaluate(cams, threshold=0.3)
-area = lambda r: np.mean([p[2] * p[3] for p in r.pred if p is not None])
+area = lambda r: np.mean([p[2] * p[3] for p in r.pred if p is not None])  # noqa: E731
 print(f"mean box area: threshold 0.3 -> {area(low):.0f} px², 0.9 -> {area(high):.0f} px²; mean IoBB "
       f"{low.iobb.mean():.2f} -> {high.iobb.mean():.2f} ({'rises' if high.iobb.mean() > low.iobb.mean() else 'does not rise'} "
       "with the threshold here)")
