@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 import tensorflow as tf
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 
@@ -499,6 +500,7 @@ cost.round(3)
 # %%
 ax = cost["mean ROC AUC on test"].plot.barh(figsize=(6, 2), xlim=(0.4, 1.0), title="The same classifier, two splits")
 ax.axvline(0.5, color="grey", linestyle=":")
+viz.export_figure(ax, "leakage_bars")
 plt.show()
 print(f"Leakage inflates the score by {leaky_auc - patient_auc:+.3f} AUC: "
       f"{leaky_same:.0%} of leaky test images had their own patient as nearest neighbour.")
@@ -589,18 +591,73 @@ plt.show()
 assert np.allclose(w_p * frequency, w_n * (1 - frequency)), "weighted contributions must balance"
 
 # %% [markdown]
-# ## 11. Augmentation, and which flips are unsafe for chest X-rays
+# ## 11. Augmentation, and the horizontal-flip trade-off
 #
 # The lecture lists horizontal and vertical flips, 90° rotations, contrast, brightness, random
-# erasing and shear. For chest X-rays, not all of them are harmless:
+# erasing and shear. **Vertical flips and 90° rotations** produce films no scanner makes (PA films are
+# upright): the series never uses them on chest films. The **horizontal flip** is a real trade-off:
+# Rajpurkar et al. (*CheXNet: radiologist-level pneumonia detection on chest X-rays with deep
+# learning*, arXiv 2017) trained with random horizontal flips, and most findings (effusion, pneumonia,
+# a nodule) occur on either side, so a flip looks like free extra data. Against it:
 #
-# * a **horizontal flip** puts the heart on the right: that is *dextrocardia*, a real (rare) finding,
-#   and the heart's position is part of what defines cardiomegaly. The model learns less anatomy.
-# * **vertical flips and 90° rotations** produce films no scanner makes: PA films are upright.
+# * **the heart is on the left.** A flipped film shows the heart on the right: *dextrocardia*, a real
+#   but rare anatomy. The model meets mostly films that do not exist, and the heart's place is part of
+#   what cardiomegaly means.
+# * **laterality.** A finding has a side, and so does its box: a flipped film's box must move to the
+#   other side with it (x becomes width - x - w), and a finding that always sits on one side (the
+#   heart's) ends up on the wrong one. A report that says "left" would be wrong.
+# * **the L/R marker.** The radiographer's lead letter reads mirrored on a flipped film: a cue a
+#   network can learn instead of anatomy.
 #
-# So the `chest_xray` preset keeps small rotations, shifts, zoom, contrast, brightness, a small random
-# erasure and a mild shear; the `fundus` preset (notebook 03) keeps flips and quarter turns, because a
-# fundus photograph has no fixed up.
+# Two cheap measurements on our films (the synthetic set has no L/R marker, so they measure the
+# anatomy alone). First: can a *linear* model on the 32x32 thumbnails of section 8 tell a flipped film
+# from an unflipped one, trained on training-split patients and tested on test-split patients? If it
+# can, flipped films are a population the model never meets in practice.
+
+# %%
+flip_thumbs = features.to_numpy().reshape(-1, leak_size, leak_size)
+flip_x = np.concatenate([flip_thumbs, flip_thumbs[:, :, ::-1]]).reshape(2 * len(flip_thumbs), -1)
+flip_y = np.repeat([0, 1], len(flip_thumbs))  # 1: flipped
+flip_patient = np.tile(entries.set_index("image_index").loc[features.index, "patient_id"].to_numpy(), 2)
+flip_train, flip_test = np.isin(flip_patient, split["train"].patient_id), np.isin(flip_patient, split["test"].patient_id)
+detector = LogisticRegression(C=0.1, max_iter=2000).fit(flip_x[flip_train], flip_y[flip_train])
+flip_accuracy = detector.score(flip_x[flip_test], flip_y[flip_test])
+print(f"flipped or not, told apart on {flip_test.sum()} test-patient films (half of them flipped) with accuracy "
+      f"{flip_accuracy:.3f} by a logistic regression on {flip_x.shape[1]} pixels (chance 0.5)")
+if flip_accuracy >= 0.8:
+    print("A flip is plain to see, even for a linear model: flipped films are a population the model never meets.")
+else:
+    print("A linear model cannot tell flipped films apart reliably here.")
+assert flip_accuracy >= 0.75, f"the flip detector scores only {flip_accuracy:.3f} (chance 0.5)"
+
+# %% [markdown]
+# Second: where do the boxes lie? The image's left half is the *patient's right* (a PA film is seen as
+# if facing the patient). A flip swaps the two shares.
+
+# %%
+box_side = nih.boxes.assign(on_image_left=(nih.boxes.x + nih.boxes.w / 2) < nih.boxes.image_width / 2)
+sides = box_side.groupby("label").on_image_left.agg(["mean", "size"])
+sides.columns = ["share on the image's left (patient's right)", "boxes"]
+sides["after a flip"] = 1 - sides.iloc[:, 0]
+sides.round(2)
+
+# %%
+if "Cardiomegaly" in sides.index:
+    heart_left = sides.loc["Cardiomegaly"].iloc[0]
+    print(f"Cardiomegaly boxes on the image's left: {heart_left:.0%}; after a flip: {1 - heart_left:.0%} "
+          f"(of {int(sides.loc['Cardiomegaly', 'boxes'])} boxes)")
+    assert heart_left <= 0.1, "the heart's box should lie on the patient's left, the image's right"
+two_sided = sides[(sides.iloc[:, 0] > 0.25) & (sides.iloc[:, 0] < 0.75)].index.tolist()
+print(f"findings found on both sides (25-75% on either): {two_sided}: for these a flip is plausible anatomy, "
+      "but their boxes must still move")
+
+# %% [markdown]
+# **What the series does.** No horizontal flip for chest films: the flip is detectable (the accuracy
+# above), the heart's box always changes side, and a flip buys little that small shifts, rotations and
+# contrast changes do not. If you do flip, as CheXNet did, flip the boxes with the image and keep
+# side-bound findings out of it. The `chest_xray` preset keeps small rotations, shifts, zoom,
+# contrast, brightness, a small random erasure and a mild shear; the `fundus` preset (notebook 03)
+# keeps flips and quarter turns, because a fundus photograph has no fixed up.
 
 # %%
 augment = preprocessing.augmentation("chest_xray", seed=seed)
@@ -654,7 +711,9 @@ assert count == len(split["train"]), "every training image should come out of th
 #   here by the amount printed in section 6, with no better model behind it.
 # * Normalisation statistics come from the training split only.
 # * Weighted BCE with $w_p$ = negatives/total and $w_n$ = positives/total balances rare findings.
-# * Augment with transformations a scanner could produce: no horizontal flips for chest X-rays.
+# * Augment with transformations a scanner could produce. A horizontal flip is a trade-off (CheXNet
+#   used it): a linear model tells flipped films apart (section 11), the heart's box changes side,
+#   so the series does not flip chest films.
 #
 # Next: notebook 02 trains DenseNet121 on these splits.
 #
