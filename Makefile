@@ -14,7 +14,7 @@ PROFILE ?= lab
 # only its wheels; without it, PyPI. Delete wheelhouse/ to install from PyPI again.
 WHEELHOUSE := wheelhouse
 PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*/*.whl),--no-index $(addprefix --find-links ,$(wildcard $(WHEELHOUSE)/*/)))
-PREPARE ?= 02 03
+PREPARE ?= 02 03 04
 
 help:
 	@echo "make tutorials   run every notebook in the lab profile (executed copies and HTML in build/)"
@@ -27,7 +27,7 @@ help:
 	@echo "make sync        pair tutorials/*.py and *.ipynb with jupytext (outputs stripped)"
 	@echo "make bench       run the benchmarks under benchmarks/"
 	@echo "make clean       remove .venv and build/"
-	@echo "make prepare     train and cache the models of notebooks 02 and 03 (PROFILE), so a class can start at 04-07"
+	@echo "make prepare     train and cache the models of notebooks 02, 03 and 04 (PROFILE), so a class can start at 04-07"
 	@echo "make figures     export the key plots as PNG and SVG to build/figures/ (PROFILE; fails naming a missing one)"
 	@echo "make wheelhouse  download every pinned wheel for Linux, macOS arm64 and Windows into wheelhouse/ (offline installs)"
 	@echo "make student     the students' copies in student/: every worked answer replaced by a stub its check reports as not done"

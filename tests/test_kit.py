@@ -199,7 +199,7 @@ def test_install_plan_of_each_target(tmp_path):
     assert [s.env.get("MEDXAI_PROFILE") for s in test[5:]] == ["smoke"] * 3
     assert test[-1].argv[-3:] == ["-p", "no:cacheprovider", "tutorials"]
     prepare = install.plan("prepare", tmp_path, windows=False, profile="lab")
-    assert prepare[-1].argv[-2:] == ["02", "03"] and prepare[-1].env == {"MEDXAI_PROFILE": "lab"}
+    assert prepare[-1].argv[-3:] == ["02", "03", "04"] and prepare[-1].env == {"MEDXAI_PROFILE": "lab"}
     with pytest.raises(ValueError, match="Unknown target 'site'"):
         install.plan("site", tmp_path)
     with pytest.raises(ValueError, match="Unknown profile 'fast'"):
@@ -215,3 +215,11 @@ def test_install_dry_run_prints_windows_commands():
     assert not (ROOT / "build" / "figures" / "never").exists()
     bad = subprocess.run([sys.executable, str(ROOT / "tools" / "install.py"), "site"], capture_output=True, text=True)
     assert bad.returncode == 2 and "invalid choice: 'site'" in bad.stderr
+
+
+def test_prepare_finds_notebooks_by_number():
+    import prepare
+
+    assert [p.name[:2] for p in prepare.notebook_paths(prepare.DEFAULT)] == ["02", "03", "04"]
+    with pytest.raises(SystemExit, match=r"no notebook numbered '09'.*there are 01, 02"):
+        prepare.notebook_paths(["09"])

@@ -77,8 +77,8 @@ def plan(target: str, root: Path = ROOT, *, windows: bool = os.name == "nt", pro
     elif target == "tutorials":
         steps.append(Step("every notebook", [py, str(Path("tools", "run_tutorials.py")), "--out", "build"], env))
     elif target == "prepare":
-        steps.append(Step("notebooks 02 and 03", [py, str(Path("tools", "prepare.py")), "--out",
-                                                  str(Path("build", "prepare")), "02", "03"], env))
+        steps.append(Step("notebooks 02, 03 and 04", [py, str(Path("tools", "prepare.py")), "--out",
+                                                      str(Path("build", "prepare")), "02", "03", "04"], env))
     elif target == "figures":
         steps.append(Step("the key figures", [py, str(Path("tools", "export_figures.py")), "--out",
                                               str(Path("build", "figures"))], env))

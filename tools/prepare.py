@@ -1,9 +1,10 @@
 """Train and cache the models later notebooks load, so a class can start at notebook 04, 05, 06 or 07.
 
 Usage: python tools/prepare.py [--out build/prepare] [NOTEBOOK ...]   (`make prepare`, PROFILE=lab by default)
-Runs notebooks 02 (the DenseNet121 classifier and its thresholds) and 03 (the vessel U-Net) through
-tools/run_tutorials.py in MEDXAI_PROFILE, then prints the time it took and the model files in the cache.
-Add 04 (`make prepare PREPARE="02 03 04"`) to start at 07 with notebook 04's referral threshold.
+Runs notebooks 02 (the DenseNet121 classifier and its thresholds), 03 (the vessel U-Net) and 04 (the referral
+threshold and dropout head notebook 07's report reads) through tools/run_tutorials.py in MEDXAI_PROFILE, then
+prints the time it took and the model files in the cache. `make prepare PREPARE="02 03"` skips 04 (a class that
+starts at 04, 05 or 06 does not need it).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-DEFAULT = ("02", "03")
+DEFAULT = ("02", "03", "04")
 
 
 def notebook_paths(numbers, tutorials: Path = ROOT / "tutorials") -> list[Path]:
@@ -41,7 +42,7 @@ def notebook_paths(numbers, tutorials: Path = ROOT / "tutorials") -> list[Path]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="build/prepare", help="folder for the executed notebooks")
-    parser.add_argument("notebooks", nargs="*", default=list(DEFAULT), help="numbers or paths (default: 02 03)")
+    parser.add_argument("notebooks", nargs="*", default=list(DEFAULT), help="numbers or paths (default: 02 03 04)")
     args = parser.parse_args(argv)
     notebooks = notebook_paths(args.notebooks)
     import run_tutorials
