@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from helpers import config, datasets, losses, metrics, models, preprocessing, report, splits, synthetic
+from helpers import config, datasets, exercises, losses, metrics, models, preprocessing, report, splits, synthetic
 
 tf.get_logger().setLevel("ERROR")  # quiet the retracing notices that every new small model triggers
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -417,33 +417,78 @@ comparison_table.round(3)
 #
 # ## Exercises
 #
-# 1. **Plain BCE.** Retrain with `keras.losses.BinaryCrossentropy()` and compare the sensitivity of
-#    the three rarest findings at threshold 0.5. (Check: the weighted model's is higher.)
-# 2. **F1 thresholds.** Choose the thresholds with `method="f1"`: which metric moves most?
-# 3. **Resolution.** Set `last_block = 4` and rebuild: print the feature map's shape, and the
-#    number of parameters. Notebook 05 shows what this does to Grad-CAM.
-# 4. **ImageNet.** On a machine with internet, run `keras.applications.DenseNet121(include_top=False)`
-#    once, copy `~/.keras/models/` here, and re-run: how many epochs does phase 1 need now?
+# Write each answer in the cell that starts `# Exercise N`, between the two marker lines. Its check
+# (`helpers.exercises`) runs your function on small inputs it builds itself, compares it with a
+# reference, and says what is wrong until it is right; the cell after it applies your function to this
+# notebook's data. Questions marked *discussion* have no check: a model answer is in the instructor's
+# guide.
+#
+# 1. **Weighted BCE by hand.** Write the loss of section 2 in NumPy and compare it with the model's
+#    loss on the validation scores.
+# 2. **Plain BCE.** Section 9 compared the losses on the head alone: retrain the whole model with
+#    `keras.losses.BinaryCrossentropy()` and compare the sensitivity of the three rarest findings at 0.5. Which model finds more of them, and at what price?
+#    (Discussion.)
+# 3. **Thresholds.** Write Youden's threshold for one finding, then choose the thresholds with
+#    `method="f1"` instead: which metric moves most on test, and why? (Why: discussion.)
+# 4. **Resolution.** Set `last_block = 4` and rebuild: the cell below prints the feature map's shape and
+#    the number of parameters. Notebook 05 shows what this does to Grad-CAM. (Discussion.)
+# 5. **ImageNet.** On a machine with internet, run `keras.applications.DenseNet121(include_top=False)`
+#    once, copy `~/.keras/models/` here, and re-run: how many epochs does phase 1 need now? (Discussion.)
 
 # %%
-# Exercise 2 check: on validation, where both were chosen, no threshold beats yours on F1.
-f1_thresholds = metrics.choose_thresholds(y_val, val_scores, labels, method="f1")
+# Exercise 1: write bce_by_hand(y, p, w_p, w_n), the weighted BCE of a batch in NumPy: one number.
+def bce_by_hand(y, p, w_p, w_n):
+    """-(w_p y log p + w_n (1 - y) log(1 - p)), p clipped to [1e-7, 1 - 1e-7], averaged over findings and images."""
+    ### BEGIN SOLUTION
+    y, q = np.asarray(y, np.float64), np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return float(np.mean(-(np.asarray(w_p) * y * np.log(q) + np.asarray(w_n) * (1 - y) * np.log(1 - q))))
+    ### END SOLUTION
 
 
-def validation_f1(cuts):
-    """F1 per finding on validation at the given thresholds."""
+exercises.check_bce_by_hand(bce_by_hand)
+
+# %%
+mine = bce_by_hand(y_val, val_scores, weighted_bce.pos_weights, weighted_bce.neg_weights)
+theirs = float(weighted_bce(y_val.astype("float32"), val_scores))
+print(f"validation scores: your weighted BCE {mine:.5f}, losses.WeightedBinaryCrossentropy {theirs:.5f}")
+assert abs(mine - theirs) <= 1e-4 * max(1.0, theirs), "your loss passed the check but differs from the model's on validation"
+
+# %%
+# Exercise 3: write youden_threshold(truth, scores) for one finding: the t maximising sensitivity + specificity - 1.
+def youden_threshold(truth, scores):
+    """A finding is called present when its score is >= t."""
+    ### BEGIN SOLUTION
+    truth, scores = np.asarray(truth, bool), np.asarray(scores, np.float64)
+    cuts = np.unique(scores)
+    sensitivity = np.array([(scores[truth] >= t).mean() for t in cuts])
+    specificity = np.array([(scores[~truth] < t).mean() for t in cuts])
+    return float(cuts[np.argmax(sensitivity + specificity - 1)])
+    ### END SOLUTION
+
+
+exercises.check_youden_threshold(youden_threshold)
+
+# %%
+both = [j for j in range(len(labels)) if 0 < y_val[:, j].sum() < len(y_val)]  # J needs positives and negatives
+mine = pd.Series({labels[j]: youden_threshold(y_val[:, j], val_scores[:, j]) for j in both}).reindex(labels)
+
+
+def validation_j(cuts):
+    """Youden's J per finding on validation at the given thresholds."""
     table = metrics.threshold_metrics(y_val, val_scores, cuts, labels)
-    return 2 * table.TP / (2 * table.TP + table.FP + table.FN).replace(0, np.nan)
+    return table.sensitivity + table.specificity - 1
 
 
-gap = (validation_f1(thresholds) - validation_f1(f1_thresholds)).dropna()
-assert (gap <= 1e-12).all(), f"the Youden threshold beats yours on validation F1 for {list(gap[gap > 1e-12].index)}"
+shortfall = (validation_j(thresholds) - validation_j(mine)).dropna()
+assert (shortfall <= 1e-12).all(), f"section 8's threshold beats yours on validation J for {list(shortfall[shortfall > 1e-12].index)}"
+f1_thresholds = metrics.choose_thresholds(y_val, val_scores, labels, method="f1")
 moved = (metrics.threshold_metrics(y_test, test_scores, f1_thresholds, labels) - decisions)[
     ["sensitivity", "specificity", "PPV", "NPV"]].abs().mean()
-print(f"Exercise 2 check passed. On test, the metric that moves most: {moved.idxmax()} (mean change {moved.max():.3f})")
+print(f"your Youden thresholds reach section 8's J on validation for {len(both)} findings; with F1 thresholds instead, "
+      f"the metric that moves most on test is {moved.idxmax()} (mean change {moved.max():.3f})")
 
 # %%
-# Exercise 3: the cut model's feature map and size, beside the full model's.
+# Exercise 4: the cut model's feature map and size, beside the full model's.
 cut = models.densenet121_classifier(len(labels), image_size, weights=None, last_block=4)
 print(f"last_block=4: {cut.count_params():,} parameters, feature map {cut.get_layer('pool4_relu').output.shape[1:3]}; "
       f"last_block=5: {model.count_params():,} parameters, feature map {model.get_layer(feature_layer).output.shape[1:3]}")
