@@ -64,7 +64,7 @@ import pandas as pd
 import tensorflow as tf
 from sklearn.metrics import roc_auc_score
 
-from helpers import config, datasets, losses, metrics, models, preprocessing, report, splits, synthetic, uncertainty, viz
+from helpers import config, datasets, exercises, losses, metrics, models, preprocessing, report, splits, synthetic, uncertainty, viz
 
 tf.get_logger().setLevel("ERROR")
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -729,43 +729,90 @@ spread.round(5)
 #
 # ## Exercises
 #
-# Each check runs as shipped; replace the helper's answer with your own code.
+# Write each answer in the cell that starts `# Exercise N`, between the two marker lines. Its check
+# (`helpers.exercises`) runs your function on small inputs it builds itself, compares it with a
+# reference, and says what is wrong until it is right; the cell after it applies your function to this
+# notebook's samples. Questions marked *discussion* have no check: a model answer is in the
+# instructor's guide.
 #
-# 1. **Bits.** Express the total uncertainty of the vessel pixels in bits instead of nats. (Check: a
-#    pixel whose samples average 0.5 carries exactly 1 bit.)
-# 2. **Variance or mutual information.** How closely does the predictive variance rank the pixels like
-#    the mutual information? (Check: rank correlation above 0.5.)
-# 3. **Dropout rate.** Fine-tune a head with dropout 0.5 instead of 0.3: does the epistemic uncertainty
-#    rise? (Check below, on the pooled features, in seconds.)
-# 4. **Temperature scaling.** Fit one temperature on the validation features to the 02 model's logits
-#    and compare the test ECE before and after.
+# 1. **Bits.** Write the total uncertainty in bits instead of nats, and apply it to the vessel pixels.
+#    (A pixel whose samples average 0.5 carries exactly 1 bit.)
+# 2. **Variance or mutual information.** Write Spearman's rank correlation: how closely does the
+#    predictive variance rank the pixels like the mutual information? Why not exactly? (Why: discussion.)
+# 3. **Dropout rate.** The cell below samples the fine-tuned head with dropout 0.5 instead of 0.3: does
+#    the epistemic uncertainty rise? Would it still after fine-tuning the head at 0.5? (Discussion.)
+# 4. **Temperature scaling.** Write the fit of one temperature T (probabilities sigmoid(logit / T)),
+#    fit it on the validation logits of notebook 02's head and compare the test ECE before and after.
 
 # %%
-# Exercise 1: replace with your own conversion.
-def to_bits(nats):
-    return nats / np.log(2)
+# Exercise 1: write entropy_bits(samples) for sigmoid MC samples (T first) -> the entropy of their mean, in bits.
+def entropy_bits(samples):
+    """Total (predictive) uncertainty per output in bits; p clipped to [1e-7, 1 - 1e-7]."""
+    ### BEGIN SOLUTION
+    p = np.clip(np.asarray(samples, np.float64).mean(axis=0), 1e-7, 1 - 1e-7)
+    return -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+    ### END SOLUTION
 
 
-coin = uncertainty.decompose(np.array([[0.3], [0.7]])).total  # mean 0.5: one bit, whatever the samples
-assert np.isclose(to_bits(coin), 1.0, atol=1e-6), f"a mean of 0.5 should carry 1 bit, got {to_bits(coin)}"
-bits = to_bits(seg.total)
-print(f"Exercise 1 check passed: total uncertainty of the vessel photographs up to {bits.max():.3f} bits")
-
-# %%
-# Exercise 2: replace with your own rank correlation.
-rank_correlation = pd.Series(seg.variance[fov_all]).corr(pd.Series(seg.epistemic[fov_all]), method="spearman")
-assert rank_correlation > 0.5
-print(f"Exercise 2 check passed: Spearman correlation of variance and mutual information {rank_correlation:.3f}")
+exercises.check_entropy_bits(entropy_bits)
 
 # %%
-# Exercise 3: replace 0.5 and the training with your own choice.
+bits = entropy_bits(samples_all)
+print(f"vessel photographs: total uncertainty up to {bits.max():.3f} bits, {bits[fov_all].mean():.4f} bits on average inside the FOV")
+assert np.allclose(bits, seg.total / np.log(2), atol=1e-5), "your bits passed the check but differ from section 2's nats / ln 2"
+
+# %%
+# Exercise 2: write spearman(a, b), Spearman's rank correlation with tied values given their mean rank.
+def spearman(a, b):
+    """Pearson's correlation of the ranks (pandas' .rank() gives ties their mean rank)."""
+    ### BEGIN SOLUTION
+    return float(np.corrcoef(pd.Series(np.ravel(a)).rank(), pd.Series(np.ravel(b)).rank())[0, 1])
+    ### END SOLUTION
+
+
+exercises.check_spearman(spearman)
+
+# %%
+rank_correlation = spearman(seg.variance[fov_all], seg.epistemic[fov_all])
+print(f"Spearman correlation of variance and mutual information inside the FOV: {rank_correlation:.3f} "
+      f"({'they rank the pixels much alike' if rank_correlation > 0.5 else 'they rank the pixels differently'})")
+
+# %%
+# Exercise 3: the same fine-tuned head's weights, sampled with dropout 0.5.
 keras.utils.set_random_seed(seed)
 wide = keras.Sequential([keras.Input(features["train"].shape[1:]), models.MCDropout(0.5),
                          keras.layers.Dense(len(labels), activation="sigmoid")])
 wide.layers[-1].set_weights(head.layers[-1].get_weights())
 wide_epistemic = uncertainty.decompose(uncertainty.mc_predict(wide, features["test"], samples=mc_samples)).epistemic.mean()
-assert wide_epistemic > cls.epistemic.mean()
-print(f"Exercise 3 check passed: mean epistemic {cls.epistemic.mean():.4f} at 0.3 -> {wide_epistemic:.4f} at 0.5")
+print(f"mean epistemic uncertainty of the chest X-ray findings: {cls.epistemic.mean():.4f} at dropout {head_dropout_rate} "
+      f"-> {wide_epistemic:.4f} at 0.5 ({'rises' if wide_epistemic > cls.epistemic.mean() else 'does not rise'})")
+
+# %%
+# Exercise 4: write fit_temperature(logits, labels) -> the T > 0 minimising the mean BCE of sigmoid(logits / T).
+def fit_temperature(logits, labels):
+    """One temperature for every output: a search on log T (the NLL has one minimum)."""
+    ### BEGIN SOLUTION
+    z, y = np.ravel(logits).astype(np.float64), np.ravel(labels).astype(np.float64)
+    nll = lambda log_t: np.mean(np.logaddexp(0.0, z / np.exp(log_t)) - y * z / np.exp(log_t))  # noqa: E731
+    low, high = np.log(0.05), np.log(20.0)
+    for _ in range(60):  # golden-section search
+        a, b = high - 0.618 * (high - low), low + 0.618 * (high - low)
+        low, high = (low, b) if nll(a) < nll(b) else (a, high)
+    return float(np.exp((low + high) / 2))
+    ### END SOLUTION
+
+
+exercises.check_fit_temperature(fit_temperature)
+
+# %%
+kernel_02, bias_02 = (np.asarray(w) for w in original_head.weights)
+val_logits, test_logits = (features[name] @ kernel_02 + bias_02 for name in ("val", "test"))
+assert np.allclose(1 / (1 + np.exp(-test_logits)), before, atol=1e-5), "these are not the logits of notebook 02's head"
+temperature = fit_temperature(val_logits, y["val"])
+ece_before = metrics.expected_calibration_error(y["test"], before)
+ece_after = metrics.expected_calibration_error(y["test"], 1 / (1 + np.exp(-test_logits / temperature)))
+print(f"T = {temperature:.2f} fitted on {len(val_logits)} validation images: test ECE {ece_before:.4f} -> {ece_after:.4f} "
+      f"({'better' if ece_after < ece_before else 'not better'} calibrated)")
 
 # %% [markdown]
 # ## Cleanup
