@@ -48,6 +48,32 @@
 # *On Calibration of Modern Neural Networks*, ICML 2017 (reliability diagrams, ECE).
 
 # %% [markdown]
+# ## Plan: core and optional
+#
+# Eight sections do not fit one 90-minute lab. The **core** sections (1, 2, 4, 6) carry the thread
+# from dropout at test time to the referral threshold that notebook 07's report uses, and fit a
+# session; the **optional** ones (3, 5, 7, 8) are a second session or homework. Optional sections use
+# what the core ones computed, never the reverse: skip any of them and the rest still runs.
+#
+# | Section | Part | Compute (min) | Reading, discussion (min, estimate) |
+# |---|---|---|---|
+# | Setup, configuration | core | 0.2 | 5 |
+# | 1. Dropout at test time, the BatchNormalization trap | core | 0.3 | 10 |
+# | 2. The U-Net under MC dropout (2.1-2.5, Seo's Figure 1) | core | 2.2 | 25 |
+# | 3. A heteroscedastic head | optional | 0.5 | 10 |
+# | 4. The DenseNet under MC dropout | core | 0.7 | 10 |
+# | 5. Calibration | optional | < 0.1 | 12 |
+# | 6. Referral of chest X-rays | core | 0.1 | 15 |
+# | 7. Inputs the models have never seen | optional | 0.6 | 10 |
+# | 8. How many samples are enough? | optional | < 0.1 | 5 |
+# | **core** | | **3.4** | **65** |
+# | **optional** | | **1.2** | **37** |
+#
+# Compute: the lab profile, one run on a shared 2-core CPU (an idle machine is faster). Reading and
+# discussion: an estimate for a class working through the text and the outputs together. Core: about
+# 70 minutes, leaving 20 for the summary and an exercise.
+
+# %% [markdown]
 # ## Setup
 #
 # All imports live here; the shared code comes from the `helpers` package, imported by module.
@@ -100,7 +126,7 @@ unet_path = cfg.models_dir / models.UNET_FILE
 classifier_path = cfg.models_dir / models.CLASSIFIER_FILE
 
 # %% [markdown]
-# ## 1. Dropout at test time, and the BatchNormalization trap
+# ## 1. Dropout at test time, and the BatchNormalization trap (core)
 #
 # Dropout zeroes a random part of a layer's units during training; at test time Keras switches it off.
 # MC dropout keeps it on: each forward pass uses another random sub-network, and the spread of their
@@ -164,7 +190,7 @@ if bn_trainable:
     assert np.abs(batch_stats - inference).max() > 1e-3
 
 # %% [markdown]
-# ## 2. The U-Net of notebook 03 under MC dropout
+# ## 2. The U-Net of notebook 03 under MC dropout (core)
 #
 # Notebook 03 saved the U-Net with a named `Dropout` layer after each block (the cell below lists them)
 # and its preprocessing settings beside it.
@@ -309,6 +335,7 @@ for column, (picture, title) in enumerate(panels):
         axes[row, column].set_title(title if row == 0 else "zoom", fontsize=9)
         axes[row, column].axis("off")
 plt.tight_layout()
+viz.export_figure(fig, "seo_figure1")
 plt.show()
 
 # %% [markdown]
@@ -378,7 +405,7 @@ assert np.isclose(pixel_curve.loc[refer_at, "accuracy"], accuracy(pixel_truth[ke
 pixel_curve.iloc[::2].round(4)
 
 # %% [markdown]
-# ## 3. Aleatoric uncertainty learned directly: a heteroscedastic head
+# ## 3. Aleatoric uncertainty learned directly: a heteroscedastic head (optional)
 #
 # MC dropout estimates aleatoric uncertainty as the expected entropy: the mean over the samples of
 # each sample's binary entropy (the spread of the samples goes to the epistemic part). Kendall and Gal
@@ -452,7 +479,7 @@ print(f"learned sigma inside the FOV: correlation with the MC aleatoric map {agr
 assert np.isfinite(out).all(), "the heteroscedastic fine-tuning diverged (NaN or infinite outputs)"
 
 # %% [markdown]
-# ## 4. The DenseNet of notebook 02 under MC dropout
+# ## 4. The DenseNet of notebook 02 under MC dropout (core)
 #
 # DenseNet121 has no dropout layer, so MC dropout has nothing to sample: `uncertainty.mc_predict`
 # says so instead of returning T identical answers.
@@ -514,7 +541,7 @@ dropout_off = 1 / (1 + np.exp(-(features["test"] @ kernel + bias)))  # inverted 
 print(f"test images {len(cls.mean)}; mean epistemic per finding {cls.epistemic.mean():.4f}, aleatoric {cls.aleatoric.mean():.4f}")
 
 # %% [markdown]
-# ## 5. Calibration: does 0.8 mean 80%?
+# ## 5. Calibration: does 0.8 mean 80%? (optional)
 #
 # A reliability diagram bins the predictions by probability and plots the observed frequency of the
 # positive class in each bin against the mean predicted probability; perfectly calibrated points sit
@@ -567,7 +594,7 @@ per_finding.round(3)
 # cannot undo that, and a post-hoc method (temperature or Platt scaling on validation) would.
 
 # %% [markdown]
-# ## 6. Referral of chest X-rays
+# ## 6. Referral of chest X-rays (core)
 #
 # One uncertainty per image: the mean over the fourteen findings of the mutual information. Refer the
 # most uncertain images; on the images kept, score the decisions (each finding called present at 0.5 of
@@ -595,13 +622,13 @@ image_curve = pd.DataFrame({
     "mean AUROC, refer by total": uncertainty.referral_curve(y["test"], cls.mean, cls.total.mean(axis=1), mean_auroc)["metric"],
     "mean AUROC, random referral": uncertainty.random_referral(y["test"], cls.mean, mean_auroc, repeats=5, seed=seed)["metric"],
 })
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-image_curve.plot(ax=axes[0], marker=".", title="chest X-rays: referral curves")
-pixel_curve[["accuracy", "accuracy, random referral"]].plot(ax=axes[1], marker=".", title="vessel pixels: referral curve")
-for ax in axes:
-    ax.set_xlabel("fraction referred (most uncertain first)")
-plt.tight_layout()
-plt.show()
+for name, curve, title in (("referral_curves", image_curve, "chest X-rays: referral curves"),
+                           ("referral_curves_pixels", pixel_curve[["accuracy", "accuracy, random referral"]],
+                            "vessel pixels: referral curve")):
+    ax = curve.plot(figsize=(5.5, 3.6), marker=".", title=title, xlabel="fraction referred (most uncertain first)")
+    plt.tight_layout()
+    viz.export_figure(ax, name)
+    plt.show()
 at_refer = image_curve.loc[refer_at]
 accuracy_gain = at_refer["decisions right, refer by epistemic"] - image_curve.loc[0.0, "decisions right, refer by epistemic"]
 over_random = at_refer["decisions right, refer by epistemic"] - at_refer["decisions right, random referral"]
@@ -637,7 +664,7 @@ print(f"refer above a mean mutual information of {refer_limit:.5f} nats ({referr
       f"{'classifier' if classifier_trained else 'not the stand-in classifier'}, {'U-Net' if unet_path.is_file() else 'not the stand-in U-Net'}")
 
 # %% [markdown]
-# ## 7. Inputs the models have never seen
+# ## 7. Inputs the models have never seen (optional)
 #
 # Epistemic uncertainty should rise off the training distribution. Four kinds for the chest model:
 # Gaussian noise, blur, low contrast, and a fundus photograph (green channel, resized) fed to the chest
@@ -686,7 +713,7 @@ if cfg.profile == "lab" and classifier_trained:
 # DenseNet's pooled features). MC dropout is a cheap warning light, not an out-of-distribution detector.
 
 # %% [markdown]
-# ## 8. How many samples are enough?
+# ## 8. How many samples are enough? (optional)
 #
 # The MC estimate is itself random. Repeat it ten times for each T and watch the spread (the standard
 # deviation over repeats) of each image's mean epistemic uncertainty shrink, roughly as $1/\sqrt T$.
