@@ -149,8 +149,8 @@ class HeteroscedasticBCE(keras.losses.Loss):
 # --------------------------------------------------------------------------------------------
 
 
-def oversampling_weights(labels, targets: dict, names=None) -> np.ndarray:
-    """Mixture weights (all images, then each target finding's positives) that give each target finding its requested frequency. Taught in 02_densenet_transfer.
+def oversampling_weights(labels, targets: dict, names=None, exact: bool = True) -> np.ndarray:
+    """Mixture weights (all images, then each target finding's positives) giving each target its requested frequency (``exact=False``: the nearest reachable). Taught in 02_densenet_transfer.
 
     Drawing from the whole set with probability ``w0`` and from the positives of target finding ``j`` with
     probability ``w_j`` shows finding ``k`` with frequency ``f_k = w0 p_k + sum_j w_j q_jk`` (``p_k`` its
@@ -176,25 +176,39 @@ def oversampling_weights(labels, targets: dict, names=None) -> np.ndarray:
     prevalence = y.mean(axis=0)[columns]
     share = np.stack([y[y[:, j] == 1][:, columns].mean(axis=0) for j in columns], axis=1)  # [k, j] = q_jk
     system = share - prevalence[:, None]
+    if not exact:  # the nearest reachable frequencies: non-negative weights that sum to at most 1
+        from scipy.optimize import lsq_linear
+
+        w = lsq_linear(system, np.array(wanted) - prevalence, bounds=(0.0, 1.0)).x
+        w = w / max(1.0, w.sum())
+        return np.concatenate([[1.0 - w.sum()], w])
     try:
         w = np.linalg.solve(system, np.array(wanted) - prevalence)
     except np.linalg.LinAlgError:
         raise errors.DataError(
             f"oversampling targets {list(targets)}: these findings always occur together here, so their frequencies "
-            "cannot be set apart; request one of them only."
+            "cannot be set apart; request one of them only, or pass exact=False for the nearest reachable."
         ) from None
     if (w < -1e-9).any() or w.sum() > 1 + 1e-9:
         found = ", ".join(f"{names[j]}: {p:.3f}" for j, p in zip(columns, prevalence))
         raise ValueError(
             f"oversampling cannot reach the requested frequencies {dict(targets)} (prevalences {found}): it can only "
             "raise a finding above its prevalence, and findings that occur together raise each other. Request "
-            "frequencies above the prevalences and lower than their sum allows."
+            "frequencies above the prevalences and lower than their sum allows, or pass exact=False for the nearest reachable."
         )
     w = np.clip(w, 0.0, None)
     return np.concatenate([[1.0 - w.sum()], w])
 
 
-def oversampled_dataset(inputs, labels, targets: dict, names=None, seed: int = 42):
+def expected_frequencies(labels, weights, targets: dict, names=None) -> np.ndarray:
+    """Frequency of every finding in a stream mixed with ``weights`` (from oversampling_weights), computed from the labels. Taught in 02_densenet_transfer."""
+    y = errors.check_labels(labels, "oversampling labels").astype(np.float64)
+    names = list(names) if names is not None else list(range(y.shape[1]))
+    pools = [y] + [y[y[:, names.index(key)] == 1] for key in targets]
+    return sum(w * pool.mean(axis=0) for w, pool in zip(weights, pools))
+
+
+def oversampled_dataset(inputs, labels, targets: dict, names=None, seed: int = 42, exact: bool = True):
     """An endless, unbatched tf.data stream of (input, labels) in which each target finding appears at its requested frequency. Taught in 02_densenet_transfer."""
     import tensorflow as tf
 
@@ -202,7 +216,7 @@ def oversampled_dataset(inputs, labels, targets: dict, names=None, seed: int = 4
     inputs = np.asarray(inputs)
     if len(inputs) != len(y):
         raise errors.DataError(f"oversampled_dataset: {len(inputs)} inputs but {len(y)} label rows.")
-    weights = oversampling_weights(y, targets, names)
+    weights = oversampling_weights(y, targets, names, exact=exact)
     names = list(names) if names is not None else list(range(y.shape[1]))
     pools = [np.arange(len(y))] + [np.flatnonzero(y[:, names.index(key)] == 1) for key in targets]
     streams = [
