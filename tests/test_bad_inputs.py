@@ -340,6 +340,46 @@ case("models/zip_without_config", _models.ModelFileError, "no config.json", "not
 case("models/generic_loader_folder", _models.ModelFileError, "a folder, not a model file")(
     lambda tmp: _models.load_model(tmp))
 case("models/strategy_one_device", ValueError, "at least two devices")(lambda tmp: _models.strategy(devices=["/cpu:0"]))
+case("models/block_table_of_a_non_densenet", ValueError, "is not a DenseNet121")(lambda tmp: _models.dense_block_table(_mod_dense()))
+case("models/gradient_norms_rows_mismatch", DataError, "2 images but 3 label rows")(
+    lambda tmp: _models.gradient_norms_by_block(_mod_dense(), np.zeros((2, 4)), np.zeros((3, 3))))
+case("models/gradient_norms_labels_0_255", DataError, "255")(
+    lambda tmp: _models.gradient_norms_by_block(_mod_dense(), np.zeros((2, 4)), np.full((2, 3), 255)))
+
+from helpers import losses as _mlosses, transfer as _transfer  # noqa: E402
+
+_Y3 = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]] * 4, "float32")
+case("transfer/budget_fraction_zero", ValueError, "fraction must be in (0, 1]", "0.0")(
+    lambda tmp: _transfer.budget_subset(pd.DataFrame({"patient_id": [1, 2]}), 0.0))
+case("transfer/budget_without_patient_column", DataError, "no 'patient_id' column", "group=")(
+    lambda tmp: _transfer.budget_subset(pd.DataFrame({"patient": [1, 2]}), 0.5))
+case("transfer/source_labels_wrong_width", DataError, "(images, 14)", "(5, 3)")(
+    lambda tmp: _transfer.source_labels(np.zeros((5, 3)), _transfer.datasets.LABELS))
+case("transfer/source_group_unknown_finding", DataError, "unknown findings", "Pneumonitis")(
+    lambda tmp: _transfer.source_labels(np.zeros((2, 3)), _ABC, {"g": ("a", "Pneumonitis")}))
+case("transfer/copy_backbone_nothing_shared", ValueError, "share no layer", "nothing was transferred")(
+    lambda tmp: _transfer.copy_backbone(_mod_dense(), _keras.Sequential([_keras.Input((2,)), _keras.layers.Dense(1, name="other")])))
+case("transfer/linear_heads_rows_mismatch", DataError, "4 feature rows but 3 label rows")(
+    lambda tmp: _transfer.linear_heads(np.zeros((4, 2)), np.zeros((3, 1)), np.zeros((2, 2))))
+case("transfer/source_set_one_patient", ValueError, "at least 2", "source set")(
+    lambda tmp: _transfer.source_dataset(_config_for_models(tmp), 1))
+case("oversampling/below_prevalence", ValueError, "only raise a finding above its prevalence", "exact=False")(
+    lambda tmp: _mlosses.oversampling_weights(_Y3, {0: 0.1}))
+case("oversampling/unknown_finding", DataError, "'Hernia' is not a finding here", "'a'")(
+    lambda tmp: _mlosses.oversampling_weights(_Y3, {"Hernia": 0.2}, names=_ABC))
+case("oversampling/no_positive", DataError, "no positive image to oversample")(
+    lambda tmp: _mlosses.oversampling_weights(np.c_[_Y3, np.zeros(len(_Y3))], {3: 0.2}))
+case("oversampling/frequency_above_one", ValueError, "must be in (0, 1)", "15")(
+    lambda tmp: _mlosses.oversampling_weights(_Y3, {2: 15}))
+case("oversampling/inputs_rows_mismatch", DataError, "3 inputs but 20 label rows")(
+    lambda tmp: _mlosses.oversampled_dataset(np.zeros(3), _Y3, {2: 0.3}))
+
+
+def _config_for_models(tmp):
+    from helpers import config as _mconfig
+
+    return _mconfig.load({"MEDXAI_PROFILE": "smoke", "MEDXAI_CACHE_DIR": str(tmp)})
+
 
 from helpers import config as _config  # noqa: E402
 
