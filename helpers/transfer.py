@@ -46,10 +46,11 @@ def source_labels(y, labels, groups: dict[str, tuple[str, ...]] = SOURCE_GROUPS)
 
 
 def source_dataset(cfg: config.Config, patients: int) -> Path:
-    """Folder of the synthetic source chest set (another seed, ``patients`` patients, the profile's image size), written once and cached. Taught in 02_densenet_transfer."""
+    """Folder of the synthetic source chest set (another seed, ``patients`` patients, the profile's image size up to 256 px), written once and cached. Taught in 02_densenet_transfer."""
     if int(patients) < 2:
         raise ValueError(f"patients must be at least 2 for a source set, not {patients!r}.")
-    params = {"patients": int(patients), "image_size": synthetic.NIH_SIZES[cfg.profile]["image_size"]}
+    # the synthetic images of the profile, but never above 256 px: the backbone is pretrained at 128 px at most
+    params = {"patients": int(patients), "image_size": min(256, synthetic.NIH_SIZES[cfg.profile]["image_size"])}
     seed = cfg.seed + SOURCE_SEED_OFFSET
     path = cfg.cache_dir / "synthetic" / cfg.profile / f"nih_source_{patients}p_seed{seed}"
     return synthetic._generate(path, "nih", params, seed)
