@@ -562,7 +562,8 @@ if report.side_file(classifier_path, report.THRESHOLDS_SUFFIX).is_file():
     cut, cut_method = report.load_thresholds(classifier_path, labels)
 else:  # the stand-in has no thresholds of its own
     cut, cut_method = pd.Series(0.5, index=labels), "0.5 (no thresholds saved: a stand-in)"
-scores = model.predict(images, verbose=0)
+first = ~test_boxes.image_index.duplicated().to_numpy()  # one forward pass per image, not per box
+scores = model.predict(images[first], verbose=0)[pd.Index(test_boxes.image_index[first]).get_indexer(test_boxes.image_index)]
 present = scores[np.arange(len(scores)), class_index] >= cut[list(test_boxes.label)].to_numpy()
 pairs = pd.DataFrame({"scored (classifier: present)": boxes.counts(results[present]),
                       "skipped (classifier: absent)": boxes.counts(results[~present])}).T
@@ -574,7 +575,8 @@ pairs
 routes = {"Grad-CAM " + coarse_layer: results, "localiser": loc_results, "prior box": prior_results}
 route_table = pd.concat([boxes.iobb_table(r[present], thresholds, name=name, published=name == "localiser")
                          for name, r in routes.items()])
-route_table = route_table[~route_table.index.duplicated()].sort_index(level=0, sort_remaining=False)
+order = [*routes, "Deep MedIA", "NIH"]
+route_table = route_table.loc[sorted(route_table.index, key=lambda ix: (ix[0], order.index(ix[1])))]
 pd.concat([route_table, pairs.set_axis(pd.MultiIndex.from_tuples([("pairs", n) for n in pairs.index]))])
 
 # %% [markdown]
