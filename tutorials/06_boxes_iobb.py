@@ -497,11 +497,12 @@ else:
 # shapes; the same Deep MedIA heuristic as for Grad-CAM (closest to the finding's mean training
 # box, then hottest) picks one. The price: two findings of similar size on one film can swap boxes.
 #
-# **Which boxes it may see.** Only the training split's. In the real NIH release the 880 boxed images
-# are not all in one list: they fall in both `train_val_list.txt` and `test_list.txt`. The synthetic
-# set boxes every boxed finding on every image, so boxes exist in every split (printed in section 3).
-# The localiser trains on the boxed images of the *training-split patients* (the patient split of
-# section 3) and is scored on the test-split patients' boxes: it never sees a scored box or patient.
+# **Which boxes it may see.** Only the training split's. The series' patient split (section 3) is
+# drawn by patient, not by box, so boxed images land in every split: with the real NIH files the 880
+# boxed images' patients are spread over it, and the synthetic set boxes every boxed finding on every
+# image (the counts per split are printed in section 3). The localiser trains on the boxed images of
+# the *training-split patients* and is scored on the test-split patients' boxes: it never sees a
+# scored box or patient.
 # Only images that carry a box are used: in the real set most findings have no box, and an all-zero
 # mask there would teach "nothing here" where the truth is "not drawn".
 
