@@ -34,7 +34,8 @@
 # one briefly so it still runs; its boxes then mean little and the checks are reported, not asserted)
 # and notebook 05's Grad-CAM.
 #
-# **Run time on a 2-core CPU:** smoke under 1 min, lab about 2 min.
+# **Run time on a 2-core CPU:** smoke under 1 min, lab about 2 min (about 3 the first time, while the localiser of
+# section 13 trains; later runs load it from the model cache).
 #
 # Built from Passantino, *Deep MedIA Senior Design Technical Report* (Bucknell University: heatmap
 # upsampled, normalised to 0..255, thresholded, a box per shape, the size-then-heat heuristic, Table 1),
@@ -552,6 +553,11 @@ fig = viz.image_grid(
            for r, s in zip(loc_results.iloc[:show_count].itertuples(), original_sizes)],
 )
 plt.show()
+
+# %% [markdown]
+# Look at the shapes: where two findings touch, or a pattern spreads over a lung, the class-agnostic
+# map joins them into one component and the box grows past the truth: the price of one channel named
+# above. A lower IoBB at high T than at low T, for the localiser, says the same.
 
 # %% [markdown]
 # **The user flow.** A report draws a box only for a finding the classifier calls present at notebook
