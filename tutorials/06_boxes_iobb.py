@@ -557,7 +557,7 @@ plt.show()
 # %% [markdown]
 # Look at the shapes: where two findings touch, or a pattern spreads over a lung, the class-agnostic
 # map joins them into one component and the box grows past the truth: the price of one channel named
-# above. A lower IoBB at high T than at low T, for the localiser, says the same.
+# above.
 
 # %% [markdown]
 # **The user flow.** A report draws a box only for a finding the classifier calls present at notebook
