@@ -192,11 +192,11 @@ print("Plain BCE rewards the lazy answer; weighted BCE rewards the useful one.")
 # **The starting point.** CheXNet started from ImageNet. Offline there is no ImageNet file, so the
 # series makes its own source task: a larger synthetic chest set drawn from another seed (other
 # synthetic people: their anatomy and findings come from that seed, although the generator numbers
-# patients from 1 in both sets, so none of them is in our splits), labelled not with the fourteen
+# patients from 1 in both sets, so no source patient is one of ours), labelled not with the fourteen
 # findings but with five coarse groups (`transfer.SOURCE_GROUPS`: any finding, opacity, focal lesion,
 # pleura, heart and lung structure). It is a different task on related images, as ImageNet is a
-# different task on unrelated ones; closer to the target than ImageNet, so expect more of it (Raghu et
-# al. found ImageNet's features matter less for medical images than its scale suggests). DenseNet121
+# different task on unrelated ones; closer to the target than ImageNet. (Raghu et al. found
+# that ImageNet pretraining helps medical images less than often assumed, mostly by speeding up training.) DenseNet121
 # is pretrained on it once, at `sweep_size` px, and cached in the models folder; with ImageNet
 # weights in the Keras cache, the same cell uses ImageNet instead.
 
@@ -252,7 +252,8 @@ print(f"phase 1: {time.perf_counter() - start:.0f} s")
 #
 # Unfreeze the last `finetune_blocks` blocks (5: all of them; BatchNormalization still in inference
 # mode) and continue at a lower learning rate. Changing what is trainable needs a recompile. Section 12
-# measures how deep to fine-tune; with all the training labels here, it is all of them.
+# measures how deep to fine-tune at a smaller label budget; with all the training labels here, the
+# lecture's rule (more data, fine-tune more layers) points to all of them.
 
 # %%
 models.set_trainable_blocks(model, finetune_blocks)
