@@ -182,13 +182,12 @@ def oversampling_weights(labels, targets: dict, names=None, exact: bool = True) 
         w = lsq_linear(system, np.array(wanted) - prevalence, bounds=(0.0, 1.0)).x
         w = w / max(1.0, w.sum())
         return np.concatenate([[1.0 - w.sum()], w])
-    try:
-        w = np.linalg.solve(system, np.array(wanted) - prevalence)
-    except np.linalg.LinAlgError:
+    if np.linalg.matrix_rank(system) < len(columns):
         raise errors.DataError(
             f"oversampling targets {list(targets)}: these findings always occur together here, so their frequencies "
             "cannot be set apart; request one of them only, or pass exact=False for the nearest reachable."
-        ) from None
+        )
+    w = np.linalg.solve(system, np.array(wanted) - prevalence)
     if (w < -1e-9).any() or w.sum() > 1 + 1e-9:
         found = ", ".join(f"{names[j]}: {p:.3f}" for j, p in zip(columns, prevalence))
         raise ValueError(

@@ -96,3 +96,36 @@ def test_linear_heads_rank_a_separable_finding_and_leave_an_absent_one_at_chance
 
     assert roc_auc_score(y[60:, 0], scores[:, 0]) > 0.85
     assert (scores[:, 1] == 0).all()
+
+
+def test_findings_that_always_co_occur_get_the_nearest_reachable_mix_and_the_stream_follows_it():
+    y = np.zeros((200, 3), "float32")
+    y[:10, 1] = y[:10, 2] = 1  # findings 1 and 2 on the same ten images: their frequencies cannot differ
+    y[10:80, 0] = 1
+    with pytest.raises(DataError, match="occur together"):
+        losses.oversampling_weights(y, {1: 0.2, 2: 0.3})
+    weights = losses.oversampling_weights(y, {1: 0.2, 2: 0.3}, exact=False)
+    expected = losses.expected_frequencies(y, weights, {1: 0.2, 2: 0.3})
+    assert abs(expected[1] - 0.25) < 0.01 and abs(expected[2] - 0.25) < 0.01  # the least-squares compromise
+    stream = losses.oversampled_dataset(np.arange(200), y, {1: 0.2, 2: 0.3}, exact=False, seed=3)
+    drawn = np.stack([labels for _, labels in stream.take(4000).as_numpy_iterator()]).mean(axis=0)
+    np.testing.assert_allclose(drawn, expected, atol=0.02)
+
+
+def test_set_start_restores_the_weights_and_a_fresh_optimizer_without_recompiling():
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="sigmoid")])
+    model.compile(keras.optimizers.Adam(1e-2), "binary_crossentropy")
+    start = model.get_weights()
+    x, y = np.random.default_rng(0).random((32, 3)), np.ones((32, 2))
+    model.fit(x, y, epochs=3, verbose=0)
+    assert int(model.optimizer.iterations) > 0 and not np.allclose(model.get_weights()[0], start[0])
+    train_function = model.train_function
+    transfer.set_start(model, start, 1e-3)
+    assert int(model.optimizer.iterations) == 0
+    assert all(np.allclose(a, b) for a, b in zip(model.get_weights(), start))
+    assert all(not np.any(v.numpy()) for v in model.optimizer.variables if "learning_rate" not in v.path and "iteration" not in v.path)
+    assert np.isclose(float(model.optimizer.learning_rate), 1e-3)
+    model.fit(x, y, epochs=1, verbose=0)
+    assert model.train_function is train_function  # the traced step was kept
