@@ -10,6 +10,7 @@ other models. Boxes come out of its probability map through ``boxes.probability_
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -79,7 +80,8 @@ def train_or_load(path, images, masks, *, epochs: int, base_filters: int = 8, de
                         "split has boxed images (read_nih(...).boxes) and that image_indices match them.")
     if int(epochs) < 1:
         raise ValueError(f"epochs must be at least 1, not {epochs!r}.")
-    settings = {"image_size": int(images.shape[1]), "images": int(len(images)), "box_pixels": int(masks.sum()),
+    data = hashlib.sha1(images.tobytes() + masks.tobytes()).hexdigest()[:16]  # other images or boxes: train again
+    settings = {"image_size": int(images.shape[1]), "images": int(len(images)), "box_pixels": int(masks.sum()), "data_sha1": data,
                 "epochs": int(epochs), "base_filters": int(base_filters), "depth": int(depth),
                 "batch_size": int(batch_size), "learning_rate": float(learning_rate), "seed": int(seed)}
     saved = _settings_path(path)

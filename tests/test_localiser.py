@@ -29,7 +29,7 @@ def test_box_masks_keep_non_square_boxes_in_place():
     assert mask[4:, :4].all() and mask.sum() == 16
 
 
-def test_trained_localiser_finds_a_bright_square_and_is_reused_from_the_cache(tmp_path):
+def test_trained_localiser_finds_a_bright_square_and_is_reused_from_the_cache(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 0.2, (24, 16, 16, 1)).astype(np.float32)
     masks = np.zeros_like(images)
@@ -38,18 +38,28 @@ def test_trained_localiser_finds_a_bright_square_and_is_reused_from_the_cache(tm
         images[i, y:y + 6, x:x + 6] += 0.7
         masks[i, y:y + 6, x:x + 6] = 1
     path = tmp_path / "loc.keras"
-    model, info = localiser.train_or_load(path, images, masks, epochs=40, base_filters=4, depth=2, seed=0)
+    model, info = localiser.train_or_load(path, images, masks, epochs=20, base_filters=4, depth=2, seed=0)
     assert not info["loaded"] and info["seconds"] > 0 and path.is_file()
     test = np.full((1, 16, 16, 1), 0.1, np.float32)
     test[0, 8:14, 2:8] += 0.7
     found = boxes.probability_to_boxes(model.predict(test, verbose=0)[0, ..., 0], 16)
     best = boxes.choose_box(found, "largest")
     assert best is not None and boxes.iou(tuple(best[["x", "y", "w", "h"]]), (2, 8, 6, 6)) > 0.5
-    again, info2 = localiser.train_or_load(path, images, masks, epochs=40, base_filters=4, depth=2, seed=0)
+    again, info2 = localiser.train_or_load(path, images, masks, epochs=20, base_filters=4, depth=2, seed=0)
     assert info2["loaded"] and info2["seconds"] == info["seconds"]
     np.testing.assert_allclose(again.predict(test, verbose=0), model.predict(test, verbose=0), atol=1e-6)
-    _, info3 = localiser.train_or_load(path, images, masks, epochs=2, base_filters=4, depth=2, seed=0)
-    assert not info3["loaded"]  # other settings: trained again, not a stale cache
+
+    class Retrained(Exception):
+        pass
+
+    def refuse(*args, **kwargs):
+        raise Retrained
+
+    monkeypatch.setattr(localiser, "build", refuse)  # other settings must train again, not reuse a stale cache
+    with pytest.raises(Retrained):
+        localiser.train_or_load(path, images, masks, epochs=21, base_filters=4, depth=2, seed=0)
+    with pytest.raises(Retrained):
+        localiser.train_or_load(path, images, np.roll(masks, 1, axis=0), epochs=20, base_filters=4, depth=2, seed=0)
 
 
 def test_bad_inputs_are_named():
