@@ -105,7 +105,8 @@ def _executed(tmp_path, name="05_saliency.ipynb"):
     notebook = {"metadata": {"papermill": {"duration": 100.0}}, "cells": [
         _md("# 05: saliency"), _md("## Setup"), _code(6.0), _md("## Configuration\nsettings"), _code(0.5), _code(0.1),
         _md("Some text, no heading"), _code(11.4), _md("## 11. Sanity check: randomise"), _code(60.0),
-        {"cell_type": "code", "metadata": {"papermill": {"duration": None}}, "source": "boom"}, _md("## Summary")]}
+        {"cell_type": "code", "metadata": {"papermill": {"duration": None}}, "source": "boom"},
+        _md("## Summary\n* one\n\n## Exercises\n1. two"), _code(1.5)]}
     path = tmp_path / name
     path.write_text(json.dumps(notebook), encoding="utf-8")
     return path
@@ -114,7 +115,9 @@ def _executed(tmp_path, name="05_saliency.ipynb"):
 def test_section_times_sums_cells_under_their_heading(tmp_path):
     rows, total, unmeasured = section_times.section_seconds(json.loads(_executed(tmp_path).read_text()))
     # hand sums: Setup 6.0; Configuration 0.5 + 0.1 + 11.4 (a markdown cell without "## " stays in the section); 11: 60
-    assert rows == [("Setup", 6.0), ("Configuration", pytest.approx(12.0)), ("11. Sanity check: randomise", 60.0), ("Summary", 0.0)]
+    # two headings in one cell: the code below belongs to the second
+    assert rows == [("Setup", 6.0), ("Configuration", pytest.approx(12.0)), ("11. Sanity check: randomise", 60.0),
+                    ("Summary", 0.0), ("Exercises", 1.5)]
     assert (total, unmeasured) == (100.0, 1)
 
 
@@ -122,7 +125,7 @@ def test_section_times_table_in_minutes(tmp_path, capsys):
     _executed(tmp_path)
     assert section_times.main([str(tmp_path), "--label", "lab, 2 cores"]) == 0
     out = capsys.readouterr().out
-    assert "**05_saliency** (lab, 2 cores): 1.3 min of cells, 1.7 min with the kernel's start" in out  # 78 s, 100 s
+    assert "**05_saliency** (lab, 2 cores): 1.3 min of cells, 1.7 min with the kernel's start" in out  # 79.5 s, 100 s
     assert "| Configuration | 0.2 | 0.3 |" in out  # 12 s; 6 + 12 = 18 s from the start
     assert "| 11. Sanity check: randomise | 1.0 | 1.3 |" in out  # 60 s; 18 + 60 = 78 s from the start
     assert "1 code cells without a duration" in out

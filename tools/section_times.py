@@ -16,16 +16,13 @@ from pathlib import Path
 TITLE = "(title)"
 
 
-def section_of(cell: dict) -> str | None:
-    """The "## " heading a markdown cell opens, or None."""
+def headings(cell: dict) -> list[str]:
+    """The "## " headings of a markdown cell, in order (the code cells below belong to the last)."""
     if cell.get("cell_type") != "markdown":
-        return None
+        return []
     source = cell.get("source", "")
     source = "".join(source) if isinstance(source, list) else source
-    for line in source.splitlines():
-        if line.startswith("## "):
-            return line[3:].strip()
-    return None
+    return [line[3:].strip() for line in source.splitlines() if line.startswith("## ")]
 
 
 def section_seconds(notebook: dict) -> tuple[list[tuple[str, float]], float | None, int]:
@@ -33,16 +30,14 @@ def section_seconds(notebook: dict) -> tuple[list[tuple[str, float]], float | No
     sections: dict[str, float] = {TITLE: 0.0}
     current, unmeasured = TITLE, 0
     for cell in notebook.get("cells", []):
-        heading = section_of(cell)
-        if heading is not None:
-            current = heading
+        for current in headings(cell):
             sections.setdefault(current, 0.0)
         duration = cell.get("metadata", {}).get("papermill", {}).get("duration")
         if duration is None:
             unmeasured += cell.get("cell_type") == "code"
             continue
         sections[current] += float(duration)
-    rows = [(name, seconds) for name, seconds in sections.items() if name != TITLE or seconds > 0]
+    rows = [(name, seconds) for name, seconds in sections.items() if name != TITLE or seconds >= 3]  # not the imports' blip
     total = notebook.get("metadata", {}).get("papermill", {}).get("duration")
     return rows, (float(total) if total is not None else None), unmeasured
 
