@@ -143,7 +143,7 @@ def check_class_weights(fn: Callable) -> None:
     if not isinstance(result, tuple) or len(result) != 2:
         raise Wrong(f"{title}: return a pair (w_p, w_n), got {type(result).__name__}.")
     w_p, w_n = (numbers(title, w, (3,), name) for w, name in zip(result, ("w_p", "w_n")))
-    ref_p, ref_n = preprocessing.class_weights(labels)
+    ref_p, ref_n = (np.asarray(w, np.float64) for w in preprocessing.class_weights(labels))
     positives = labels.sum(0)
     _diagnose(title, np.stack([w_p, w_n]), np.stack([ref_p, ref_n]), {
         "The two are swapped: the positives of a rare finding must weigh MORE, w_p = negatives / total.":
