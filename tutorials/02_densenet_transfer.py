@@ -764,9 +764,10 @@ print(f"your Youden thresholds reach section 8's J on validation for {len(both)}
       f"the metric that moves most on test is {moved.idxmax()} (mean change {moved.max():.3f})")
 
 # %%
-# Exercise 4: the cut model's feature map and size, beside the full model's.
-cut = models.densenet121_classifier(len(labels), image_size, weights=None, last_block=4)
-print(f"last_block=4: {cut.count_params():,} parameters, feature map {cut.get_layer('pool4_relu').output.shape[1:3]}; "
+# Exercise 4: the model cut after block 4, from the trained model's own layers (no new weights), beside the full model.
+trunk = keras.Model(model.input, model.get_layer("pool4_relu").output)
+cut_parameters = trunk.count_params() + trunk.output.shape[-1] * len(labels) + len(labels)  # + a new head on block 4
+print(f"last_block=4: {cut_parameters:,} parameters, feature map {trunk.output.shape[1:3]}; "
       f"last_block=5: {model.count_params():,} parameters, feature map {model.get_layer(feature_layer).output.shape[1:3]}")
 
 # %% [markdown]
