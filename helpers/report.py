@@ -47,7 +47,7 @@ from helpers.report_render import figure_png, to_dict, to_html, to_json, to_png 
 THRESHOLDS_SUFFIX = ".thresholds.json"  # notebook 02: per-finding thresholds chosen on validation
 REFERRAL_SUFFIX = ".referral.json"  # notebook 04: the referral threshold of the mean mutual information
 MC_HEAD_SUFFIX = ".mc_head.keras"  # notebook 04: the dense head fine-tuned with dropout on pooled features
-BOX_SIZES_SUFFIX = ".box_sizes.json"  # optional: mean training box (w, h) per finding as fractions of the image side (Deep MedIA)
+BOX_SIZES_SUFFIX = _boxes.BOX_SIZES_SUFFIX  # optional: mean training box (w, h) per finding as fractions of the image side (Deep MedIA)
 DEFAULT_HEAD_DROPOUT = 0.3  # notebook 04's rate, used when no fine-tuned head is saved
 DISPLAY_SIZE = 512  # the displayed image's side, at least (the model's input when larger)
 FUNDUS_SIDE = 584  # DRIVE's photograph height: a fundus photograph is resized so its larger side is this
@@ -365,10 +365,10 @@ class ChestReporter:
                 mc_head = models.load_model(head_path)
             except DataError as err:
                 raise ReportError(str(err)) from None
-        sizes_path = side_file(model_path, BOX_SIZES_SUFFIX)
-        box_sizes = None
-        if sizes_path.is_file():
-            box_sizes = {k: tuple(v) for k, v in json.loads(sizes_path.read_text()).items()}
+        try:
+            box_sizes = _boxes.load_box_sizes(model_path) or None  # notebook 06 writes it; absent: no size prior
+        except DataError as err:
+            raise ReportError(str(err)) from None
         reporter = cls(model, thresholds, labels=labels, samples=samples, referral=load_referral(model_path),
                        mc_head=mc_head, box_sizes=box_sizes, name=model_path.name, seed=seed)
         reporter.threshold_method = method

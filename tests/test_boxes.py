@@ -247,9 +247,11 @@ def test_box_sizes_written_by_06_are_what_the_report_reads(tmp_path):
     model_path = tmp_path / "densenet121_nih.keras"
     written = boxes.save_box_sizes(model_path, train)
     assert written == report.side_file(model_path, report.BOX_SIZES_SUFFIX)
-    # the reading of report.ChestReporter.load, line for line
-    read = {k: tuple(v) for k, v in json.loads(report.side_file(model_path, report.BOX_SIZES_SUFFIX).read_text()).items()}
+    read = {k: tuple(v) for k, v in json.loads(written.read_text()).items()}
     assert read["Mass"] == pytest.approx((0.2, 0.125))  # (20/100 + 40/200) / 2, (10/100 + 30/200) / 2 by hand
     assert read["Nodule"] == pytest.approx((0.125, 0.125))
-    assert boxes.load_box_sizes(model_path) == read
+    assert boxes.load_box_sizes(model_path) == read  # what report.ChestReporter.load calls
     assert boxes.load_box_sizes(tmp_path / "other.keras") == {}
+    written.write_text('{"Mass": [40, 20]}')  # sizes saved in pixels by mistake
+    with pytest.raises(DataError, match="fractions of the image side"):
+        boxes.load_box_sizes(model_path)
