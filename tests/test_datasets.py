@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import datasets, splits
+from helpers import datasets, fundus, splits
 from helpers.errors import DataError, PatientLeakageError
 
 HEADER_2017 = (
@@ -470,15 +470,15 @@ def write_drive(root: Path, train=(21, 22), test=(1,), h: int = 12, w: int = 10)
 
 def test_read_and_load_drive(tmp_path):
     root = write_drive(tmp_path / "drive")
-    ds = datasets.read_drive(root)
+    ds = fundus.read_drive(root)
     assert [r.id for r in ds.train] == [21, 22] and [r.id for r in ds.test] == [1]
     assert ds.train[0].split == "training" and ds.train[0].manual2 is None
     assert ds.test[0].manual2 == root / "test" / "2nd_manual" / "01_manual2.gif"
-    image, vessels, fov = datasets.load_drive(ds.test[0])
+    image, vessels, fov = fundus.load_drive(ds.test[0])
     assert image.shape == (12, 10, 3) and image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
     assert vessels.dtype == bool and fov.dtype == bool and vessels.shape == fov.shape == (12, 10)
     assert vessels.any() and fov.any() and not fov.all()
-    assert np.array_equal(datasets._read_mask(ds.test[0].manual2), vessels)  # palette indices 0/1
+    assert np.array_equal(fundus._read_mask(ds.test[0].manual2), vessels)  # palette indices 0/1
 
 
 def test_read_drive_names_every_missing_file(tmp_path):
@@ -487,7 +487,7 @@ def test_read_drive_names_every_missing_file(tmp_path):
     (root / "training" / "1st_manual" / "22_manual1.gif").unlink()
     (root / "test" / "images" / "01_test.tif").unlink()
     with pytest.raises(DataError) as err:
-        datasets.read_drive(root)
+        fundus.read_drive(root)
     message = str(err.value)
     assert "3 DRIVE file(s) missing" in message
     for name in ("training/mask/21_training_mask.gif", "training/1st_manual/22_manual1.gif", "test/images/01_test.tif"):
@@ -496,23 +496,23 @@ def test_read_drive_names_every_missing_file(tmp_path):
 
 def test_load_drive_bad_masks(tmp_path):
     root = write_drive(tmp_path / "drive")
-    record = datasets.read_drive(root).train[0]
+    record = fundus.read_drive(root).train[0]
     grey = (np.arange(120).reshape(12, 10) % 7 * 30).astype(np.uint8)
     Image.fromarray(grey).save(record.manual)
     with pytest.raises(DataError, match=r"21_manual1\.gif: mask is not binary: found values 0, 1, 2"):
-        datasets.load_drive(record)
+        fundus.load_drive(record)
     inverted = Image.fromarray((grey > 60).astype(np.uint8), "P")
     inverted.putpalette([255, 255, 255, 0, 0, 0])
     inverted.save(record.manual)
     with pytest.raises(DataError, match=r"21_manual1\.gif: the palette draws index 1 darker than index 0"):
-        datasets.load_drive(record)
+        fundus.load_drive(record)
     Image.fromarray(np.zeros((12, 9), np.uint8)).save(record.manual)
     with pytest.raises(DataError, match=r"21_training\.tif is 10x12 \(WxH\) but .*21_manual1\.gif is 9x12"):
-        datasets.load_drive(record)
+        fundus.load_drive(record)
     Image.fromarray(np.zeros((12, 10), np.uint8)).save(record.manual)
     Image.fromarray(np.zeros((12, 10), np.uint8)).save(record.mask)
     with pytest.raises(DataError, match=r"21_training_mask\.gif: the field-of-view mask is all zero"):
-        datasets.load_drive(record)
+        fundus.load_drive(record)
 
 
 # ---------------------------------------------------------------------------------- manifests, verify, CLI
@@ -630,11 +630,11 @@ def test_synthetic_smoke_size_split_has_every_label_everywhere(tmp_path):
 def test_synthetic_drive_loads(tmp_path):
     synthetic = pytest.importorskip("helpers.synthetic")
     root = synthetic.write_drive(tmp_path / "drive", train_ids=[21], test_ids=[1])
-    ds = datasets.read_drive(root)
-    image, vessels, fov = datasets.load_drive(ds.test[0])
+    ds = fundus.read_drive(root)
+    image, vessels, fov = fundus.load_drive(ds.test[0])
     assert image.shape == (584, 565, 3) and vessels.shape == fov.shape == (584, 565)
     assert 0.01 < vessels[fov].mean() < 0.4 and 0.3 < fov.mean() < 0.9
-    second = datasets._read_mask(ds.test[0].manual2)
+    second = fundus._read_mask(ds.test[0].manual2)
     assert second.shape == vessels.shape and second.any()
     manifest = {"layout": {"files": [{"path": "test/images/01_test.tif", "width": 565, "height": 584},
                                      {"path": "test/2nd_manual/01_manual2.gif"}]}}

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
 
-from helpers import datasets, losses, metrics, models, preprocessing, synthetic, viz
+from helpers import fundus, losses, metrics, models, preprocessing, synthetic, viz
 from helpers.errors import DataError
 
 # ---------------------------------------------------------------------------------- losses
@@ -307,15 +307,15 @@ def test_published_drive_results():
 
 def test_second_observer_loads_and_a_bad_one_names_the_file(tmp_path):
     root = synthetic.write_drive(tmp_path / "drive", train_ids=[21], test_ids=[1])
-    record = datasets.read_drive(root).test[0]
-    image, vessels, fov = datasets.load_drive(record)
-    second = datasets.load_second_observer(record, image.shape)
+    record = fundus.read_drive(root).test[0]
+    image, vessels, fov = fundus.load_drive(record)
+    second = fundus.load_second_observer(record, image.shape)
     assert second.shape == vessels.shape == (584, 565) and second.dtype == bool
     assert 0.5 < second.sum() / vessels.sum() < 1.2 and (second & vessels).sum() > 0.5 * vessels.sum()
-    assert datasets.load_second_observer(datasets.read_drive(root).train[0], image.shape) is None
+    assert fundus.load_second_observer(fundus.read_drive(root).train[0], image.shape) is None
     Image.fromarray(np.zeros((584, 564), np.uint8)).save(record.manual2)
     with pytest.raises(DataError, match=r"01_test\.tif is 565x584 \(WxH\) but .*01_manual2\.gif is 564x584"):
-        datasets.load_second_observer(record, image.shape)
+        fundus.load_second_observer(record, image.shape)
 
 
 # ---------------------------------------------------------------------------------- several GPUs, mixed precision

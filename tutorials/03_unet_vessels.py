@@ -74,7 +74,7 @@ from PIL import Image
 from sklearn.metrics import precision_recall_curve, roc_curve
 from tqdm import tqdm
 
-from helpers import config, datasets, errors, exercises, losses, metrics, models, preprocessing, synthetic, viz
+from helpers import config, errors, exercises, fundus, losses, metrics, models, preprocessing, synthetic, viz
 
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, scikit-learn {sklearn.__version__}, OpenCV {cv2.__version__}")
 
@@ -141,7 +141,7 @@ settings_path = model_path.with_suffix(".json")
 drive_dir = synthetic.ensure(cfg, "drive")
 for split_dir in ("training", "test"):
     print(split_dir, {sub.name: len(list(sub.iterdir())) for sub in sorted((drive_dir / split_dir).iterdir())})
-drive = datasets.read_drive(drive_dir)
+drive = fundus.read_drive(drive_dir)
 print(f"{len(drive.train)} training photographs ({drive.train[0].id}..{drive.train[-1].id}), "
       f"{len(drive.test)} test photographs ({drive.test[0].id:02d}..{drive.test[-1].id:02d})")
 
@@ -159,7 +159,7 @@ pd.DataFrame({"photographs": [len(train_records), len(val_records), len(test_rec
              index=["train", "val", "test"])
 
 # %% [markdown]
-# `datasets.load_drive` returns the photograph as float32 RGB in [0, 1] and the two masks as bool
+# `fundus.load_drive` returns the photograph as float32 RGB in [0, 1] and the two masks as bool
 # arrays, after checking that the masks are binary, have the photograph's size, and that the field of
 # view is not empty (section 13 shows the messages).
 
@@ -169,11 +169,11 @@ def load(records):
     """Photographs, vessel masks, FOV masks and (where DRIVE has one) the second observer's masks."""
     out = {"rgb": [], "vessels": [], "fov": [], "vessels2": [], "names": []}
     for record in tqdm(records, desc="reading", mininterval=2):
-        rgb, vessels, fov = datasets.load_drive(record)
+        rgb, vessels, fov = fundus.load_drive(record)
         out["rgb"].append(rgb)
         out["vessels"].append(vessels)
         out["fov"].append(fov)
-        out["vessels2"].append(datasets.load_second_observer(record, rgb.shape))
+        out["vessels2"].append(fundus.load_second_observer(record, rgb.shape))
         out["names"].append(record.image.name)
     return out
 
@@ -749,7 +749,7 @@ for record in (train_records[0], test_records[0]):
         target = scratch / path.relative_to(drive_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
-broken = datasets.read_drive(scratch).train[0]
+broken = fundus.read_drive(scratch).train[0]
 original_manual = np.asarray(Image.open(broken.manual))
 
 
@@ -766,12 +766,12 @@ def show_error(action, what):
 
 
 Image.fromarray(original_manual[:, :-1]).save(broken.manual)  # one column short
-show_error(lambda: datasets.load_drive(broken), "a vessel mask of another size")
+show_error(lambda: fundus.load_drive(broken), "a vessel mask of another size")
 Image.fromarray(cv2.GaussianBlur(original_manual, (5, 5), 0)).save(broken.manual)  # smoothed: grey edges
-show_error(lambda: datasets.load_drive(broken), "a vessel mask that is not binary")
+show_error(lambda: fundus.load_drive(broken), "a vessel mask that is not binary")
 Image.fromarray(original_manual).save(broken.manual)
 Image.fromarray(np.zeros_like(original_manual)).save(broken.mask)
-show_error(lambda: datasets.load_drive(broken), "an empty field-of-view mask")
+show_error(lambda: fundus.load_drive(broken), "an empty field-of-view mask")
 small = test["grey"][0][:40, :40]
 show_error(lambda: preprocessing.predict_full_image(model, small, patch_size, stride, source=test["names"][0] + " (40x40 crop)"),
            "a patch larger than the image")

@@ -90,7 +90,7 @@ import pandas as pd
 import tensorflow as tf
 from sklearn.metrics import roc_auc_score
 
-from helpers import config, datasets, exercises, losses, metrics, models, preprocessing, report, splits, synthetic, uncertainty, viz
+from helpers import config, datasets, exercises, fundus, losses, metrics, models, preprocessing, report, splits, synthetic, uncertainty, viz
 
 tf.get_logger().setLevel("ERROR")
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -199,7 +199,7 @@ if bn_trainable:
 # If the file is missing, a small U-Net is trained here for a minute.
 
 # %%
-drive = datasets.read_drive(synthetic.ensure(cfg, "drive"))
+drive = fundus.read_drive(synthetic.ensure(cfg, "drive"))
 settings = json.loads(unet_path.with_suffix(".json").read_text()) if unet_path.with_suffix(".json").is_file() else {}
 grey_method, clahe_clip, clahe_tile = (settings.get(k, d) for k, d in (("grey_method", "green"), ("clahe_clip", 2.0), ("clahe_tile", 8)))
 
@@ -211,7 +211,7 @@ def prepare(rgb):
 
 def load_photographs(records):
     """Preprocessed photographs, vessel masks and FOV masks of some DRIVE records."""
-    loaded = [datasets.load_drive(record) for record in records]
+    loaded = [fundus.load_drive(record) for record in records]
     return [prepare(rgb) for rgb, _, _ in loaded], [v for _, v, _ in loaded], [f for _, _, f in loaded]
 
 

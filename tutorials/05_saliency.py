@@ -78,7 +78,7 @@ from tf_keras_vis.saliency import Saliency
 from tf_keras_vis.scorecam import Scorecam
 from tf_keras_vis.utils.scores import CategoricalScore
 
-from helpers import boxes as box_tools, config, datasets, exercises, explain, models, preprocessing, splits, synthetic, viz
+from helpers import boxes as box_tools, config, datasets, exercises, explain, fundus, models, preprocessing, splits, synthetic, viz
 
 tf.get_logger().setLevel("ERROR")
 warnings.filterwarnings("ignore", message="The structure of `inputs`")  # Keras noise when tf-keras-vis calls a model
@@ -515,8 +515,8 @@ plt.show()
 # 03 is fully convolutional, so it takes a crop of a preprocessed test photograph.
 
 # %%
-drive = datasets.read_drive(synthetic.ensure(cfg, "drive"))
-rgb, vessels, fov = datasets.load_drive(drive.test[0])
+drive = fundus.read_drive(synthetic.ensure(cfg, "drive"))
+rgb, vessels, fov = fundus.load_drive(drive.test[0])
 settings = json.loads(unet_path.with_suffix(".json").read_text()) if unet_path.is_file() else {"grey_method": "green", "clahe_clip": 2.0, "clahe_tile": 8}
 grey = preprocessing.clahe(preprocessing.fundus_to_grey(rgb, settings["grey_method"]), settings["clahe_clip"], settings["clahe_tile"])
 top, left = (np.array(grey.shape) - unet_crop) // 2  # the centre of the photograph, where vessels cross

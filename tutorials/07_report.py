@@ -72,7 +72,7 @@ import tensorflow as tf
 from IPython.display import HTML, Image, display
 from skimage import data as skimage_data
 
-from helpers import boxes, config, datasets, dicom, exercises, explain, metrics, models, preprocessing, report, splits, synthetic, uncertainty
+from helpers import boxes, config, datasets, dicom, exercises, explain, fundus, metrics, models, preprocessing, report, splits, synthetic, uncertainty
 
 tf.get_logger().setLevel("ERROR")
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -378,8 +378,8 @@ display(Image(report.figure_png(real_fundus), width=640))
 # Against a synthetic DRIVE test photograph of the kind the U-Net was trained on:
 
 # %%
-drive = datasets.read_drive(synthetic.ensure(cfg, "drive"))
-rgb, _, _ = datasets.load_drive(drive.test[0])
+drive = fundus.read_drive(synthetic.ensure(cfg, "drive"))
+rgb, _, _ = fundus.load_drive(drive.test[0])
 synthetic_fundus = fundus.report(rgb, source_name=f"synthetic DRIVE test {drive.test[0].id}")
 levels = pd.Series({"synthetic DRIVE": synthetic_fundus.findings["mean_epistemic"].iloc[0],
                     "skimage retina (real)": real_fundus.findings["mean_epistemic"].iloc[0]}, name="mean epistemic (FOV)")
