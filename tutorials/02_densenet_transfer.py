@@ -86,7 +86,7 @@ use_imagenet = cfg.pick(smoke=False, lab=models.imagenet_weights_path().is_file(
 max_train_images = cfg.pick(smoke=48, lab=None, full=None)  # None: the whole training split
 batch_size = cfg.pick(smoke=16, lab=16, full=32)
 epochs_phase1 = cfg.pick(smoke=1, lab=2, full=5)  # head only, on the pretrained backbone
-epochs_phase2 = cfg.pick(smoke=1, lab=3, full=25)
+epochs_phase2 = cfg.pick(smoke=1, lab=2, full=25)
 learning_rate = 1e-3
 finetune_learning_rate = cfg.pick(smoke=2e-4, lab=2e-4, full=1e-4)
 finetune_blocks = 5  # phase 2 unfreezes the last blocks: 5 = all (BatchNorm stays in inference mode)
@@ -95,7 +95,7 @@ sweep_size = cfg.pick(smoke=32, lab=64, full=128)  # image size of the pretraini
 source_patients = cfg.pick(smoke=30, lab=600, full=1000)  # the synthetic source set (about 3 images a patient)
 source_epochs = cfg.pick(smoke=1, lab=6, full=10)
 label_budgets = (0.1, 0.3, 1.0)  # shares of the training labels, whole patients
-sweep_epochs = cfg.pick(smoke=1, lab=3, full=10)
+sweep_epochs = cfg.pick(smoke=1, lab=2, full=10)
 freeze_budget = 0.3  # the label budget of the freeze-depth sweep
 pretraining_margin = 0.05  # AUC by which pretraining must beat scratch at the smallest budget
 split_method = cfg.pick(smoke="patient", lab="patient", full="official")  # "official": NIH's lists, as Wang et al.
