@@ -198,7 +198,6 @@ def test_binder_environment_installs_the_package_with_the_pins_of_requirements()
 # ---------------------------------------------------------------------------------------------
 
 SOURCES = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
-NOT_YET = {"01", "02", "04", "06"}  # the Colab lines go into these later; then these tests XPASS(strict): empty the set
 
 
 def _first_code_cell(path: Path) -> str:
@@ -208,12 +207,7 @@ def _first_code_cell(path: Path) -> str:
     return code[0].lstrip("\n")
 
 
-@pytest.mark.parametrize(
-    "source",
-    [pytest.param(s, marks=pytest.mark.xfail(strict=True, reason="Colab lines not inserted yet: insert tools/colab_setup.py's lines, then empty NOT_YET"))
-     if s.name[:2] in NOT_YET else s for s in SOURCES],
-    ids=[s.stem for s in SOURCES],
-)
+@pytest.mark.parametrize("source", SOURCES, ids=[s.stem for s in SOURCES])
 def test_setup_cell_starts_with_the_colab_lines(source):
     first = _first_code_cell(source)
     assert first.startswith(colab_setup.LINES), (

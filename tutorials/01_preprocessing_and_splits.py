@@ -50,6 +50,14 @@
 # that you always see where a function lives.
 
 # %%
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("helpers") is None:  # only where the series' package is absent, e.g. on Colab
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "medxai-helpers @ git+https://github.com/medxai/medxai"])
+    importlib.invalidate_caches()
+
 import time
 
 import keras

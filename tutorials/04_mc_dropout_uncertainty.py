@@ -79,6 +79,14 @@
 # All imports live here; the shared code comes from the `helpers` package, imported by module.
 
 # %%
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("helpers") is None:  # only where the series' package is absent, e.g. on Colab
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "medxai-helpers @ git+https://github.com/medxai/medxai"])
+    importlib.invalidate_caches()
+
 import json
 import time
 
