@@ -582,7 +582,9 @@ assert np.allclose(explain.vanilla_gradients(model, images, class_index), vanill
 randomisation.round(3)
 
 # %%
-ax = randomisation.plot(marker="o", figsize=(7, 3), title="rank correlation with the trained model's map")
+ax = randomisation.reset_index(drop=True).plot(marker="o", figsize=(7, 3), title="rank correlation with the trained model's map")
+ax.set_xticks(range(len(randomisation)), [name.split(" (")[0] for name in randomisation.index])  # the layers are in the table
+ax.set_xlabel("layers randomised, from the output down")
 ax.axhline(0.5, color="grey", linestyle=":")
 ax.set_ylabel("Spearman")
 viz.export_figure(ax, "randomisation_curve")  # for slides: writes PNG and SVG only under `make figures`
