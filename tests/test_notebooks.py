@@ -50,3 +50,18 @@ def test_skeleton(source):
     imports = [i for i, c in enumerate(code) if re.search(r"^\s*(import|from)\s+\S+.*", c.source, flags=re.M)]
     assert imports == [0], f"{source.name}: all imports belong in the Setup cell (found imports in code cells {imports})"
     assert "import *" not in source.read_text(), f"{source.name}: no star imports"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_no_variable_shadows_an_imported_helpers_module(source):
+    """`fundus = report.FundusReporter(...)` after `from helpers import fundus` breaks every later `fundus.read_drive`."""
+    import ast
+
+    code = "\n".join(c.source for c in jupytext.read(source).cells if c.cell_type == "code")
+    tree = ast.parse("\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!"))))
+    modules = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+               and node.module == "helpers" for alias in node.names}
+    assigned = {target.id for node in ast.walk(tree) if isinstance(node, (ast.Assign, ast.For, ast.AugAssign, ast.AnnAssign))
+                for target in ast.walk(node.targets[0] if isinstance(node, ast.Assign) else node.target)
+                if isinstance(target, ast.Name)}
+    assert not modules & assigned, f"{source.name}: {sorted(modules & assigned)} is a helpers module the notebook imports and a variable"

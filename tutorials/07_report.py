@@ -362,15 +362,15 @@ else:
 
 # %%
 if unet_path.is_file():
-    fundus = report.FundusReporter.load(unet_path, samples=fundus_samples, cfg=cfg)
+    fundus_reporter = report.FundusReporter.load(unet_path, samples=fundus_samples, cfg=cfg)
     unet_trained = True
 else:
     print(f"{unet_path} is missing: run notebook 03 first. An untrained U-Net stands in; its maps are noise.")
-    fundus = report.FundusReporter(models.unet(base_filters=8, depth=4, dropout_rate=0.1), samples=fundus_samples)
+    fundus_reporter = report.FundusReporter(models.unet(base_filters=8, depth=4, dropout_rate=0.1), samples=fundus_samples)
     unet_trained = False
-fundus.side = fundus_side
+fundus_reporter.side = fundus_side
 retina = skimage_data.retina().astype("float32") / 255.0
-real_fundus = fundus.report(retina, source_name="skimage retina")
+real_fundus = fundus_reporter.report(retina, source_name="skimage retina")
 print(real_fundus.refer_reason)
 display(Image(report.figure_png(real_fundus), width=640))
 
@@ -380,7 +380,7 @@ display(Image(report.figure_png(real_fundus), width=640))
 # %%
 drive = fundus.read_drive(synthetic.ensure(cfg, "drive"))
 rgb, _, _ = fundus.load_drive(drive.test[0])
-synthetic_fundus = fundus.report(rgb, source_name=f"synthetic DRIVE test {drive.test[0].id}")
+synthetic_fundus = fundus_reporter.report(rgb, source_name=f"synthetic DRIVE test {drive.test[0].id}")
 levels = pd.Series({"synthetic DRIVE": synthetic_fundus.findings["mean_epistemic"].iloc[0],
                     "skimage retina (real)": real_fundus.findings["mean_epistemic"].iloc[0]}, name="mean epistemic (FOV)")
 fundus_ratio = levels.iloc[1] / levels.iloc[0]
