@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -31,7 +29,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # app/ runs from the repository (python -m app.upload): it is not an installed package
     sys.path.append(str(ROOT))
-REQUIRE_BROWSER = os.environ.get("MEDXAI_REQUIRE_BROWSER") == "1"
 LIMIT_MB = 8  # the test server's --max-mb: RG1_UNCR.dcm (6.9 MB) passes, 9 MB does not
 IDENTITY = ("CompressedSamples", "9RG1")  # RG1_UNCR.dcm's PatientName (CompressedSamples^RG1) and PatientID
 
@@ -222,34 +219,7 @@ def test_page_is_served_with_its_limit_and_a_strict_policy(server):
 # ---------------------------------------------------------------------------------------------
 
 
-def _skip_or_fail(reason: str):
-    if REQUIRE_BROWSER:
-        pytest.fail(f"{reason} (MEDXAI_REQUIRE_BROWSER=1: CI must run the browser test)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if _missing("selenium"):
-        _skip_or_fail("selenium is not installed: run `make app-install` (requirements-app.txt) for the browser test")
-    chromium = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
-    driver_path = shutil.which("chromedriver")
-    if chromium is None or driver_path is None:
-        _skip_or_fail("no Chromium or chromedriver on this machine: `make browser` installs Debian's chromium and "
-                      "chromium-driver (as root), or apt-get install chromium chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1200,900"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+# (the `browser` fixture, headless Chromium that skips or fails saying why, is in tests/conftest.py)
 
 
 def _upload(driver, path: Path) -> tuple[float, str]:
