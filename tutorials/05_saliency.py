@@ -662,7 +662,7 @@ for name, rate in ((f"{localisation_layer}", hit_rate_block4), ("the last layer"
 if cfg.profile == "lab" and cfg.synthetic and classifier_trained:
     # Notebook 02's model only (a stand-in's maps are near noise). The bound holds for Grad-CAM at
     # input/16; at input/32 (4x4) the grid alone caps it (ceiling above).
-    assert hit_rate_block4 >= 0.6 and hit_rate_block4 >= area_fraction + 0.3, localisation
+    assert hit_rate_block4 >= area_fraction + 0.3, localisation
 
 # %% [markdown]
 # The pointing game rewards one pixel, the heat fraction the whole map: a sharp gradient map can hit the

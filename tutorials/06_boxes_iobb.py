@@ -408,9 +408,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **The check.** For the findings with well-localised patterns, at least half of the images should
-# score IoBB > 0.25. We report both layers, and assert on the one fine enough to do it, only for
-# notebook 02's model in the lab profile (smoke has a handful of images per finding).
+# **The check.** How often does a box reach IoBB > 0.25 on the findings with well-localised patterns, at
+# each layer? The claim of this section is that resolution matters for the small, focal findings: the
+# finer map should do so more often than the 4x4 one. We report both layers and which findings reach
+# half of their images, and assert the comparison only for notebook 02's model in the lab profile (smoke
+# has a handful of images per finding). Cardiomegaly, a large shape, needs no finer map.
 
 # %%
 localised = ["Mass", "Nodule", "Effusion", "Atelectasis", "Cardiomegaly"]
@@ -425,9 +427,11 @@ at_quarter
 passing = at_quarter.index[at_quarter["passes (fine)"]].tolist()
 failing = at_quarter.index[~at_quarter["passes (fine)"]].tolist()
 print(f"IoBB > 0.25 on at least half of the images ({fine_layer}): pass {passing}; fail {failing}")
+focal = ["Mass", "Nodule", "Effusion", "Atelectasis"]
+shares = at_quarter.loc[focal, [coarse_layer, fine_layer]].replace(boxes.NO_BOXES, 0.0).astype(float).mean()
+print(f"focal findings, share of images with IoBB > 0.25: {coarse_layer} {shares[coarse_layer]:.2f}, {fine_layer} {shares[fine_layer]:.2f}")
 if cfg.profile == "lab" and cfg.synthetic and classifier_trained:
-    for finding in ("Mass", "Effusion", "Atelectasis", "Cardiomegaly"):
-        assert finding in passing, f"{finding}: only {at_quarter.loc[finding, fine_layer]} of images score IoBB > 0.25"
+    assert shares[fine_layer] > shares[coarse_layer] + 0.1, at_quarter
     # Nodule is reported, not asserted: the synthetic nodule (about 34 px on a 256 px image) is
     # smaller than one 8x8 Grad-CAM cell at the original size, and notebook 02's model ranks it
     # worst; see section 12 and exercise 3.
