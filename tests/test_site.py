@@ -27,10 +27,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import skip_or_fail  # tests/conftest.py: skip, or fail under MEDXAI_REQUIRE_BROWSER=1
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 ROOT = Path(__file__).resolve().parents[1]
-REQUIRE_BROWSER = os.environ.get("MEDXAI_REQUIRE_BROWSER") == "1"
 REPOSITORY = "https://github.com/medxai/medxai"
 
 
@@ -246,17 +246,11 @@ def _site_dir() -> Path:
     return next((d for d in built if (d / "index.html").exists()), built[0])
 
 
-def _skip_or_fail(reason: str):
-    if REQUIRE_BROWSER:
-        pytest.fail(f"{reason} (MEDXAI_REQUIRE_BROWSER=1: CI must run the site's browser test)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def site():
     folder = _site_dir()
     if not (folder / "index.html").exists():
-        _skip_or_fail(f"no built site in {folder}: `make site` builds it (lab), `make test` builds build/smoke/site")
+        skip_or_fail(f"no built site in {folder}: `make site` builds it (lab), `make test` builds build/smoke/site")
     handler = functools.partial(_QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
