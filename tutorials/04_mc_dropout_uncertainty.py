@@ -714,18 +714,24 @@ ood_unet = pd.Series({name: uncertainty.decompose(uncertainty.mc_predict(mc_unet
 ood_unet.round(5)
 
 # %%
-ood_ratio = ood_chest.drop("in distribution").mean() / ood_chest["in distribution"]
-print(f"DenseNet: out-of-distribution inputs carry {ood_ratio:.1f}x the in-distribution epistemic uncertainty on average")
-print(f"U-Net: chest X-ray {ood_unet['chest X-ray'] / ood_unet['in distribution (FOV)']:.1f}x the photographs' epistemic uncertainty")
-if cfg.profile == "lab" and classifier_trained:
-    assert ood_chest.drop("in distribution").mean() > ood_chest["in distribution"]
-    assert ood_unet.drop("in distribution (FOV)").mean() > ood_unet["in distribution (FOV)"]
+chest_ratio = ood_chest.drop("in distribution") / ood_chest["in distribution"]
+unet_ratio = ood_unet.drop("in distribution (FOV)") / ood_unet["in distribution (FOV)"]
+for model_name, ratio in (("DenseNet", chest_ratio), ("U-Net", unet_ratio)):
+    print(f"{model_name}: epistemic uncertainty off distribution / in distribution: "
+          + ", ".join(f"{kind} {value:.1f}x" for kind, value in ratio.items()))
+    if (ratio <= 1).any():
+        print(f"  no warning from {model_name}'s MC dropout for: {', '.join(ratio[ratio <= 1].index)}")
+if cfg.profile == "lab" and unet_path.is_file():  # the U-Net of notebook 03, not a stand-in
+    assert unet_ratio["noisy photograph (FOV)"] > 2, "noise inside the field of view should at least double the U-Net's epistemic uncertainty"
 
 # %% [markdown]
 # Read the table, not only the assertion: not every strange input raises the uncertainty. A model can
-# be confidently wrong off distribution (the U-Net tends to call a chest X-ray "no vessel" everywhere,
-# with little disagreement between its sub-networks, and mild Gaussian noise may barely move the
-# DenseNet's pooled features). MC dropout is a cheap warning light, not an out-of-distribution detector.
+# be confidently wrong off distribution. The U-Net tends to call a chest X-ray "no vessel" everywhere,
+# with little disagreement between its sub-networks; the DenseNet's dropout acts on pooled features, and
+# an input that shrinks those features (a blurred, dimmed or foreign image) shrinks the disagreement too:
+# in some lab runs every one of the four kinds scored below the real X-rays. MC dropout is a cheap
+# warning light, not an out-of-distribution detector; noise inside the photograph's field of view is
+# what the U-Net flags reliably (asserted in lab: more than twice the in-distribution level).
 
 # %% [markdown]
 # ## 8. How many samples are enough? (optional)
@@ -767,7 +773,8 @@ spread.round(5)
 # * A heteroscedastic head learns aleatoric uncertainty directly with the sampled-logit loss.
 # * A network without dropout needs it inserted **and** the head fine-tuned with it.
 # * Check calibration with a reliability diagram and the ECE; use uncertainty to refer cases, and
-#   compare the referral curve with random referral; expect higher uncertainty off distribution.
+#   compare the referral curve with random referral. Off distribution, measure before trusting it:
+#   noise raises the U-Net's uncertainty, but strange inputs can lower the classifier's.
 #
 # ## Exercises
 #

@@ -276,8 +276,8 @@ print(report.to_json(result)[:600], "...")
 # ## 4. Synthetic test films: the report against the truth
 #
 # Report every test film and compare the decisions with the labels. An image's errors are its wrong
-# decisions (false alarms and misses). The refer flag is worth something if the images it refers hold
-# more errors than the ones it lets through.
+# decisions (false alarms and misses). The refer flag is worth something only if the images it refers
+# hold more errors than the ones it lets through: measure it.
 
 # %%
 start = time.perf_counter()
@@ -323,8 +323,13 @@ elif catches:
     print("the referred images hold more errors per image than those let through: the flag catches errors")
 else:
     print("the referred images do not hold more errors than the others here: the flag is not catching errors")
-if cfg.profile == "lab" and classifier_trained and chest.referral is not None:
-    assert both and catches, "with notebook 04's threshold, referred images should hold more errors than the rest"
+
+# %% [markdown]
+# No assert here, on purpose: whether the flag catches errors is a property of the trained classifier, and
+# this section measures it rather than assumes it. Over the series' lab runs it has gone both ways: the
+# referred films held more errors with one classifier and fewer with another (1.7 against 3.5 errors per
+# image, AUROC 0.55). MC dropout on the classifier's head is a weak error detector; notebook 04's
+# referral curve against random referral shows how weak, before a threshold goes into a report.
 
 # %% [markdown]
 # ## 5. A real chest radiograph
