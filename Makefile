@@ -72,9 +72,10 @@ data: install
 
 test: install app-install browser
 	MEDXAI_PROFILE=smoke $(BIN)/python -m helpers.synthetic --dataset all
-	MEDXAI_PROFILE=smoke $(BIN)/python -m pytest tests/ --ignore=tests/test_site.py
 	rm -rf build/smoke
-	MEDXAI_PROFILE=smoke $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider tutorials/ --save-executed build/smoke
+	MEDXAI_PROFILE=smoke $(BIN)/python tools/side_by_side.py \
+		unit="$(BIN)/python -m pytest tests/ --ignore=tests/test_site.py" \
+		notebooks="$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider tutorials/ --save-executed build/smoke"
 	$(BIN)/python tools/build_site.py --executed build/smoke --out build/smoke/site --profile smoke
 	MEDXAI_SITE_DIR=build/smoke/site $(BIN)/python -m pytest -p no:cacheprovider tests/test_site.py
 

@@ -1,4 +1,4 @@
-"""The instructor's kit: figure export (viz.export_figure, MEDXAI_FIGURES_DIR), the section-times table and the installer's plan."""
+"""The instructor's kit: figure export (viz.export_figure, MEDXAI_FIGURES_DIR), the section-times table, the installer's plan and the side-by-side runner of `make test`."""
 
 from __future__ import annotations
 
@@ -90,6 +90,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import export_figures  # noqa: E402
 import install  # noqa: E402
 import section_times  # noqa: E402
+import side_by_side  # noqa: E402
 import wheelhouse  # noqa: E402
 
 
@@ -226,3 +227,27 @@ def test_prepare_finds_notebooks_by_number():
     assert [p.name[:2] for p in prepare.notebook_paths(prepare.DEFAULT)] == ["02", "03", "04"]
     with pytest.raises(SystemExit, match=r"no notebook numbered '09'.*there are 01, 02"):
         prepare.notebook_paths(["09"])
+
+
+def test_side_by_side_prefixes_each_line_and_returns_the_first_failure(capsys):
+    slow = f"{sys.executable} -c \"import time; print('one'); time.sleep(0.3); print('two')\""
+    failing = f"{sys.executable} -c \"import sys; print('broken'); sys.exit(3)\""
+    assert side_by_side.main([f"unit={slow}", f"notebooks={failing}"]) == 3
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("[unit     ]")] == ["[unit     ] one", "[unit     ] two"]
+    assert "[notebooks] broken" in lines
+    assert any(line.startswith("side_by_side: unit passed in") for line in lines)
+    assert any(line.startswith("side_by_side: notebooks FAILED (exit status 3) in") for line in lines)
+    # the failing one ends first, yet both ran to the end: the slow one's second line came after it
+    assert lines.index("[notebooks] broken") < lines.index("[unit     ] two")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ([], "at least one NAME=COMMAND"),
+    (["pytest tests/"], "is not NAME=COMMAND"),
+    (["a=true", "a=false"], "its own name"),
+    (["a=/no/such/program"], "a could not start '/no/such/program'"),
+])
+def test_side_by_side_refuses_what_it_cannot_run(arguments, message):
+    with pytest.raises(SystemExit, match=message):
+        side_by_side.main(arguments)
