@@ -265,6 +265,8 @@ with strategy.scope():
 start = time.perf_counter()
 history1 = head.fit(train_features, y_train, validation_data=(val_features, y_val), epochs=epochs_phase1,
                     batch_size=32, verbose=0)
+with strategy.scope():  # compiled before saving, so that the checkpoint carries its loss if phase 2 never beats it
+    model.compile(keras.optimizers.Adam(learning_rate), weighted_bce, metrics=[auc_metric()])
 model.save(model_path)  # the checkpoint phase 2 must beat
 print(f"phase 1: {epochs_phase1} epochs in {time.perf_counter() - start:.0f} s; "
       f"validation AUC {history1.history['val_auc'][-1]:.3f}, saved to {model_path.name}")
