@@ -18,7 +18,7 @@ PREPARE ?= 02 03 04
 
 help:
 	@echo "make tutorials   run every notebook in the lab profile (executed copies and HTML in build/)"
-	@echo "make test        unit tests (with the upload page in headless Chromium), then every notebook under nbval, in the smoke profile, then its course site in Chromium"
+	@echo "make test        unit tests (with the upload page in headless Chromium) and every notebook under nbval side by side, in the smoke profile, then its course site in Chromium"
 	@echo "make site        the course site in build/site (PROFILE; runs the notebooks first unless build/ is current)"
 	@echo "make app         serve the upload page on http://127.0.0.1:7860/ (MODEL=file.keras, APP_ARGS=...; PROFILE's model by default)"
 	@echo "make app-install install the upload page's packages (requirements-app.txt) into .venv"

@@ -620,7 +620,7 @@ for fraction, part in budget_rows.items():
     row["frozen"] = mean_test_auc(transfer.linear_heads(frozen_train[keep], sweep_y[keep], frozen_test))
     for regime, weights_start, rate in (("from scratch", scratch_start, learning_rate), ("fine-tuned", pretrained_start, finetune_learning_rate)):
         transfer.set_start(sweep_model, weights_start, rate)
-        sweep_model.fit(shuffled(sweep_train[keep], sweep_y[keep]), epochs=sweep_epochs, verbose=0)
+        sweep_model.fit(shuffled(sweep_train[keep], sweep_y[keep]), epochs=sweep_epochs, shuffle=False, verbose=0)
         row[regime] = mean_test_auc(in_batches(sweep_model, sweep_test))
     rows[fraction] = row
 transfer_table = pd.DataFrame(rows).T[["images", "patients", "from scratch", "frozen", "fine-tuned"]]
@@ -671,7 +671,7 @@ for blocks in freeze_depths:
     models.set_trainable_blocks(sweep_model, blocks, train_batchnorm=True)
     sweep_model.compile(keras.optimizers.Adam(finetune_learning_rate), losses.WeightedBinaryCrossentropy.from_labels(sweep_y),
                         run_eagerly=run_eagerly)
-    sweep_model.fit(shuffled(sweep_train[keep], sweep_y[keep]), epochs=sweep_epochs, verbose=0)
+    sweep_model.fit(shuffled(sweep_train[keep], sweep_y[keep]), epochs=sweep_epochs, shuffle=False, verbose=0)
     depth_scores[name] = mean_test_auc(in_batches(sweep_model, sweep_test))
 depth_scores["all blocks"] = transfer_table.loc[freeze_budget, "fine-tuned"]
 depth_table = pd.Series(depth_scores, name=f"mean ROC AUC at {freeze_budget:.0%} of the labels")
