@@ -410,6 +410,10 @@ pixel_curve = pd.DataFrame({
     "accuracy, random referral": uncertainty.random_referral(pixel_truth, pixel_score, accuracy, repeats=3, seed=seed)["metric"],
 })
 assert np.isclose(pixel_curve.loc[refer_at, "accuracy"], accuracy(pixel_truth[keep], pixel_score[keep]))
+error_ratio = (1 - pixel_curve.loc[refer_at, "accuracy, random referral"]) / max(1 - pixel_curve.loc[refer_at, "accuracy"], 1e-9)
+print(f"referring the {refer_at:.0%} most uncertain pixels leaves {error_ratio:.1f}x fewer errors than referring as many at random")
+if cfg.profile == "lab" and unet_path.is_file():  # notebook 03's U-Net, not a stand-in
+    assert error_ratio >= 2, "referring the most uncertain pixels should at least halve the errors left, against random referral"
 pixel_curve.iloc[::2].round(4)
 
 # %% [markdown]
@@ -608,6 +612,9 @@ per_finding.round(3)
 # most uncertain images; on the images kept, score the decisions (each finding called present at 0.5 of
 # the MC mean: the share that are right) and the mean ROC AUC over the findings. The two can disagree:
 # the AUROC ranks images against each other, and referral removes the hardest positives from the ranking.
+# Measured, not asserted: for the series' lab classifiers it has been close to random referral (+0.018
+# AUROC and −0.017 decisions with one, +0.000 and −0.014 with another), unlike the vessel pixels of
+# section 2, whose errors the U-Net's uncertainty finds (asserted there).
 
 # %%
 scored = [j for j in range(len(labels)) if y["test"][:, j].sum() >= 3]
@@ -653,8 +660,8 @@ if min(over_random, auroc_over_random) > 0:
 elif max(over_random, auroc_over_random) > 0:
     print("Referral by uncertainty beats random referral on one measure only: with a few hundred test images the "
           "two can disagree; look at the whole curves, not one point.")
-if cfg.profile == "lab" and classifier_trained:
-    assert max(over_random, auroc_over_random) > 0, "referring the most uncertain images should beat random referral on the decisions or the ranking"
+else:
+    print("Referral by uncertainty does not beat random referral here, on either measure.")
 
 # %% [markdown]
 # The report of notebook 07 refers an image with this rule, so its numbers are saved beside the models:
