@@ -251,3 +251,14 @@ def test_side_by_side_prefixes_each_line_and_returns_the_first_failure(capsys):
 def test_side_by_side_refuses_what_it_cannot_run(arguments, message):
     with pytest.raises(SystemExit, match=message):
         side_by_side.main(arguments)
+
+
+def test_side_by_side_stops_what_it_started_when_a_later_command_cannot_start(tmp_path):
+    marker = tmp_path / "still running"
+    sleeper = f"{sys.executable} -c \"import time, pathlib; time.sleep(2); pathlib.Path({str(marker)!r}).write_text('x')\""
+    with pytest.raises(SystemExit, match="b could not start"):
+        side_by_side.main([f"a={sleeper}", "b=/no/such/program"])
+    import time
+
+    time.sleep(3)
+    assert not marker.exists(), "the first command kept running after the second failed to start"

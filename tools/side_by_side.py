@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=environment)
         except OSError as error:
+            for _, started, _ in running:  # leave nothing running behind the error
+                started.kill()
             raise SystemExit(f"side_by_side: {name} could not start {command[0]!r}: {error}")
         thread = threading.Thread(target=relay, args=(name, child, width, lock, ended), daemon=True)
         thread.start()
