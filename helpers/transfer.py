@@ -141,7 +141,7 @@ def set_start(model: keras.Model, weights: list, learning_rate: float) -> None:
     optimizer.learning_rate.assign(learning_rate)
 
 
-def linear_heads(train_features, y_train, eval_features, C: float = 0.1) -> np.ndarray:
+def linear_heads(train_features, y_train, eval_features, C: float = 0.1, solver: str = "liblinear") -> np.ndarray:
     """Scores of one logistic regression per finding on frozen features (a finding without both outcomes in training scores 0). Taught in 02_densenet_transfer."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -157,5 +157,5 @@ def linear_heads(train_features, y_train, eval_features, C: float = 0.1) -> np.n
     for j in range(y_train.shape[1]):
         if 0 < y_train[:, j].sum() < len(y_train):
             # liblinear: the same AUC as lbfgs on 657 x 1024 features (0.939 vs 0.936), 12x faster on 2 cores
-            scores[:, j] = LogisticRegression(C=C, solver="liblinear").fit(a, y_train[:, j]).predict_proba(b)[:, 1]
+            scores[:, j] = LogisticRegression(C=C, solver=solver, max_iter=2000).fit(a, y_train[:, j]).predict_proba(b)[:, 1]
     return scores

@@ -82,6 +82,7 @@ def test_export_rejects_an_image_array(tmp_path):
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -258,7 +259,5 @@ def test_side_by_side_stops_what_it_started_when_a_later_command_cannot_start(tm
     sleeper = f"{sys.executable} -c \"import time, pathlib; time.sleep(2); pathlib.Path({str(marker)!r}).write_text('x')\""
     with pytest.raises(SystemExit, match="b could not start"):
         side_by_side.main([f"a={sleeper}", "b=/no/such/program"])
-    import time
-
     time.sleep(3)
     assert not marker.exists(), "the first command kept running after the second failed to start"
