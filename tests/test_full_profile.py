@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ast
 import os
-import time
 from pathlib import Path
 
 import jupytext
@@ -24,7 +23,6 @@ from helpers import config, datasets, synthetic
 
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 NOTEBOOKS = sorted(TUTORIALS.glob("[0-9][0-9]_*.ipynb"))
-BUDGET_SECONDS = 150  # per notebook at smoke sizes on a 2-core CPU (the smoke run's budget is 90 s)
 
 
 def smoke_parameters(notebook: Path) -> dict:
@@ -88,10 +86,8 @@ def test_smoke_values_are_read_from_the_parameters_cell():
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_in_full_profile(notebook, full_environment, tmp_path):
-    start = time.perf_counter()
     papermill.execute_notebook(
         str(notebook), str(tmp_path / notebook.name), parameters=smoke_parameters(notebook),
         cwd=str(TUTORIALS), kernel_name="python3", progress_bar=False,
     )
-    seconds = time.perf_counter() - start
-    assert seconds < BUDGET_SECONDS, f"{notebook.name} took {seconds:.0f} s in the full path at smoke sizes (budget {BUDGET_SECONDS} s)"
+    # how long it took is reported by pytest's --durations, never asserted: speed belongs in benchmarks/
