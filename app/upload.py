@@ -16,8 +16,10 @@ What the page promises, and tests (tests/test_upload_page.py):
   that folder is deleted as soon as the answer is built, whether the report succeeded or not;
 - an upload over ``--max-mb`` (default 50 MB) is refused while it streams, before it is read as an image;
 - a bad upload (not an image, a CT slice, a truncated DICOM, too large) gets the message of the check that
-  refused it, naming the file by the name it was uploaded under, and the server keeps serving;
-- nothing identifying the patient is read (``keep_identity`` stays False), shown, logged or put in the JSON;
+  refused it, about "the uploaded file", and the server keeps serving;
+- nothing identifying the patient is read (``keep_identity`` stays False), shown, logged or put in the JSON, and
+  the file's name never leaves the browser (file names of PACS exports often hold the patient's name): the page
+  sends only its suffix, and the report names the image by a pseudonym from its bytes (``report.pseudonym``);
 - it listens on 127.0.0.1 unless ``--host`` says otherwise (see the README: an SSH tunnel or an authenticating
   reverse proxy, never an open port).
 """
@@ -66,6 +68,9 @@ class UploadTooLarge(UploadError):
     status = 413
 
 
+UPLOADED = "the uploaded file"  # how every message names the upload: never by its file name
+
+
 def safe_name(name) -> str:
     """The uploaded file's name without folders or unusual characters, as the page shows it ("upload" when none). Taught in 07_report."""
     base = unquote(str(name or "")).replace("\\", "/").rsplit("/", 1)[-1]
@@ -81,15 +86,15 @@ def check_upload(name, size: int | None, max_bytes: int = MAX_MB * 2**20) -> str
     shown = safe_name(name)
     suffix = Path(shown).suffix.lower()
     if suffix and suffix not in SUFFIXES:
-        raise UploadError(f"{shown}: a {suffix} file; the page reads one chest radiograph as PNG, JPEG or DICOM "
+        raise UploadError(f"{UPLOADED}: a {suffix} file; the page reads one chest radiograph as PNG, JPEG or DICOM "
                           f"({', '.join(SUFFIXES)}, or a DICOM file without a suffix). Export the image in one of "
                           "those formats and upload it again.")
     if size is not None and size > max_bytes:
-        raise UploadTooLarge(f"{shown}: {_megabytes(size)}, over this page's limit of {_megabytes(max_bytes)}. "
+        raise UploadTooLarge(f"{UPLOADED}: {_megabytes(size)}, over this page's limit of {_megabytes(max_bytes)}. "
                              "Upload one radiograph (a chest DICOM is 5 to 30 MB): not a series, a study or an "
                              "archive; the limit is the server's --max-mb.")
     if size == 0:
-        raise UploadError(f"{shown}: an empty file (0 bytes). Copy it again from its source and upload it again.")
+        raise UploadError(f"{UPLOADED}: an empty file (0 bytes). Copy it again from its source and upload it again.")
     return shown
 
 
@@ -132,6 +137,7 @@ def answer_html(result, figure_png: bytes, report_json: str, warned: Sequence[st
     return (
         f"<h2 id='refer' class='{css}'>{flag}</h2>"
         f"<p id='reason'>{html.escape(result.refer_reason)}</p>"
+        f"<p id='model-card'>{html.escape(str(getattr(result, 'card_line', '')))}</p>"  # what the model was trained on
         f"<p><a id='download' download='{download}' href='data:application/json;base64,{data}'>"
         "Download the report (JSON)</a></p>"
         f"<p id='present'>Findings predicted present: {html.escape(present)} (a Grad-CAM heatmap for each, and a box where "
@@ -193,24 +199,27 @@ function fail(message, seconds) {
   finish("error", seconds);
 }
 
+// Only the suffix leaves the browser: file names of PACS exports often hold the patient's name.
+function suffixOf(name) { const dot = name.lastIndexOf("."); return dot > 0 ? "upload" + name.slice(dot) : "upload"; }
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const file = input.files[0];
   error.hidden = true;
   if (!file) { fail("Choose a PNG, JPEG or DICOM file first.", null); return; }
   if (file.size > maxBytes) {
-    fail(file.name + ": " + (file.size / 1048576).toFixed(1) + " MB, over this page's limit of " +
+    fail("The chosen file: " + (file.size / 1048576).toFixed(1) + " MB, over this page's limit of " +
          (maxBytes / 1048576).toFixed(1) + " MB. Upload one radiograph, not a series or an archive.", null);
     return;
   }
   const started = performance.now();
   document.body.dataset.state = "busy";
-  status.textContent = "Reporting " + file.name + " ...";
+  status.textContent = "Reporting the chosen file ...";
   result.innerHTML = "";
   let answer;
   try {
     const response = await fetch("report", {method: "POST", body: file,
-      headers: {"Content-Type": "application/octet-stream", "X-File-Name": encodeURIComponent(file.name)}});
+      headers: {"Content-Type": "application/octet-stream", "X-File-Name": encodeURIComponent(suffixOf(file.name))}});
     answer = await response.json();
   } catch (err) {
     fail("The server did not answer (" + err + "). Check that it is still running, then upload again.",
@@ -256,9 +265,9 @@ def create_app(reporter, *, max_bytes: int = MAX_MB * 2**20, upload_dir=None):
     def build(path: Path, name: str) -> str:
         with lock, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = reporter.report(path, source_name=name)
+            result = reporter.report(path)  # named by a pseudonym of its bytes, not by the uploaded name
             figure, payload = report.figure_png(result), report.to_json(result)
-        said = [_scrub(str(w.message), path, name) for w in caught if issubclass(w.category, UserWarning)]
+        said = [_scrub(str(w.message), path, UPLOADED) for w in caught if issubclass(w.category, UserWarning)]
         return answer_html(result, figure, payload, said)
 
     async def index(request):
@@ -302,14 +311,14 @@ def create_app(reporter, *, max_bytes: int = MAX_MB * 2**20, upload_dir=None):
                     check_upload(name, await receive(request, path, name, declared), max_bytes)
                     fragment = await run_in_threadpool(build, path, name)
                 except DataError as err:  # said about the uploaded file, not its temporary copy
-                    err.args = (_scrub(str(err), path, name),)
+                    err.args = (_scrub(str(err), path, UPLOADED),)
                     raise
         except DataError as err:
             status = getattr(err, "status", 422)
             return JSONResponse({"ok": False, "error": " ".join(str(err).split())}, status_code=status, headers=HEADERS)
         except Exception as err:  # a fault of ours, not of the file: said, logged, and the server keeps serving
             traceback.print_exc(file=sys.stderr)
-            return JSONResponse({"ok": False, "error": f"{name}: the report failed with an internal error "
+            return JSONResponse({"ok": False, "error": f"{UPLOADED}: the report failed with an internal error "
                                  f"({type(err).__name__}). The page keeps serving: try another file, and if a valid "
                                  "radiograph fails, send the server's log to whoever runs it."},
                                 status_code=500, headers=HEADERS)
@@ -337,7 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     parser.add_argument("--max-mb", type=float, default=MAX_MB, help=f"largest upload in MB (default {MAX_MB})")
-    parser.add_argument("--samples", type=int, default=20, help="T, MC-dropout samples per image (default 20)")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="T, MC-dropout samples per image (default: the T the referral was calibrated with, else 20)")
     parser.add_argument("--upload-dir", help="folder for the per-upload temporary folders (default: the system's)")
     args = parser.parse_args(argv)
     if args.max_mb <= 0:

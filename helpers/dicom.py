@@ -8,15 +8,23 @@ the pixel module in PS3.3 C.7.6.3, the encodings in PS3.5):
 2. the VOI LUT (PS3.3 C.11.2): a VOI LUT Sequence (``apply_voi``), else Window Center/Width (``apply_windowing``,
    LINEAR, LINEAR_EXACT or SIGMOID); the first of several windows is used. When the file has neither, the
    minimum and maximum of the pixels after step 1 are the window ("min-max", said in ``Radiograph.window``);
-3. MONOCHROME1 (PS3.3 C.7.6.3.1.2: the minimum value is shown white) is inverted, so high values are dense;
-4. scaled to [0, 1] over the output range of step 2: pydicom's windowing range for a window, the LUT's own
-   lowest and highest entries for a VOI LUT, the pixels' minimum and maximum for "min-max".
+3. scaled to [0, 1] over the output range of step 2: pydicom's windowing range for a window, the LUT's own
+   lowest and highest entries for a VOI LUT, the pixels' minimum and maximum for "min-max";
+4. MONOCHROME1 (PS3.3 C.7.6.3.1.2: the minimum value is shown white) is inverted, so high values are dense. A
+   Presentation LUT Shape (2050,0020) INVERSE is the same inversion: the standard pairs it with MONOCHROME1
+   (PS3.3 C.7.6.1.1 and C.8.11.7, "INVERSE shall be used if Photometric Interpretation is MONOCHROME1"), so it
+   does not undo it; on a MONOCHROME2 image it inverts, as the file asks, and ``Radiograph.warnings`` says so.
 
 The LUTs are pydicom's (``pydicom.pixels``), not rewritten here. Compressed pixel data is decoded by the plugins
 pydicom finds: JPEG 2000 and HTJ2K by pylibjpeg-openjpeg, JPEG baseline/extended/lossless and JPEG-LS by
 pylibjpeg-libjpeg, RLE and deflate by pydicom itself. Anything that is not a 2-D grey radiograph is refused with
-a ``DataError`` that names the file, what it holds and what to do. Nothing identifying the patient is kept,
-printed or logged unless ``keep_identity=True``, and even then the ``repr`` does not show it.
+a ``DataError`` that names the file, what it holds and what to do. So is a file whose header says it is not a
+frontal chest (BodyPartExamined (0018,0015) other than CHEST or THORAX, ViewPosition (0018,5101) LL, RL or
+LATERAL), unless ``allow_non_chest=True``, which reads it and records the warning in ``Radiograph.warnings``;
+and an image left with fewer than 8 of the 256 grey levels after the VOI step (a wrong window or rescale).
+BurnedInAnnotation (0028,0301) YES is kept in ``Radiograph.burned_in_annotation`` (text in the pixels, perhaps
+the patient's name): not refused, the report's renderers hide such pixels. Nothing identifying the patient is
+kept, printed or logged unless ``keep_identity=True``, and even then the ``repr`` does not show it.
 
 ``to_model_input`` resizes the image the way the NIH ChestX-ray14 PNGs were made (Wang et al., "ChestX-ray8:
 Hospital-scale Chest X-ray Database and Benchmarks on Weakly-Supervised Classification and Localization of
@@ -44,6 +52,11 @@ from helpers.errors import DataError
 # Not MG (mammography), IO/PX (dental), RF/XA (fluoroscopy, angiography: multi-frame): the classifier saw chests.
 MODALITIES = ("CR", "DX", "RG")
 NIH_SIZE = 1024  # the side of the ChestX-ray14 PNGs (Wang et al. 2017)
+# BodyPartExamined values read as a chest (PS3.16 Annex L: CHEST; THORAX as some CR readers write it); absent or
+# empty is read too (anonymisers often blank it). ViewPosition values of a lateral view, which the classifier never saw.
+CHEST_BODY_PARTS = ("CHEST", "THORAX")
+LATERAL_VIEWS = ("LL", "RL", "LATERAL", "LAT")
+MIN_GREY_LEVELS = 8  # of the 256 of an 8-bit image, after the VOI step; checked on images of 64 x 64 pixels or more
 
 # The elements kept with keep_identity=True; never in the repr.
 IDENTITY = ("PatientName", "PatientID", "OtherPatientIDs", "PatientBirthDate", "PatientSex", "PatientAge",
@@ -87,16 +100,25 @@ class Radiograph:
     source: str  # the file name, without its folders
     shape_original: tuple[int, int]
     identity: dict[str, str] | None = field(default=None, repr=False)  # only with keep_identity=True
+    presentation_lut: str | None = None  # (2050,0020) Presentation LUT Shape, IDENTITY or INVERSE; None when absent
+    burned_in_annotation: bool = False  # (0028,0301) YES: text burnt into the pixels (the renderers hide them)
+    warnings: tuple[str, ...] = ()  # what the report must show: a non-chest read with allow_non_chest=True, ...
 
     def __str__(self) -> str:
         spacing = "unknown" if self.pixel_spacing is None else "x".join(f"{s:g}" for s in self.pixel_spacing) + " mm"
+        lut = f", Presentation LUT {self.presentation_lut}" if self.presentation_lut == "INVERSE" else ""
+        burned = ", burned-in annotation" if self.burned_in_annotation else ""
         return (f"{self.source}: {self.modality} {self.photometric} {self.bits_stored}-bit "
-                f"{self.shape_original[0]}x{self.shape_original[1]}, {self.transfer_syntax}, VOI {self.window}, "
-                f"pixel spacing {spacing}")
+                f"{self.shape_original[0]}x{self.shape_original[1]}, {self.transfer_syntax}, VOI {self.window}{lut}, "
+                f"pixel spacing {spacing}{burned}")
 
 
-def read_radiograph(path, *, keep_identity: bool = False) -> Radiograph:
-    """Read one 2-D CR/DX/RG DICOM to a float32 image in [0, 1] (modality LUT, VOI LUT or window, MONOCHROME1 inverted). Taught in 07_report."""
+def read_radiograph(path, *, keep_identity: bool = False, allow_non_chest: bool = False) -> Radiograph:
+    """Read one 2-D CR/DX/RG chest DICOM to a float32 image in [0, 1] (modality LUT, VOI LUT or window, MONOCHROME1 inverted). Taught in 07_report.
+
+    A header that says another body part or a lateral view is refused; ``allow_non_chest=True`` reads it and
+    puts the warning in ``Radiograph.warnings``.
+    """
     path = Path(path)
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "not found"
@@ -105,7 +127,7 @@ def read_radiograph(path, *, keep_identity: bool = False) -> Radiograph:
         warnings.simplefilter("always")
         try:
             ds = _read(path)
-            result = _radiograph(path, ds, caught, keep_identity)
+            result = _radiograph(path, ds, caught, keep_identity, allow_non_chest)
         except DataError:
             raise
         except Exception as err:  # a value pydicom cannot convert, met deep inside it: said here, with the file
@@ -121,10 +143,10 @@ def read_radiograph(path, *, keep_identity: bool = False) -> Radiograph:
     return result
 
 
-def _radiograph(path: Path, ds: pydicom.Dataset, caught, keep_identity: bool) -> Radiograph:
-    _check_header(path, ds, caught)
+def _radiograph(path: Path, ds: pydicom.Dataset, caught, keep_identity: bool, allow_non_chest: bool = False) -> Radiograph:
+    said = _check_header(path, ds, caught, allow_non_chest)
     pixels = _decode(path, ds, caught)
-    image, window, values = _grey_pipeline(path, ds, pixels)
+    image, window, values, lut, polarity = _grey_pipeline(path, ds, pixels)
     identity = None
     if keep_identity:
         identity = {key: str(ds.get(key)) for key in IDENTITY if key in ds}
@@ -140,6 +162,9 @@ def _radiograph(path: Path, ds: pydicom.Dataset, caught, keep_identity: bool) ->
         source=path.name,
         shape_original=(int(ds.Rows), int(ds.Columns)),
         identity=identity,
+        presentation_lut=lut,
+        burned_in_annotation=str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES",
+        warnings=tuple(said + polarity),
     )
 
 
@@ -168,7 +193,8 @@ def _told(caught) -> str:
     return f" pydicom said: {said[0].rstrip('.')}." if said else ""
 
 
-def _check_header(path: Path, ds: pydicom.Dataset, caught) -> None:
+def _check_header(path: Path, ds: pydicom.Dataset, caught, allow_non_chest: bool = False) -> list[str]:
+    """Refuse what is not one grey 2-D projection radiograph of a chest; the warnings allow_non_chest=True lets through."""
     modality = str(ds.get("Modality", "")).strip().upper() or None
     if "PixelData" not in ds:
         sop_class = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID")
@@ -200,6 +226,24 @@ def _check_header(path: Path, ds: pydicom.Dataset, caught) -> None:
         raise DataError(f"{path}: the header announces {rows}x{columns} pixels, outside 1 to {limit:,} (PIL's "
                         "decompression-bomb limit, as for PNGs). Check the file; raise PIL.Image.MAX_IMAGE_PIXELS "
                         "if you trust it.")
+    said = []
+    part = str(ds.get("BodyPartExamined", "") or "").strip().upper()
+    view = str(ds.get("ViewPosition", "") or "").strip().upper()
+    found = []
+    if part and part not in CHEST_BODY_PARTS:
+        found.append((f"BodyPartExamined (0018,0015) is {part!r}, not a chest ({' or '.join(CHEST_BODY_PARTS)})",
+                      "a classifier of frontal chest radiographs"))
+    if view in LATERAL_VIEWS:
+        found.append((f"ViewPosition (0018,5101) is {view!r}, a lateral view",
+                      "a classifier of frontal (PA or AP) chest radiographs"))
+    for what, model in found:
+        if not allow_non_chest:
+            raise DataError(f"{path}: {what}; {model} says nothing about it. Pass a frontal chest radiograph; if "
+                            "the header is wrong and the image is one, read it with read_radiograph(path, "
+                            "allow_non_chest=True) (report: --allow-non-chest), and the report carries this warning.")
+        said.append(f"{path.name}: {what}, read with allow_non_chest=True: {model} was not made for this image, "
+                    "so its findings may mean nothing.")
+    return said
 
 
 def _decode(path: Path, ds: pydicom.Dataset, caught) -> np.ndarray:
@@ -229,7 +273,7 @@ def _decode(path: Path, ds: pydicom.Dataset, caught) -> np.ndarray:
 
 
 def _grey_pipeline(path: Path, ds: pydicom.Dataset, pixels: np.ndarray):
-    """Modality LUT, VOI LUT or window, [0, 1], MONOCHROME1 inverted: (image, window, window_values)."""
+    """Modality LUT, VOI LUT or window, [0, 1], MONOCHROME1 inverted: (image, window, window_values, LUT shape, warnings)."""
     try:
         values = apply_modality_lut(pixels, ds)
         if _has_voi_lut(ds):
@@ -262,9 +306,27 @@ def _grey_pipeline(path: Path, ds: pydicom.Dataset, pixels: np.ndarray):
     image = (np.asarray(out, dtype=np.float64) - low) / (high - low)
     image = errors.check_finite(image, f"{path.name} pixels after the {window} step")
     image = np.clip(image, 0.0, 1.0)
-    if ds.PhotometricInterpretation == "MONOCHROME1":
+    levels = int(np.count_nonzero(np.bincount(np.rint(image * 255).astype(np.uint8).ravel(), minlength=256)))
+    if levels < MIN_GREY_LEVELS and image.size >= 64 * 64:
+        used = {"window C/W": lambda v: f"window C/W (center {v[0]:g}, width {v[1]:g})",
+                "min-max": lambda v: f"min-max window ({v[0]:g} to {v[1]:g})"}.get(window, lambda v: window)(shown)
+        raise DataError(f"{path}: only {levels} grey level{'s' * (levels != 1)} of 256 left after the {used} step, "
+                        f"scaled to 8 bits (fewer than {MIN_GREY_LEVELS}): the window lies outside the pixel values, "
+                        "or the rescale and window elements are wrong. Check RescaleSlope/Intercept, WindowCenter/"
+                        "Width and the VOI LUT (dcmdump or pydicom), or export the image again.")
+    shape = str(ds.get("PresentationLUTShape", "") or "").strip().upper() or None
+    if shape not in (None, "IDENTITY", "INVERSE"):
+        raise DataError(f"{path}: Presentation LUT Shape (2050,0020) {shape!r}; a radiograph for display has "
+                        "IDENTITY or INVERSE (LIN OD is for film printers). Export the image for screen display.")
+    said = []
+    # MONOCHROME1 and INVERSE are one and the same inversion (PS3.3 C.7.6.1.1): either, or both, invert once.
+    invert = ds.PhotometricInterpretation == "MONOCHROME1" or shape == "INVERSE"
+    if shape == "INVERSE" and ds.PhotometricInterpretation == "MONOCHROME2":
+        said.append(f"{path.name}: Presentation LUT Shape (2050,0020) INVERSE on a MONOCHROME2 image: inverted as "
+                    "the file asks (the lowest values shown white); check that bone is white in the image.")
+    if invert:
         image = 1.0 - image
-    return image.astype(np.float32), window, shown
+    return image.astype(np.float32), window, shown, shape, said
 
 
 def _has_voi_lut(ds: pydicom.Dataset) -> bool:
@@ -371,5 +433,5 @@ def write_dicom(path, pixels, *, modality: str = "DX", photometric: str = "MONOC
     return path
 
 
-__all__ = ["IDENTITY", "MODALITIES", "NIH_SIZE", "Radiograph", "example_path", "read_radiograph", "to_model_input",
-           "write_dicom"]
+__all__ = ["CHEST_BODY_PARTS", "IDENTITY", "LATERAL_VIEWS", "MIN_GREY_LEVELS", "MODALITIES", "NIH_SIZE", "Radiograph",
+           "example_path", "read_radiograph", "to_model_input", "write_dicom"]

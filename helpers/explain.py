@@ -6,8 +6,9 @@ Every method explains one *score* per image, a scalar of the model's output:
 * a segmentation model: ``region`` given, the sum of the predicted probability inside a box
   ``(x, y, w, h)`` or a mask (HxW) of the output.
 
-Grad-CAM++ alone explains the score *before* the output activation (the logit of a sigmoid head): its
-closed form is exact only there.
+Grad-CAM and Grad-CAM++ explain the score *before* the output activation (the logit of a sigmoid head), as
+Selvaraju et al. and Chattopadhay et al. define them: the probability's gradient carries p (1 - p), which
+vanishes on confident findings, and Grad-CAM++'s closed form is exact only for the logit.
 
 The gradient functions are compiled once per model (and per Grad-CAM layer) and reused, so a second
 call costs one batched forward-and-backward pass. The model must be flat (its layers directly in its
@@ -237,8 +238,8 @@ def _has_logit_head(model: keras.Model) -> bool:
 def _cam_function(model: keras.Model, layer_name: str) -> Callable:
     """(images, weights, on_logit) -> (scores, features, d score / d features), one trace per model and layer.
 
-    ``on_logit`` (0.0 or 1.0) picks the score: the probability (Grad-CAM) or the output layer's
-    pre-activation (Grad-CAM++). Both run through one graph: score = (1 - on_logit) p + on_logit z, and
+    ``on_logit`` (0.0 or 1.0) picks the score: the probability or the output layer's pre-activation
+    (Grad-CAM's default and Grad-CAM++). Both run through one graph: score = (1 - on_logit) p + on_logit z, and
     the factor 0 or 1 leaves the chosen gradient exact, so DenseNet is traced once per layer, not twice.
     """
     per_model = _cam_fns.setdefault(model, {})
@@ -482,8 +483,13 @@ def _cam_inputs(model, images, class_index, region, layer_name, batch_size, logi
     images = _check_images(model, images)
     check_flat(model)
     layer_name = _check_layer(model, layer_name)
-    if logit:
-        check_logit_head(model)
+    if logit and not _has_logit_head(model):
+        layer = _output_layer(model)
+        raise ExplainError(
+            f"{model.name}: the output layer {layer.name!r} ({type(layer).__name__}) has no activation to strip, so "
+            "the score before the sigmoid (the logit) is out of reach. End the model with a Dense or Conv layer that "
+            "has an activation, or with an Activation layer; for Grad-CAM, score='probability' explains the output as it is."
+        )
     weights = _output_weights(model, images, class_index, region)
     fn = _cam_function(model, layer_name)
     on_logit = tf.constant(1.0 if logit else 0.0)
@@ -495,10 +501,22 @@ def _cam_inputs(model, images, class_index, region, layer_name, batch_size, logi
     return images, np.concatenate(features), np.concatenate(grads)
 
 
+SCORES = ("logit", "probability")
+
+
 def grad_cam(model, images, class_index=None, region=None, *, layer_name=None, normalize_map=True,
-             upsampling="bilinear", batch_size=32) -> np.ndarray:
-    """Grad-CAM (Selvaraju et al. 2017): ReLU(sum_k mean(d score/d A_k) A_k) at a feature layer, upsampled to the input. Taught in 05_saliency."""
-    images, features, grads = _cam_inputs(model, images, class_index, region, layer_name, batch_size)
+             upsampling="bilinear", batch_size=32, score: str = "logit") -> np.ndarray:
+    """Grad-CAM (Selvaraju et al. 2017): ReLU(sum_k mean(d score/d A_k) A_k) at a feature layer, upsampled to the input. Taught in 05_saliency.
+
+    ``score="logit"`` (the default, as the paper defines it: the class score before the output non-linearity)
+    differentiates the output layer's pre-activation. ``score="probability"`` differentiates the sigmoid
+    output instead: its gradient carries the factor p (1 - p), which vanishes as p nears 0 or 1, so the most
+    confident findings get a map that is numerically flat (notebook 05 shows it).
+    """
+    if score not in SCORES:
+        raise ExplainError(f"score must be one of {', '.join(SCORES)}, not {score!r}.")
+    images, features, grads = _cam_inputs(model, images, class_index, region, layer_name, batch_size,
+                                          logit=score == "logit")
     channel_weights = grads.mean(axis=(1, 2), keepdims=True)
     cam = np.maximum((features * channel_weights).sum(axis=-1), 0)
     return _finish(upsample(cam, images.shape[1:3], upsampling), normalize_map, "Grad-CAM")

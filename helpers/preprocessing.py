@@ -20,7 +20,11 @@ from helpers.errors import DataError
 
 
 def read_image(path: str | Path, channels: int | None = None) -> np.ndarray:
-    """Read a PNG, TIFF or GIF (grey, RGB, RGBA, palette; 8 or 16 bit) to float32 HxWxC in [0, 1]. Taught in 01_preprocessing_and_splits."""
+    """Read a PNG, TIFF or GIF (grey, RGB, RGBA, palette; 8 or 16 bit) to float32 HxWxC in [0, 1]. Taught in 01_preprocessing_and_splits.
+
+    Integers are scaled by the file's bit depth (255, 65535), never by what the pixels hold; a grey PNG's sBIT
+    chunk (significant bits) is honoured. Floats (TIFF mode F) are taken as they are and must lie in [0, 1].
+    """
     path = Path(path)
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be None, 1 or 3, not {channels!r}.")
@@ -29,7 +33,9 @@ def read_image(path: str | Path, channels: int | None = None) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
-            array = _to_float(img)
+            array = _to_float(img, path, _png_sbit(path) if img.format == "PNG" else None)
+    except DataError:
+        raise
     except Image.DecompressionBombError as err:
         raise DataError(
             f"{path}: refused as a possible decompression bomb ({err}). If you trust this file, raise "
@@ -48,18 +54,73 @@ def read_image(path: str | Path, channels: int | None = None) -> np.ndarray:
     return array
 
 
-def _to_float(img: Image.Image) -> np.ndarray:
+def _png_sbit(path: Path) -> int | None:
+    """The first value of a PNG's sBIT chunk (significant bits of the grey or red channel), None without one.
+
+    PIL does not read sBIT (Pillow 13 leaves it out of ``img.info``), so the chunks before the image data are walked here.
+    """
+    with open(path, "rb") as handle:
+        if handle.read(8) != b"\x89PNG\r\n\x1a\n":
+            return None
+        while True:
+            head = handle.read(8)
+            if len(head) < 8 or head[4:] in (b"IDAT", b"IEND"):
+                return None
+            length = int.from_bytes(head[:4], "big")
+            if head[4:] == b"sBIT":
+                data = handle.read(length)
+                return data[0] if data else None
+            handle.seek(length + 4, 1)  # the chunk's data and CRC
+
+
+def _scale(data: np.ndarray, depth: int, sbit: int | None, path: Path, mode: str) -> np.ndarray:
+    """Integers to [0, 1] by the bit depth, or by 2**sbit - 1 when a PNG's sBIT says fewer bits carry the image."""
+    top = 2**depth - 1
+    low, high = (int(data.min()), int(data.max())) if data.size else (0, 0)
+    if low < 0 or high > top:
+        raise DataError(f"{path}: a mode {mode} image with values from {low} to {high}, outside the 0 to {top} of "
+                        f"{depth}-bit data. Save it as an 8- or 16-bit grey PNG (values scaled to 0-{top}), or read it "
+                        "yourself and scale it to [0, 1].")
+    if sbit is not None and 0 < sbit < depth:
+        shift = depth - sbit
+        kept = data >> shift
+        # The PNG standard (sample depth scaling) asks encoders to scale samples up to the full depth, by a left
+        # shift, bit replication or exact rounding; sBIT then only says how many bits were there. Those are read
+        # by the depth; samples left unscaled (all within 0 to 2**sbit - 1) by 2**sbit - 1.
+        replicated, at = np.zeros_like(data), depth - sbit
+        while at > -sbit:
+            replicated |= (kept << at) if at >= 0 else (kept >> -at)
+            at -= sbit
+        exact = np.rint(kept * (top / (2**sbit - 1))).astype(data.dtype)
+        if not any(np.array_equal(data, scaled) for scaled in (kept << shift, replicated, exact)):
+            if high > 2**sbit - 1:
+                raise DataError(f"{path}: its sBIT chunk says {sbit} significant bits, but the values reach {high} "
+                                f"(above {2**sbit - 1}) and are not {sbit}-bit values scaled to {depth} bits either. "
+                                "The file is inconsistent: save it again without sBIT, or with the right one.")
+            top = 2**sbit - 1
+    return (data.astype(np.float64) / top).astype(np.float32)
+
+
+def _to_float(img: Image.Image, path: Path | str = "image", sbit: int | None = None) -> np.ndarray:
+    """A PIL image as float32 HxWxC in [0, 1], scaled by its bit depth (or a PNG's sBIT), never by its content."""
     mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I"):
-        data = np.asarray(img, dtype=np.float64)
-        scale = 65535.0 if mode.startswith("I;16") or data.max(initial=0) > 255 else 255.0
-        return (np.clip(data / scale, 0, 1).astype(np.float32))[..., None]
+    path = Path(path)
+    if mode.startswith("I;16") or mode == "I":
+        # I;16*: 16-bit files. I: 32-bit integers, in practice 16-bit data widened: read as 16-bit, refused above.
+        data = np.asarray(img).astype(np.int64)
+        return _scale(data, 16, sbit, path, mode)[..., None]
     if mode == "F":
-        return np.asarray(img, dtype=np.float32)[..., None]
-    if mode in ("1", "L"):
-        return (np.asarray(img.convert("L"), dtype=np.float32) / 255.0)[..., None]
-    if mode == "LA":
-        return (np.asarray(img.convert("L"), dtype=np.float32) / 255.0)[..., None]
+        data = errors.check_finite(np.asarray(img, dtype=np.float32), f"{path} pixels")
+        low, high = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
+        if low < 0 or high > 1:
+            raise DataError(f"{path}: a 32-bit float image (mode F) with values from {low:g} to {high:g}, outside "
+                            "[0, 1]; floats are read as they are, since their scale is not in the file. Scale it to "
+                            "[0, 1] before saving (divide by the detector's maximum, e.g. 65535 for 16-bit data), or "
+                            "save it as a 16-bit grey PNG.")
+        return data[..., None]
+    if mode in ("1", "L", "LA"):
+        data = np.asarray(img.convert("L")).astype(np.int64)
+        return _scale(data, 8, sbit if mode != "1" else None, path, mode)[..., None]
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode == "RGBA":

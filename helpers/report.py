@@ -12,15 +12,18 @@ the one the thresholds were chosen on; ``mean``, ``spread`` and ``mutual_informa
 (notebook 04's copy fine-tuned with dropout when it is saved beside the model, else the trained head with dropout
 put in front of it, said in the notes), so ``mean`` may differ from ``probability``.
 
-The referral rule (the numbers come from notebook 04, saved as ``<model>.referral.json``): refer the image to a
-radiologist when its mean mutual information over the findings is above the largest value notebook 04 kept when
-it referred the most uncertain ``refer_at`` fraction of its test images. Without that file nothing calibrates
+The referral rule (the numbers come from notebook 04, saved as ``<model>.referral.json`` with the split that set
+them): refer the image to a radiologist when its mean mutual information over the findings is above the largest
+value notebook 04 kept when it referred the most uncertain ``refer_at`` fraction of its validation images. T
+defaults to the T that cut-off was calibrated with, since the mutual information depends on T. Without that file nothing calibrates
 the flag, so the report refers every image and says why (a conservative default, not a measured one).
 
 ``FundusReporter`` does the same for a fundus photograph and the vessel U-Net of notebook 03: vessel map (MC
 mean), epistemic map, refer flag. ``to_json``, ``to_html`` and ``to_png`` render either report. The command line
-``python -m helpers.report IMAGE... --model FILE --out DIR`` writes NAME.png, NAME.html and NAME.json per image.
-No patient name or ID is read into a report unless ``keep_identity=True`` (``--keep-identity``).
+``python -m helpers.report IMAGE... --model FILE --out DIR`` writes NAME.png, NAME.html and NAME.json per image,
+NAME a pseudonym from the file's bytes (``pseudonym``). No input file name or folder, patient name or ID is written
+into a report, its file names or the messages unless ``keep_identity=True`` (``--keep-identity``); two inputs of
+one name never overwrite each other's reports.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import pandas as pd
 import tensorflow as tf
 
 from helpers import boxes as _boxes
-from helpers import config, datasets, dicom, errors, explain, models, preprocessing, uncertainty
+from helpers import config, datasets, dicom, errors, explain, model_card, models, preprocessing, uncertainty
 from helpers.errors import DataError
 from helpers.report_render import figure_png, to_dict, to_html, to_json, to_png  # noqa: F401  the renderers, re-exported
 
@@ -48,6 +51,7 @@ THRESHOLDS_SUFFIX = ".thresholds.json"  # notebook 02: per-finding thresholds ch
 REFERRAL_SUFFIX = ".referral.json"  # notebook 04: the referral threshold of the mean mutual information
 MC_HEAD_SUFFIX = ".mc_head.keras"  # notebook 04: the dense head fine-tuned with dropout on pooled features
 BOX_SIZES_SUFFIX = _boxes.BOX_SIZES_SUFFIX  # optional: mean training box (w, h) per finding as fractions of the image side (Deep MedIA)
+DEFAULT_SAMPLES = 20  # T when neither the caller nor the referral file says
 DEFAULT_HEAD_DROPOUT = 0.3  # notebook 04's rate, used when no fine-tuned head is saved
 DISPLAY_SIZE = 512  # the displayed image's side, at least (the model's input when larger)
 FUNDUS_SIDE = 584  # DRIVE's photograph height: a fundus photograph is resized so its larger side is this
@@ -122,12 +126,14 @@ def _thresholds_series(thresholds, labels: Sequence[str], what: str) -> pd.Serie
     return pd.Series(values, index=list(labels), name="threshold")
 
 
-def save_referral(model_path, threshold: float, *, refer_at: float, samples: int, images: int,
+def save_referral(model_path, threshold: float, *, refer_at: float, samples: int, images: int, split: str,
                   rule: str = "mean mutual information over the findings", **extra) -> Path:
-    """Write notebook 04's referral threshold (the largest uncertainty kept when refer_at is referred) beside the model. Taught in 04_mc_dropout_uncertainty."""
+    """Write notebook 04's referral threshold (the largest uncertainty kept when refer_at is referred), the split that set it, its image count, T and rule, beside the model. Taught in 04_mc_dropout_uncertainty."""
     value = float(errors.check_finite(threshold, "referral threshold"))
+    if split not in ("validation", "test", "train"):
+        raise ValueError(f"split must name the images that set the threshold (validation, test or train), not {split!r}.")
     payload = {"threshold": value, "refer_at": float(refer_at), "samples": int(samples), "images": int(images),
-               "rule": rule, **extra}
+               "chosen_on": split, "rule": rule, **extra}
     path = side_file(model_path, REFERRAL_SUFFIX)
     path.write_text(json.dumps(payload, indent=1))
     return path
@@ -142,6 +148,14 @@ def referral_threshold(uncertainties, refer_at: float) -> float:
         raise ValueError(f"refer_at must be in [0, 1), not {refer_at!r}.")
     kept = len(values) - int(round(refer_at * len(values)))
     return float(values[max(kept, 1) - 1])
+
+
+def _samples_from(referral: dict | None, samples: int | None) -> int:
+    """T: the one given, else the T the referral cut-off was calibrated with (mutual information depends on T), else the default."""
+    if samples is not None:
+        return samples
+    saved = (referral or {}).get("samples")
+    return int(saved) if isinstance(saved, (int, float)) and not isinstance(saved, bool) and saved >= 2 else DEFAULT_SAMPLES
 
 
 def load_referral(model_path) -> dict | None:
@@ -163,12 +177,64 @@ def load_referral(model_path) -> dict | None:
 # --------------------------------------------------------------------------------------------
 
 
+def pseudonym(path) -> str:
+    """The name a report uses for an input file without its identity: ``image-`` and 12 hex digits of the SHA-256 of its bytes. Taught in 07_report.
+
+    File names of PACS exports and scanned folders often hold the patient's name or record number
+    (``DOE_JOHN_MRN0012345.dcm``), or repeat in every study folder (``IM0001.dcm``); a hash of the bytes
+    says neither, is the same for the same file on every run, and differs between different files.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return "image-" + digest.hexdigest()[:12]
+
+
+def _said_about(message: str, path: Path, name: str) -> str:
+    """A message about ``path`` with its folders and file name replaced by ``name`` (no identity in the output)."""
+    for text in (str(path), str(path.resolve()), path.name):
+        message = message.replace(text, name)
+    return message
+
+
 def _is_dicom(path: Path) -> bool:
-    if path.suffix.lower() in _DICOM_SUFFIXES:
-        return True
+    """DICOM by content ('DICM' at byte 128), or by a DICOM suffix: dicom.read_radiograph then says what it is."""
     with open(path, "rb") as handle:
         head = handle.read(132)
-    return head[128:132] == b"DICM"
+    return head[128:132] == b"DICM" or path.suffix.lower() in _DICOM_SUFFIXES
+
+
+# The chest report reads PNG, JPEG and DICOM, told by their first bytes; these others are named when refused.
+_CHEST_FORMATS = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"))
+_OTHER_FORMATS = (
+    (b"BM", "a BMP image"), (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"), (b"II+\x00", "a BigTIFF image"),
+    (b"MM\x00+", "a BigTIFF image"), (b"GIF8", "a GIF image"), (b"\x00\x00\x01\x00", "an ICO icon"),
+    (b"\x00\x00\x02\x00", "a CUR cursor"), (b"%!PS", "an EPS/PostScript file"), (b"\xc5\xd0\xd3\xc6", "an EPS file"),
+    (b"%PDF", "a PDF document"), (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"), (b"\xffO\xffQ", "a JPEG 2000 codestream"),
+    (b"PK\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "a gzip file"),
+)
+
+
+def _chest_format(path: Path) -> str:
+    """'PNG' or 'JPEG' by the file's first bytes; anything else refused, named when it is a known format."""
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    for magic, kind in _CHEST_FORMATS:
+        if head.startswith(magic):
+            return kind
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        kind = "a WebP image"
+    else:
+        kind = next((kind for magic, kind in _OTHER_FORMATS if head.startswith(magic)), None)
+    if kind is None:
+        raise ReportError(f"{path}: cannot decode the image: by its first bytes it is not a PNG, JPEG or DICOM file "
+                          "(whatever its name says). Export the radiograph as PNG or JPEG, or send the DICOM file.")
+    raise ReportError(f"{path}: {kind} (its first bytes say so, whatever its name says); the chest report cannot "
+                      "decode it as a radiograph: it reads PNG, JPEG or DICOM only. Export the radiograph as a grey "
+                      "PNG, or send the DICOM file.")
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -186,24 +252,34 @@ class _Input:
 
 
 def read_chest(path_or_array, size: int, *, display_size: int | None = None, source_name: str | None = None,
-               keep_identity: bool = False) -> _Input:
-    """A PNG, JPEG or DICOM chest radiograph (or HxW float image) as the model's input and the displayed image. Taught in 07_report."""
+               keep_identity: bool = False, allow_non_chest: bool = False) -> _Input:
+    """A PNG, JPEG or DICOM chest radiograph (or HxW float image) as the model's input and the displayed image. Taught in 07_report.
+
+    The format is told by the file's content, not its name: BMP, TIFF, GIF, ICO, EPS and the rest are refused.
+    ``allow_non_chest=True`` reads a DICOM whose header says another body part or a lateral view; the warning,
+    with any others of the reader, goes into ``details["warnings"]``.
+    """
     display_size = max(int(size), DISPLAY_SIZE) if display_size is None else int(display_size)
     if isinstance(path_or_array, (str, Path)):
         path = Path(path_or_array)
-        source = source_name or path.name
         if not path.is_file():
             what = "is a folder, not a file" if path.is_dir() else "not found"
             raise ReportError(f"{path}: image {what}. Pass a PNG, JPEG or DICOM file.")
+        source = source_name or (path.name if keep_identity else pseudonym(path))
         try:
             if _is_dicom(path):
-                radiograph = dicom.read_radiograph(path, keep_identity=keep_identity)
+                radiograph = dicom.read_radiograph(path, keep_identity=keep_identity, allow_non_chest=allow_non_chest)
                 details = {"format": "DICOM", "modality": radiograph.modality, "photometric": radiograph.photometric,
                            "bits_stored": radiograph.bits_stored, "window": radiograph.window,
                            "pixel_spacing_mm": radiograph.pixel_spacing,
-                           "original_size": list(radiograph.shape_original)}
+                           "original_size": list(radiograph.shape_original),
+                           "presentation_lut": radiograph.presentation_lut,
+                           "burned_in_annotation": radiograph.burned_in_annotation,
+                           # said about the report's name for the file (a pseudonym unless keep_identity)
+                           "warnings": [w.replace(path.name, source) for w in radiograph.warnings]}
                 return _Input(dicom.to_model_input(radiograph, size), dicom.to_model_input(radiograph, display_size)[..., 0],
                               source, details, radiograph.identity)
+            kind = _chest_format(path)
             image = preprocessing.read_image(path)
         except DataError as err:
             raise ReportError(str(err)) from None
@@ -211,7 +287,7 @@ def read_chest(path_or_array, size: int, *, display_size: int | None = None, sou
             raise ReportError(f"{path}: a colour image ({image.shape[1]}x{image.shape[0]}, {image.shape[-1]} channels), "
                               "but a chest radiograph is grey. Export it as a grey PNG or send the DICOM file; for a "
                               "fundus photograph use --kind fundus.")
-        details = {"format": path.suffix.lstrip(".").upper() or "image", "original_size": list(image.shape[:2])}
+        details = {"format": path.suffix.lstrip(".").upper() or kind, "original_size": list(image.shape[:2])}
         grey = image[..., 0]
     else:
         source = source_name or "image"
@@ -259,6 +335,8 @@ class ChestReport:
     details: dict = field(default_factory=dict)
     identity: dict | None = field(default=None, repr=False)
     kind: str = "chest"
+    card_line: str = model_card.NO_CARD_LINE  # model_card.summary_line: what it was trained on, for this input
+    model_card: dict | None = field(default=None, repr=False)  # the card beside the model (helpers.model_card), None: none
 
     @property
     def present(self) -> list[str]:
@@ -290,7 +368,7 @@ class ChestReporter:
 
     def __init__(self, model: keras.Model, thresholds, *, labels: Sequence[str] = datasets.LABELS, samples: int = 20,
                  referral: dict | None = None, mc_head: keras.Model | None = None, box_sizes: dict | None = None,
-                 name: str | None = None, seed: int | None = None):
+                 name: str | None = None, seed: int | None = None, card: dict | None = None):
         labels = list(labels)
         if model.output_shape[-1] != len(labels):
             raise ReportError(f"{model.name}: the model predicts {model.output_shape[-1]} outputs for {len(labels)} labels.")
@@ -302,6 +380,7 @@ class ChestReporter:
             raise ReportError(str(err)) from None
         self.model, self.labels, self.samples = model, labels, int(samples)
         self.name = name or model.name
+        self.card = card  # the model card beside the saved model (helpers.model_card), None: none
         self.thresholds = _thresholds_series(thresholds, labels, f"{self.name} thresholds")
         self.referral, self.box_sizes, self.seed = referral, box_sizes or {}, seed
         self.size = int(model.input_shape[1])
@@ -346,9 +425,9 @@ class ChestReporter:
         return head
 
     @classmethod
-    def load(cls, model_path=None, *, samples: int = 20, cfg=None, thresholds=None, labels=datasets.LABELS,
+    def load(cls, model_path=None, *, samples: int | None = None, cfg=None, thresholds=None, labels=datasets.LABELS,
              seed: int | None = None) -> "ChestReporter":
-        """Load a saved classifier (safe mode) and the files beside it: thresholds (required), MC head, referral, box sizes. Taught in 07_report."""
+        """Load a saved classifier (safe mode) and the files beside it: thresholds (required), MC head, referral, box sizes; T from the referral file unless given. Taught in 07_report."""
         cfg = cfg or config.load()
         model_path = Path(model_path) if model_path is not None else cfg.models_dir / models.CLASSIFIER_FILE
         try:
@@ -367,10 +446,13 @@ class ChestReporter:
                 raise ReportError(str(err)) from None
         try:
             box_sizes = _boxes.load_box_sizes(model_path) or None  # notebook 06 writes it; absent: no size prior
+            card = model_card.read_card(model_path)  # notebook 02 writes it; absent: the report says so
         except DataError as err:
             raise ReportError(str(err)) from None
-        reporter = cls(model, thresholds, labels=labels, samples=samples, referral=load_referral(model_path),
-                       mc_head=mc_head, box_sizes=box_sizes, name=model_path.name, seed=seed)
+        referral = load_referral(model_path)
+        samples = _samples_from(referral, samples)
+        reporter = cls(model, thresholds, labels=labels, samples=samples, referral=referral,
+                       mc_head=mc_head, box_sizes=box_sizes, name=model_path.name, seed=seed, card=card)
         reporter.threshold_method = method
         if "0.5 for" in method:
             reporter.notes.append(f"thresholds: {method}")
@@ -389,8 +471,8 @@ class ChestReporter:
             reseed_dropout(self.head, self.seed)
         return uncertainty.mc_predict(self.head, pooled, samples=samples or self.samples)
 
-    def grad_cam(self, image: np.ndarray, feature_map: np.ndarray, probabilities: np.ndarray, indices) -> np.ndarray:
-        """Grad-CAM of the given findings at the model's input size, from the one forward pass when the head allows. Taught in 07_report."""
+    def grad_cam(self, image: np.ndarray, feature_map: np.ndarray, indices) -> np.ndarray:
+        """Grad-CAM (of the logit) of the given findings at the model's input size, from the one forward pass when the head allows. Taught in 07_report."""
         indices = list(indices)
         if not indices:
             return np.zeros((0, self.size, self.size), np.float32)
@@ -398,11 +480,11 @@ class ChestReporter:
             batch = np.repeat(image[None], len(indices), axis=0)
             return explain.grad_cam(self.model, batch, class_index=indices, layer_name=self.layer_name)
         kernel = np.asarray(_output_layer(self.model).get_weights()[0])  # (features, findings)
-        p = probabilities[indices]
         height, width = feature_map.shape[:2]
-        # d sigmoid(w . mean(A) + b) / d A_ijk = p (1 - p) w_k / (h w), the same at every position: its mean over
-        # positions is Grad-CAM's channel weight (Selvaraju et al. 2017)
-        weights = kernel[:, indices] * (p * (1 - p) / (height * width))[None, :]
+        # Grad-CAM of the logit (Selvaraju et al. 2017): d (w . mean(A) + b) / d A_ijk = w_k / (h w), the same at
+        # every position, so its mean over positions is the channel weight. The probability's gradient would carry
+        # p (1 - p) too, which vanishes on the most confident findings.
+        weights = kernel[:, indices] / (height * width)
         cams = np.maximum(np.einsum("hwk,kc->chw", feature_map.astype(np.float32), weights.astype(np.float32)), 0)
         return explain.normalize(explain.upsample(cams, (self.size, self.size)), "Grad-CAM")
 
@@ -416,13 +498,22 @@ class ChestReporter:
         refer = bool(mean_mi > limit)
         verdict = "referred" if refer else "not referred"
         sign = ">" if refer else "<="
+        split = self.referral.get("chosen_on", "unrecorded")
+        images = self.referral.get("images")
         return refer, (f"{verdict}: mean mutual information over the {len(self.labels)} findings {mean_mi:.3g} nats "
                        f"{sign} {limit:.3g}, the value above which notebook 04 referred the most uncertain "
-                       f"{refer_at:.0%} of its test images (T={self.referral.get('samples', '?')})")
+                       f"{refer_at:.0%} of its {split} images ({images if images is not None else '?'} images, "
+                       f"T={self.referral.get('samples', '?')})")
 
-    def report(self, path_or_array, *, source_name: str | None = None, keep_identity: bool = False) -> ChestReport:
-        """Report one chest radiograph (PNG, JPEG or DICOM path, or an HxW float image in [0, 1]). Taught in 07_report."""
-        item = read_chest(path_or_array, self.size, source_name=source_name, keep_identity=keep_identity)
+    def report(self, path_or_array, *, source_name: str | None = None, keep_identity: bool = False,
+               allow_non_chest: bool = False) -> ChestReport:
+        """Report one chest radiograph (PNG, JPEG or DICOM path, or an HxW float image in [0, 1]). Taught in 07_report.
+
+        ``allow_non_chest=True``: a DICOM whose header says another body part or a lateral view is reported, with
+        the warning in ``details["warnings"]`` (refused by default).
+        """
+        item = read_chest(path_or_array, self.size, source_name=source_name, keep_identity=keep_identity,
+                          allow_non_chest=allow_non_chest)
         fmap, pooled, probs = self.features(item.model[None])
         draws = self.sample_head(pooled)[:, 0]
         parts = uncertainty.decompose(draws)
@@ -435,7 +526,7 @@ class ChestReporter:
         present = [i for i, flag in enumerate(table["present"]) if flag]
         with warnings.catch_warnings():  # a flat map is said in the notes, with the finding's name
             warnings.filterwarnings("ignore", message="Grad-CAM of image", category=UserWarning)
-            cams = self.grad_cam(item.model, fmap[0], probability, present)
+            cams = self.grad_cam(item.model, fmap[0], present)
         notes = list(self.notes)
         height, width = item.display.shape
         heatmaps, found = {}, {}
@@ -461,7 +552,9 @@ class ChestReporter:
         elif present:
             notes.append("boxes: the largest component above half the heatmap's maximum (no mean box sizes saved)")
         return ChestReport(item.source, item.display, table, refer, reason, heatmaps, found, self.samples, self.name,
-                           notes, item.details, item.identity if keep_identity else None)
+                           notes, item.details, item.identity if keep_identity else None,
+                           card_line=model_card.summary_line(self.card, real_input=model_card.is_real_input(path_or_array)),
+                           model_card=self.card)
 
 
 # --------------------------------------------------------------------------------------------
@@ -486,6 +579,8 @@ class FundusReport:
     notes: list = field(default_factory=list)
     details: dict = field(default_factory=dict)
     kind: str = "fundus"
+    card_line: str = model_card.NO_CARD_LINE  # model_card.summary_line: what it was trained on, for this input
+    model_card: dict | None = field(default=None, repr=False)  # the card beside the U-Net (helpers.model_card), None: none
 
     @property
     def heatmaps(self) -> dict:
@@ -500,7 +595,8 @@ class FundusReporter:
     """The vessel U-Net of notebook 03 under MC dropout, with notebook 04's in-distribution epistemic level. Taught in 07_report."""
 
     def __init__(self, model: keras.Model, *, samples: int = 20, referral: dict | None = None, name: str | None = None,
-                 side: int = FUNDUS_SIDE, batch_size: int = 4):
+                 side: int = FUNDUS_SIDE, batch_size: int = 4, card: dict | None = None):
+        self.card = card  # the model card beside the saved U-Net (helpers.model_card), None: none
         if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
             raise ReportError(f"samples must be a whole number >= 2 (a spread needs two draws), not {samples!r}.")
         try:
@@ -510,21 +606,23 @@ class FundusReporter:
         self.samples, self.referral, self.name, self.side, self.batch_size = int(samples), referral, name or model.name, side, batch_size
 
     @classmethod
-    def load(cls, model_path=None, *, samples: int = 20, cfg=None) -> "FundusReporter":
+    def load(cls, model_path=None, *, samples: int | None = None, cfg=None) -> "FundusReporter":
         """Load notebook 03's U-Net (safe mode) and notebook 04's fundus referral level beside it. Taught in 07_report."""
         cfg = cfg or config.load()
         model_path = Path(model_path) if model_path is not None else cfg.models_dir / models.UNET_FILE
         try:
             model = models.load_model(model_path, hint="Run notebook 03 (it saves the U-Net) or check the path.")
+            card = model_card.read_card(model_path)  # notebook 03 writes it; absent: the report says so
         except (DataError, FileNotFoundError) as err:
             raise ReportError(str(err)) from None
-        return cls(model, samples=samples, referral=load_referral(model_path), name=model_path.name)
+        referral = load_referral(model_path)
+        return cls(model, samples=_samples_from(referral, samples), referral=referral, name=model_path.name, card=card)
 
-    def read(self, path_or_array, source_name: str | None = None) -> tuple[np.ndarray, str]:
+    def read(self, path_or_array, source_name: str | None = None, keep_identity: bool = False) -> tuple[np.ndarray, str]:
         """A fundus photograph (PNG/JPEG path or HxWx3 array in [0, 1]) resized so its larger side is ``side``. Taught in 07_report."""
         if isinstance(path_or_array, (str, Path)):
             path = Path(path_or_array)
-            source = source_name or path.name
+            source = source_name or (path.name if keep_identity or not path.is_file() else pseudonym(path))
             if path.is_file() and _is_dicom(path):
                 raise ReportError(f"{path}: a DICOM file; the fundus report reads PNG or JPEG photographs.")
             try:
@@ -544,7 +642,7 @@ class FundusReporter:
 
     def report(self, path_or_array, *, source_name: str | None = None, keep_identity: bool = False) -> FundusReport:
         """Report one fundus photograph: MC-dropout vessel map, epistemic map inside the field of view, refer flag. Taught in 07_report."""
-        rgb, source = self.read(path_or_array, source_name)
+        rgb, source = self.read(path_or_array, source_name, keep_identity)
         grey = preprocessing.clahe(preprocessing.fundus_to_grey(rgb, "green"))  # as notebook 03 prepares DRIVE
         padded, _ = preprocessing.pad_to_multiple(grey[..., None], 16)
         height, width = grey.shape
@@ -566,7 +664,9 @@ class FundusReporter:
                               "mean_epistemic": [level], "mean_aleatoric": [float(parts.aleatoric[fov].mean()) if fov.any() else 0.0]},
                              index=pd.Index(["field of view"], name="region"))
         return FundusReport(source, rgb, parts.mean.astype(np.float32), parts.epistemic.astype(np.float32), fov, table,
-                            bool(refer), reason, self.samples, self.name, [], {"size": [height, width]})
+                            bool(refer), reason, self.samples, self.name, [], {"size": [height, width]},
+                            card_line=model_card.summary_line(self.card, real_input=model_card.is_real_input(path_or_array)),
+                            model_card=self.card)
 
 
 # --------------------------------------------------------------------------------------------
@@ -583,8 +683,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", help="the saved .keras model (default: the profile's models folder)")
     parser.add_argument("--out", required=True, help="folder for NAME.png, NAME.html and NAME.json")
     parser.add_argument("--kind", choices=("chest", "fundus"), default="chest")
-    parser.add_argument("--samples", type=int, default=20, help="T, dropout samples per image (default 20)")
-    parser.add_argument("--keep-identity", action="store_true", help="write the DICOM patient name and ID into the reports")
+    parser.add_argument("--samples", type=int, default=None,
+                        help=f"T, dropout samples per image (default: the T the referral was calibrated with, else {DEFAULT_SAMPLES})")
+    parser.add_argument("--keep-identity", action="store_true",
+                        help="name the reports and messages by the input file names and write the DICOM patient name "
+                             "and ID into the reports (by default: a pseudonym from each file's bytes, no identity)")
+    parser.add_argument("--allow-non-chest", action="store_true",
+                        help="report a DICOM whose header says another body part or a lateral view (refused by "
+                             "default), with the warning in the report")
     args = parser.parse_args(argv)
     try:
         reporter = (ChestReporter if args.kind == "chest" else FundusReporter).load(args.model, samples=args.samples)
@@ -593,16 +699,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for name in tqdm(args.images, desc="report", unit="image", file=sys.stderr):
+    failed, used = 0, set()
+    total = len(args.images)
+    for number, name in enumerate(tqdm(args.images, desc="report", unit="image", file=sys.stderr), start=1):
         path = Path(name)
+        shown = str(path) if args.keep_identity else f"input {number} of {total}"
+        if not args.keep_identity and path.is_file():
+            shown += f" ({pseudonym(path)})"
         try:
-            result = reporter.report(path, keep_identity=args.keep_identity)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = reporter.report(path, keep_identity=args.keep_identity,
+                                         **({"allow_non_chest": True} if args.allow_non_chest and args.kind == "chest" else {}))
         except DataError as err:
             failed += 1
-            tqdm.write(f"{path.name}: {' '.join(str(err).split())}", file=sys.stderr)
+            message = str(err) if args.keep_identity else _said_about(str(err), path, "this file")
+            tqdm.write(f"{shown}: {' '.join(message.split())}", file=sys.stderr)
             continue
-        stem = out / path.stem
+        for warning in caught:
+            if issubclass(warning.category, UserWarning):
+                message = str(warning.message) if args.keep_identity else _said_about(str(warning.message), path, "this file")
+                tqdm.write(f"{shown}: warning: {' '.join(message.split())}", file=sys.stderr)
+        stem_name = path.stem if args.keep_identity else result.source
+        candidate, k = stem_name, 1
+        while candidate in used:  # two inputs with one name (IM0001.dcm in every study folder): never overwrite
+            k += 1
+            candidate = f"{stem_name}-{k}"
+        used.add(candidate)
+        stem = out / candidate
         to_png(result, stem.with_suffix(".png"))
         stem.with_suffix(".html").write_text(to_html(result))
         stem.with_suffix(".json").write_text(to_json(result))

@@ -11,9 +11,12 @@ import base64
 import html
 import io
 import json
+import textwrap
 from pathlib import Path
 
 import numpy as np
+
+from helpers import model_card as _model_card
 
 
 def to_dict(result) -> dict:
@@ -26,7 +29,13 @@ def to_dict(result) -> dict:
            "image_size": list(np.shape(result.image)[:2]), "notes": list(result.notes), "details": result.details}
     if getattr(result, "identity", None):
         out["identity"] = dict(result.identity)
+    out["model_card"] = {**_model_card.as_report(getattr(result, "model_card", None)), "line": _card_line(result)}
     return out
+
+
+def _card_line(result) -> str:
+    """The report's one line on what the model was trained on (model_card.summary_line, set by the reporter)."""
+    return getattr(result, "card_line", None) or _model_card.NO_CARD_LINE
 
 
 def to_json(result) -> str:
@@ -47,7 +56,11 @@ def _figure(result):
     FigureCanvasAgg(fig)
     shown = result.image if np.ndim(result.image) == 3 else np.stack([result.image] * 3, -1)
     flag = "REFER to a radiologist" if result.refer and result.kind == "chest" else ("REFER" if result.refer else "no referral")
-    fig.suptitle(f"{result.source}: {flag}", color="firebrick" if result.refer else "darkgreen", fontsize=11)
+    fig.suptitle(f"{result.source}: {flag}", color="firebrick" if result.refer else "darkgreen", fontsize=11,
+                 y=1 - 0.08 / fig.get_figheight(), va="top")
+    card = textwrap.wrap(_card_line(result), width=int(fig.get_figwidth() * 14))  # ~14 characters an inch at 8 pt
+    fig.text(0.5, 1 - 0.32 / fig.get_figheight(), "\n".join(card), ha="center", va="top", fontsize=8,
+             color="firebrick" if _model_card.NOT_FOR_CLINICAL_USE in _card_line(result) else "dimgray")
     ax = fig.add_subplot(rows, cols, 1)
     ax.imshow(shown, cmap="gray", vmin=0, vmax=1)
     ax.set_title("image" + (" with boxes" if result.boxes else ""), fontsize=9)
@@ -68,7 +81,7 @@ def _figure(result):
             title = f"{label}: p={row['probability']:.2f}, MI={row['mutual_information']:.2g}"
         ax.set_title(title, fontsize=8)
         ax.axis("off")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.3 + 0.14 * len(card)) / fig.get_figheight()))  # room for title and card line
     return fig
 
 
@@ -111,6 +124,7 @@ def to_html(result) -> str:
 table.findings{{border-collapse:collapse}} table.findings td,table.findings th{{padding:2px 8px;text-align:right}}
 table.findings tr:nth-child(even){{background:#f2f2f2}}</style></head>
 <body><h1>{html.escape(result.source)}</h1>{identity}
+<p class="model-card">{html.escape(_card_line(result))}</p>
 <h2 class="{'refer' if result.refer else 'ok'}">{flag}</h2><p class="reason">{html.escape(result.refer_reason)}</p>
 <img alt="report figure" src="data:image/png;base64,{image}" style="max-width:100%">
 {_table_html(result)}

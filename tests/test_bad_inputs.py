@@ -271,6 +271,29 @@ case("preprocessing/class_weights_0_255", DataError, "class_weights labels", "di
     lambda tmp: _pre.class_weights(np.array([[0, 255], [255, 0]])))
 case("preprocessing/class_weights_nan", DataError, "nan", "index (1, 1)")(
     lambda tmp: _pre.class_weights(np.array([[0, 1], [1, np.nan]])))
+
+
+def _pre_save(path, array, **kwargs):
+    """Save ``array`` with PIL (the format from the suffix) and return the path."""
+    _Image.fromarray(array).save(path, **kwargs)
+    return path
+
+
+def _pre_sbit(path, pixels, sbit):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add(b"sBIT", bytes([sbit]))
+    return _pre_save(path, pixels, pnginfo=info)
+
+
+case("preprocessing/read_image_float_tiff_in_thousands", DataError, "raw.tif", "mode F", "from 0 to 4095", "outside [0, 1]",
+     "scale it to [0, 1]")(
+    lambda tmp: _pre.read_image(_pre_save(tmp / "raw.tif", np.array([[0.0, 1200.0], [3000.0, 4095.0]], np.float32))))
+case("preprocessing/read_image_32bit_above_16bit", DataError, "wide.tif", "mode I", "0 to 70000", "0 to 65535")(
+    lambda tmp: _pre.read_image(_pre_save(tmp / "wide.tif", np.array([[0, 70000]], np.int32))))
+case("preprocessing/read_image_sbit_inconsistent", DataError, "odd.png", "sBIT", "12 significant bits", "reach 60000")(
+    lambda tmp: _pre.read_image(_pre_sbit(tmp / "odd.png", np.array([[0, 4095, 60000]], np.uint16), 12)))
 case("preprocessing/image_dataset_disk_cache_without_folder", ValueError, "cache_dir")(
     lambda tmp: _pre.image_dataset(_pre_pngs(tmp), image_size=16, cache="disk"))
 case("preprocessing/image_dataset_unknown_cache", ValueError, "'memory', 'disk' or None")(
@@ -735,6 +758,22 @@ case("dicom/header_value_not_a_number", DataError, "frames.dcm", "cannot read th
     _dcm_frames_text)
 case("dicom/header_bomb", DataError, "60000x60000", "decompression-bomb", "MAX_IMAGE_PIXELS")(
     lambda tmp: _dcm(tmp, Rows=60000, Columns=60000))
+case("dicom/extremity_cr_rg3", DataError, "RG3_UNCR.dcm", "BodyPartExamined (0018,0015)", "'EXTREMITY'", "not a chest",
+     "allow_non_chest=True")(lambda tmp: _dcm_copy(tmp, "RG3_UNCR.dcm"))
+case("dicom/body_part_hand", DataError, "hand.dcm", "BodyPartExamined (0018,0015) is 'HAND'", "allow_non_chest=True")(
+    lambda tmp: _dcm(tmp, "hand.dcm", BodyPartExamined="HAND"))
+case("dicom/body_part_knee", DataError, "knee.dcm", "BodyPartExamined (0018,0015) is 'KNEE'")(
+    lambda tmp: _dcm(tmp, "knee.dcm", BodyPartExamined="KNEE"))
+case("dicom/lateral_view", DataError, "lat.dcm", "ViewPosition (0018,5101) is 'LL'", "lateral", "allow_non_chest=True")(
+    lambda tmp: _dcm(tmp, "lat.dcm", BodyPartExamined="CHEST", ViewPosition="LL"))
+case("dicom/window_leaves_two_grey_levels", DataError, "narrow.dcm", "only 2 grey levels of 256",
+     "window C/W (center 2048, width 2)", "WindowCenter")(
+    lambda tmp: _dcm(tmp, "narrow.dcm", (np.arange(4096).reshape(64, 64)).astype(np.uint16), bits_stored=12,
+                     WindowCenter=2048, WindowWidth=2))
+case("dicom/min_max_leaves_four_grey_levels", DataError, "four.dcm", "only 4 grey levels", "min-max window (0 to 3)")(
+    lambda tmp: _dcm(tmp, "four.dcm", (np.arange(4096).reshape(64, 64) % 4).astype(np.uint16)))
+case("dicom/presentation_lut_lin_od", DataError, "lin.dcm", "Presentation LUT Shape (2050,0020)", "'LIN OD'")(
+    lambda tmp: _dcm(tmp, "lin.dcm", PresentationLUTShape="LIN OD"))
 case("dicom/model_input_0_255", DataError, "to_model_input", "divide by 255")(
     lambda tmp: _dicom.to_model_input(np.full((8, 8), 200.0), 4))
 case("dicom/model_input_rgb", ValueError, "HxW or HxWx1", "(8, 8, 3)")(
@@ -930,6 +969,25 @@ def _rep_fundus(tmp, image=None, dcm=False):
     return reporter.report(image)
 
 
+def _rep_other(tmp, name, kind):
+    """An image of another format (``kind``, as PIL names it) under the name ``name``, given to the chest report."""
+    from PIL import Image
+
+    if kind == "EPS":
+        (tmp / name).write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 32 32\nshowpage\n")
+    else:
+        Image.fromarray(np.full((32, 32), 128, np.uint8)).save(tmp / name, format=kind)
+    return _report.read_chest(tmp / name, 16)
+
+
+for _name, _kind, _said in [("x.png", "TIFF", "a TIFF image"), ("scan.jpg", "BMP", "a BMP image"),
+                            ("film.png", "GIF", "a GIF image"), ("icon.png", "ICO", "an ICO icon"),
+                            ("page.jpeg", "EPS", "an EPS/PostScript file"), ("x.dcm.png", "BMP", "a BMP image")]:
+    case(f"report/{_kind.lower()}_named_{_name}", _report.ReportError, _name, _said, "whatever its name says",
+         "PNG, JPEG or DICOM")(lambda tmp, _n=_name, _k=_kind: _rep_other(tmp, _n, _k))
+case("report/extremity_cr", _report.ReportError, "RG3_UNCR.dcm", "BodyPartExamined (0018,0015)", "'EXTREMITY'",
+     "--allow-non-chest")(
+    lambda tmp: _report.read_chest(_dshutil.copy(_rdicom.example_path("RG3_UNCR.dcm"), tmp / "RG3_UNCR.dcm"), 16))
 case("report/not_an_image", DataError, "notes.png", "cannot decode")(_rep_text)
 case("report/report_error_type", _report.ReportError, "notes.png")(_rep_text)
 case("report/missing_file", DataError, "gone.png", "not found", "PNG, JPEG or DICOM")(

@@ -7,6 +7,7 @@ JPEG 2000 reversible (RG1_J2KR.dcm) and irreversible (RG1_J2KI.dcm).
 
 import dataclasses
 import logging
+import re
 import shutil
 import warnings
 
@@ -220,3 +221,78 @@ def test_for_processing_images_warn(tmp_path):
 def test_example_path_does_not_download():
     with pytest.raises(DataError, match="not among the installed DICOM test files"):
         dicom.example_path("no_such_file_anywhere.dcm")
+
+
+# ---- what the reader refuses or flags beyond the format (issue 19): body part, view, grey levels, LUT shape ----
+
+RAMP = (np.arange(64 * 64).reshape(64, 64) % 4096).astype(np.uint16)  # 64 x 64, 4096 values: a real grey range
+
+
+def test_presentation_lut_inverse_inverts_monochrome2_and_is_recorded(tmp_path):
+    plain = dicom.read_radiograph(dicom.write_dicom(tmp_path / "p.dcm", STORED, bits_stored=12))
+    inverse = dicom.read_radiograph(dicom.write_dicom(tmp_path / "i.dcm", STORED, bits_stored=12,
+                                                      PresentationLUTShape="INVERSE"))
+    np.testing.assert_allclose(inverse.image, 1.0 - plain.image, atol=1e-6)
+    assert inverse.presentation_lut == "INVERSE" and plain.presentation_lut is None
+    assert any("i.dcm: Presentation LUT Shape (2050,0020) INVERSE on a MONOCHROME2" in w for w in inverse.warnings)
+    assert "Presentation LUT INVERSE" in str(inverse)
+
+
+def test_presentation_lut_inverse_on_monochrome1_is_the_one_inversion_the_standard_pairs_it_with(tmp_path):
+    # PS3.3 C.7.6.1.1 and C.8.11.7: INVERSE "shall be used if Photometric Interpretation is MONOCHROME1" (every
+    # conforming MONOCHROME1 DX carries it): it is the MONOCHROME1 inversion, not a second one. Bone stays white.
+    mono1 = dicom.read_radiograph(dicom.write_dicom(tmp_path / "m1.dcm", STORED, photometric="MONOCHROME1"))
+    paired = dicom.read_radiograph(dicom.write_dicom(tmp_path / "m1i.dcm", STORED, photometric="MONOCHROME1",
+                                                     PresentationLUTShape="INVERSE"))
+    np.testing.assert_array_equal(paired.image, mono1.image)
+    assert paired.image[0, 0] == 1.0 and paired.presentation_lut == "INVERSE" and paired.warnings == ()
+    with pytest.raises(DataError, match=r"lin.dcm: Presentation LUT Shape \(2050,0020\) 'LIN OD'"):
+        dicom.read_radiograph(dicom.write_dicom(tmp_path / "lin.dcm", STORED, PresentationLUTShape="LIN OD"))
+
+
+def test_real_extremity_cr_is_refused_naming_the_field_and_read_with_a_warning_when_allowed():
+    # pydicom-data's RG3_UNCR.dcm: a CR of a distal tibia, BodyPartExamined EXTREMITY.
+    with pytest.raises(DataError, match=r"RG3_UNCR.dcm: BodyPartExamined \(0018,0015\) is 'EXTREMITY', not a chest "
+                                        r".*allow_non_chest=True"):
+        dicom.read_radiograph(dicom.example_path("RG3_UNCR.dcm"))
+    allowed = dicom.read_radiograph(dicom.example_path("RG3_UNCR.dcm"), allow_non_chest=True)
+    assert allowed.image.shape == (1760, 1760)
+    assert len(allowed.warnings) == 1 and "RG3_UNCR.dcm: BodyPartExamined (0018,0015) is 'EXTREMITY'" in allowed.warnings[0]
+
+
+@pytest.mark.parametrize("elements, words", [
+    ({"BodyPartExamined": "HAND"}, r"BodyPartExamined \(0018,0015\) is 'HAND'"),
+    ({"BodyPartExamined": "SKULL", "ViewPosition": "AP"}, r"BodyPartExamined \(0018,0015\) is 'SKULL'"),
+    ({"BodyPartExamined": "CHEST", "ViewPosition": "LL"}, r"ViewPosition \(0018,5101\) is 'LL', a lateral view"),
+    ({"ViewPosition": "LATERAL"}, r"ViewPosition \(0018,5101\) is 'LATERAL'"),
+])
+def test_non_chest_and_lateral_headers_are_refused_unless_allowed(tmp_path, elements, words):
+    path = dicom.write_dicom(tmp_path / "other.dcm", STORED, **elements)
+    with pytest.raises(DataError, match=rf"other.dcm: {words}.*allow_non_chest=True"):
+        dicom.read_radiograph(path)
+    assert re.search(words, dicom.read_radiograph(path, allow_non_chest=True).warnings[0])
+
+
+@pytest.mark.parametrize("elements", [{}, {"BodyPartExamined": "CHEST", "ViewPosition": "PA"},
+                                      {"BodyPartExamined": "THORAX", "ViewPosition": "AP"}, {"BodyPartExamined": ""}])
+def test_chest_and_unsaid_body_parts_read_without_warnings(tmp_path, elements):
+    assert dicom.read_radiograph(dicom.write_dicom(tmp_path / "c.dcm", STORED, **elements)).warnings == ()
+
+
+def test_a_window_that_leaves_a_handful_of_grey_levels_is_refused(tmp_path):
+    narrow = dicom.write_dicom(tmp_path / "narrow.dcm", RAMP, bits_stored=12, WindowCenter=2048, WindowWidth=2)
+    with pytest.raises(DataError, match=r"narrow.dcm: only 2 grey levels of 256 left after the window C/W \(center "
+                                        r"2048, width 2\) step.*WindowCenter"):
+        dicom.read_radiograph(narrow)
+    few = dicom.write_dicom(tmp_path / "few.dcm", RAMP % 4, bits_stored=12)  # four stored values: min-max
+    with pytest.raises(DataError, match=r"few.dcm: only 4 grey levels .*min-max window \(0 to 3\)"):
+        dicom.read_radiograph(few)
+    wide = dicom.write_dicom(tmp_path / "wide.dcm", RAMP, bits_stored=12, WindowCenter=2048, WindowWidth=64)
+    assert dicom.read_radiograph(wide).window == "window C/W"  # 64 input values over 256 levels: kept
+
+
+def test_burned_in_annotation_is_recorded_not_refused(tmp_path, rg1):
+    burned = dicom.read_radiograph(dicom.write_dicom(tmp_path / "b.dcm", STORED, BurnedInAnnotation="YES"))
+    plain = dicom.read_radiograph(dicom.write_dicom(tmp_path / "n.dcm", STORED, BurnedInAnnotation="NO"))
+    assert burned.burned_in_annotation and not plain.burned_in_annotation and not rg1.burned_in_annotation
+    assert "burned-in annotation" in str(burned)

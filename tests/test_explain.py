@@ -42,10 +42,15 @@ def test_grad_cam_matches_tf_keras_vis(classifier, images):
     from tf_keras_vis.gradcam import Gradcam
     from tf_keras_vis.utils.scores import CategoricalScore
 
-    ours = explain.grad_cam(classifier, images, 1, layer_name="features", upsampling="align_corners")
+    # tf-keras-vis differentiates the probability: score="probability" reproduces it
+    ours = explain.grad_cam(classifier, images, 1, layer_name="features", upsampling="align_corners", score="probability")
     theirs = Gradcam(classifier)(CategoricalScore([1] * 4), images, penultimate_layer="features", seek_penultimate_conv_layer=False)
     assert ours.shape == theirs.shape == (4, 32, 32)
     assert np.abs(ours - theirs).max() < 1e-4
+    # the logit's map (the default) is the probability's divided by p (1 - p) > 0, the same once min-max scaled,
+    # up to the scaling's epsilon (1e-7 against a raw maximum that differs by that factor)
+    on_logit = explain.grad_cam(classifier, images, 1, layer_name="features", upsampling="align_corners")
+    assert np.abs(on_logit - theirs).max() < 1e-3
     # The default half-pixel upsampling differs from tf-keras-vis's corner-aligned one, but not at the feature grid.
     assert np.abs(explain.grad_cam(classifier, images, 1) - theirs).max() > 1e-3
 

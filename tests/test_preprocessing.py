@@ -203,3 +203,54 @@ def test_disk_caches_of_two_splits_do_not_mix(tmp_path):
         means.append(float(np.concatenate(list(ds)).mean()))
     np.testing.assert_allclose(means, [60 / 255, 140 / 255], atol=1e-3)
     assert len(list((tmp_path / "cache").glob("*.index"))) == 2
+
+
+# ---- scales from the file, never from the pixels (issue 19) ----------------------------------------------------
+
+
+def test_float_tiff_outside_0_1_is_refused_naming_the_file_and_the_range(tmp_path):
+    Image.fromarray(np.array([[0.0, 1200.5], [3000.0, 4095.0]], np.float32)).save(tmp_path / "raw.tif")
+    with pytest.raises(DataError, match=r"raw\.tif: a 32-bit float image \(mode F\) with values from 0 to 4095, "
+                                        r"outside \[0, 1\].*Scale it to \[0, 1\]"):
+        preprocessing.read_image(tmp_path / "raw.tif")
+    Image.fromarray(np.array([[0.0, 0.25], [0.5, 1.0]], np.float32)).save(tmp_path / "unit.tif")
+    np.testing.assert_allclose(preprocessing.read_image(tmp_path / "unit.tif")[..., 0], [[0, 0.25], [0.5, 1]])
+
+
+def test_32bit_integer_images_are_16bit_data_scaled_by_65535_whatever_they_hold(tmp_path):
+    dark = np.array([[0, 100], [200, 255]], np.int32)  # once read as 8-bit (/255) because no pixel passed 255
+    Image.fromarray(dark).save(tmp_path / "dark.tif")
+    assert Image.open(tmp_path / "dark.tif").mode == "I"
+    np.testing.assert_allclose(preprocessing.read_image(tmp_path / "dark.tif")[..., 0], dark / 65535.0, rtol=1e-6)
+    Image.fromarray(np.array([[0, 70000]], np.int32)).save(tmp_path / "wide.tif")
+    with pytest.raises(DataError, match=r"wide\.tif: a mode I image with values from 0 to 70000, outside the 0 to "
+                                        r"65535 of 16-bit data"):
+        preprocessing.read_image(tmp_path / "wide.tif")
+    # A 16-bit PNG: one pixel above 255 or not, the scale is 65535.
+    Image.fromarray(np.array([[0, 255]], np.uint16)).save(tmp_path / "low16.png")
+    np.testing.assert_allclose(preprocessing.read_image(tmp_path / "low16.png")[0, :, 0], [0, 255 / 65535], rtol=1e-6)
+
+
+def _png_with_sbit(path, pixels, sbit):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add(b"sBIT", bytes([sbit]))
+    Image.fromarray(pixels).save(path, pnginfo=info)
+    return path
+
+
+def test_png_sbit_scales_unscaled_samples_and_leaves_standard_scaled_ones(tmp_path):
+    twelve = (np.arange(64).reshape(8, 8) * 65).astype(np.uint16)  # 0 to 4095: 12-bit values, not scaled up
+    assert preprocessing._png_sbit(_png_with_sbit(tmp_path / "raw12.png", twelve, 12)) == 12
+    np.testing.assert_allclose(preprocessing.read_image(tmp_path / "raw12.png")[..., 0], twelve / 4095.0, rtol=1e-6)
+    # Scaled to 16 bits as the PNG standard asks (left shift, or bit replication): sBIT only informs, read by 65535.
+    for name, scaled in [("shift.png", twelve << 4), ("repl.png", (twelve << 4) | (twelve >> 8))]:
+        _png_with_sbit(tmp_path / name, scaled.astype(np.uint16), 12)
+        np.testing.assert_allclose(preprocessing.read_image(tmp_path / name)[..., 0], scaled / 65535.0, rtol=1e-6)
+    odd = twelve.copy()
+    odd[0, 0] = 60000
+    with pytest.raises(DataError, match=r"odd\.png: its sBIT chunk says 12 significant bits, but the values reach 60000"):
+        preprocessing.read_image(_png_with_sbit(tmp_path / "odd.png", odd, 12))
+    Image.fromarray(twelve).save(tmp_path / "plain.png")
+    assert preprocessing._png_sbit(tmp_path / "plain.png") is None  # no sBIT: the depth, 65535

@@ -92,13 +92,57 @@ def test_closed_form_grad_cam_equals_explain_grad_cam(tiny, film):
     item = report.read_chest(film, SIZE)
     fmap, _, probs = reporter.features(item.model[None])
     with pytest.warns(UserWarning, match="flat"):
-        every = reporter.grad_cam(item.model, fmap[0], probs[0], range(14))
+        every = reporter.grad_cam(item.model, fmap[0], range(14))
     indices = [j for j in range(14) if every[j].max() > 0][:3]  # maps with something to compare
-    mine = reporter.grad_cam(item.model, fmap[0], probs[0], indices)
+    mine = reporter.grad_cam(item.model, fmap[0], indices)
     reference = explain.grad_cam(tiny, np.repeat(item.model[None], 3, axis=0), class_index=indices, layer_name="relu")
     assert mine.shape == reference.shape == (3, SIZE, SIZE)
     assert reference.reshape(3, -1).max(1).min() > 0.99, "the reference maps must not be flat, or the comparison means nothing"
     np.testing.assert_allclose(mine, reference, atol=1e-4)
+
+
+def _confident(tiny, film, j: int, p_target: float = 1 - 1e-6):
+    """A copy of the tiny classifier whose bias puts finding j at p_target on the film (a confident finding)."""
+    model = keras.models.clone_model(tiny)
+    model.set_weights(tiny.get_weights())
+    kernel, bias = model.get_layer("predictions").get_weights()
+    logit = float(np.log(p_target / (1 - p_target)))
+    item = report.read_chest(film, SIZE)
+    pooled = keras.Model(model.input, model.get_layer("avg_pool").output).predict(item.model[None], verbose=0)[0]
+    bias[j] = logit - float(pooled @ kernel[:, j])
+    model.get_layer("predictions").set_weights([kernel, bias])
+    return model, item
+
+
+def test_grad_cam_of_a_confident_finding_is_not_flat(tiny, film):
+    """At p = 1 - 1e-6 the probability's gradient carries p (1 - p) ~ 1e-6: its map is numerically flat; the logit's is not."""
+    item = report.read_chest(film, SIZE)
+    with pytest.warns(UserWarning, match="flat"):  # some findings have no positive evidence on this film
+        maps = explain.grad_cam(tiny, np.repeat(item.model[None], 14, 0), list(range(14)), layer_name="relu")
+    j = int(np.argmax(maps.reshape(14, -1).max(1) > 0))  # a finding with something to show at moderate p
+    assert maps[j].max() > 0.99
+    model, item = _confident(tiny, film, j)
+    p = float(model.predict(item.model[None], verbose=0)[0, j])
+    assert p > 1 - 1e-5, p
+    with pytest.warns(UserWarning, match="flat"):
+        saturated = explain.grad_cam(model, item.model[None], j, layer_name="relu", score="probability")
+    assert saturated.max() == 0
+    on_logit = explain.grad_cam(model, item.model[None], j, layer_name="relu")
+    np.testing.assert_allclose(on_logit[0], maps[j], atol=1e-4)  # the logit's map does not depend on the bias
+    # the closed form of the report is the logit's Grad-CAM too, and the confident finding gets its map and box
+    thresholds = pd.Series(np.where(np.arange(14) == j, 0.5, 1.0), index=LABELS)
+    reporter = report.ChestReporter(model, thresholds, samples=4)
+    fmap, _, _ = reporter.features(item.model[None])
+    np.testing.assert_allclose(reporter.grad_cam(item.model, fmap[0], [j]), on_logit, atol=1e-4)
+    result = reporter.report(film)
+    assert result.present == [LABELS[j]]
+    assert result.heatmaps[LABELS[j]].max() > 0.95 and LABELS[j] in result.boxes
+    assert not any("flat" in note for note in result.notes), result.notes
+
+
+def test_grad_cam_score_is_checked(tiny, film):
+    with pytest.raises(explain.ExplainError, match="score must be one of logit, probability"):
+        explain.grad_cam(tiny, np.zeros((1, SIZE, SIZE, 1), np.float32), 0, score="softmax")
 
 
 def test_head_only_mc_equals_whole_model_mc(film):
@@ -205,6 +249,22 @@ def test_load_refuses_a_model_without_thresholds(tiny, tmp_path):
     assert any("Hernia" in note and "no positive" in note for note in loaded.notes)
 
 
+def test_saved_referral_names_its_split_and_sets_t(tiny, film, tmp_path):
+    path = tmp_path / "tiny.keras"
+    tiny.save(path)
+    report.save_thresholds(path, pd.Series(0.5, index=LABELS), method="youden")
+    with pytest.raises(TypeError, match="split"):
+        report.save_referral(path, 0.02, refer_at=0.2, samples=7, images=150)  # which images set it must be said
+    with pytest.raises(ValueError, match="split must name the images"):
+        report.save_referral(path, 0.02, refer_at=0.2, samples=7, images=150, split="held-out")
+    report.save_referral(path, 0.02, refer_at=0.2, samples=7, images=150, split="validation")
+    loaded = report.ChestReporter.load(path)
+    assert loaded.samples == 7, "T comes from the referral file: mutual information depends on T"
+    assert report.ChestReporter.load(path, samples=3).samples == 3
+    reason = loaded.report(film).refer_reason
+    assert "of its validation images (150 images, T=7)" in reason, reason
+
+
 @pytest.fixture(scope="module")
 def saved(tiny, tmp_path_factory):
     folder = tmp_path_factory.mktemp("model")
@@ -226,19 +286,54 @@ def test_cli_real_dicom_and_a_bad_file(saved, film, tmp_path, capsys):
                         "--out", str(out), "--samples", "3"])
     err = capsys.readouterr().err
     assert code == 1
-    assert sorted(p.name for p in out.iterdir()) == ["RG1_UNCR.html", "RG1_UNCR.json", "RG1_UNCR.png",
-                                                     "film.html", "film.json", "film.png"]
-    assert json.loads((out / "film.json").read_text())["details"]["format"] == "JPG"
+    rg1, film_name = report.pseudonym(dicom.example_path("RG1_UNCR.dcm")), report.pseudonym(jpeg)
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{stem}.{ext}" for stem in (rg1, film_name)
+                                                          for ext in ("html", "json", "png"))
+    assert json.loads((out / f"{film_name}.json").read_text())["details"]["format"] == "JPG"
     assert "2 of 3 image(s) reported" in err
-    lines = [line for line in err.splitlines() if line.startswith("notes.png:")]
-    assert len(lines) == 1 and "cannot decode" in lines[0]
-    written = json.loads((out / "RG1_UNCR.json").read_text())
+    lines = [line for line in err.splitlines() if line.startswith("input 2 of 3 (image-")]
+    assert len(lines) == 1 and "cannot decode" in lines[0], err
+    assert "notes.png" not in err, err
+    written = json.loads((out / f"{rg1}.json").read_text())
     assert written["details"]["modality"] == "CR" and written["details"]["photometric"] == "MONOCHROME1"
-    assert len(written["findings"]) == 14 and "identity" not in written
-    for name in ("RG1_UNCR.json", "RG1_UNCR.html"):
+    assert len(written["findings"]) == 14 and "identity" not in written and written["source"] == rg1
+    for name in (f"{rg1}.json", f"{rg1}.html"):
         text = (out / name).read_text()
         assert "CompressedSamples" not in text and "9RG1" not in text, f"patient name or ID in {name}"
-    assert "CompressedSamples" not in err and "9RG1" not in err
+        assert "RG1_UNCR" not in text, f"the input file name in {name}"
+    assert "CompressedSamples" not in err and "9RG1" not in err and "RG1_UNCR" not in err
+
+
+def test_cli_names_no_input_and_never_overwrites(saved, film, tmp_path, capsys):
+    """PACS exports: a patient's name in the file name, and one name (IM0001.dcm) in every study folder."""
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    inputs = []
+    for folder, name in (("study1", "DOE_JOHN_MRN0012345.png"), ("study1", "IM0001.png"), ("study2", "IM0001.png")):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        noisy = np.clip(film + rng.normal(0, 0.02, film.shape), 0, 1)
+        Image.fromarray((noisy * 255).astype(np.uint8)).save(tmp_path / folder / name)
+        inputs.append(str(tmp_path / folder / name))
+    out = tmp_path / "out"
+    assert report.main([*inputs, "--model", str(saved), "--out", str(out), "--samples", "2"]) == 0
+    err = capsys.readouterr().err
+    written = sorted(p.name for p in out.iterdir())
+    assert len(written) == 9, f"three inputs, three reports each: {written}"
+    for path in out.iterdir():
+        text = path.read_text(errors="replace") if path.suffix != ".png" else path.name
+        text = re.sub(r"data:[^'\"]+", "", text)  # an embedded figure's base64 may spell anything
+        for secret in ("DOE", "MRN0012345", "IM0001", "study1", "study2"):
+            assert secret not in text and secret not in path.name, f"{secret!r} in {path.name}"
+    assert "DOE" not in err and "IM0001" not in err
+    # the figure's title holds the pseudonym, not the name: checked on the rendered text of the figure
+    result = report.ChestReporter.load(saved, samples=2).report(inputs[0])
+    assert result.source == report.pseudonym(inputs[0])
+    assert "DOE" not in re.sub(r"data:[^'\"]+", "", report.to_html(result))
+    # with --keep-identity the names come back, and the second IM0001 does not overwrite the first
+    kept = tmp_path / "kept"
+    assert report.main([*inputs, "--model", str(saved), "--out", str(kept), "--samples", "2", "--keep-identity"]) == 0
+    assert {"IM0001.json", "IM0001-2.json", "DOE_JOHN_MRN0012345.json"} <= {p.name for p in kept.iterdir()}
 
 
 def test_cli_keep_identity(saved, tmp_path, capsys):
@@ -246,6 +341,7 @@ def test_cli_keep_identity(saved, tmp_path, capsys):
                         "--samples", "2", "--keep-identity"])
     assert code == 0
     assert "CompressedSamples^RG1" in (tmp_path / "RG1_UNCR.html").read_text()
+    assert json.loads((tmp_path / "RG1_UNCR.json").read_text())["source"] == "RG1_UNCR.dcm"
     assert json.loads((tmp_path / "RG1_UNCR.json").read_text())["identity"]["PatientID"] == "9RG1"
 
 
@@ -270,3 +366,36 @@ def test_fundus_report_maps_and_refer_flag():
     assert again.refer == (again.findings.loc["field of view", "mean_epistemic"] > 2 * level)
     assert json.loads(report.to_json(result))["kind"] == "fundus"
     assert "data:image/png;base64," in report.to_html(result)
+
+
+# ---- what the chest report refuses or flags by content (issue 19) --------------------------------------------
+
+
+def test_chest_formats_are_told_by_content_not_by_name(tmp_path):
+    from PIL import Image
+
+    grey = (np.arange(32 * 32).reshape(32, 32) % 256).astype(np.uint8)
+    Image.fromarray(grey).save(tmp_path / "film.tif", format="PNG")  # a PNG under a TIFF name: read, as a PNG
+    assert report.read_chest(tmp_path / "film.tif", SIZE).details["original_size"] == [32, 32]
+    Image.fromarray(grey).save(tmp_path / "x.png", format="TIFF")  # a TIFF under a PNG name: refused, named
+    with pytest.raises(report.ReportError, match=r"x\.png: a TIFF image \(its first bytes say so, whatever its name "
+                                                 r"says\).*PNG, JPEG or DICOM only"):
+        report.read_chest(tmp_path / "x.png", SIZE)
+
+
+def test_non_chest_dicom_is_refused_and_reported_with_its_warning_when_allowed(tiny):
+    with pytest.raises(report.ReportError, match=r"BodyPartExamined \(0018,0015\) is 'EXTREMITY'.*--allow-non-chest"):
+        report.read_chest(dicom.example_path("RG3_UNCR.dcm"), SIZE)
+    result = report.ChestReporter(tiny, pd.Series(0.5, index=LABELS), samples=2).report(
+        dicom.example_path("RG3_UNCR.dcm"), allow_non_chest=True)
+    (said,) = result.details["warnings"]
+    assert "BodyPartExamined (0018,0015) is 'EXTREMITY'" in said and "allow_non_chest=True" in said
+    assert "RG3_UNCR.dcm" not in said and said.startswith(result.source)  # said about the pseudonym, not the name
+    assert result.details["burned_in_annotation"] is False
+
+
+def test_burned_in_annotation_reaches_the_details(tmp_path):
+    pixels = (np.arange(64 * 64).reshape(64, 64) % 4096).astype(np.uint16)
+    path = dicom.write_dicom(tmp_path / "b.dcm", pixels, bits_stored=12, BurnedInAnnotation="YES")
+    details = report.read_chest(path, SIZE).details
+    assert details["burned_in_annotation"] is True and details["warnings"] == []

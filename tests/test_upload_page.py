@@ -185,14 +185,14 @@ def test_dicom_upload_lives_only_in_a_temporary_folder_and_gets_the_report(serve
 _CT = dicom.example_path("CT_small.dcm")
 _DCM = dicom.example_path("RG1_UNCR.dcm")
 BAD = [  # name, body (bytes, or a callable of nothing), chunked, HTTP status, words of the message
-    ("notes.png", b"patient notes, not an image\n" * 40, False, 422, ("notes.png", "cannot decode the image")),
-    ("CT_small.dcm", lambda: _CT.read_bytes(), False, 422, ("CT_small.dcm", "Modality CT", "accepted: CR, DX, RG")),
-    ("cut.dcm", lambda: _DCM.read_bytes()[:3_000_000], False, 422, ("cut.dcm", "truncated")),
-    ("huge.dcm", bytes(9 * 2**20), False, 413, ("huge.dcm", "9.0 MB", f"limit of {LIMIT_MB:.1f} MB", "--max-mb")),
-    ("streamed.dcm", bytes(9 * 2**20), True, 413, ("streamed.dcm", f"limit of {LIMIT_MB:.1f} MB")),
-    ("scan.pdf", b"%PDF-1.7\n", False, 400, ("scan.pdf", "a .pdf file", "PNG, JPEG or DICOM")),
-    ("empty.png", b"", False, 400, ("empty.png", "an empty file")),
-    ("../../etc/x.png", b"GIF89a", False, 422, ("x.png", "cannot decode")),
+    ("notes.png", b"patient notes, not an image\n" * 40, False, 422, ("the uploaded file", "cannot decode the image")),
+    ("CT_small.dcm", lambda: _CT.read_bytes(), False, 422, ("the uploaded file", "Modality CT", "accepted: CR, DX, RG")),
+    ("cut.dcm", lambda: _DCM.read_bytes()[:3_000_000], False, 422, ("the uploaded file", "truncated")),
+    ("huge.dcm", bytes(9 * 2**20), False, 413, ("the uploaded file", "9.0 MB", f"limit of {LIMIT_MB:.1f} MB", "--max-mb")),
+    ("streamed.dcm", bytes(9 * 2**20), True, 413, ("the uploaded file", f"limit of {LIMIT_MB:.1f} MB")),
+    ("scan.pdf", b"%PDF-1.7\n", False, 400, ("the uploaded file", "a .pdf file", "PNG, JPEG or DICOM")),
+    ("empty.png", b"", False, 400, ("the uploaded file", "an empty file")),
+    ("../../etc/x.png", b"GIF89a", False, 422, ("the uploaded file", "cannot decode")),
 ]
 
 
@@ -203,9 +203,22 @@ def test_bad_upload_is_refused_with_a_message_and_the_server_keeps_serving(serve
     for word in words:
         assert word.lower() in answer["error"].lower(), f"{word!r} missing from: {answer['error']}"
     assert "medxai-upload-" not in answer["error"] and str(server.uploads) not in answer["error"], answer["error"]
+    stem = Path(name).stem
+    assert stem not in answer["error"], f"the uploaded file's name {stem!r} in the message: {answer['error']}"
     assert server.leftovers() == [], f"left behind after a refused upload: {server.leftovers()}"
     assert server.alive()
 
+
+
+def test_real_extremity_cr_is_refused_naming_the_header_field(server):
+    # pydicom-data's RG3_UNCR.dcm: a CR of a tibia (BodyPartExamined EXTREMITY), a valid DICOM the page must not report.
+    status, answer = _post(server, "RG3_UNCR.dcm", dicom.example_path("RG3_UNCR.dcm").read_bytes())
+    assert (status, answer["ok"]) == (422, False), answer
+    error = answer["error"]
+    for word in ("the uploaded file", "BodyPartExamined (0018,0015) is 'EXTREMITY'", "not a chest", "allow-non-chest"):
+        assert word in error, f"{word!r} missing from: {error}"
+    assert "medxai-upload-" not in error and "upload.dcm" not in error and "RG3" not in error, error
+    assert server.leftovers() == [] and server.alive()
 
 def test_page_is_served_with_its_limit_and_a_strict_policy(server):
     with urllib.request.urlopen(server.url, timeout=10) as answer:
@@ -278,9 +291,10 @@ def test_browser_uploads_the_dicom_then_bad_files_and_the_page_keeps_serving(bro
     big = tmp_path / "big.dcm"
     with open(big, "wb") as handle:
         handle.truncate(9 * 2**20)  # sparse: 9 MB to the browser, nothing written
-    for path, words in [(text, ("notes.png", "cannot decode the image")),
-                        (dicom.example_path("CT_small.dcm"), ("CT_small.dcm", "Modality CT")),
-                        (big, ("big.dcm", "9.0 MB", f"limit of {LIMIT_MB:.1f} MB"))]:
+    for path, words in [(text, ("the uploaded file", "cannot decode the image")),
+                        (dicom.example_path("CT_small.dcm"), ("the uploaded file", "Modality CT")),
+                        (dicom.example_path("RG3_UNCR.dcm"), ("the uploaded file", "BodyPartExamined", "not a chest")),
+                        (big, ("The chosen file", "9.0 MB", f"limit of {LIMIT_MB:.1f} MB"))]:
         _, state = _upload(browser, path)
         error = browser.find_element(By.ID, "error")
         assert state == "error" and error.is_displayed(), f"{path.name}: no error shown (state {state})"
@@ -289,13 +303,21 @@ def test_browser_uploads_the_dicom_then_bad_files_and_the_page_keeps_serving(bro
         assert browser.find_elements(By.CSS_SELECTOR, "#findings") == [], "a report is still shown beside the error"
         assert server.leftovers() == [], f"{path.name}: left behind: {server.leftovers()}"
 
-    again, state = _upload(browser, dicom.example_path("RG1_UNCR.dcm"))
+    # a PACS export named after the patient: reported, and the name is nowhere on the page
+    named = tmp_path / "DOE_JOHN_MRN0012345.dcm"
+    named.write_bytes(dicom.example_path("RG1_UNCR.dcm").read_bytes())
+    again, state = _upload(browser, named)
     assert state == "report", browser.find_element(By.ID, "error").text
     _assert_report_shown(browser, expected)
+    shown = re.sub(r"data:[^'\"]+", "", browser.page_source)  # an embedded figure's base64 may spell anything
+    for secret in ("DOE", "JOHN", "MRN0012345"):
+        assert secret not in shown, f"{secret!r} (from the file's name) shown on the page"
+    assert report.pseudonym(named) in shown, "the page names the image by its pseudonym"
+    assert "DOE" not in server.log.read_text(errors="replace")
     assert server.leftovers() == []
     with capsys.disabled():
         print(f"\nupload page: RG1_UNCR.dcm (6.9 MB) upload to rendered page {first:.2f} s first, {again:.2f} s after "
-              f"three refused uploads (the page said: {page_says})")
+              f"four refused uploads (the page said: {page_says})")
 
 
 def test_server_log_names_no_patient(server):

@@ -77,7 +77,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from helpers import config, datasets, exercises, losses, metrics, models, preprocessing, report, splits, synthetic, transfer
+from helpers import config, datasets, exercises, losses, metrics, model_card, models, preprocessing, report, splits, synthetic, transfer
 
 tf.get_logger().setLevel("ERROR")  # quiet the retracing notices that every new small model triggers
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -385,6 +385,31 @@ thresholds_file = report.save_thresholds(model_path, thresholds, method="youden"
 print(f"saved {thresholds_file.name}: {len(thresholds)} thresholds, chosen on validation by Youden's J")
 
 # %% [markdown]
+# So does a **model card**: what the model was trained on (synthetic images, or the real copy and
+# where it came from), the profile, the split, the image size, and per finding the validation and test
+# AUROC with their patient-level intervals, with the versions and the date. Every report of
+# notebook 07 carries it, and a model trained on synthetic images applied to a real radiograph says
+# "not for clinical use". Notebooks 04 and 06 add what they measure to it.
+
+# %%
+val_auc_table = metrics.bootstrap_auc(y_val, val_scores, labels, samples=bootstrap_samples, seed=seed,
+                                      groups=split["val"]["patient_id"].to_numpy())
+training_data = {
+    "kind": "synthetic" if cfg.synthetic else "real",
+    "source": "helpers.synthetic (NIH ChestX-ray14 layout)" if cfg.synthetic else "NIH ChestX-ray14 (data_manifests/nih.md)",
+    "copy": None if cfg.synthetic else str(nih.root), "images": len(split["train"]),
+    "patients": int(split["train"]["patient_id"].nunique()), "rows_left_out": len(nih.skipped),
+}
+card_file = model_card.write_card(
+    model_path, training_data=training_data, profile=cfg.profile, split=split_used, image_size=image_size, labels=labels,
+    metrics=model_card.metrics_table(val_auc_table, auc_table),
+    thresholds={"method": "youden", "chosen_on": "validation", "file": thresholds_file.name},
+    architecture="DenseNet121", pretrained="ImageNet" if use_imagenet else "synthetic source task",
+    split_sizes={name: len(part) for name, part in split.items()}, seed=seed,
+)
+print(model_card.summary_line(model_card.read_card(model_path), real_input=False), f"(saved {card_file.name})")
+
+# %% [markdown]
 # The PPV of rare findings is low even when sensitivity and specificity look good: with 4% prevalence,
 # a 90%-specific test raises mostly false alarms. That is the base rate, not a bug.
 
@@ -683,7 +708,8 @@ depth_table.round(3)
 # %%
 gain_by_budget = transfer_table["fine-tuned"] - transfer_table["frozen"]
 print("fine-tuned minus frozen, by budget:", {f"{k:.0%}": round(v, 3) for k, v in gain_by_budget.items()})
-print(f"best depth at {freeze_budget:.0%}: {depth_table.idxmax()} ({depth_table.max():.3f})")
+print(f"test ROC AUC by depth at {freeze_budget:.0%}: " + ", ".join(f"{k} {v:.3f}" for k, v in depth_table.items())
+      + " (a measurement, not a choice: to pick a depth, compare them on validation, then score the one picked on test)")
 if gain_by_budget.iloc[-1] > gain_by_budget.iloc[0] + 0.02:
     print("More labels, more to gain from fine-tuning the backbone rather than freezing it: the lecture's rule holds here.")
 else:
@@ -755,7 +781,7 @@ comparison_table.round(3)
 # 5. **ImageNet.** On a machine with internet, run `keras.applications.DenseNet121(include_top=False)`
 #    once, copy `~/.keras/models/` here, and re-run: how many epochs does phase 1 need now? (Discussion.)
 # 6. **How deep.** Set `freeze_depths = (1, 2, 3)` and `freeze_budget = 1.0`, and re-run section 12:
-#    does the best depth move as the labels grow? (Discussion.)
+#    does the best depth (judged on validation AUC, then scored on test) move as the labels grow? (Discussion.)
 
 # %%
 # Exercise 1: write bce_by_hand(y, p, w_p, w_n), the weighted BCE of a batch in NumPy: one number.

@@ -74,7 +74,7 @@ from PIL import Image
 from sklearn.metrics import precision_recall_curve, roc_curve
 from tqdm import tqdm
 
-from helpers import config, errors, exercises, fundus, losses, metrics, models, preprocessing, synthetic, viz
+from helpers import config, errors, exercises, fundus, losses, metrics, model_card, models, preprocessing, synthetic, viz
 
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, scikit-learn {sklearn.__version__}, OpenCV {cv2.__version__}")
 
@@ -792,6 +792,22 @@ settings_path.write_text(json.dumps({
     "stride": stride, "threshold": best_threshold, "normalization": {"mean": mean, "std": std},
     "val_ids": [r.id for r in val_records], "profile": cfg.profile, "loss": loss_name,
 }, indent=1))
+# the model card: what the U-Net was trained on and how it scored, carried by every fundus report of notebook 07
+val_at_best = metrics.segmentation_metrics(*val_stack, threshold=best_threshold)
+model_card.write_card(
+    model_path, profile=cfg.profile, labels=["vessel"],
+    image_size={"training_patch": patch_size, "inference": f"whole photograph, sliding window of stride {stride}"},
+    training_data={"kind": "synthetic" if cfg.synthetic else "real",
+                   "source": "helpers.synthetic (DRIVE layout)" if cfg.synthetic else "DRIVE (data_manifests/drive.md)",
+                   "copy": None if cfg.synthetic else str(drive_dir), "images": len(train_records),
+                   "patients": None, "patches": len(train_patches.images)},  # DRIVE: one eye a photograph, patients not given
+    split=f"DRIVE test set; validation: {len(val_records)} training photographs carved out by photograph",
+    metrics={"vessel": {"val_auroc": val_at_best["AUC-ROC"], "val_dice": val_at_best["Dice"], "test_auroc": at_half["AUC-ROC"],
+                        "test_dice": at_best["Dice"], "test_photographs": len(test_records)}},
+    thresholds={"method": "best F1 (Dice)", "chosen_on": "validation", "threshold": best_threshold},
+    architecture="U-Net", loss=loss_name, settings=settings_path.name,
+    notes=["metrics inside the field of view, pixel level; no interval (a handful of photographs)"],
+)
 reloaded = models.load_model(model_path)  # Keras safe mode; a wrong file gets a message saying what it is
 assert type(reloaded.loss) is type(model.loss), f"the loss came back as {type(reloaded.loss).__name__}"
 assert models.dropout_layer_names(reloaded) == models.dropout_layer_names(model)

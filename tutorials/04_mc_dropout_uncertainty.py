@@ -98,7 +98,7 @@ import pandas as pd
 import tensorflow as tf
 from sklearn.metrics import roc_auc_score
 
-from helpers import config, datasets, exercises, fundus, losses, metrics, models, preprocessing, report, splits, synthetic, uncertainty, viz
+from helpers import config, datasets, exercises, fundus, losses, metrics, model_card, models, preprocessing, report, splits, synthetic, uncertainty, viz
 
 tf.get_logger().setLevel("ERROR")
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -664,24 +664,37 @@ else:
     print("Referral by uncertainty does not beat random referral here, on either measure.")
 
 # %% [markdown]
-# The report of notebook 07 refers an image with this rule, so its numbers are saved beside the models:
-# the mean mutual information above which the most uncertain `refer_at` of the test images were
-# referred, the head fine-tuned with dropout (the report samples it on one backbone pass), and, for the
+# The report of notebook 07 refers an image with this rule, so its numbers are saved beside the models.
+# The cut-off is a number chosen from data, so it is chosen on the **validation** images, never on the
+# test images that judge it: the mean mutual information above which the most uncertain `refer_at` of
+# the validation images are referred. The test images then say what share it really refers (near
+# `refer_at` only when validation and test look alike). Saved with it: the split, the image count, T and
+# the rule; the head fine-tuned with dropout (the report samples it on one backbone pass); and, for the
 # U-Net, the mean epistemic uncertainty inside the field of view of the test photographs.
 
 # %%
-refer_limit = report.referral_threshold(image_uncertainty, refer_at)
-referred = int((image_uncertainty > refer_limit).sum())
-assert referred <= round(refer_at * len(image_uncertainty)), f"{referred} test images lie above the limit, more than {refer_at:.0%} of them"
-referred_share = referred / len(image_uncertainty)
+validation_uncertainty = uncertainty.decompose(
+    uncertainty.mc_predict(head, features["val"], samples=mc_samples)).epistemic.mean(axis=1)
+refer_limit = report.referral_threshold(validation_uncertainty, refer_at)
+referred_val = int((validation_uncertainty > refer_limit).sum())
+assert referred_val <= round(refer_at * len(validation_uncertainty)), (
+    f"{referred_val} validation images lie above the limit, more than {refer_at:.0%} of them")
+referred_share = float((image_uncertainty > refer_limit).mean())  # judged once, on test
 unet_level = float(seg.epistemic[fov_all].mean())
 if classifier_trained:
-    report.save_referral(classifier_path, refer_limit, refer_at=refer_at, samples=mc_samples, images=len(image_uncertainty))
+    report.save_referral(classifier_path, refer_limit, refer_at=refer_at, samples=mc_samples,
+                         images=len(validation_uncertainty), split="validation")
     head.save(report.side_file(classifier_path, report.MC_HEAD_SUFFIX))
+    if model_card.card_path(classifier_path).is_file():  # notebook 02's card: add the referral rule, the unfamiliar-input cut-off
+        model_card.update_card(classifier_path, referral=report.load_referral(classifier_path))
 if unet_path.is_file():
     report.save_referral(unet_path, unet_level, refer_at=refer_at, samples=mc_samples, images=len(fov_all),
-                         rule="mean epistemic uncertainty inside the field of view of the test photographs")
-print(f"refer above a mean mutual information of {refer_limit:.5f} nats ({referred_share:.0%} of {len(image_uncertainty)} test images); "
+                         rule="mean epistemic uncertainty inside the field of view of the test photographs", split="test")
+    if model_card.card_path(unet_path).is_file():  # notebook 03's card
+        model_card.update_card(unet_path, referral={**report.load_referral(unet_path),
+                                                    "refer_above": f"{report.FUNDUS_REFER_FACTOR:g} times this level"})
+print(f"refer above a mean mutual information of {refer_limit:.5f} nats, set on {len(validation_uncertainty)} validation "
+      f"images (T={mc_samples}); it refers {referred_share:.0%} of the {len(image_uncertainty)} test images. "
       f"U-Net in-distribution epistemic {unet_level:.5f}; saved beside the models: "
       f"{'classifier' if classifier_trained else 'not the stand-in classifier'}, {'U-Net' if unet_path.is_file() else 'not the stand-in U-Net'}")
 

@@ -226,15 +226,19 @@ guided_maps = explain.guided_backprop(model, images, class_index)
 # ## 5. Grad-CAM, Grad-CAM++ and guided Grad-CAM
 #
 # Grad-CAM (Selvaraju et al. 2017) weighs each channel k of the last feature map A by the average of its
-# gradient, adds them up and keeps the positive part: ReLU(sum_k mean(dy/dA_k) A_k). By hand:
+# gradient, adds them up and keeps the positive part: ReLU(sum_k mean(dy/dA_k) A_k). The paper's y is
+# the class score *before* the output non-linearity: for our sigmoid head the logit z, the Dense layer's
+# pre-activation (why it matters is shown below). By hand:
 
 # %%
 def grad_cam_by_hand(model, images, class_index, layer_name):
-    """Grad-CAM at layer_name, bilinearly upsampled to the input, min-max scaled."""
-    extractor = keras.Model(model.input, [model.get_layer(layer_name).output, model.output])
+    """Grad-CAM of the logit at layer_name, bilinearly upsampled to the input, min-max scaled."""
+    head = model.get_layer("predictions")
+    extractor = keras.Model(model.input, [model.get_layer(layer_name).output, head.input])
     with tf.GradientTape() as tape:
-        features, outputs = extractor(tf.constant(images), training=False)
-        scores = tf.gather(outputs, class_index, axis=1, batch_dims=1)
+        features, pooled = extractor(tf.constant(images), training=False)
+        logits = tf.matmul(pooled, head.kernel) + head.bias  # the score before the sigmoid
+        scores = tf.gather(logits, class_index, axis=1, batch_dims=1)
     grads = tape.gradient(scores, features)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # one weight per channel
     cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))
@@ -251,24 +255,49 @@ assert np.allclose(cam_by_hand, cam, atol=1e-4)
 # %% [markdown]
 # **CAM**, the method Grad-CAM generalises (Zhou et al., *Learning Deep Features for Discriminative
 # Localization*, CVPR 2016), needs no gradient at all. With a global-average-pooling head the logit is
-# z = sum_k w_k mean(A_k) + b, so the map sum_k w_k A_k says exactly how much each cell adds to it. For
-# this head Grad-CAM's channel weights are the same w_k times one positive number per image, the
-# sigmoid's slope p(1 - p) over the map's area h*w. Check it on the raw maps, before any scaling: Grad-CAM
-# equals p(1 - p)/(h w) times CAM, with p the model's own output. (Compare the raw maps, not the min-max
-# scaled ones: a map with almost no positive evidence, or a saturated p, makes the scaled maps differ
-# by the scaling's epsilon, not by the method.)
+# z = sum_k w_k mean(A_k) + b, so the map sum_k w_k A_k says exactly how much each cell adds to it, and
+# Grad-CAM's channel weights are the same w_k over the map's area h*w. Check it on the raw maps, before
+# any scaling:
 
 # %%
 dense_kernel = model.get_layer("predictions").kernel.numpy()  # (channels, findings)
 feature_maps = keras.Model(model.input, model.get_layer(feature_layer).output).predict(images, verbose=0)
 cam_raw = np.einsum("bhwk,kb->bhw", feature_maps, dense_kernel[:, class_index])  # each image with its own finding
 class_activation_map = explain.upsample(np.maximum(cam_raw, 0), images.shape[1:3])
-p = model.predict(images, verbose=0)[np.arange(len(images)), class_index]
-scale = (p * (1 - p) / (cam_raw.shape[1] * cam_raw.shape[2]))[:, None, None]  # the sigmoid's slope over h*w
+area = cam_raw.shape[1] * cam_raw.shape[2]
 grad_cam_raw = explain.grad_cam(model, images, class_index, layer_name=feature_layer, normalize_map=False)
-error = np.abs(grad_cam_raw - scale * class_activation_map).max() / max(np.abs(grad_cam_raw).max(), 1e-30)
-print(f"Grad-CAM vs p(1-p)/(h w) x CAM on the raw maps: largest difference {error:.1e} of the largest value")
-assert error < 1e-3, "with a GAP + dense head, Grad-CAM must be CAM times the sigmoid's slope over the map's area"
+error = np.abs(grad_cam_raw - class_activation_map / area).max() / max(np.abs(grad_cam_raw).max(), 1e-30)
+print(f"Grad-CAM vs CAM/(h w) on the raw maps: largest difference {error:.1e} of the largest value")
+assert error < 1e-3, "with a GAP + dense head, Grad-CAM of the logit must be CAM over the map's area"
+
+# %% [markdown]
+# **Why the logit.** The gradient of the probability p = sigmoid(z) is p(1 - p) times the logit's, one
+# positive number per image: the min-max scaled maps are the same, *until p saturates*. For a finding
+# the model is sure of, p(1 - p) is tiny (in float32, p rounds to exactly 1 for z above about 17), the
+# probability's map is numerically flat and the most confident finding loses its heatmap and its box.
+# A copy of the classifier whose bias makes one film's finding confident (p = 1 - 1e-6) shows it:
+
+# %%
+k = int(np.argmax(cam.reshape(len(cam), -1).max(axis=1)))  # a film whose map shows something
+target = int(class_index[k])
+confident_model = keras.models.clone_model(model)
+confident_model.set_weights(model.get_weights())
+head_kernel, head_bias = confident_model.get_layer("predictions").get_weights()
+pooled_one = keras.Model(model.input, model.get_layer("predictions").input).predict(images[k:k + 1], verbose=0)[0]
+head_bias[target] = np.log(1e6) - pooled_one @ head_kernel[:, target]  # logit 13.8: p = 1 - 1e-6
+confident_model.get_layer("predictions").set_weights([head_kernel, head_bias])
+p_confident = float(confident_model.predict(images[k:k + 1], verbose=0)[0, target])
+with warnings.catch_warnings(record=True) as said:
+    warnings.simplefilter("always")
+    on_probability = explain.grad_cam(confident_model, images[k:k + 1], target, layer_name=feature_layer, score="probability")
+on_logit = explain.grad_cam(confident_model, images[k:k + 1], target, layer_name=feature_layer)
+print(f"p = {p_confident:.7f}: Grad-CAM of the probability has maximum {on_probability.max():.2f} "
+      f"({'flat, with a warning' if said else 'not flat'}); of the logit {on_logit.max():.2f}, "
+      f"the same map as before the bias moved: {np.abs(on_logit[0] - cam[k]).max():.1e}")
+if cam[k].max() > 0:
+    assert on_logit.max() > 0.99 and np.allclose(on_logit[0], cam[k], atol=1e-3), "the logit's map must survive the confident bias"
+else:
+    print("every film's map is flat for this model, so there is no map to keep: train it longer (lab profile)")
 
 # %% [markdown]
 # **The resolution limit.** DenseNet121 divides the image by 32: at 128 px the last feature map is 4x4
@@ -470,7 +499,8 @@ vis_pp_block4 = GradcamPlusPlus(model)(score, images, penultimate_layer=localisa
 vis_smooth = Saliency(model)(score, images, smooth_samples=smooth_samples, smooth_noise=noise_level)
 print(f"tf-keras-vis, four methods: {time.perf_counter() - start:.1f} s")
 agreement = pd.Series({
-    "Grad-CAM (align_corners)": np.abs(explain.grad_cam(model, images, class_index, upsampling="align_corners") - vis_cam).max(),
+    "Grad-CAM (align_corners)": np.abs(explain.grad_cam(model, images, class_index, upsampling="align_corners",
+                                                        score="probability") - vis_cam).max(),
     "Grad-CAM (half-pixel)": np.abs(cam - vis_cam).max(),
     "saliency": np.abs(vanilla - vis_saliency).max(),
     "Grad-CAM++ (align_corners)": np.abs(explain.grad_cam_plus_plus(model, images, class_index, upsampling="align_corners") - vis_cam_pp).max(),

@@ -673,9 +673,11 @@ else:
 # 1. **Box of a mask.** Write the box (x, y, w, h) of the kept pixels of one component, as
 #    `cv2.connectedComponentsWithStats` gives it, and apply it to section 6's largest component.
 # 2. **Otsu by hand.** Write Otsu's level of a 0..255 heat image and compare it with section 6's.
-# 3. **Threshold.** Re-run section 8 with `box_threshold` 0.3, 0.5 and 0.9, and with Otsu. Which
-#    maximises the share at IoBB > 0.25? And at IoU > 0.25? The cell below measures the box areas and
-#    the mean IoBB at 0.3 and 0.9. (Discussion.)
+# 3. **Threshold.** Re-run section 8 with `box_threshold` 0.3, 0.5 and 0.9, and with Otsu, and see how
+#    the share at IoBB > 0.25 and at IoU > 0.25 moves. To *choose* a threshold, compare them on boxed
+#    images you do not score (another patient group), then score the chosen one once: a threshold picked
+#    on the images it is scored on flatters it. The cell below measures the box areas and the mean IoBB
+#    at 0.3 and 0.9. (Discussion.)
 # 4. **Heuristics.** Compare `largest`, `mean_heat` and `deep_media` on the gradient maps of section 11.
 #    (Discussion.)
 # 5. **Resolution.** Retrain notebook 02 with `last_block = 4` (the 8x8 map becomes the last layer),

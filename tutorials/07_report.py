@@ -83,7 +83,7 @@ print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
 # %% tags=["parameters"]
 cfg = config.load()
 images_mode = "present"  # a partial NIH copy is fine: rows whose image is absent are left out and counted
-mc_samples = cfg.pick(smoke=10, lab=20, full=20)  # T: dropout samples of the head per image
+mc_samples = cfg.pick(smoke=10, lab=20, full=20)  # T for a stand-in; a saved model's T is the one its referral was set with
 test_films = cfg.pick(smoke=20, lab=120, full=400)  # synthetic (or real) test films reported one by one
 split_method = cfg.pick(smoke="patient", lab="patient", full="official")  # as in notebooks 02 and 04
 stand_in_images = cfg.pick(smoke=32, lab=256, full=1024)  # training films for a stand-in if notebook 02 has not run
@@ -110,7 +110,7 @@ unet_path = cfg.models_dir / models.UNET_FILE
 # | `densenet121_nih.keras` | 02 | the classifier, loaded in Keras safe mode |
 # | `densenet121_nih.thresholds.json` | 02 | one threshold per finding, chosen on validation, with the label order |
 # | `densenet121_nih.mc_head.keras` | 04 | the dense head fine-tuned with dropout on pooled features |
-# | `densenet121_nih.referral.json` | 04 | the mean mutual information above which the most uncertain 20% of test images were referred |
+# | `densenet121_nih.referral.json` | 04 | the mean mutual information above which the most uncertain 20% of *validation* images were referred, with T and the image count |
 
 # %%
 for suffix in (".keras", report.THRESHOLDS_SUFFIX, report.MC_HEAD_SUFFIX, report.REFERRAL_SUFFIX):
@@ -154,7 +154,7 @@ start = time.perf_counter()
 train_boxes = nih.boxes[nih.boxes.image_index.isin(split["train"].image_index)]
 box_sizes = {label: (row.w, row.h) for label, row in boxes.mean_box_sizes(train_boxes, image_size=1).iterrows()}
 if classifier_trained:
-    chest = report.ChestReporter.load(classifier_path, samples=mc_samples, cfg=cfg, seed=seed)
+    chest = report.ChestReporter.load(classifier_path, cfg=cfg, seed=seed)  # T from notebook 04's referral file
     chest.box_sizes = box_sizes
 else:
     train = split["train"].iloc[:stand_in_images]
@@ -164,8 +164,9 @@ else:
     chest = report.ChestReporter(stand_in, metrics.choose_thresholds(val[labels].values, val_scores, labels).fillna(0.5),
                                  samples=mc_samples, box_sizes=box_sizes, name="stand-in", seed=seed)
 image_size = chest.size
-print(f"{chest.name}: {image_size} px input, thresholds {chest.threshold_method}, "
-      f"referral {'from notebook 04' if chest.referral else 'absent'}; ready in {time.perf_counter() - start:.0f} s")
+print(f"{chest.name}: {image_size} px input, thresholds {chest.threshold_method}, T={chest.samples}, referral "
+      f"{'from notebook 04, set on its ' + str(chest.referral.get('chosen_on', 'unrecorded')) + ' images' if chest.referral else 'absent'}; "
+      f"ready in {time.perf_counter() - start:.0f} s")
 for note in chest.notes:
     print("note:", note)
 
@@ -210,17 +211,18 @@ head_time = time.perf_counter() - start
 print(f"{len(draws)} head samples in {head_time * 1000:.0f} ms; mean mutual information {parts.epistemic.mean():.2e} nats")
 
 # %% [markdown]
-# **Grad-CAM from the same pass.** Between the feature map $A$ and a probability there are only
-# global average pooling and one dense sigmoid: $p = \sigma(w \cdot \mathrm{mean}_{ij} A_{ij} + b)$. Its
-# gradient is the same at every position, $p(1-p)\,w_k / (hw)$, so Grad-CAM's channel weights (Selvaraju
-# et al.) need no backward pass. Check it against `explain.grad_cam` of notebook 05 on the present
+# **Grad-CAM from the same pass.** Between the feature map $A$ and the logit there are only global
+# average pooling and one dense layer: $z = w \cdot \mathrm{mean}_{ij} A_{ij} + b$, $p = \sigma(z)$. The
+# logit's gradient is the same at every position, $w_k / (hw)$, so Grad-CAM's channel weights (Selvaraju
+# et al., who differentiate the score before the output non-linearity) need no backward pass. The
+# probability's gradient would carry $p(1-p)$, which vanishes on the most confident findings (notebook 05). Check it against `explain.grad_cam` of notebook 05 on the present
 # findings (or the two most probable, when none is present).
 
 # %%
 shown = [j for j in np.flatnonzero(present)] or list(np.argsort(-probabilities[0])[:2])
 with warnings.catch_warnings():  # a flat map (no positive evidence) warns; compared all the same
     warnings.simplefilter("ignore", UserWarning)
-    closed = chest.grad_cam(item.model, feature_map[0], probabilities[0], shown)
+    closed = chest.grad_cam(item.model, feature_map[0], shown)
     reference = explain.grad_cam(chest.model, np.repeat(item.model[None], len(shown), 0), class_index=shown,
                                  layer_name=chest.layer_name)
 gap = float(np.abs(closed - reference).max())
@@ -277,7 +279,8 @@ print(report.to_json(result)[:600], "...")
 #
 # Report every test film and compare the decisions with the labels. An image's errors are its wrong
 # decisions (false alarms and misses). The refer flag is worth something only if the images it refers
-# hold more errors than the ones it lets through: measure it.
+# hold more errors than the ones it lets through: measure it. Its cut-off was set by notebook 04 on
+# validation images, so these test films, which set nothing, judge it out of sample.
 
 # %%
 start = time.perf_counter()
@@ -447,7 +450,8 @@ else:
 # guide.
 #
 # 1. **Your own rule.** Refer an image when *any* finding's mutual information exceeds a limit, instead
-#    of the mean. How many of the test films does it refer at half the largest value?
+#    of the mean. Set the limit on validation films (so that it refers the most uncertain 20% of them),
+#    then count how many test films it refers.
 # 2. **Back to the original pixels.** A box of the report is in the displayed image's pixels; give it
 #    in the pixels of the original DICOM (1841 wide, 1955 high), e.g. to draw it in a viewer.
 # 3. **The rate of referral.** Change notebook 04's `refer_at` to 0.1 and rerun 04 and this notebook:
@@ -465,11 +469,15 @@ def refer_any(findings, limit):
 exercises.check_refer_any(refer_any)
 
 # %%
-limit = float(finding_mi.max())
-referred = [sum(refer_any(r.findings, at) for r in reports) for at in (limit, limit / 2)]
-print(f"at {limit:.2e} nats (the largest on the test films) {referred[0]} of {len(reports)} films are referred; "
-      f"at half of it, {referred[1]}")
-assert referred[0] == 0, "no finding lies above the largest value on the test films"
+val_films = split["val"].iloc[:test_films]
+_, val_pooled, _ = chest.features(np.stack([report.read_chest(path, chest.size).model for path in val_films.path]))
+val_mi = uncertainty.decompose(chest.sample_head(val_pooled)).epistemic  # (films, findings)
+limit = report.referral_threshold(val_mi.max(axis=1), 0.2)  # set on validation, never on the films it judges
+referred_val = sum(refer_any(pd.DataFrame({"mutual_information": row}), limit) for row in val_mi)
+referred_test = sum(refer_any(r.findings, limit) for r in reports)
+print(f"limit {limit:.2e} nats, set on {len(val_films)} validation films (refers {referred_val} of them); "
+      f"it refers {referred_test} of the {len(reports)} test films ({referred_test / len(reports):.0%})")
+assert referred_val <= round(0.2 * len(val_films)), "the limit refers more validation films than it was set to"
 
 # %%
 # Exercise 2: write to_original(box, displayed, original): (x, y, w, h) from the displayed image's pixels to the original's.
