@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= lab
 
 .PHONY: help install app-install browser app data test unit notebooks tutorials sync bench clean
-.PHONY: prepare figures wheelhouse
+.PHONY: prepare figures wheelhouse test-full
 
 # Offline laptops: with wheelhouse/ (from `make wheelhouse`, e.g. copied from a USB stick) every pip install reads
 # only its wheels; without it, PyPI. Delete wheelhouse/ to install from PyPI again.
@@ -74,10 +74,14 @@ test: install app-install browser
 	MEDXAI_PROFILE=smoke $(BIN)/python -m helpers.synthetic --dataset all
 	rm -rf build/smoke
 	MEDXAI_PROFILE=smoke $(BIN)/python tools/side_by_side.py \
-		unit="$(BIN)/python -m pytest tests/ --ignore=tests/test_site.py" \
+		unit="$(BIN)/python -m pytest tests/ --ignore=tests/test_site.py -m 'not full_path'" \
 		notebooks="$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider tutorials/ --save-executed build/smoke"
 	$(BIN)/python tools/build_site.py --executed build/smoke --out build/smoke/site --profile smoke
 	MEDXAI_SITE_DIR=build/smoke/site $(BIN)/python -m pytest -p no:cacheprovider tests/test_site.py
+
+test-full: install  # every notebook's full-profile path on a real-layout folder (about 15 min on 2 cores)
+	MEDXAI_PROFILE=smoke $(BIN)/python -m helpers.synthetic --dataset all
+	$(BIN)/python -m pytest tests/test_full_profile.py -m full_path
 
 tutorials: install
 	MEDXAI_PROFILE=$(PROFILE) $(BIN)/python -m helpers.synthetic --dataset all

@@ -894,10 +894,10 @@ def _check_upload(*args):
     return importlib.import_module("app.upload").check_upload(*args)
 
 
-case("upload/over_the_limit", DataError, "scan.dcm", "60.0 MB", "limit of 50.0 MB", "--max-mb")(
+case("upload/over_the_limit", DataError, "the uploaded file", "60.0 MB", "limit of 50.0 MB", "--max-mb")(
     lambda tmp: _check_upload("scan.dcm", 60 * 2**20))
-case("upload/empty_file", DataError, "x.png", "an empty file")(lambda tmp: _check_upload("x.png", 0))
-case("upload/not_an_image_by_name", DataError, "notes.docx", "a .docx file", "PNG, JPEG or DICOM")(
+case("upload/empty_file", DataError, "the uploaded file", "an empty file")(lambda tmp: _check_upload("x.png", 0))
+case("upload/not_an_image_by_name", DataError, "the uploaded file", "a .docx file", "PNG, JPEG or DICOM")(
     lambda tmp: _check_upload("C:\\Users\\me\\notes.docx", 1000))
 
 
@@ -996,7 +996,7 @@ case("report/folder", DataError, "a folder")(lambda tmp: _report.read_chest(tmp,
 case("report/colour_png", DataError, "rgb.png", "colour image", "grey")(
     lambda tmp: _rep_png(tmp, "rgb.png", np.dstack([np.zeros((20, 20), np.uint8), np.full((20, 20), 200, np.uint8),
                                                      np.zeros((20, 20), np.uint8)])))
-case("report/tiny_png", DataError, "dot.png", "too small")(lambda tmp: _rep_png(tmp, "dot.png", np.zeros((4, 4), np.uint8)))
+case("report/tiny_png", DataError, "image-", "too small")(lambda tmp: _rep_png(tmp, "dot.png", np.zeros((4, 4), np.uint8)))
 case("report/ct_dicom", DataError, "ct.dcm", "Modality CT", "not a projection radiograph")(
     lambda tmp: _report.read_chest(_rdicom.write_dicom(tmp / "ct.dcm", _DX, modality="CT"), 16))
 case("report/array_0_255", DataError, "divide", "255")(lambda tmp: _report.read_chest(np.full((16, 16), 200.0), 16))

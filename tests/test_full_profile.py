@@ -84,7 +84,13 @@ def test_smoke_values_are_read_from_the_parameters_cell():
     assert smoke_parameters(TUTORIALS / "02_densenet_transfer.ipynb")["freeze_depths"] == [1]
 
 
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+# `make test` runs notebook 01's full path (half a minute); the others take one to three minutes each on a
+# 2-core machine and run with `make test-full` (pytest -m full_path)
+IN_MAKE_TEST = ("01_preprocessing_and_splits",)
+FULL_PATH = [pytest.param(p, id=p.stem, marks=() if p.stem in IN_MAKE_TEST else pytest.mark.full_path) for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("notebook", FULL_PATH)
 def test_notebook_runs_in_full_profile(notebook, full_environment, tmp_path):
     papermill.execute_notebook(
         str(notebook), str(tmp_path / notebook.name), parameters=smoke_parameters(notebook),

@@ -298,7 +298,7 @@ def test_cli_real_dicom_and_a_bad_file(saved, film, tmp_path, capsys):
     assert written["details"]["modality"] == "CR" and written["details"]["photometric"] == "MONOCHROME1"
     assert len(written["findings"]) == 14 and "identity" not in written and written["source"] == rg1
     for name in (f"{rg1}.json", f"{rg1}.html"):
-        text = (out / name).read_text()
+        text = re.sub(r"data:[^\"')]+", "", (out / name).read_text())  # an embedded PNG's base64 may spell anything
         assert "CompressedSamples" not in text and "9RG1" not in text, f"patient name or ID in {name}"
         assert "RG1_UNCR" not in text, f"the input file name in {name}"
     assert "CompressedSamples" not in err and "9RG1" not in err and "RG1_UNCR" not in err
