@@ -136,7 +136,8 @@ def answer_html(result, figure_png: bytes, report_json: str, warned: Sequence[st
     download = html.escape(Path(result.source).stem + ".report.json", quote=True)
     return (
         f"<h2 id='refer' class='{css}'>{flag}</h2>"
-        f"<p id='reason'>{html.escape(result.refer_reason)}</p>"
+        + (f"<p id='unfamiliar' class='refer'>{html.escape(result.unfamiliar)}</p>" if getattr(result, "unfamiliar", None) else "")
+        + f"<p id='reason'>{html.escape(result.refer_reason)}</p>"
         f"<p id='model-card'>{html.escape(str(getattr(result, 'card_line', '')))}</p>"  # what the model was trained on
         f"<p><a id='download' download='{download}' href='data:application/json;base64,{data}'>"
         "Download the report (JSON)</a></p>"

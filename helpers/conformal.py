@@ -44,13 +44,18 @@ def lower_threshold(positive_scores, alpha: float, *, grid: Sequence[float] | No
     allowed = int(np.ceil(alpha * (n + 1))) - 2  # the most misses with (misses + 1) / (n + 1) < alpha
     if allowed < 0:
         raise ValueError(f"{n} calibration images with the finding: a false-negative rate of {alpha:g} cannot be "
-                         f"guaranteed with fewer than {int(np.ceil(1 / alpha))} (then every image is called uncertain or present).")
+                         f"guaranteed with fewer than {_enough(alpha)} (then every image is called uncertain or present).")
     if grid is not None:  # the risk grows with lam: the last grid value before the first that breaks the bound
         grid = np.sort(np.asarray(grid, np.float64))
         broken = np.flatnonzero(np.searchsorted(scores, grid, side="right") > allowed)  # scores <= lam: misses
         return float(grid[max(broken[0] - 1, 0)]) if len(broken) else float(grid[-1])
     # just below the (allowed + 1)-th lowest positive score: exactly `allowed` of them are called absent
     return float(scores[-1]) if allowed >= n else float(np.nextafter(scores[allowed], -np.inf))
+
+
+def _enough(alpha: float) -> int:
+    """The fewest calibration films for which ``lower_threshold`` can guarantee ``alpha``: alpha (n + 1) > 1."""
+    return int(np.floor(1 / alpha + 1e-9))
 
 
 class Decisions(NamedTuple):
@@ -69,6 +74,11 @@ class Decisions(NamedTuple):
         state = np.where(p > upper, "present", np.where(p <= np.minimum(lower, upper), "absent", "uncertain"))
         return pd.DataFrame(state, columns=self.lower.index)
 
+    @property
+    def too_few(self) -> list[str]:
+        """Findings with too few validation films on one side to guarantee alpha (never absent, or never present)."""
+        return [label for label in self.lower.index if not np.isfinite(self.lower[label]) or not np.isfinite(self.upper[label])]
+
     def guarantee(self) -> str:
         """The guarantee in one sentence."""
         return (f"for each finding, on films exchangeable with the validation films, at most {self.alpha:.0%} of the "
@@ -77,18 +87,20 @@ class Decisions(NamedTuple):
 
 
 def calibrate(y_true, probabilities, labels: Sequence[str], alpha: float = 0.1) -> Decisions:
-    """Per-finding thresholds from validation labels and probabilities (N, findings). Taught in 04_mc_dropout_uncertainty."""
+    """Per-finding thresholds from validation labels and probabilities (N, findings). Taught in 04_mc_dropout_uncertainty.
+
+    A finding with too few validation films with it (or without it) to guarantee ``alpha`` is never called absent
+    (or present): it stays uncertain, and ``Decisions.too_few`` names it.
+    """
     y, p = np.asarray(y_true), np.asarray(probabilities, np.float64)
     if y.shape != p.shape or y.ndim != 2 or y.shape[1] != len(labels):
         raise ValueError(f"labels {y.shape} and probabilities {p.shape} must both be (images, {len(labels)} findings).")
     lower, upper = {}, {}
     for j, label in enumerate(labels):
         positive, negative = p[y[:, j] == 1, j], p[y[:, j] == 0, j]
-        try:
-            lower[label] = lower_threshold(positive, alpha)
-            upper[label] = 1 - lower_threshold(1 - negative, alpha)
-        except ValueError as err:
-            raise ValueError(f"{label}: {err}") from None
+        # too few films with (without) the finding to guarantee alpha: never called absent (present), said in too_few
+        lower[label] = lower_threshold(positive, alpha) if len(positive) >= _enough(alpha) else -np.inf
+        upper[label] = 1 - lower_threshold(1 - negative, alpha) if len(negative) >= _enough(alpha) else np.inf
     counts = pd.DataFrame(y, columns=list(labels))
     return Decisions(pd.Series(lower), pd.Series(upper), _check_alpha(alpha), counts.sum().astype(int),
                      (1 - counts).sum().astype(int))

@@ -43,7 +43,8 @@ import pandas as pd
 import tensorflow as tf
 
 from helpers import boxes as _boxes
-from helpers import config, datasets, dicom, errors, explain, model_card, models, preprocessing, uncertainty
+from helpers import config, datasets, dicom, errors, explain, familiarity, model_card, models, preprocessing, uncertainty
+from helpers import referral as _referral
 from helpers.errors import DataError
 from helpers.report_render import figure_png, to_dict, to_html, to_json, to_png  # noqa: F401  the renderers, re-exported
 
@@ -337,6 +338,7 @@ class ChestReport:
     kind: str = "chest"
     card_line: str = model_card.NO_CARD_LINE  # model_card.summary_line: what it was trained on, for this input
     model_card: dict | None = field(default=None, repr=False)  # the card beside the model (helpers.model_card), None: none
+    unfamiliar: str | None = None  # "outside what this model has seen: ..." when helpers.familiarity fires, else None
 
     @property
     def present(self) -> list[str]:
@@ -368,7 +370,8 @@ class ChestReporter:
 
     def __init__(self, model: keras.Model, thresholds, *, labels: Sequence[str] = datasets.LABELS, samples: int = 20,
                  referral: dict | None = None, mc_head: keras.Model | None = None, box_sizes: dict | None = None,
-                 name: str | None = None, seed: int | None = None, card: dict | None = None):
+                 name: str | None = None, seed: int | None = None, card: dict | None = None,
+                 familiar: "familiarity.Familiarity | None" = None):
         labels = list(labels)
         if model.output_shape[-1] != len(labels):
             raise ReportError(f"{model.name}: the model predicts {model.output_shape[-1]} outputs for {len(labels)} labels.")
@@ -381,6 +384,14 @@ class ChestReporter:
         self.model, self.labels, self.samples = model, labels, int(samples)
         self.name = name or model.name
         self.card = card  # the model card beside the saved model (helpers.model_card), None: none
+        self.familiar = familiar  # notebook 04's Gaussian of the training films' pooled features, None: not checked
+        self.recalibration = None
+        if referral is not None and referral.get("signal") == "expected_errors":
+            try:
+                self.recalibration = _referral.Recalibration.from_dict(referral["recalibration"])
+            except (KeyError, TypeError) as err:
+                raise ReportError(f"the referral file names the signal expected_errors but holds no recalibration "
+                                  f"({type(err).__name__}: {err}); run notebook 04 again to rewrite it.") from None
         self.thresholds = _thresholds_series(thresholds, labels, f"{self.name} thresholds")
         self.referral, self.box_sizes, self.seed = referral, box_sizes or {}, seed
         self.size = int(model.input_shape[1])
@@ -451,8 +462,14 @@ class ChestReporter:
             raise ReportError(str(err)) from None
         referral = load_referral(model_path)
         samples = _samples_from(referral, samples)
+        familiar_path = side_file(model_path, familiarity.FAMILIAR_SUFFIX)
+        try:
+            familiar = familiarity.Familiarity.load(familiar_path) if familiar_path.is_file() else None
+        except DataError as err:
+            raise ReportError(str(err)) from None
         reporter = cls(model, thresholds, labels=labels, samples=samples, referral=referral,
-                       mc_head=mc_head, box_sizes=box_sizes, name=model_path.name, seed=seed, card=card)
+                       mc_head=mc_head, box_sizes=box_sizes, name=model_path.name, seed=seed, card=card,
+                       familiar=familiar)
         reporter.threshold_method = method
         if "0.5 for" in method:
             reporter.notes.append(f"thresholds: {method}")
@@ -488,8 +505,26 @@ class ChestReporter:
         cams = np.maximum(np.einsum("hwk,kc->chw", feature_map.astype(np.float32), weights.astype(np.float32)), 0)
         return explain.normalize(explain.upsample(cams, (self.size, self.size)), "Grad-CAM")
 
-    def refer_rule(self, mean_mi: float) -> tuple[bool, str]:
-        """The referral decision and its stated reason for an image's mean mutual information. Taught in 07_report."""
+    def refer_signal(self, probabilities: np.ndarray, mean_mi: float) -> float:
+        """The value the saved referral rule compares with its cut-off: its signal of the classifier, or the mean mutual information."""
+        name = (self.referral or {}).get("signal", "mutual_information")
+        if name == "mutual_information":
+            return float(mean_mi)
+        return float(_referral.signal(name, np.asarray(probabilities)[None], self.thresholds.to_numpy(), self.recalibration)[0])
+
+    def refer_rule(self, mean_mi: float, value: float | None = None) -> tuple[bool, str]:
+        """The referral decision and its stated reason: the saved signal's ``value`` (the mean mutual information by default). Taught in 07_report."""
+        name = (self.referral or {}).get("signal", "mutual_information")
+        if self.referral is not None and name != "mutual_information":
+            if value is None:
+                raise ReportError(f"the referral rule uses the signal {name}: pass its value (refer_signal).")
+            limit, refer_at = self.referral["threshold"], self.referral.get("refer_at", float("nan"))
+            refer = bool(value > limit)
+            return refer, (f"{'referred' if refer else 'not referred'}: {_referral.DESCRIPTIONS[name]} is {value:.3g}, "
+                           f"{'>' if refer else '<='} {limit:.3g}, the value above which notebook 04 referred the "
+                           f"{refer_at:.0%} of its {self.referral.get('chosen_on', 'unrecorded')} images "
+                           f"({self.referral.get('images', '?')} images) most likely to hold a wrong decision; the same "
+                           "classifier that decides")
         if self.referral is None:
             return True, (f"referred: no referral threshold was calibrated for this model (notebook 04 saves it as "
                           f"{REFERRAL_SUFFIX} beside the model), so every image is referred by default; "
@@ -506,14 +541,19 @@ class ChestReporter:
                        f"T={self.referral.get('samples', '?')})")
 
     def report(self, path_or_array, *, source_name: str | None = None, keep_identity: bool = False,
-               allow_non_chest: bool = False) -> ChestReport:
+               allow_non_chest: bool = False, show_burned_in: bool = False) -> ChestReport:
         """Report one chest radiograph (PNG, JPEG or DICOM path, or an HxW float image in [0, 1]). Taught in 07_report.
 
         ``allow_non_chest=True``: a DICOM whose header says another body part or a lateral view is reported, with
-        the warning in ``details["warnings"]`` (refused by default).
+        the warning in ``details["warnings"]`` (refused by default). A DICOM with BurnedInAnnotation YES (text in
+        the pixels, perhaps a name) is analysed, but its pixels are not shown in the figure, the HTML or the page
+        unless ``show_burned_in=True``: the heatmaps and boxes are drawn on a blank image.
         """
         item = read_chest(path_or_array, self.size, source_name=source_name, keep_identity=keep_identity,
                           allow_non_chest=allow_non_chest)
+        hidden = bool(item.details.get("burned_in_annotation")) and not show_burned_in
+        if hidden:
+            item.display = np.zeros_like(item.display)
         fmap, pooled, probs = self.features(item.model[None])
         draws = self.sample_head(pooled)[:, 0]
         parts = uncertainty.decompose(draws)
@@ -528,6 +568,9 @@ class ChestReporter:
             warnings.filterwarnings("ignore", message="Grad-CAM of image", category=UserWarning)
             cams = self.grad_cam(item.model, fmap[0], present)
         notes = list(self.notes)
+        if hidden:
+            notes.append("pixels not shown: the DICOM header says BurnedInAnnotation YES (text in the image may identify "
+                         "the patient); the findings were computed on them. Show them with --show-burned-in")
         height, width = item.display.shape
         heatmaps, found = {}, {}
         for cam, index in zip(cams, present):
@@ -543,7 +586,20 @@ class ChestReporter:
                 chosen = _boxes.choose_box(candidates, "largest")
             if chosen is not None:
                 found[label] = tuple(float(chosen[c]) for c in ("x", "y", "w", "h"))
-        refer, reason = self.refer_rule(float(parts.epistemic.mean()))
+        refer, reason = self.refer_rule(float(parts.epistemic.mean()), self.refer_signal(probability, parts.epistemic.mean()))
+        unfamiliar = None
+        if self.familiar is not None:
+            distance = float(self.familiar.distance(pooled)[0])
+            outside = bool(distance > self.familiar.cutoff)
+            item.details["familiarity"] = {"distance": distance, "cutoff": self.familiar.cutoff, "outside": outside}
+            if outside:
+                unfamiliar = (f"{familiarity.OUTSIDE}: the image's features lie at a distance of {distance:.4g} from the "
+                              f"training films, above the cut-off {self.familiar.cutoff:.4g} "
+                              f"({self.familiar.meta.get('quantile', familiarity.QUANTILE):.0%} of the validation films lie "
+                              "below it). Its findings are not to be trusted; it is referred.")
+                refer, reason = True, f"referred: {familiarity.OUTSIDE} (the findings below are shown, not vouched for); {reason}"
+        else:
+            notes.append(f"no unfamiliar-input check: notebook 04 saves it as {familiarity.FAMILIAR_SUFFIX} beside the model")
         if self.referral is not None and self.referral.get("samples") not in (None, self.samples):
             notes.append(f"the referral threshold was measured with T={self.referral['samples']} samples, this report "
                          f"uses T={self.samples}: the mutual information is biased low for small T")
@@ -554,7 +610,7 @@ class ChestReporter:
         return ChestReport(item.source, item.display, table, refer, reason, heatmaps, found, self.samples, self.name,
                            notes, item.details, item.identity if keep_identity else None,
                            card_line=model_card.summary_line(self.card, real_input=model_card.is_real_input(path_or_array)),
-                           model_card=self.card)
+                           model_card=self.card, unfamiliar=unfamiliar)
 
 
 # --------------------------------------------------------------------------------------------
@@ -688,6 +744,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep-identity", action="store_true",
                         help="name the reports and messages by the input file names and write the DICOM patient name "
                              "and ID into the reports (by default: a pseudonym from each file's bytes, no identity)")
+    parser.add_argument("--show-burned-in", action="store_true",
+                        help="show the pixels of a DICOM whose header says BurnedInAnnotation YES (hidden by default)")
     parser.add_argument("--allow-non-chest", action="store_true",
                         help="report a DICOM whose header says another body part or a lateral view (refused by "
                              "default), with the warning in the report")
@@ -710,7 +768,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 result = reporter.report(path, keep_identity=args.keep_identity,
-                                         **({"allow_non_chest": True} if args.allow_non_chest and args.kind == "chest" else {}))
+                                         **({"allow_non_chest": args.allow_non_chest, "show_burned_in": args.show_burned_in}
+                                            if args.kind == "chest" else {}))
         except DataError as err:
             failed += 1
             message = str(err) if args.keep_identity else _said_about(str(err), path, "this file")

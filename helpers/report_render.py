@@ -30,6 +30,7 @@ def to_dict(result) -> dict:
     if getattr(result, "identity", None):
         out["identity"] = dict(result.identity)
     out["model_card"] = {**_model_card.as_report(getattr(result, "model_card", None)), "line": _card_line(result)}
+    out["unfamiliar"] = getattr(result, "unfamiliar", None)  # helpers.familiarity's warning, None: within what it has seen
     return out
 
 
@@ -56,6 +57,8 @@ def _figure(result):
     FigureCanvasAgg(fig)
     shown = result.image if np.ndim(result.image) == 3 else np.stack([result.image] * 3, -1)
     flag = "REFER to a radiologist" if result.refer and result.kind == "chest" else ("REFER" if result.refer else "no referral")
+    if getattr(result, "unfamiliar", None):
+        flag += f" ({result.unfamiliar.split(':')[0]})"
     fig.suptitle(f"{result.source}: {flag}", color="firebrick" if result.refer else "darkgreen", fontsize=11,
                  y=1 - 0.08 / fig.get_figheight(), va="top")
     card = textwrap.wrap(_card_line(result), width=int(fig.get_figwidth() * 14))  # ~14 characters an inch at 8 pt
@@ -109,6 +112,12 @@ def _table_html(result) -> str:
     return table.to_html(classes="findings", escape=True, border=0)
 
 
+def _unfamiliar_html(result, tag: str) -> str:
+    """The "outside what this model has seen" banner above the findings, or nothing."""
+    text = getattr(result, "unfamiliar", None)
+    return f"<{tag} style='color:#a11;font-weight:bold'>{html.escape(text)}</{tag.split()[0]}>" if text else ""
+
+
 def to_html(result) -> str:
     """One self-contained HTML page: refer flag and reason, findings table, the figure embedded as base64 PNG. Taught in 07_report."""
     image = base64.b64encode(figure_png(result)).decode("ascii")
@@ -124,7 +133,7 @@ def to_html(result) -> str:
 table.findings{{border-collapse:collapse}} table.findings td,table.findings th{{padding:2px 8px;text-align:right}}
 table.findings tr:nth-child(even){{background:#f2f2f2}}</style></head>
 <body><h1>{html.escape(result.source)}</h1>{identity}
-<p class="model-card">{html.escape(_card_line(result))}</p>
+{_unfamiliar_html(result, "p class='unfamiliar'")}<p class="model-card">{html.escape(_card_line(result))}</p>
 <h2 class="{'refer' if result.refer else 'ok'}">{flag}</h2><p class="reason">{html.escape(result.refer_reason)}</p>
 <img alt="report figure" src="data:image/png;base64,{image}" style="max-width:100%">
 {_table_html(result)}

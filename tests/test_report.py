@@ -265,6 +265,42 @@ def test_saved_referral_names_its_split_and_sets_t(tiny, film, tmp_path):
     assert "of its validation images (150 images, T=7)" in reason, reason
 
 
+def test_referral_by_the_deciding_classifier_and_the_unfamiliar_banner(tiny, film, tmp_path):
+    from helpers import familiarity, referral, report_render
+
+    path = tmp_path / "tiny.keras"
+    tiny.save(path)
+    thresholds = pd.Series(0.5, index=LABELS)
+    report.save_thresholds(path, thresholds, method="youden")
+    identity = referral.Recalibration(np.ones(len(LABELS)), np.zeros(len(LABELS)))
+    probability = _probabilities(tiny, film)
+    value = float(referral.expected_errors(probability[None], thresholds.to_numpy(), identity)[0])
+    report.save_referral(path, value - 1e-6, refer_at=0.2, samples=5, images=40, split="validation",
+                         signal="expected_errors", recalibration=identity.to_dict())
+    reporter = report.ChestReporter.load(path)
+    pooled = reporter.features(report.read_chest(film, reporter.size).model[None])[1]
+    result = reporter.report(film)
+    assert result.refer and "expected number of wrong decisions" in result.refer_reason and f"{value:.3g}" in result.refer_reason
+    assert result.unfamiliar is None and any("no unfamiliar-input check" in n for n in result.notes)
+    # a Gaussian of features far from this film: the banner, the referral, in the JSON, the HTML and the page's answer
+    rng = np.random.default_rng(0)
+    far = familiarity.Familiarity.fit(pooled + 5 + rng.normal(0, 0.1, (30, pooled.shape[1])))
+    far.set_cutoff(pooled + 5 + rng.normal(0, 0.1, (20, pooled.shape[1])))
+    far.save(report.side_file(path, familiarity.FAMILIAR_SUFFIX))
+    report.save_referral(path, value + 1, refer_at=0.2, samples=5, images=40, split="validation",
+                         signal="expected_errors", recalibration=identity.to_dict())
+    result = report.ChestReporter.load(path).report(film)
+    assert result.unfamiliar.startswith(familiarity.OUTSIDE) and result.refer and result.details["familiarity"]["outside"]
+    assert report_render.to_dict(result)["unfamiliar"] == result.unfamiliar
+    assert familiarity.OUTSIDE in report_render.to_html(result)
+    # the same films as the training ones: no banner
+    near = familiarity.Familiarity.fit(pooled + rng.normal(0, 0.1, (30, pooled.shape[1])))
+    near.set_cutoff(pooled + rng.normal(0, 0.1, (20, pooled.shape[1])))
+    near.save(report.side_file(path, familiarity.FAMILIAR_SUFFIX))
+    result = report.ChestReporter.load(path).report(film)
+    assert result.unfamiliar is None and not result.refer and not result.details["familiarity"]["outside"]
+
+
 @pytest.fixture(scope="module")
 def saved(tiny, tmp_path_factory):
     folder = tmp_path_factory.mktemp("model")
@@ -399,3 +435,13 @@ def test_burned_in_annotation_reaches_the_details(tmp_path):
     path = dicom.write_dicom(tmp_path / "b.dcm", pixels, bits_stored=12, BurnedInAnnotation="YES")
     details = report.read_chest(path, SIZE).details
     assert details["burned_in_annotation"] is True and details["warnings"] == []
+
+
+def test_burned_in_pixels_are_not_shown_unless_asked(tiny, tmp_path):
+    pixels = (np.arange(64 * 64).reshape(64, 64) % 4096).astype(np.uint16)
+    path = dicom.write_dicom(tmp_path / "b.dcm", pixels, bits_stored=12, BurnedInAnnotation="YES")
+    reporter = report.ChestReporter(tiny, pd.Series(0.5, index=LABELS), samples=2)
+    hidden, shown = reporter.report(path), reporter.report(path, show_burned_in=True)
+    assert hidden.image.max() == 0 and shown.image.max() > 0.5
+    assert any("BurnedInAnnotation YES" in note for note in hidden.notes)
+    np.testing.assert_allclose(hidden.findings["probability"], shown.findings["probability"])

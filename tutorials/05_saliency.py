@@ -773,10 +773,12 @@ def grad_cam_map(features, gradients):
 exercises.check_grad_cam_map(grad_cam_map)
 
 # %%
-extractor = keras.Model(model.input, [model.get_layer(localisation_layer).output, model.output])
+output_layer = model.get_layer("predictions")  # Dense(14, sigmoid): Grad-CAM takes the score before its sigmoid
+extractor = keras.Model(model.input, [model.get_layer(localisation_layer).output, output_layer.input])
 with tf.GradientTape() as tape:
-    block4, outputs = extractor(tf.constant(images), training=False)
-    class_scores = tf.gather(outputs, class_index, axis=1, batch_dims=1)
+    block4, pooled = extractor(tf.constant(images), training=False)
+    logits = tf.matmul(pooled, output_layer.kernel) + output_layer.bias
+    class_scores = tf.gather(logits, class_index, axis=1, batch_dims=1)
 block4_gradients = tape.gradient(class_scores, block4).numpy()
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # a flat map comes back as zeros

@@ -329,10 +329,12 @@ else:
 
 # %% [markdown]
 # No assert here, on purpose: whether the flag catches errors is a property of the trained classifier, and
-# this section measures it rather than assumes it. Over the series' lab runs it has gone both ways: the
-# referred films held more errors with one classifier and fewer with another (1.7 against 3.5 errors per
-# image, AUROC 0.55). MC dropout on the classifier's head is a weak error detector; notebook 04's
-# referral curve against random referral shows how weak, before a threshold goes into a report.
+# this section measures it rather than assumes it. The flag refers by the signal notebook 04 chose on its
+# validation films (its rule is in every reason above): the margin or the expected wrong decisions of this
+# same classifier, or the dropout head's mutual information. When it was the mutual information, the
+# series' lab runs went both ways (the referred films held more errors with one classifier and fewer with
+# another: 1.7 against 3.5 errors per image, AUROC 0.55); section 6.1 of notebook 04 shows why it lost to
+# the classifier's own margin.
 
 # %% [markdown]
 # ## 5. A real chest radiograph
@@ -344,6 +346,7 @@ else:
 # %%
 real = chest.report(dicom.example_path("RG1_UNCR.dcm"))
 print(json.dumps(real.details), "|", real.refer_reason)
+print(real.unfamiliar or "within what the model has seen (or no unfamiliar-input check saved by notebook 04)")
 display(Image(report.figure_png(real), width=760))
 
 # %% [markdown]
