@@ -265,6 +265,17 @@ def test_saved_referral_names_its_split_and_sets_t(tiny, film, tmp_path):
     assert "of its validation images (150 images, T=7)" in reason, reason
 
 
+def _app_on_path() -> bool:
+    """app/ runs from the repository (python -m app.upload), not as an installed package: put the root on the path."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if (root / "app" / "upload.py").is_file() and str(root) not in sys.path:
+        sys.path.append(str(root))
+    return (root / "app" / "upload.py").is_file()
+
+
 def test_referral_by_the_deciding_classifier_and_the_unfamiliar_banner(tiny, film, tmp_path):
     from helpers import familiarity, referral, report_render
 
@@ -293,6 +304,9 @@ def test_referral_by_the_deciding_classifier_and_the_unfamiliar_banner(tiny, fil
     assert result.unfamiliar.startswith(familiarity.OUTSIDE) and result.refer and result.details["familiarity"]["outside"]
     assert report_render.to_dict(result)["unfamiliar"] == result.unfamiliar
     assert familiarity.OUTSIDE in report_render.to_html(result)
+    upload = pytest.importorskip("app.upload") if _app_on_path() else pytest.skip("app/ not beside the tests")
+    answer = upload.answer_html(result, b"", report_render.to_json(result))
+    assert answer.index("id='unfamiliar'") < answer.index("id='findings'") and familiarity.OUTSIDE in answer
     # the same films as the training ones: no banner
     near = familiarity.Familiarity.fit(pooled + rng.normal(0, 0.1, (30, pooled.shape[1])))
     near.set_cutoff(pooled + rng.normal(0, 0.1, (20, pooled.shape[1])))
