@@ -30,7 +30,7 @@ def _check_alpha(alpha: float) -> float:
 
 
 def lower_threshold(positive_scores, alpha: float, *, grid: Sequence[float] | None = None) -> float:
-    """The largest ``lam`` whose "absent" calls (score <= lam) miss at most ``alpha`` of the positives, in expectation.
+    """The largest ``lam`` whose "absent" calls (score <= lam) miss at most ``alpha`` of the positives, in expectation. Taught in 04_mc_dropout_uncertainty.
 
     ``positive_scores``: the calibration images' scores among those that have the finding. With ``n`` of them at
     most ``k = ceil(alpha (n + 1)) - 2`` may lie at or below ``lam``; with ``grid`` the answer is the largest grid
@@ -59,7 +59,7 @@ def _enough(alpha: float) -> int:
 
 
 class Decisions(NamedTuple):
-    """Per finding: below ``lower`` absent, above ``upper`` present, between uncertain; ``alpha`` and counts."""
+    """Per finding: below ``lower`` absent, above ``upper`` present, between uncertain; ``alpha`` and counts. Taught in 04_mc_dropout_uncertainty."""
 
     lower: pd.Series
     upper: pd.Series
@@ -107,7 +107,7 @@ def calibrate(y_true, probabilities, labels: Sequence[str], alpha: float = 0.1) 
 
 
 def judge(decisions: Decisions, y_true, probabilities) -> pd.DataFrame:
-    """On images that set nothing: per finding the false-negative and false-positive rates and the uncertain share."""
+    """On images that set nothing: per finding the false-negative and false-positive rates and the uncertain share. Taught in 04_mc_dropout_uncertainty."""
     states = decisions.states(probabilities).to_numpy()
     y = np.asarray(y_true)
     rows = {}
@@ -125,7 +125,7 @@ def judge(decisions: Decisions, y_true, probabilities) -> pd.DataFrame:
 
 
 def pooled_coverage(decisions: Decisions, y_true, probabilities) -> float:
-    """The share of all (image, finding) positives not called absent: the coverage whose nominal value is 1 - alpha."""
+    """The share of all (image, finding) positives not called absent: the coverage whose nominal value is 1 - alpha. Taught in 04_mc_dropout_uncertainty."""
     states = decisions.states(probabilities).to_numpy()
     positive = np.asarray(y_true) == 1
     return float((states[positive] != "absent").mean())

@@ -50,7 +50,7 @@ def _check(probabilities, thresholds) -> tuple[np.ndarray, np.ndarray]:
 
 
 def wrong_decisions(y_true, probabilities, thresholds) -> np.ndarray:
-    """Per film, the number of findings decided wrongly at the thresholds (present at p >= t)."""
+    """Per film, the number of findings decided wrongly at the thresholds (present at p >= t). Taught in 04_mc_dropout_uncertainty."""
     p, t = _check(probabilities, thresholds)
     y = np.asarray(y_true)
     if y.shape != p.shape:
@@ -59,13 +59,13 @@ def wrong_decisions(y_true, probabilities, thresholds) -> np.ndarray:
 
 
 def margin(probabilities, thresholds) -> np.ndarray:
-    """Minus the smallest |logit p - logit t| over the findings: higher is more uncertain."""
+    """Minus the smallest |logit p - logit t| over the findings: higher is more uncertain. Taught in 04_mc_dropout_uncertainty."""
     p, t = _check(probabilities, thresholds)
     return -np.abs(_logit(p) - _logit(t)).min(axis=1)
 
 
 class Recalibration:
-    """Platt scaling per finding, fitted on validation films: q = sigmoid(a logit(p) + b)."""
+    """Platt scaling per finding, fitted on validation films: q = sigmoid(a logit(p) + b). Taught in 04_mc_dropout_uncertainty."""
 
     def __init__(self, slope: Sequence[float], intercept: Sequence[float]):
         self.slope, self.intercept = np.asarray(slope, np.float64), np.asarray(intercept, np.float64)
@@ -97,14 +97,14 @@ class Recalibration:
 
 
 def expected_errors(probabilities, thresholds, recalibration: Recalibration) -> np.ndarray:
-    """The expected number of wrong decisions per film: sum over findings of q (called absent) or 1 - q (present)."""
+    """The expected number of wrong decisions per film: sum over findings of q (called absent) or 1 - q (present). Taught in 04_mc_dropout_uncertainty."""
     p, t = _check(probabilities, thresholds)
     q = recalibration(p)
     return np.where(p >= t, 1 - q, q).sum(axis=1)
 
 
 def signal(name: str, probabilities, thresholds, recalibration: Recalibration | None = None) -> np.ndarray:
-    """The named deterministic signal (``margin`` or ``expected_errors``) per film."""
+    """The named deterministic signal (``margin`` or ``expected_errors``) per film. Taught in 04_mc_dropout_uncertainty."""
     if name == "margin":
         return margin(probabilities, thresholds)
     if name == "expected_errors":
@@ -115,7 +115,7 @@ def signal(name: str, probabilities, thresholds, recalibration: Recalibration | 
 
 
 def referred(scores, refer_at: float) -> np.ndarray:
-    """A mask of the round(refer_at N) films with the highest score (ties: the later film first, as uncertainty.referral_curve)."""
+    """A mask of the round(refer_at N) films with the highest score (ties: the later film first, as uncertainty.referral_curve). Taught in 04_mc_dropout_uncertainty."""
     scores = errors.check_finite(np.asarray(scores, np.float64).reshape(-1), "signal (one per film)")
     if not 0 <= refer_at < 1:
         raise ValueError(f"refer_at must be in [0, 1), not {refer_at!r}.")
@@ -126,7 +126,7 @@ def referred(scores, refer_at: float) -> np.ndarray:
 
 
 def ratio(wrong, scores, refer_at: float) -> float:
-    """Errors random referral leaves in expectation, over the errors left by referring the highest scores."""
+    """Errors random referral leaves in expectation, over the errors left by referring the highest scores. Taught in 04_mc_dropout_uncertainty."""
     wrong = np.asarray(wrong, np.float64)
     mask = referred(scores, refer_at)
     left = wrong[~mask].sum()
@@ -136,7 +136,7 @@ def ratio(wrong, scores, refer_at: float) -> float:
 
 def ratio_interval(wrong, scores, refer_at: float, *, groups=None, samples: int = 1000, seed: int = 0,
                    level: float = 0.95) -> tuple[float, float, float]:
-    """The ratio and its bootstrap interval, resampling patients (``groups``) or films, the signal's ranks recomputed."""
+    """The ratio and its bootstrap interval, resampling patients (``groups``) or films, the signal's ranks recomputed. Taught in 04_mc_dropout_uncertainty."""
     wrong, scores = np.asarray(wrong, np.float64), np.asarray(scores, np.float64)
     groups = np.arange(len(wrong)) if groups is None else np.asarray(groups)
     units, index = np.unique(groups, return_inverse=True)
@@ -153,7 +153,7 @@ def ratio_interval(wrong, scores, refer_at: float, *, groups=None, samples: int 
 
 
 def compare(wrong, signals: dict, refer_at: float, *, groups=None, samples: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """One row per signal: the errors it leaves, random referral's, the ratio with its interval."""
+    """One row per signal: the errors it leaves, random referral's, the ratio with its interval. Taught in 04_mc_dropout_uncertainty."""
     rows = {}
     wrong = np.asarray(wrong, np.float64)
     for name, scores in signals.items():

@@ -95,7 +95,10 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import skimage.color
+import skimage.data
 import tensorflow as tf
+from mapie.risk_control import MultiLabelClassificationController
 from sklearn.metrics import roc_auc_score
 
 from helpers import (config, conformal, datasets, exercises, familiarity, fundus, losses, metrics, model_card, models,
@@ -757,8 +760,6 @@ else:
 # %%
 alpha = 0.1
 decisions = conformal.calibrate(y["val"], probs["val"], labels, alpha=alpha)
-from mapie.risk_control import MultiLabelClassificationController
-
 grid = np.arange(0, 1, 0.01)
 checked = [j for j, label in enumerate(labels) if label not in decisions.too_few]
 for j in checked:
@@ -895,9 +896,6 @@ if cfg.profile == "lab" and unet_path.is_file():  # the U-Net of notebook 03, no
 # synthetic set draws no lateral views; a crop of one half of the film, stretched, stands in for one.
 
 # %%
-import skimage.color
-import skimage.data
-
 familiar = familiarity.Familiarity.fit(features["train"])
 cutoff = familiar.set_cutoff(features["val"])
 
@@ -989,6 +987,12 @@ spread.round(5)
 # * Check calibration with a reliability diagram and the ECE; use uncertainty to refer cases, and
 #   compare the referral curve with random referral. Off distribution, measure before trusting it:
 #   noise raises the U-Net's uncertainty, but strange inputs can lower the classifier's.
+# * For the chest films, refer by what the deciding classifier itself says (its margin or expected wrong
+#   decisions), chosen on validation and judged on test against random referral with an interval;
+#   dropout at the head only is a last-layer approximation and has to earn its place in the same table.
+# * Conformal risk control turns each finding into present, absent or uncertain with a stated
+#   false-negative guarantee (ours matches MAPIE); a Mahalanobis distance on the pooled features names
+#   inputs unlike the training films, which dropout's spread does not.
 #
 # ## Exercises
 #
