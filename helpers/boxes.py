@@ -312,7 +312,7 @@ def _labels_default() -> list[str]:
 
 
 def published_iobb() -> pd.DataFrame:
-    """Published T(IoBB) rows "NIH" (Wang 2017) and "Deep MedIA" (IoU), index (T, source), from data_manifests/published_iobb.json. Taught in 06_boxes_iobb."""
+    """Published T(IoBB) rows "NIH" (Wang 2017) and "Deep MedIA" (IoU), index (T, source), from helpers/data/manifests/published_iobb.json. Taught in 06_boxes_iobb."""
     from helpers.datasets import MANIFEST_DIR
 
     with open(MANIFEST_DIR / "published_iobb.json", encoding="utf-8") as f:

@@ -48,7 +48,7 @@ def read_nuclei(root) -> NucleiDataset:
     if not root.is_dir():
         raise DataError(
             f"{root}: folder not found. Point read_nuclei at the unpacked stage1_train/ folder (or the folder "
-            "holding it); the layout is in data_manifests/dsb2018.md."
+            "holding it); the layout is in helpers/data/manifests/dsb2018.md."
         )
     base = root / TRAIN_FOLDER if (root / TRAIN_FOLDER).is_dir() else root
     folders = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -70,7 +70,7 @@ def read_nuclei(root) -> NucleiDataset:
         raise DataError(
             f"{base}: {len(problems)} image folder(s) break the Data Science Bowl layout "
             "(<id>/images/<id>.png and <id>/masks/*.png):\n  " + "\n  ".join(shown)
-            + "\nRestore them from the download, or move them out of the folder (data_manifests/dsb2018.md)."
+            + "\nRestore them from the download, or move them out of the folder (helpers/data/manifests/dsb2018.md)."
         )
     if not records:
         raise DataError(

@@ -92,14 +92,14 @@ class Config:
                 holds = f" (it holds {', '.join(o + '/' for o in others)} only)" if others else ""
                 raise MissingDatasetError(
                     f"MEDXAI_DATA_DIR={str(self.data_dir)!r} has no {name}/ folder{holds}: {path} is missing. "
-                    f"Lay the real {name.upper()} data out there as data_manifests/{name}.md says, or unset "
+                    f"Lay the real {name.upper()} data out there as helpers/data/manifests/{name}.md says, or unset "
                     "MEDXAI_DATA_DIR to run on the synthetic data."
                 )
             return path
         if self.profile == "full":
             raise ConfigError(
                 "The full profile reads the real datasets: set MEDXAI_DATA_DIR to a folder that "
-                f"holds {name}/ (see data_manifests/ and the README), or run with "
+                f"holds {name}/ (see helpers/data/manifests/ and the README), or run with "
                 "MEDXAI_PROFILE=lab to use the synthetic data."
             )
         return self.cache_dir / "synthetic" / self.profile / name

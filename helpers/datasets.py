@@ -6,7 +6,7 @@ the row, and saying what to do; ``read_nih(root, errors="skip")`` keeps going an
 it left out in ``.skipped`` instead.
 
 Command line: ``python -m helpers.datasets verify nih PATH`` (or ``drive``) checks a local copy
-against ``data_manifests/<name>.json``; ``--decode`` also decodes every image.
+against ``helpers/data/manifests/<name>.json``; ``--decode`` also decodes every image.
 
 The real NIH metadata (all 112,120 rows, no images) ships in ``NIH_METADATA_DIR``:
 ``read_nih(NIH_METADATA_DIR, images="none")``; Google's adjudicated labels: ``read_google_labels()``.
@@ -62,7 +62,7 @@ DATA_ENTRY_FILES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
 BBOX_FILE = "BBox_List_2017.csv"
 SPLIT_FILES = {"train_val": "train_val_list.txt", "test": "test_list.txt"}
 IMAGES_DIR = "images"
-MANIFEST_DIR = Path(__file__).resolve().parent.parent / "data_manifests"
+MANIFEST_DIR = Path(__file__).resolve().parent / "data" / "manifests"  # inside the package: a wheel carries it
 # The real NIH metadata (no images) shipped with the series: Data_Entry, boxes, Google's labels (gzipped).
 NIH_METADATA_DIR = Path(__file__).resolve().parent / "data" / "nih"
 
@@ -357,7 +357,7 @@ def _find_data_entry(root: Path) -> Path:
     if found is None:
         raise DataError(
             f"{root}: no {DATA_ENTRY_FILES[0]} or {DATA_ENTRY_FILES[1]} (or .csv.gz) found. Put the NIH "
-            "ChestX-ray14 files there (layout in data_manifests/nih.md), or check MEDXAI_DATA_DIR."
+            "ChestX-ray14 files there (layout in helpers/data/manifests/nih.md), or check MEDXAI_DATA_DIR."
         )
     return found
 
@@ -737,7 +737,7 @@ def read_nih(root: str | Path, *, errors: str = "raise", images: str = "all") ->
     if images != "none" and not (root / IMAGES_DIR).is_dir():
         raise DataError(
             f"{root / IMAGES_DIR}: folder not found, and images={images!r} reads the PNGs. Extract the image "
-            "archives there (data_manifests/nih.md), or call read_nih(root, images='none') for the metadata only."
+            "archives there (helpers/data/manifests/nih.md), or call read_nih(root, images='none') for the metadata only."
         )
     problems = _Problems()
     entries, sizes, missing = _read_entries(csv_path, root, images=images, problems=problems)
@@ -902,7 +902,7 @@ def _check(
     spec = _load_manifest(name, manifest)
     root = Path(root).expanduser().absolute()
     if not root.is_dir():
-        return [], [f"missing: the folder {root} (expected layout in data_manifests/{name}.md)"], []
+        return [], [f"missing: the folder {root} (expected layout in helpers/data/manifests/{name}.md)"], []
     return (_check_nih if name == "nih" else _check_drive)(spec, root, decode=decode)
 
 
@@ -1030,7 +1030,7 @@ def _check_drive(spec: Mapping, root: Path, *, decode: bool = False) -> tuple[li
 def verify(
     name: str, root: str | Path, *, manifest: str | Path | Mapping | None = None, decode: bool = False
 ) -> list[str]:
-    """Check a local copy of ``nih`` or ``drive`` against data_manifests/<name>.json; returns the problems (empty: fine). Taught in 01_preprocessing_and_splits.
+    """Check a local copy of ``nih`` or ``drive`` against helpers/data/manifests/<name>.json; returns the problems (empty: fine). Taught in 01_preprocessing_and_splits.
 
     With ``decode=True`` every image is also decoded with Pillow (a progress bar; slow on the full
     release): a PNG whose compressed data is corrupt behind an intact header and end marker, or a
@@ -1050,7 +1050,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m helpers.datasets verify nih|drive [PATH]``; prints the findings, returns 0 or 1. Taught in 01_preprocessing_and_splits."""
     parser = argparse.ArgumentParser(prog="python -m helpers.datasets", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("verify", help="check a local copy against data_manifests/<name>.json")
+    check = sub.add_parser("verify", help="check a local copy against helpers/data/manifests/<name>.json")
     check.add_argument("name", choices=["nih", "drive"])
     check.add_argument("path", nargs="?", help="the dataset folder (default: MEDXAI_DATA_DIR/<name>)")
     check.add_argument(
@@ -1068,7 +1068,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, ValueError) as err:  # ConfigError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"{args.name} at {Path(root).expanduser().absolute()} (against data_manifests/{args.name}.json)")
+    print(f"{args.name} at {Path(root).expanduser().absolute()} (against helpers/data/manifests/{args.name}.json)")
     for line in present:
         print(f"  {line}" if line.startswith("decoded:") else f"  present: {line}")
     for line in notes:

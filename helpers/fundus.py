@@ -1,7 +1,7 @@
 """The DRIVE retinal vessel dataset (Staal et al., IEEE TMI 2004): its records, photographs, vessel masks and field of view.
 
 The same reader takes the real download and the synthetic copy (``helpers.synthetic_drive``) in the layout of
-``data_manifests/drive.md``: ``training/`` (21-40) and ``test/`` (01-20), each with ``images/``, ``1st_manual/`` and
+``helpers/data/manifests/drive.md``: ``training/`` (21-40) and ``test/`` (01-20), each with ``images/``, ``1st_manual/`` and
 ``mask/``; the test set also has ``2nd_manual/``, the second observer.
 """
 
@@ -94,7 +94,7 @@ def read_drive(root: str | Path) -> DriveDataset:
     if missing:
         raise DataError(
             f"{root}: {len(missing)} DRIVE file(s) missing:\n  " + "\n  ".join(missing)
-            + "\nRestore them from the DRIVE download (layout in data_manifests/drive.md)."
+            + "\nRestore them from the DRIVE download (layout in helpers/data/manifests/drive.md)."
         )
     return DriveDataset(root=root, train=records["training"], test=records["test"])
 

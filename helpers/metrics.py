@@ -206,7 +206,7 @@ def bootstrap_auc(
 
 
 def published_auroc() -> pd.DataFrame:
-    """Published per-class ROC AUC on ChestX-ray14 (Wang 2017, CheXNet, Deep MedIA) from data_manifests/; sources and splits in .attrs. Taught in 02_densenet_transfer."""
+    """Published per-class ROC AUC on ChestX-ray14 (Wang 2017, CheXNet, Deep MedIA) from helpers/data/manifests/; sources and splits in .attrs. Taught in 02_densenet_transfer."""
     import json
 
     from helpers.datasets import MANIFEST_DIR
@@ -287,7 +287,7 @@ def best_f1_threshold(vessels, probabilities, fov) -> float:
 
 
 def published_drive() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Published DRIVE results from data_manifests/published_drive.json: (test metrics inside the FOV, Dice losses); sources in .attrs. Taught in 03_unet_vessels."""
+    """Published DRIVE results from helpers/data/manifests/published_drive.json: (test metrics inside the FOV, Dice losses); sources in .attrs. Taught in 03_unet_vessels."""
     import json
 
     from helpers.datasets import MANIFEST_DIR

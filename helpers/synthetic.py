@@ -775,7 +775,7 @@ def ensure(cfg, name: str) -> Path:
         if not path.is_dir():
             raise DataError(
                 f"{path}: the real {name.upper()} dataset is not there. Place it under MEDXAI_DATA_DIR as "
-                f"{name}/ (layout and sources in data_manifests/{name}.md), or unset MEDXAI_DATA_DIR to use "
+                f"{name}/ (layout and sources in helpers/data/manifests/{name}.md), or unset MEDXAI_DATA_DIR to use "
                 "the synthetic data."
             )
         return path

@@ -415,9 +415,9 @@ case("config/seed_in_code_out_of_range", _config.ConfigError, "seed -3", "0 to 4
 case("config/cache_dir_is_a_file", _config.ConfigError, "MEDXAI_CACHE_DIR", "is a file, not a folder")(
     lambda tmp: (tmp / "cache").write_text("x") and _config.load({"MEDXAI_CACHE_DIR": str(tmp / "cache")}))
 case("config/data_dir_without_nih", _config.ConfigError, "no nih/ folder", "holds drive/ only",
-     "data_manifests/nih.md", "unset MEDXAI_DATA_DIR")(
+     "helpers/data/manifests/nih.md", "unset MEDXAI_DATA_DIR")(
     lambda tmp: (tmp / "drive").mkdir() or _config.load({"MEDXAI_DATA_DIR": str(tmp)}).dataset_dir("nih"))
-case("config/data_dir_without_drive", _config.ConfigError, "no drive/ folder", "data_manifests/drive.md")(
+case("config/data_dir_without_drive", _config.ConfigError, "no drive/ folder", "helpers/data/manifests/drive.md")(
     lambda tmp: _config.load({"MEDXAI_DATA_DIR": str(tmp)}).dataset_dir("drive"))
 case("config/figures_dir_is_a_file", _config.ConfigError, "MEDXAI_FIGURES_DIR", "is a file, not a folder", "unset it")(
     lambda tmp: (tmp / "figs").write_text("x") and _config.load({"MEDXAI_FIGURES_DIR": str(tmp / "figs" / "sub")}))

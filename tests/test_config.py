@@ -50,7 +50,7 @@ def test_data_dir_with_one_dataset_says_which_folder_is_missing(tmp_path):
         cfg.dataset_dir("nih")
     message = str(err.value)
     assert "no nih/ folder (it holds drive/ only)" in message
-    assert "data_manifests/nih.md" in message and "unset MEDXAI_DATA_DIR" in message
+    assert "helpers/data/manifests/nih.md" in message and "unset MEDXAI_DATA_DIR" in message
     assert isinstance(err.value, DataError)  # data readers that catch DataError see it too
     (tmp_path / "nih").mkdir()
     assert cfg.has_dataset("nih") and cfg.dataset_dir("nih") == tmp_path.resolve() / "nih"

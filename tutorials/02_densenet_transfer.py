@@ -396,7 +396,7 @@ val_auc_table = metrics.bootstrap_auc(y_val, val_scores, labels, samples=bootstr
                                       groups=split["val"]["patient_id"].to_numpy())
 training_data = {
     "kind": "synthetic" if cfg.synthetic else "real",
-    "source": "helpers.synthetic (NIH ChestX-ray14 layout)" if cfg.synthetic else "NIH ChestX-ray14 (data_manifests/nih.md)",
+    "source": "helpers.synthetic (NIH ChestX-ray14 layout)" if cfg.synthetic else "NIH ChestX-ray14 (helpers/data/manifests/nih.md)",
     "copy": None if cfg.synthetic else str(nih.root), "images": len(split["train"]),
     "patients": int(split["train"]["patient_id"].nunique()), "rows_left_out": len(nih.skipped),
 }
@@ -719,7 +719,7 @@ else:
 # ## 13. Beside the published results
 #
 # On the real data (`full` profile), our AUCs sit beside Wang et al. 2017, CheXNet and its
-# reproduction, and the Deep MedIA report (sources in `data_manifests/published_auroc.json`). They were
+# reproduction, and the Deep MedIA report (sources in `helpers/data/manifests/published_auroc.json`). They were
 # not all measured on the same test images: only Wang et al. used the official split, so only that
 # column is like for like with ours in `full`. On synthetic data the comparison means nothing, and the
 # table shows ours alone.

@@ -798,7 +798,7 @@ model_card.write_card(
     model_path, profile=cfg.profile, labels=["vessel"],
     image_size={"training_patch": patch_size, "inference": f"whole photograph, sliding window of stride {stride}"},
     training_data={"kind": "synthetic" if cfg.synthetic else "real",
-                   "source": "helpers.synthetic (DRIVE layout)" if cfg.synthetic else "DRIVE (data_manifests/drive.md)",
+                   "source": "helpers.synthetic (DRIVE layout)" if cfg.synthetic else "DRIVE (helpers/data/manifests/drive.md)",
                    "copy": None if cfg.synthetic else str(drive_dir), "images": len(train_records),
                    "patients": None, "patches": len(train_patches.images)},  # DRIVE: one eye a photograph, patients not given
     split=f"DRIVE test set; validation: {len(val_records)} training photographs carved out by photograph",

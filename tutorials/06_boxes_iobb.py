@@ -369,7 +369,7 @@ plt.show()
 # Per disease, the fraction of images whose box scores IoBB > T (strictly, as Wang et al. count a
 # correct localisation), in the layout of Wang et al.'s
 # table, with the NIH rows (ChestX-ray8, IoBB) and the Deep MedIA rows (Mask R-CNN, really IoU) from
-# `data_manifests/published_iobb.json`. A disease with no box in our test split reads "no boxes".
+# `helpers/data/manifests/published_iobb.json`. A disease with no box in our test split reads "no boxes".
 # On synthetic data the published rows are context, not a competition: our findings are drawn to be
 # found.
 
