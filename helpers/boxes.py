@@ -226,7 +226,7 @@ def mean_box_sizes(boxes: pd.DataFrame, image_size=None) -> pd.DataFrame:
     if missing:
         raise ValueError(f"the box table needs columns label, w, h (missing {sorted(missing)}).")
     if len(boxes) == 0:
-        raise ValueError("no boxes to average: give the training split's boxes.")
+        raise ValueError("no boxes to average: give the boxes that fit the prior (notebook 06: the fitting part of boxes.fit_score_split, since every NIH box is on a test-list film, the training split has none).")
     table = boxes[["label", "w", "h"]].copy()
     if image_size is not None:
         if not {"image_width", "image_height"} <= set(boxes.columns):
@@ -240,10 +240,35 @@ def mean_box_sizes(boxes: pd.DataFrame, image_size=None) -> pd.DataFrame:
 BOX_SIZES_SUFFIX = ".box_sizes.json"  # beside the classifier; read by helpers.report (the same suffix there)
 
 
-def save_box_sizes(model_path, train_boxes: pd.DataFrame):
-    """Write the mean training box (w, h) per finding, as fractions of the image's width and height, beside the classifier as {finding: [w, h]}. Taught in 06_boxes_iobb.
+def fit_score_split(boxes: pd.DataFrame, entries: pd.DataFrame, *, score_fraction: float = 0.5,
+                    seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split boxed images by patient into (fit, score) box tables: what may fit a localiser or a size prior, and what is scored. Taught in 06_boxes_iobb.
 
-    ``train_boxes`` is the training split's box table (columns label, w, h, image_width, image_height);
+    Every NIH box is on a test-list image, so anything that learns from boxes splits the boxed test images
+    again; by patient (scikit-learn's ``GroupShuffleSplit``), so no patient has a box on both sides.
+    ``entries`` maps ``image_index`` to ``patient_id`` (``read_nih(...).entries``).
+    """
+    from sklearn.model_selection import GroupShuffleSplit
+
+    if not 0 < float(score_fraction) < 1:
+        raise ValueError(f"score_fraction must lie strictly between 0 and 1, not {score_fraction!r}.")
+    patient_of = entries.set_index("image_index")["patient_id"]
+    unknown = sorted(set(boxes["image_index"]) - set(patient_of.index))
+    if unknown:
+        raise DataError(f"{len(unknown)} boxed image(s) are not in the entries, e.g. {', '.join(unknown[:3])}: "
+                        "pass the entries of the same dataset (read_nih(...).entries).")
+    groups = patient_of.loc[boxes["image_index"]].to_numpy()
+    if len(set(groups)) < 2:
+        return boxes.iloc[:0].copy(), boxes.reset_index(drop=True)  # one patient or none: nothing left to fit on
+    fit, score = next(GroupShuffleSplit(n_splits=1, test_size=float(score_fraction), random_state=int(seed))
+                      .split(boxes, groups=groups))
+    return boxes.iloc[np.sort(fit)].reset_index(drop=True), boxes.iloc[np.sort(score)].reset_index(drop=True)
+
+
+def save_box_sizes(model_path, train_boxes: pd.DataFrame):
+    """Write the mean fitting box (w, h) per finding, as fractions of the image's width and height, beside the classifier as {finding: [w, h]}. Taught in 06_boxes_iobb.
+
+    ``train_boxes`` is the box table that fits the prior (notebook 06's fitting part, never the scored boxes) (columns label, w, h, image_width, image_height);
     ``report.ChestReporter`` reads the file to choose its boxes with the Deep MedIA heuristic.
     """
     from pathlib import Path

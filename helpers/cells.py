@@ -22,6 +22,7 @@ from helpers.errors import DataError
 
 TRAIN_FOLDER = "stage1_train"
 OVERLAP_MODES = ("raise", "first")
+MAX_NUCLEUS_SHARE = 0.25  # a mask covering more of its image is refused: no nucleus of the Bowl comes close
 _MAX_LISTED = 10
 
 
@@ -92,24 +93,38 @@ def _decode(path: Path, what: str) -> np.ndarray:
 
 
 def load_image(path) -> np.ndarray:
-    """A nuclei image as grey float32 HxW in [0, 1]: 8- or 16-bit, grey, RGB or RGBA (alpha dropped, channels averaged). Taught in 08_cells_counting."""
+    """A nuclei image as grey float32 HxW in [0, 1]: 8- or 16-bit, grey, RGB or RGBA (alpha dropped, channels averaged). Taught in 08_cells_counting.
+
+    Scaled by the file's bit depth (and a PNG's sBIT), as ``preprocessing.read_image`` does, never by its content:
+    one bright pixel does not change the brightness of the rest.
+    """
+    from helpers import preprocessing  # the one reader of image files and their bit depth
+
     path = Path(path)
-    raw = _decode(path, "image")
-    if raw.ndim == 3:
-        if raw.shape[-1] in (2, 4):
-            raw = raw[..., :-1]  # alpha
-        raw = raw.mean(axis=-1) if raw.shape[-1] > 1 else raw[..., 0]
-    if raw.ndim != 2 or min(raw.shape) < 8:
-        raise DataError(f"{path}: an image of shape {raw.shape}; expected a 2-D picture at least 8 pixels on each side.")
-    if raw.dtype == bool:
+    if not path.is_file():
+        raise DataError(f"{path}: image file not found. Restore it from the download.")
+    try:
+        with Image.open(path) as img:
+            mode = img.mode
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"{path}: cannot read the image ({err}): the file is corrupt or not a PNG; restore it.") from None
+    if mode == "1":
         raise DataError(f"{path}: a 1-bit (black and white) picture, which looks like a mask, not a microscope image.")
-    top = 65535.0 if raw.max() > 255 else 255.0
-    return (raw.astype(np.float32) / top).astype(np.float32)
+    raw = preprocessing.read_image(path)
+    if min(raw.shape[:2]) < 8:
+        raise DataError(f"{path}: an image of shape {raw.shape[:2]}; expected a 2-D picture at least 8 pixels on each side.")
+    return raw.mean(axis=-1).astype(np.float32)
 
 
 def _mask(path: Path, shape: tuple[int, int], image: Path) -> np.ndarray:
     raw = _decode(path, "mask")
     if raw.ndim == 3:
+        if not raw[..., 0].any() and raw.any():
+            names = {2: "grey, alpha", 3: "red, green, blue", 4: "red, green, blue, alpha"}.get(raw.shape[-1], "")
+            where = [k for k in range(raw.shape[-1]) if raw[..., k].any()]
+            shown = ", ".join(names.split(", ")[k] if names else str(k) for k in where)
+            raise DataError(f"{path}: the mask's first channel is empty; its pixels are in channel(s) {shown}. A nucleus "
+                            "mask is read from its grey (first) channel: save it as a grey PNG, 255 inside the nucleus.")
         raw = raw[..., 0]
     if raw.shape != shape:
         raise DataError(
@@ -126,6 +141,10 @@ def _mask(path: Path, shape: tuple[int, int], image: Path) -> np.ndarray:
     mask = raw > 0
     if not mask.any():
         raise DataError(f"{path}: the mask is empty (all zero): a nucleus mask needs at least one pixel. Delete the file or restore it.")
+    if mask.mean() > MAX_NUCLEUS_SHARE:
+        raise DataError(f"{path}: the mask covers {mask.mean():.0%} of its image {image.name}, more than the "
+                        f"{MAX_NUCLEUS_SHARE:.0%} a nucleus may: a corrupt export, or a mask saved inverted (255 outside "
+                        "the nucleus). Restore the file, or invert it if the nucleus is the part that is 0.")
     return mask
 
 
@@ -143,9 +162,13 @@ def load_nuclei(record: NucleiRecord, overlap: str = "raise") -> tuple[np.ndarra
         if taken.any():
             if overlap == "raise":
                 other = record.masks[int(np.bincount(labels[taken]).argmax()) - 1]
+                share = taken.sum() / mask.sum()
+                cause = ("the same nucleus saved twice (a duplicate file)" if share > 0.9 else
+                         "masks drawn by hand that touch, or resized with smoothing")
                 raise DataError(
-                    f"{path}: overlaps {Path(other).name} on {int(taken.sum())} pixel(s); the Data Science Bowl masks "
-                    "do not overlap. Fix the masks, or pass overlap='first' to give shared pixels to the earlier mask."
+                    f"{path}: overlaps {Path(other).name} on {int(taken.sum())} pixel(s) ({share:.0%} of it); the Data "
+                    f"Science Bowl masks do not overlap. The likely cause: {cause}. Fix the masks; only when the "
+                    "overlap is a few border pixels, pass overlap='first' to give them to the earlier mask."
                 )
             mask &= ~taken
         labels[mask] = k

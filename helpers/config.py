@@ -17,6 +17,7 @@ from __future__ import annotations
 import numbers
 import os
 import random
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -63,6 +64,10 @@ class Config:
     def pick(self, *, smoke: Any, lab: Any, full: Any) -> Any:
         """Return the value for the active profile, e.g. ``cfg.pick(smoke=1, lab=8, full=60)``. Taught in 01_preprocessing_and_splits."""
         return {"smoke": smoke, "lab": lab, "full": full}[self.profile]
+
+    def synthetic_copy(self, profile: str = "smoke") -> "Config":
+        """These settings on the synthetic data of ``profile`` (the same cache and seed): where a real copy lacks what a section needs to show its method. Taught in 06_boxes_iobb."""
+        return dataclasses.replace(self, data_dir=None, profile=profile)
 
     @property
     def synthetic(self) -> bool:

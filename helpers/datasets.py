@@ -182,6 +182,11 @@ def _encode_labels(text: Any) -> np.ndarray:
         if index is None:
             if token == NO_FINDING:
                 raise ValueError(f"{NO_FINDING!r} together with findings in {text!r}")
+            parts = [part.strip() for part in re.split(r"[,;/+]", token) if part.strip()]
+            if len(parts) > 1 and all(part in _LABEL_INDEX or part == NO_FINDING for part in parts):
+                raise ValueError(f"{token!r} in {text!r} holds {len(parts)} findings separated by "
+                                 f"{re.search(r'[,;/+]', token).group()!r}: findings are separated by '|', e.g. "
+                                 f"{'|'.join(parts)!r}")
             hint = difflib.get_close_matches(token, LABELS + (NO_FINDING,), n=1, cutoff=0.6)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise ValueError(
@@ -1075,7 +1080,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  warning: {line}")
     for line in problems:
         print(f"  {line}")
-    print("FAILED" if problems else "OK")
+    if problems:
+        print("FAILED")
+    elif args.decode:
+        print("OK")
+    else:  # the layout and headers hold; the pixel data was not read
+        print("OK (layout, headers and counts; the images were not decoded: add --decode to find a PNG whose data is "
+              "corrupt behind an intact header)")
     return 1 if problems else 0
 
 

@@ -136,8 +136,15 @@ def _output_weights(model: keras.Model, images: np.ndarray, class_index=None, re
                 f"{model.name} outputs a map {out_shape[1:]}, not classes: pass region=(x, y, w, h) or a mask instead of class_index."
             )
         classes = out_shape[1]
-        index = np.broadcast_to(np.asarray(class_index), (count,))
-        if not np.issubdtype(index.dtype, np.integer) or (index < 0).any() or (index >= classes).any():
+        try:
+            index = np.broadcast_to(np.asarray(class_index), (count,))
+        except ValueError:
+            raise ExplainError(f"class_index has {np.size(class_index)} values for {count} images: give one index, or "
+                               "one per image.") from None
+        if not np.issubdtype(index.dtype, np.integer) and index.dtype != bool:
+            raise ExplainError(f"class_index {class_index!r} is not a whole number: an output's position, e.g. "
+                               f"class_index=2 or labels.index('Effusion'){' (int(...) of a float)' if np.issubdtype(index.dtype, np.floating) else ''}.")
+        if index.dtype == bool or (index < 0).any() or (index >= classes).any():
             raise ExplainError(f"class_index {class_index!r} is out of range: {model.name} has {classes} outputs (0 to {classes - 1}).")
         weights = np.zeros(out_shape, np.float32)
         weights[np.arange(count), index] = 1.0
@@ -428,7 +435,14 @@ def integrated_gradients(model, images, class_index=None, region=None, *, baseli
     images = _check_images(model, images)
     if steps < 2:
         raise ExplainError(f"steps must be >= 2 (the path's two ends at least), not {steps!r}.")
-    base = make_baseline(images, baseline, seed=seed) if isinstance(baseline, str) else np.broadcast_to(np.asarray(baseline, np.float32), images.shape)
+    if isinstance(baseline, str):
+        base = make_baseline(images, baseline, seed=seed)
+    else:
+        try:
+            base = np.broadcast_to(np.asarray(baseline, np.float32), images.shape)
+        except ValueError:
+            raise ExplainError(f"baseline of shape {np.shape(baseline)} does not fit the images {images.shape}: give one "
+                               f"image's shape {images.shape[1:]}, the batch's, or a name ({', '.join(BASELINES)}).") from None
     weights = _output_weights(model, images, class_index, region)
     fn = gradient_function(model)
     alphas = np.linspace(0.0, 1.0, steps, dtype=np.float32)

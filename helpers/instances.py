@@ -51,11 +51,11 @@ def _pair(true_labels, pred_labels) -> tuple[np.ndarray, np.ndarray]:
 def relabel(labels) -> np.ndarray:
     """The same objects numbered 1..n in order of their old numbers (gaps closed), as int32. Taught in 08_cells_counting."""
     values = _label_map(labels, "labels (instance map)")
-    ids = np.unique(values)
-    ids = ids[ids > 0]
-    lookup = np.zeros(int(values.max()) + 1 if values.size else 1, np.int32)
-    lookup[ids] = np.arange(1, len(ids) + 1)
-    return lookup[values]
+    if values.size == 0:
+        return values.astype(np.int32)
+    # by rank among the values present, not a table as long as the largest id (an id of 2**33 is a number, not 64 GB)
+    ids, inverse = np.unique(values, return_inverse=True)
+    return (inverse.reshape(values.shape) + (0 if ids[0] == 0 else 1)).astype(np.int32)
 
 
 def count_instances(labels) -> int:
@@ -70,7 +70,7 @@ def nucleus_targets(labels, core_fraction: float = 0.5) -> tuple[np.ndarray, np.
 
     if not 0 < core_fraction < 1:
         raise ValueError(f"core_fraction must be in (0, 1), not {core_fraction!r}.")
-    values = _label_map(labels, "labels (instance map)")
+    values = relabel(labels).astype(np.int64)  # ids 1..n: the per-object table below is n long, whatever the ids were
     foreground = values > 0
     # touching objects are cut apart by their shared border, so each core lies inside one object
     inside = foreground & ~find_boundaries(values, mode="inner")
@@ -87,6 +87,7 @@ def nucleus_targets(labels, core_fraction: float = 0.5) -> tuple[np.ndarray, np.
 
 
 def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
+    labels = relabel(labels)
     if min_size > 1 and labels.max() > 0:
         sizes = np.bincount(labels.ravel())
         small = np.flatnonzero(sizes < min_size)

@@ -15,9 +15,27 @@ from helpers import errors
 MIN_BOOTSTRAP_SAMPLES = 50  # fewer replicates leave a 95% interval's tails to one or two values
 
 
+def _by_name(table, labels, what: str) -> np.ndarray:
+    """A DataFrame's columns in the order of ``labels`` (pairing by name, not position); refused when the names differ."""
+    if not isinstance(table, pd.DataFrame):
+        return np.asarray(table)
+    columns = [str(c) for c in table.columns]
+    wanted = [str(label) for label in labels]
+    if columns == wanted:
+        return table.to_numpy()
+    missing, extra = [w for w in wanted if w not in columns], [c for c in columns if c not in wanted]
+    if missing or extra or len(set(columns)) != len(columns):
+        raise ValueError(f"{what}: its columns {columns[:4]}{'...' if len(columns) > 4 else ''} are not the label names "
+                         f"{wanted[:4]}{'...' if len(wanted) > 4 else ''}"
+                         + (f"; missing {missing[:3]}" if missing else "") + (f"; not among the labels {extra[:3]}" if extra else "")
+                         + (" (a name twice)" if len(set(columns)) != len(columns) else "")
+                         + ": name the columns as the labels, or pass arrays in the labels' order.")
+    return table[[table.columns[columns.index(w)] for w in wanted]].to_numpy()  # reordered by name
+
+
 def _check(y_true, y_score, labels, *, probabilities: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Shapes first, then 0/1 labels and finite scores (probabilities in [0, 1] where a threshold applies)."""
-    y_true, y_score = np.asarray(y_true), np.asarray(y_score)
+    """Columns by name first (DataFrames), then shapes, then 0/1 labels and finite scores (probabilities in [0, 1] where a threshold applies)."""
+    y_true, y_score = _by_name(y_true, labels, "y_true (labels)"), _by_name(y_score, labels, "y_score (scores)")
     if y_true.shape != y_score.shape or y_true.ndim != 2:
         raise ValueError(f"labels {y_true.shape} and scores {y_score.shape} must be the same (images, classes) shape.")
     if y_true.shape[1] != len(labels):
@@ -345,6 +363,11 @@ def expected_calibration_error(
         table = reliability_table(y_true, y_prob, bins)
         weights = table["count"] / table["count"].sum()
         return float((weights * (table["frequency"] - table["confidence"]).abs()).sum())
+    if labels is not None:
+        y_true, y_prob = _by_name(y_true, labels, "y_true (labels)"), _by_name(y_prob, labels, "y_prob (probabilities)")
+    elif isinstance(y_true, pd.DataFrame) and isinstance(y_prob, pd.DataFrame):
+        labels = [str(c) for c in y_true.columns]
+        y_true, y_prob = y_true.to_numpy(), _by_name(y_prob, labels, "y_prob (probabilities)")
     y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
     if y_true.ndim != 2 or y_true.shape != y_prob.shape:
         raise ValueError(

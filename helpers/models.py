@@ -70,6 +70,9 @@ def resolve_weights(weights, timeout: float = 3.0):
     )
 
 
+MIN_DENSENET_SIZE = 32  # five halvings leave a 1x1 map; smaller fails inside Keras's pooling
+
+
 def densenet121_classifier(
     num_classes: int = 14,
     image_size: int = 224,
@@ -84,6 +87,9 @@ def densenet121_classifier(
         raise ValueError(f"last_block must be one of {sorted(DENSENET_FEATURES)}, not {last_block!r}.")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grey) or 3 (RGB), not {channels!r}.")
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < MIN_DENSENET_SIZE:
+        raise ValueError(f"image_size {image_size!r} is too small for DenseNet121: it halves the image five times, so it "
+                         f"needs at least {MIN_DENSENET_SIZE} pixels a side (the series uses 64 to 224).")
     resolved = resolve_weights(weights)
     inputs = keras.Input((image_size, image_size, channels), name="image")
     x = inputs

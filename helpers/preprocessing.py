@@ -98,6 +98,11 @@ def _scale(data: np.ndarray, depth: int, sbit: int | None, path: Path, mode: str
                                 f"(above {2**sbit - 1}) and are not {sbit}-bit values scaled to {depth} bits either. "
                                 "The file is inconsistent: save it again without sBIT, or with the right one.")
             top = 2**sbit - 1
+    elif sbit is None and depth == 16 and 0 < high < 2**12:
+        warnings.warn(f"{path}: a 16-bit image whose values stay below {2**12} (at most {high}): if it holds 10- or "
+                      "12-bit detector data it reads near black, since the scale comes from the bit depth, not the "
+                      "pixels. Save it with an sBIT chunk that says how many bits are used, or scale it to 16 bits.",
+                      UserWarning, stacklevel=4)
     return (data.astype(np.float64) / top).astype(np.float32)
 
 

@@ -51,7 +51,7 @@ from helpers.report_render import figure_png, to_dict, to_html, to_json, to_png 
 THRESHOLDS_SUFFIX = ".thresholds.json"  # notebook 02: per-finding thresholds chosen on validation
 REFERRAL_SUFFIX = ".referral.json"  # notebook 04: the referral threshold of the mean mutual information
 MC_HEAD_SUFFIX = ".mc_head.keras"  # notebook 04: the dense head fine-tuned with dropout on pooled features
-BOX_SIZES_SUFFIX = _boxes.BOX_SIZES_SUFFIX  # optional: mean training box (w, h) per finding as fractions of the image side (Deep MedIA)
+BOX_SIZES_SUFFIX = _boxes.BOX_SIZES_SUFFIX  # optional: notebook 06's mean box (w, h) per finding as fractions of the image side (Deep MedIA)
 DEFAULT_SAMPLES = 20  # T when neither the caller nor the referral file says
 DEFAULT_HEAD_DROPOUT = 0.3  # notebook 04's rate, used when no fine-tuned head is saved
 DISPLAY_SIZE = 512  # the displayed image's side, at least (the model's input when larger)
@@ -604,9 +604,9 @@ class ChestReporter:
             notes.append(f"the referral threshold was measured with T={self.referral['samples']} samples, this report "
                          f"uses T={self.samples}: the mutual information is biased low for small T")
         if self.box_sizes:
-            notes.append("boxes: the Deep MedIA heuristic (closest to the mean training box, then hottest)")
+            notes.append("boxes: the Deep MedIA heuristic (closest to the finding's mean box saved by notebook 06, then hottest)")
         elif present:
-            notes.append("boxes: the largest component above half the heatmap's maximum (no mean box sizes saved)")
+            notes.append("boxes: the largest component above half the heatmap's maximum (no mean box sizes saved beside the model: notebook 06 writes them when it has boxes to fit them on)")
         return ChestReport(item.source, item.display, table, refer, reason, heatmaps, found, self.samples, self.name,
                            notes, item.details, item.identity if keep_identity else None,
                            card_line=model_card.summary_line(self.card, real_input=model_card.is_real_input(path_or_array)),

@@ -9,6 +9,7 @@ is the check to run on every split you make.
 from __future__ import annotations
 
 import numbers
+import re
 import warnings
 from typing import Any, Mapping
 
@@ -49,6 +50,35 @@ def _check_seed(seed: Any, what: str = "seed") -> int:
     return int(seed)
 
 
+_NIH_IMAGE = re.compile(r"(\d{8})_\d{3}\.png", re.IGNORECASE)  # NIH's image index: the patient's 8 digits, the visit
+_FILE_LIKE = re.compile(r".*(\.(png|jpe?g|dcm|dicom|tiff?|bmp|gif)|[/\\].*)", re.IGNORECASE)
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _whole_numbers(values) -> np.ndarray:
+    """Whole numbers as int64, or as Python ints when one is too large (20-digit pseudonyms): compared by value either way."""
+    ints = [int(v) for v in values]
+    if any(abs(v) > _INT64_MAX for v in ints):
+        return np.array(ints, dtype=object)
+    return np.array(ints, dtype=np.int64)
+
+
+def _image_names_to_patients(text: list[str], what: str) -> np.ndarray | None:
+    """NIH image names mapped to their patients (None: not image names); other file names refused."""
+    nih = [_NIH_IMAGE.fullmatch(t) for t in text]
+    if text and all(nih):
+        warnings.warn(f"{what}: these are NIH image names (e.g. {text[0]!r}), not patient IDs; compared by the patient "
+                      "each name holds (its first 8 digits). Pass the patient_id column to say so directly.",
+                      UserWarning, stacklevel=4)
+        return np.array([int(m.group(1)) for m in nih], dtype=np.int64)
+    files = [t for t in text if _FILE_LIKE.fullmatch(t)]
+    if files:
+        raise DataError(f"{what}: {len(files)} value(s) look like image file names or paths (e.g. {files[0]!r}), not "
+                        "patient IDs: two images of one patient have different names, so comparing names cannot "
+                        "find leakage. Pass the split's patient_id column (or its DataFrame).")
+    return None
+
+
 def _normalise_ids(values: Any, what: str) -> np.ndarray:
     """Patient IDs as one comparable type: whole numbers (ints, whole floats, digit strings) as int64, else text.
 
@@ -71,7 +101,14 @@ def _normalise_ids(values: Any, what: str) -> np.ndarray:
         if not whole.all():
             bad = series[~whole].iloc[0]
             raise DataError(f"{what}: patient ID {bad!r} is not a whole number.")
+        if numeric.abs().max() > 2**53:  # beyond float precision: compare the exact values
+            return _whole_numbers(series.tolist())
         return numeric.to_numpy().astype(np.int64)
+    texts = [v.strip() for v in series.tolist() if isinstance(v, str)]
+    if len(texts) == len(series):
+        mapped = _image_names_to_patients(texts, what)
+        if mapped is not None:
+            return mapped
     out = np.empty(len(series), dtype=object)
     kinds = set()
     for i, value in enumerate(series.tolist()):
@@ -99,7 +136,7 @@ def _normalise_ids(values: Any, what: str) -> np.ndarray:
             f"{what}: patient IDs mix whole numbers and text (e.g. {text_id!r}): they cannot be compared safely. "
             "Use one kind of ID for every image."
         )
-    return out.astype(np.int64) if kinds == {"number"} else out.astype(str)
+    return _whole_numbers(out) if kinds == {"number"} else out.astype(str)
 
 
 def _patient_table(entries: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -139,6 +176,9 @@ def _stratify(
     has = counts > 0
     per_label = has.sum(axis=0)
     required = per_label >= n_splits
+    if n_patients < n_splits:  # said first: with one patient, every label "has one patient", which is not the cause
+        raise DataError(f"Only {n_patients} patient(s) {where}: a patient-level split into {', '.join(names)} needs at "
+                        f"least {n_splits}, one per split; every image of a patient goes to one split.")
     for j in np.argsort(per_label, kind="stable"):
         if not required[j]:
             message = (
@@ -148,8 +188,6 @@ def _stratify(
             if rare == "raise":
                 raise DataError(message + ". Use more data, or drop the label.")
             warnings.warn(message + f"; {' or '.join(names[1:])} will lack it.", stacklevel=3)
-    if n_patients < n_splits:
-        raise DataError(f"Only {n_patients} patient(s) {where}: a split into {', '.join(names)} would be empty.")
 
     rng = np.random.default_rng(seed)
     rank = np.empty(n_patients, dtype=np.int64)
@@ -260,6 +298,12 @@ def _stratify(
     if np.any(np.bincount(assign, minlength=n_splits) == 0):
         empty = names[int(np.argmin(np.bincount(assign, minlength=n_splits)))]
         raise DataError(f"The {empty} split would be empty {where}: too few patients for these fractions.")
+    given = np.bincount(assign, weights=images, minlength=n_splits) / images.sum()
+    for s, name in enumerate(names):
+        if given[s] > max(2 * frac[s], frac[s] + 0.05):
+            warnings.warn(f"The {name} split holds {given[s]:.0%} of the images {where}, not the {frac[s]:.0%} asked: "
+                          f"every split must see each label with {n_splits} or more patients, which takes at least "
+                          "that many whole patients. Ask for a larger fraction, or use more data.", stacklevel=3)
     return assign[inverse]
 
 
@@ -360,6 +404,10 @@ def official_split(dataset: NIHDataset, *, val_fraction: float = 0.1, seed: int 
             f"{dataset.root}: {len(both)} image(s) are in both {SPLIT_FILES['train_val']} and {SPLIT_FILES['test']}, "
             f"e.g. {', '.join(sorted(both)[:_MAX_LISTED])}."
         )
+    for key in ("test", "train_val"):
+        if not lists[key]:
+            raise DataError(f"{dataset.root / SPLIT_FILES[key]}: the list is empty (no image names): restore it from the "
+                            "NIH release, or delete both lists and use patient_split().")
     listed = set(lists["train_val"]) | set(lists["test"])
     unlisted = [n for n in entries["image_index"] if n not in listed]
     if unlisted:
@@ -378,6 +426,29 @@ def official_split(dataset: NIHDataset, *, val_fraction: float = 0.1, seed: int 
     splits = {"train": train_val[which == 0], "val": train_val[which == 1], "test": test}
     assert_no_patient_overlap(**splits)
     return splits
+
+
+SPLIT_METHODS = ("official", "patient")
+
+
+def classifier_split(dataset: NIHDataset, method: str = "official", *, val_fraction: float = 0.1,
+                     test_fraction: float = 0.2, seed: int = 42) -> tuple[dict[str, pd.DataFrame], str]:
+    """Notebook 02's split, recomputed the same way by 04 to 07: (split, what it is). Taught in 02_densenet_transfer.
+
+    ``"official"``: NIH's lists (the test list, validation carved out of train_val), which every boxed image of
+    the release, and of the synthetic set, belongs to; a copy without the lists falls back on the patient split,
+    and the description says so. ``"patient"``: the stratified patient split of notebook 01.
+    """
+    if method not in SPLIT_METHODS:
+        raise ValueError(f"split method {method!r}: use one of {', '.join(SPLIT_METHODS)}.")
+    if method == "official" and dataset.official_split is not None:
+        return official_split(dataset, val_fraction=val_fraction, seed=seed), "official NIH lists"
+    split = patient_split(dataset.entries, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    share = f"{1 - val_fraction - test_fraction:.0%}/{val_fraction:.0%}/{test_fraction:.0%}"
+    if method == "official":
+        return split, (f"stratified patient split {share}: this copy has no {SPLIT_FILES['train_val']} and "
+                       f"{SPLIT_FILES['test']}, so comparisons with Wang et al. are not like for like")
+    return split, f"stratified patient split {share}"
 
 
 def random_split(
@@ -400,7 +471,9 @@ def _patient_ids(split: Any, name: str) -> np.ndarray:
         for column in ("patient_id", "Patient ID"):
             if column in split.columns:
                 return _normalise_ids(split[column].to_numpy(), f"split {name!r}")
-        raise DataError(f"Split {name!r} has no 'patient_id' column.")
+        hint = (" It has image names (image_index): pass the patient_id column, or the DataFrame read_nih gives, which "
+                "holds both." if "image_index" in split.columns or "Image Index" in split.columns else "")
+        raise DataError(f"Split {name!r} has no 'patient_id' column.{hint}")
     return _normalise_ids(pd.Series(split).to_numpy(), f"split {name!r}")
 
 
@@ -411,7 +484,7 @@ def assert_no_patient_overlap(**splits: Any) -> None:
     Splits whose IDs are of different kinds (numbers in one, text in another) are refused.
     """
     arrays = {name: _patient_ids(split, name) for name, split in splits.items()}
-    kinds = {name: ("text" if a.dtype.kind in "UO" else "number") for name, a in arrays.items() if a.size}
+    kinds = {name: ("text" if a.dtype.kind == "U" else "number") for name, a in arrays.items() if a.size}
     if len(set(kinds.values())) > 1:
         described = ", ".join(f"{name}: {kind}" for name, kind in kinds.items())
         raise DataError(

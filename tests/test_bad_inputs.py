@@ -183,7 +183,49 @@ case("datasets/google_missing_column", DataError, "'Set Id'", "not found in the 
         "Image Index,Patient ID,Fracture,Pneumothorax,Airspace opacity,Nodule or mass\n"
         "00000001_000.png,1,NO,NO,NO,NO\n") and datasets.read_google_labels(tmp / "g.csv"))
 
+
+def _split_lists(tmp, test: str, train_val: str):
+    """The metadata folder of _read with official lists: one image in each unless given."""
+    root = _nih(tmp, _row())
+    (root / "test_list.txt").write_text(test)
+    (root / "train_val_list.txt").write_text(train_val)
+    return splits.official_split(datasets.read_nih(root, images="none"))
+
+
+# the leakage check handed image names instead of patient IDs: NIH names are mapped to their patients (and the
+# leak found), other file names refused; 20-digit pseudonyms compared exactly, not by numpy's int64
+case("datasets/leak_check_nih_image_names", PatientLeakageError, "1 patient(s)", "train & test")(
+    lambda tmp: splits.assert_no_patient_overlap(train=["00000013_000.png", "00000014_000.png"], test=["00000013_004.png"]))
+case("datasets/leak_check_nih_image_names_warn", UserWarning, "NIH image names", "first 8 digits", "patient_id column")(
+    lambda tmp: splits.assert_no_patient_overlap(train=["00000013_000.png"], test=["00000014_000.png"]))
+case("datasets/leak_check_file_names", DataError, "look like image file names", "'scans/a.dcm'", "patient_id column")(
+    lambda tmp: splits.assert_no_patient_overlap(train=["scans/a.dcm"], test=["scans/b.dcm"]))
+case("datasets/leak_check_frame_of_image_names", DataError, "no 'patient_id' column", "image names", "patient_id")(
+    lambda tmp: splits.assert_no_patient_overlap(train=pd.DataFrame({"image_index": ["a.png"]}),
+                                                 test=pd.DataFrame({"image_index": ["b.png"]})))
+case("datasets/leak_check_20_digit_ids", PatientLeakageError, "1 patient(s)")(
+    lambda tmp: splits.assert_no_patient_overlap(train=["98765432109876543210"], test=["098765432109876543210", "7"]))
+case("datasets/split_one_patient", DataError, "Only 1 patient(s)", "one per split")(
+    lambda tmp: splits.patient_split(_entries().assign(patient_id=0)))
+case("datasets/split_test_fraction_not_honoured", UserWarning, "test split holds", "not the 1% asked", "larger fraction")(
+    lambda tmp: splits.patient_split(_entries(), test_fraction=0.01))
+case("datasets/official_test_list_empty", DataError, "test_list.txt", "the list is empty", "patient_split")(
+    lambda tmp: _split_lists(tmp, "", "00000001_000.png\n00000002_000.png\n"))
+case("datasets/labels_comma_separated", DataError, "line 3", "separated by ','", "'Effusion|Mass'")(
+    lambda tmp: _read(tmp, "00000002_000.png,\"Effusion, Mass\",0,2,40,F,AP,2500,2048,0.168,0.168"))
+
 # ---- preprocessing ------------------------------------------------------------------------------
+
+def _png16(tmp, values) -> Path:
+    from PIL import Image as _PImage
+
+    path = tmp / "detector.png"
+    _PImage.fromarray(np.asarray(values, np.uint16)).save(path)
+    return path
+
+
+case("preprocessing/12bit_in_16bit_without_sbit", UserWarning, "detector.png", "below 4096", "near black", "sBIT")(
+    lambda tmp: __import__("helpers.preprocessing").preprocessing.read_image(_png16(tmp, [[0, 4000], [1000, 2000]])))
 
 import zlib as _zlib  # noqa: E402 (imports of this section kept in it)
 
@@ -344,6 +386,8 @@ def _mod_lambda(tmp):
 _ABC = ["a", "b", "c"]
 case("models/legacy_h5", _models.ModelFileError, "legacy HDF5", "compile=False", "save it again")(
     lambda tmp: _models.load_classifier(_mod_saved(tmp, "old.h5", lambda m, p: m.save(p)), _ABC))
+case("models/densenet_too_small", ValueError, "image_size 16", "too small for DenseNet121", "at least 32")(
+    lambda tmp: _models.densenet121_classifier(14, 16, weights=None))
 case("models/weights_only_h5", _models.ModelFileError, "weights only", "load_weights")(
     lambda tmp: _models.load_classifier(_mod_saved(tmp, "m.weights.h5", lambda m, p: m.save_weights(p)), _ABC))
 case("models/savedmodel_folder", _models.ModelFileError, "SavedModel folder", "TFSMLayer")(
@@ -434,6 +478,15 @@ _Y = np.array([[1, 0], [0, 1], [1, 1], [0, 0], [1, 0], [0, 1]])
 _S = np.array([[0.9, 0.2], [0.3, 0.8], [0.7, 0.6], [0.2, 0.1], [0.6, 0.4], [0.4, 0.7]])
 _AB = ["A", "B"]
 _HALF = _pd.Series(0.5, index=_AB)
+
+# per-finding tables as DataFrames are paired by column name; names that are not the labels are refused
+case("metrics/frame_columns_not_labels", ValueError, "y_score (scores)", "not the label names", "missing ['B']", "'C'")(
+    lambda tmp: _metrics.roc_auc_per_class(_pd.DataFrame(_Y, columns=_AB), _pd.DataFrame(_S, columns=["A", "C"]), _AB))
+case("metrics/frame_columns_not_labels_thresholds", ValueError, "y_true (labels)", "not the label names")(
+    lambda tmp: _metrics.choose_thresholds(_pd.DataFrame(_Y, columns=["b", "a"]), _S, _AB))
+case("metrics/frame_columns_ece", ValueError, "y_prob (probabilities)", "not the label names")(
+    lambda tmp: _metrics.expected_calibration_error(_pd.DataFrame(_Y, columns=_AB), _pd.DataFrame(_S, columns=["A", "X"]),
+                                                   per_class=True))
 
 
 def _with(array, index, value):
@@ -587,6 +640,10 @@ case("explain/grad_cam_unknown_layer", _explain.ExplainError, "no layer named 'c
     lambda tmp: _explain.grad_cam(_tiny_classifier(), _IMAGES, 0, layer_name="conv9"))
 case("explain/class_out_of_range", _explain.ExplainError, "class_index 3", "3 outputs")(
     lambda tmp: _explain.vanilla_gradients(_tiny_classifier(), _IMAGES, 3))
+case("explain/class_index_float", _explain.ExplainError, "class_index 2.0", "not a whole number", "int(")(
+    lambda tmp: _explain.vanilla_gradients(_tiny_classifier(), _IMAGES, 2.0))
+case("explain/ig_baseline_wrong_shape", _explain.ExplainError, "baseline of shape (4, 4, 1)", "does not fit", "(8, 8, 1)")(
+    lambda tmp: _explain.integrated_gradients(_tiny_classifier(), _IMAGES, 0, baseline=np.zeros((4, 4, 1))))
 case("explain/images_without_batch", _explain.ExplainError, "image[None]")(
     lambda tmp: _explain.grad_cam(_tiny_classifier(), _IMAGES[0], 0))
 case("explain/grad_cam_pp_no_logit", _explain.ExplainError, "'pooled'", "no activation to strip")(
@@ -622,7 +679,7 @@ case("boxes/fraction_out_of_range", ValueError, "fraction of the maximum", "[0, 
 case("boxes/deep_media_without_prior", ValueError, "mean_size", "mean training box")(
     lambda tmp: _boxes.choose_box(_bpd.DataFrame({"x": [0.0], "y": [0.0], "w": [4.0], "h": [4.0], "area": [16],
                                                   "mean_heat": [200.0], "peak_heat": [255.0]}), "deep_media"))
-case("boxes/mean_sizes_empty", ValueError, "no boxes to average", "training split")(
+case("boxes/mean_sizes_empty", ValueError, "no boxes to average", "fitting part")(
     lambda tmp: _boxes.mean_box_sizes(_bpd.DataFrame({"label": [], "w": [], "h": []})))
 case("boxes/scaled_boxes_missing_size", ValueError, "image_height", "missing")(
     lambda tmp: _boxes.scaled_boxes(_bpd.DataFrame({"x": [1.0], "y": [1.0], "w": [2.0], "h": [2.0], "image_width": [10]}), 64))
@@ -820,7 +877,7 @@ case("cells/mask_empty", DataError, "m0.png", "empty (all zero)")(
     lambda tmp: _load_one(tmp, np.zeros((16, 16), np.uint8)))
 case("cells/mask_not_binary", DataError, "m0.png", "not binary", "127", "0 and 255")(
     lambda tmp: _load_one(tmp, _C_DISC // 2))
-case("cells/masks_overlap", DataError, "m1.png", "overlaps m0.png", "overlap='first'")(
+case("cells/masks_overlap", DataError, "m1.png", "overlaps m0.png", "likely cause", "overlap='first'")(
     lambda tmp: _load_one(tmp, _C_DISC, np.roll(_C_DISC, 1, axis=1)))
 case("cells/image_without_masks", DataError, f"{_CID}/masks/", "no PNG mask")(
     lambda tmp: _cells.read_nuclei(_nuclei(tmp, ())))
@@ -828,6 +885,17 @@ case("cells/image_without_masks_folder", DataError, f"{_CID}/masks/", "no PNG ma
     lambda tmp: _cells.read_nuclei(_nuclei(tmp, (), make_masks_dir=False)))
 case("cells/image_missing", DataError, f"{_CID}/images/{_CID}.png is missing", "layout")(
     lambda tmp: _cells.read_nuclei(_nuclei(tmp, (_C_DISC,), image=False)))
+case("cells/mask_whole_image", DataError, "m0.png", "covers 100%", "saved inverted")(
+    lambda tmp: _load_one(tmp, np.full((16, 16), 255, np.uint8)))
+case("cells/mask_whole_image_after_a_nucleus", DataError, "m1.png", "covers 100%")(  # overlap='first' would keep it
+    lambda tmp: _cells.load_nuclei(_cells.read_nuclei(_nuclei(tmp, (_C_DISC, np.full((16, 16), 255, np.uint8)))).records[0],
+                                   overlap="first"))
+case("cells/masks_duplicate", DataError, "m1.png", "(100% of it)", "saved twice")(
+    lambda tmp: _load_one(tmp, _C_DISC, _C_DISC))
+case("cells/mask_in_alpha", DataError, "m0.png", "first channel is empty", "alpha", "grey PNG")(
+    lambda tmp: _load_one(tmp, np.dstack([np.zeros((16, 16, 3), np.uint8), _C_DISC])))
+case("cells/mask_in_green", DataError, "m0.png", "first channel is empty", "green")(
+    lambda tmp: _load_one(tmp, np.dstack([np.zeros((16, 16), np.uint8), _C_DISC, np.zeros((16, 16), np.uint8)])))
 
 
 def _corrupt_image(tmp):

@@ -255,3 +255,32 @@ def test_box_sizes_written_by_06_are_what_the_report_reads(tmp_path):
     written.write_text('{"Mass": [40, 20]}')  # sizes saved in pixels by mistake
     with pytest.raises(DataError, match="fractions of the image side"):
         boxes.load_box_sizes(model_path)
+
+
+def _boxed(patients: int, per_patient: int = 2):
+    entries = pd.DataFrame({"image_index": [f"{p:08d}_{k:03d}.png" for p in range(patients) for k in range(per_patient)],
+                            "patient_id": [p for p in range(patients) for _ in range(per_patient)]})
+    table = pd.DataFrame({"image_index": entries.image_index, "label": "Mass", "x": 1.0, "y": 1.0, "w": 5.0, "h": 5.0})
+    return entries, table
+
+
+def test_fit_score_split_keeps_every_box_and_no_patient_on_both_sides():
+    entries, table = _boxed(30)
+    fit, score = boxes.fit_score_split(table, entries, score_fraction=0.5, seed=1)
+    patient = entries.set_index("image_index").patient_id
+    assert len(fit) + len(score) == len(table)
+    assert sorted(pd.concat([fit, score]).image_index) == sorted(table.image_index)
+    assert not set(patient.loc[fit.image_index]) & set(patient.loc[score.image_index])
+    assert len(set(patient.loc[score.image_index])) == 15  # half the patients, as asked
+    again = boxes.fit_score_split(table, entries, score_fraction=0.5, seed=1)
+    assert again[1].equals(score)  # the seed fixes it
+
+
+def test_fit_score_split_refuses_boxes_of_unknown_images_and_bad_fractions():
+    entries, table = _boxed(4)
+    with pytest.raises(DataError, match="not in the entries"):
+        boxes.fit_score_split(table.assign(image_index="elsewhere.png"), entries)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        boxes.fit_score_split(table, entries, score_fraction=1.0)
+    fit, score = boxes.fit_score_split(table[:2], entries)  # one patient: nothing to fit on, all scored
+    assert len(fit) == 0 and len(score) == 2

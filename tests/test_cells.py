@@ -84,6 +84,17 @@ def test_16_bit_and_grey_images_scale_to_unit_range(tmp_path):
     assert loaded.max() == pytest.approx(30000 / 65535) and labels.max() == 1
 
 
+def test_a_16_bit_image_is_scaled_by_its_bit_depth_not_by_its_brightest_pixel(tmp_path):
+    dim = np.full((16, 16), 200, np.uint16)
+    one_bright = dim.copy()
+    one_bright[0, 0] = 300  # 8-bit values but one: the old rule divided the first by 255 and the second by 65535
+    with pytest.warns(UserWarning, match="below 4096"):  # both look like data using few of their 16 bits
+        a, _ = cells.load_nuclei(_one(tmp_path / "a", [_disc(5, 5)], image=dim))
+        b, _ = cells.load_nuclei(_one(tmp_path / "b", [_disc(5, 5)], image=one_bright))
+    np.testing.assert_allclose(a[1:, 1:], 200 / 65535, rtol=1e-6)
+    np.testing.assert_allclose(b[1:, 1:], a[1:, 1:])  # one pixel changes one pixel, not the image's brightness
+
+
 def test_bad_layouts_and_masks_are_named(tmp_path):
     with pytest.raises(DataError, match="m1.png.*overlaps m0.png on"):
         cells.load_nuclei(_one(tmp_path / "o", [_disc(5, 5), _disc(6, 6)]))

@@ -335,3 +335,17 @@ def test_load_classifier_needs_no_other_import(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("WeightedBinaryCrossentropy")
+
+
+def test_per_class_metrics_pair_dataframe_columns_by_name_not_position():
+    rng = np.random.default_rng(0)
+    names = ["Atelectasis", "Effusion", "Mass"]
+    y = rng.integers(0, 2, (80, 3))
+    scores = np.clip(y * 0.4 + rng.random((80, 3)) * 0.6, 0, 1)
+    truth, shuffled = pd.DataFrame(y, columns=names), pd.DataFrame(scores, columns=names)[["Mass", "Atelectasis", "Effusion"]]
+    expected = metrics.roc_auc_per_class(y, scores, names)
+    pd.testing.assert_series_equal(metrics.roc_auc_per_class(truth, shuffled, names), expected)
+    np.testing.assert_allclose(expected.to_numpy(), [roc_auc_score(y[:, j], scores[:, j]) for j in range(3)])
+    pd.testing.assert_series_equal(metrics.choose_thresholds(truth, shuffled, names), metrics.choose_thresholds(y, scores, names))
+    pd.testing.assert_series_equal(metrics.expected_calibration_error(truth, shuffled, per_class=True),
+                                   metrics.expected_calibration_error(y, scores, per_class=True, labels=names))

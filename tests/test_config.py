@@ -120,3 +120,13 @@ def test_public_functions_have_one_line_docstrings_naming_a_notebook():
             if not lines or not re.search(r"Taught in \d\d_[a-z0-9_]+\.$", lines[0]):
                 missing.append(f"{path.name}:{node.lineno} {node.name}")
     assert missing == [], "public names whose first docstring line does not end with 'Taught in NN_name.':\n" + "\n".join(missing)
+
+
+def test_synthetic_copy_keeps_cache_and_seed_and_drops_the_real_data(tmp_path):
+    (tmp_path / "data").mkdir()
+    cfg = config.load({"MEDXAI_PROFILE": "full", "MEDXAI_DATA_DIR": str(tmp_path / "data"),
+                       "MEDXAI_CACHE_DIR": str(tmp_path / "cache"), "MEDXAI_SEED": "7"})
+    copy = cfg.synthetic_copy("smoke")
+    assert not cfg.synthetic and copy.synthetic and copy.profile == "smoke"
+    assert (copy.cache_dir, copy.seed) == (cfg.cache_dir, 7)
+    assert copy.dataset_dir("nih") == cfg.cache_dir / "synthetic" / "smoke" / "nih"

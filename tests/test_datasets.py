@@ -446,6 +446,28 @@ def test_official_split(tmp_path):
         splits.official_split(datasets.read_nih(root, images="none"))
 
 
+def test_classifier_split_official_patient_and_the_fallback_said(tmp_path):
+    entries = nih_like_entries(120, seed=4)
+    rows = [(n, "|".join(l for l in datasets.LABELS if r[l]) or "No Finding", 0, p) for (_, r), n, p in
+            zip(entries.iterrows(), entries["image_index"], entries["patient_id"])]
+    root = write_nih(tmp_path / "nih", rows=rows, boxes=[], lists=False)
+    without = datasets.read_nih(root, images="none")
+    parts, said = splits.classifier_split(without, "official", seed=0)
+    assert "no train_val_list.txt and test_list.txt" in said and "patient split 70%/10%/20%" in said
+    expected = splits.patient_split(without.entries, seed=0)
+    assert all(parts[k].image_index.tolist() == expected[k].image_index.tolist() for k in expected)
+    is_test = entries["patient_id"].isin(set(entries["patient_id"].unique()[::5]))
+    (root / "train_val_list.txt").write_text("\n".join(entries.loc[~is_test, "image_index"]))
+    (root / "test_list.txt").write_text("\n".join(entries.loc[is_test, "image_index"]))
+    listed = datasets.read_nih(root, images="none")
+    parts, said = splits.classifier_split(listed, "official", seed=0)
+    assert said == "official NIH lists" and set(parts["test"].image_index) == set(entries.loc[is_test, "image_index"])
+    parts, said = splits.classifier_split(listed, "patient", seed=0)
+    assert said.startswith("stratified patient split") and "no train_val" not in said
+    with pytest.raises(ValueError, match="split method 'random': use one of official, patient"):
+        splits.classifier_split(listed, "random")
+
+
 # ---------------------------------------------------------------------------------- DRIVE
 
 
@@ -587,7 +609,7 @@ def test_manifest_path_escaping_the_folder(tmp_path):
 def test_cli(nih, capsys):
     assert datasets.main(["verify", "nih", str(nih)]) == 0
     out = capsys.readouterr().out
-    assert "present: images/: 6 of the 6 images" in out and "warning:" in out and out.strip().endswith("OK")
+    assert "present: images/: 6 of the 6 images" in out and "warning:" in out and "OK (layout" in out and "add --decode" in out
     (nih / "train_val_list.txt").unlink()
     assert datasets.main(["verify", "nih", str(nih)]) == 1
     out = capsys.readouterr().out

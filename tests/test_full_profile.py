@@ -97,3 +97,38 @@ def test_notebook_runs_in_full_profile(notebook, full_environment, tmp_path):
         cwd=str(TUTORIALS), kernel_name="python3", progress_bar=False,
     )
     # how long it took is reported by pytest's --durations, never asserted: speed belongs in benchmarks/
+
+
+@pytest.fixture()
+def no_box_environment(full_environment, tmp_path):
+    """The same real-layout folder, but its box file holds only its header: a copy without boxes (models from the full runs above)."""
+    data = tmp_path / "medxai_data"
+    (data / "nih").mkdir(parents=True)
+    for entry in full_environment.iterdir():
+        if entry.name != "nih":
+            (data / entry.name).symlink_to(entry.resolve(), target_is_directory=True)
+    for path in (full_environment / "nih").iterdir():
+        if path.name != datasets.BBOX_FILE:
+            (data / "nih" / path.name).symlink_to(path)
+    (data / "nih" / datasets.BBOX_FILE).write_text("Image Index,Finding Label,Bbox [x,y,w,h],,,\n")
+    saved = os.environ["MEDXAI_DATA_DIR"]
+    os.environ["MEDXAI_DATA_DIR"] = str(data)
+    yield data
+    os.environ["MEDXAI_DATA_DIR"] = saved
+
+
+@pytest.mark.full_path
+@pytest.mark.parametrize("stem", ["06_boxes_iobb", "07_report"])
+def test_boxes_and_report_run_on_a_copy_without_boxes(stem, no_box_environment, tmp_path):
+    notebook = TUTORIALS / f"{stem}.ipynb"
+    executed = tmp_path / notebook.name
+    if stem == "07_report":  # what 06 saved from the copy with boxes goes: the report's fallback is what is tested
+        from helpers import models, report
+        report.side_file(config.load().models_dir / models.CLASSIFIER_FILE, report.BOX_SIZES_SUFFIX).unlink(missing_ok=True)
+    papermill.execute_notebook(str(notebook), str(executed), parameters=smoke_parameters(notebook),
+                               cwd=str(TUTORIALS), kernel_name="python3", progress_bar=False)
+    text = executed.read_text()
+    if stem == "06_boxes_iobb":
+        assert "too few to judge" in text and "no size prior is saved beside the classifier" in text
+    else:
+        assert "box sizes: none saved by notebook 06" in text

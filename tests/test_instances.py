@@ -203,3 +203,15 @@ def test_bad_inputs_are_named(call, error, words):
 def test_dsb_thresholds_are_the_bowls():
     assert len(instances.DSB_THRESHOLDS) == 10
     assert instances.DSB_THRESHOLDS[0] == 0.5 and math.isclose(instances.DSB_THRESHOLDS[-1], 0.95)
+
+
+def test_huge_label_ids_are_numbers_not_table_sizes():
+    labels = np.zeros((8, 8), np.int64)
+    labels[1:4, 1:4] = 2**33  # an id this large once asked numpy for a 64 GB lookup table
+    labels[5:8, 5:8] = 7
+    assert instances.count_instances(labels) == 2
+    assert set(np.unique(instances.relabel(labels))) == {0, 1, 2}
+    assert instances.relabel(labels)[2, 2] == 2 and instances.relabel(labels)[6, 6] == 1  # order of the old ids kept
+    foreground, cores = instances.nucleus_targets(labels)
+    assert foreground.sum() == 18 and cores.sum() >= 2
+    assert instances.average_precision(labels, instances.relabel(labels)) == 1.0

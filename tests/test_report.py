@@ -86,6 +86,16 @@ def test_heatmaps_and_boxes_only_for_present_findings(tiny, film):
     assert nobody.present == [] and nobody.heatmaps == {} and nobody.boxes == {}
 
 
+def test_boxes_say_which_heuristic_chose_them(tiny, film):
+    p = _probabilities(tiny, film)
+    thresholds = pd.Series(np.where(np.arange(14) < 3, p - 0.05, 0.999), index=LABELS)
+    without = report.ChestReporter(tiny, thresholds, samples=4).report(film)
+    assert any("largest component" in n and "notebook 06 writes them" in n for n in without.notes), without.notes
+    sized = report.ChestReporter(tiny, thresholds, samples=4, box_sizes={LABELS[0]: (0.1, 0.1)}).report(film)
+    assert any("Deep MedIA" in n and "notebook 06" in n for n in sized.notes), sized.notes
+    assert not any("largest component" in n for n in sized.notes)
+
+
 def test_closed_form_grad_cam_equals_explain_grad_cam(tiny, film):
     reporter = report.ChestReporter(tiny, pd.Series(0.5, index=LABELS), samples=4)
     assert reporter.closed_form

@@ -134,14 +134,18 @@ def test_labels_valid_sorted_every_label_on_several_patients(entries):
     assert 0.35 <= no_finding <= 0.65
 
 
-def test_box_rows_one_per_box_finding_inside_the_image(nih, entries):
+def test_box_rows_one_per_box_finding_of_a_test_image_inside_the_image(nih, entries):
     rows = [line.split(",") for line in read_lines(nih / "BBox_List_2017.csv")[1:]]
+    test_list = set(read_lines(nih / "test_list.txt"))
     expected = sorted(
         (e["name"], "Infiltrate" if lb == "Infiltration" else lb)
         for e in entries
         for lb in e["labels"].split("|")
-        if lb in synthetic.LABELS[:8]
+        if lb in synthetic.LABELS[:8] and e["name"] in test_list
     )
+    # as in the real release: every boxed image is in test_list.txt, none in train_val_list.txt
+    assert rows and {r[0] for r in rows} <= test_list
+    assert not {r[0] for r in rows} & set(read_lines(nih / "train_val_list.txt"))
     assert sorted((r[0], r[1]) for r in rows) == expected
     assert "Infiltrate" in {r[1] for r in rows} and "Infiltration" not in {r[1] for r in rows}
     for r in rows:

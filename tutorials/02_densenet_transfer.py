@@ -122,25 +122,22 @@ cfg.models_dir.mkdir(parents=True, exist_ok=True)
 model_path = cfg.models_dir / models.CLASSIFIER_FILE
 
 # %% [markdown]
-# ## 1. Data: the patient-level split of notebook 01
+# ## 1. Data: the patient-level split
 #
 # To compare with Wang et al. 2017, train and test on their split: NIH's official lists
-# (`test_list.txt`, and validation carved patient-level out of `train_val_list.txt`). Without the
-# lists, or in the smaller profiles, the stratified patient split of notebook 01.
+# (`test_list.txt`, and validation carved patient-level out of `train_val_list.txt`, stratified as in
+# notebook 01); the `full` profile does. The smaller profiles use notebook 01's stratified patient
+# split: at their sizes a list would leave a rare finding with one patient outside the test list, and
+# validation without it. The lists matter beyond the comparison: every image of NIH's box file is in
+# the test list (notebook 06 relies on it). `splits.classifier_split` is this step, which notebooks 04 to
+# 07 repeat to find the same test films; without the lists it falls back on the patient split and
+# says so.
 
 # %%
 nih = datasets.read_nih(synthetic.ensure(cfg, "nih"), images=images_mode)
 if len(nih.skipped):
     print(f"{len(nih.skipped)} rows left out (a partial copy: images absent); reading {len(nih.entries)} images")
-if split_method == "official" and nih.official_split is not None:
-    split = splits.official_split(nih, val_fraction=0.1, seed=seed)
-    split_used = "official NIH lists"
-else:
-    if split_method == "official":
-        print("This copy of the dataset has no official lists (train_val_list.txt, test_list.txt): "
-              "using the patient split instead, so the comparison with Wang et al. is not like for like.")
-    split = splits.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
-    split_used = "stratified patient split 70/10/20"
+split, split_used = splits.classifier_split(nih, split_method, val_fraction=0.1, test_fraction=0.2, seed=seed)
 if max_train_images:
     split["train"] = split["train"].iloc[:max_train_images]
 augment = preprocessing.augmentation("chest_xray", seed=seed)

@@ -180,10 +180,7 @@ image_size = classifier.input_shape[1]
 nih = datasets.read_nih(synthetic.ensure(cfg, "nih"), images=images_mode)
 if len(nih.skipped):
     print(f"{len(nih.skipped)} rows left out (a partial copy: images absent); reading {len(nih.entries)} images")
-if split_method == "official" and nih.official_split is not None:  # the same test images as notebook 02
-    split = splits.official_split(nih, val_fraction=0.1, seed=seed)
-else:
-    split = splits.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
+split, split_used = splits.classifier_split(nih, split_method, seed=seed)  # the same test images as notebook 02
 if max_train_images:
     split["train"] = split["train"].iloc[:max_train_images]
 

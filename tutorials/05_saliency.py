@@ -104,6 +104,7 @@ scorecam_channels = cfg.pick(smoke=8, lab=32, full=256)  # Score-CAM: feature ma
 unet_crop = cfg.pick(smoke=64, lab=128, full=256)  # fundus crop explained by the U-Net (multiple of 16)
 localisation_layer = models.DENSENET_FEATURES[4]  # section 12's second Grad-CAM: block 4, input/16 (8x8 at 128 px)
 randomisation_stages = (1, 10, 40, 121)  # cascading test: top-most convolutional layers randomised
+split_method = cfg.pick(smoke="patient", lab="patient", full="official")  # as in notebook 02
 seed = cfg.seed
 
 # %%
@@ -118,15 +119,15 @@ unet_path = cfg.models_dir / models.UNET_FILE
 # %% [markdown]
 # ## 1. Data: test images whose finding has a box
 #
-# The synthetic set draws every finding with a known box (`BBox_List_2017.csv`, as NIH does for 880
-# real images), in the PNG's own pixels; `boxes.scaled_boxes` moves it to the model's input size (x and
+# The synthetic set draws every finding of its test films with a known box (`BBox_List_2017.csv`; NIH
+# boxed 880 real images, all in its test list), in the PNG's own pixels; `boxes.scaled_boxes` moves it to the model's input size (x and
 # w by the width, y and h by the height). For each image we explain the class of its first box.
 
 # %%
 nih = datasets.read_nih(synthetic.ensure(cfg, "nih"), images=images_mode)
 if len(nih.skipped):
     print(f"{len(nih.skipped)} rows left out (a partial copy: images absent); reading {len(nih.entries)} images")
-split = splits.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
+split, split_used = splits.classifier_split(nih, split_method, seed=seed)  # notebook 02's split: the same test films
 test_boxes = nih.boxes[nih.boxes.image_index.isin(split["test"].image_index)]
 test_boxes = test_boxes.drop_duplicates("image_index").reset_index(drop=True)  # one finding per image
 test_boxes["box"] = box_tools.scaled_boxes(test_boxes, image_size)

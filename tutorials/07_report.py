@@ -124,10 +124,7 @@ classifier_trained = classifier_path.is_file() and report.side_file(classifier_p
 
 # %%
 nih = datasets.read_nih(synthetic.ensure(cfg, "nih"), images=images_mode)
-if split_method == "official" and nih.official_split is not None:
-    split = splits.official_split(nih, val_fraction=0.1, seed=seed)
-else:
-    split = splits.patient_split(nih.entries, val_fraction=0.1, test_fraction=0.2, seed=seed)
+split, split_used = splits.classifier_split(nih, split_method, seed=seed)
 test = split["test"].iloc[:test_films]
 print({name: len(part) for name, part in split.items()}, f"-> {len(test)} test films reported")
 
@@ -146,23 +143,24 @@ with tempfile.TemporaryDirectory() as folder:
 
 # %% [markdown]
 # Load the real pieces, or build a stand-in (one epoch on a few films, thresholds chosen on validation
-# as notebook 02 chooses them, no referral threshold). The mean box of each finding on the training
-# split (as a fraction of the image) lets the report use the Deep MedIA box heuristic of notebook 06.
+# as notebook 02 chooses them, no referral threshold). The mean box of each finding, saved by notebook
+# 06 beside the classifier from boxed films it does not score, lets the report use the Deep MedIA box
+# heuristic; without that file the report takes the largest box and says so in its notes. (The box file
+# cannot be averaged here: every NIH box is on a test film, so the training split has none.)
 
 # %%
 start = time.perf_counter()
-train_boxes = nih.boxes[nih.boxes.image_index.isin(split["train"].image_index)]
-box_sizes = {label: (row.w, row.h) for label, row in boxes.mean_box_sizes(train_boxes, image_size=1).iterrows()}
 if classifier_trained:
-    chest = report.ChestReporter.load(classifier_path, cfg=cfg, seed=seed)  # T from notebook 04's referral file
-    chest.box_sizes = box_sizes
+    chest = report.ChestReporter.load(classifier_path, cfg=cfg, seed=seed)  # T from 04's referral file, box sizes from 06
 else:
     train = split["train"].iloc[:stand_in_images]
     stand_in = models.classifier_or_stand_in(classifier_path, labels, stand_in_size, train.path, train[labels].values)
     val = split["val"]
     val_scores = stand_in.predict(preprocessing.load_images(val.path, stand_in.input_shape[1]), verbose=0)
     chest = report.ChestReporter(stand_in, metrics.choose_thresholds(val[labels].values, val_scores, labels).fillna(0.5),
-                                 samples=mc_samples, box_sizes=box_sizes, name="stand-in", seed=seed)
+                                 samples=mc_samples, name="stand-in", seed=seed)
+print(f"box sizes: {len(chest.box_sizes)} findings from notebook 06" if chest.box_sizes else
+      "box sizes: none saved by notebook 06 beside this classifier, so each box is the largest component (the report says so)")
 image_size = chest.size
 print(f"{chest.name}: {image_size} px input, thresholds {chest.threshold_method}, T={chest.samples}, referral "
       f"{'from notebook 04, set on its ' + str(chest.referral.get('chosen_on', 'unrecorded')) + ' images' if chest.referral else 'absent'}; "
@@ -231,15 +229,19 @@ assert gap < 1e-3
 
 # %% [markdown]
 # A box per map: upsample, threshold at half the maximum, one box per connected component, then choose
-# one (notebook 06: the Deep MedIA heuristic when the finding's mean training box is known).
+# one (notebook 06: the Deep MedIA heuristic when the finding's mean box is saved, else the largest).
 
 # %%
 height, width = item.display.shape
 label = labels[shown[0]]
 candidates = boxes.heatmap_to_boxes(closed[0], (width, height), threshold=report.BOX_THRESHOLD)
-mean_w, mean_h = box_sizes.get(label, (0.25, 0.25))
-chosen = boxes.choose_box(candidates, "deep_media", mean_size=(mean_w * width, mean_h * height))
-print(f"{label}: {len(candidates)} candidate box(es); chosen {None if chosen is None else tuple(chosen[['x', 'y', 'w', 'h']])}")
+if label in chest.box_sizes:
+    mean_w, mean_h = chest.box_sizes[label]
+    chosen = boxes.choose_box(candidates, "deep_media", mean_size=(mean_w * width, mean_h * height))
+else:
+    chosen = boxes.choose_box(candidates, "largest")
+print(f"{label}: {len(candidates)} candidate box(es); chosen {None if chosen is None else tuple(chosen[['x', 'y', 'w', 'h']])} "
+      f"({'Deep MedIA' if label in chest.box_sizes else 'largest: no mean box saved'})")
 
 # %% [markdown]
 # ## 3. The report, in one call
@@ -252,6 +254,8 @@ result = chest.report(row.path)
 assert np.allclose(result.findings["probability"], probabilities[0], atol=1e-6)
 assert np.allclose(result.findings["mutual_information"], parts.epistemic, atol=1e-9)
 assert set(result.heatmaps) == set(result.present) and set(result.boxes) <= set(result.present)
+if chosen is not None:  # the box chosen step by step above is the report's
+    assert np.allclose(result.boxes[label], tuple(chosen[["x", "y", "w", "h"]]), atol=1e-3), (result.boxes, chosen)
 print(result.refer_reason)
 result.findings.round(4)
 
