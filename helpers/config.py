@@ -26,7 +26,7 @@ from helpers.errors import DataError
 
 PROFILES = ("smoke", "lab", "full")
 DEFAULT_PROFILE = "lab"
-DATASETS = ("nih", "drive", "dsb2018")  # dsb2018: nuclei in the Data Science Bowl 2018 layout (notebook 08)
+DATASETS = ("nih", "drive", "dsb2018", "site")  # dsb2018: nuclei (notebook 08); site: a site's own films and labels (09)
 DEFAULT_SEED = 42
 MAX_SEED = 2**32 - 1  # NumPy's legacy seeding and keras.utils.set_random_seed take 0 .. 2**32 - 1
 

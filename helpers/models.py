@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import socket
 import urllib.parse
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -240,7 +241,11 @@ def load_model(path, custom_objects=None, hint: str = "Check the path, or run th
     path = Path(path)
     _check_model_file(path, hint)
     try:
-        return keras.models.load_model(path, custom_objects=custom_objects, safe_mode=True)
+        with warnings.catch_warnings():
+            # the optimizer's saved slots serve only to resume that training; a model loaded to predict, or
+            # compiled again, does not use them, and Keras's warning about them reads like an error
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.models.load_model(path, custom_objects=custom_objects, safe_mode=True)
     except Exception as err:  # a model Keras cannot rebuild fails in many places inside Keras
         message = str(err)
         unknown = _UNKNOWN_CLASS.search(message)

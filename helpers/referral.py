@@ -23,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 from helpers import errors
@@ -86,7 +87,7 @@ class Recalibration:
 
     def __call__(self, probabilities) -> np.ndarray:
         z = self.slope * _logit(probabilities) + self.intercept
-        return 1 / (1 + np.exp(-z))
+        return expit(z)  # 1 / (1 + exp(-z)) without overflow for a steep slope
 
     def to_dict(self) -> dict:
         return {"slope": self.slope.tolist(), "intercept": self.intercept.tolist()}

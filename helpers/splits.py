@@ -364,14 +364,20 @@ def _cover_exactly(has: np.ndarray, images: np.ndarray, target: np.ndarray, star
 
 
 def patient_split(
-    entries: pd.DataFrame, *, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 42
+    entries: pd.DataFrame, *, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 42, rare: str = "raise"
 ) -> dict[str, pd.DataFrame]:
-    """Patient-level, multi-label stratified train/val/test split: every label in val and test, no patient in two splits. Taught in 01_preprocessing_and_splits."""
+    """Patient-level, multi-label stratified train/val/test split: every label in val and test, no patient in two splits. Taught in 01_preprocessing_and_splits.
+
+    A label with fewer patients than splits cannot be in every split: ``rare="raise"`` refuses (the default),
+    ``rare="warn"`` says which splits will lack it and goes on (a partial copy of a real dataset).
+    """
+    if rare not in ("raise", "warn"):
+        raise ValueError(f"rare must be 'raise' or 'warn', not {rare!r}.")
     _check_fractions({"val": val_fraction, "test": test_fraction})
     seed = _check_seed(seed)
     val_fraction, test_fraction = float(val_fraction), float(test_fraction)
     fractions = {"train": 1.0 - val_fraction - test_fraction, "val": val_fraction, "test": test_fraction}
-    which = _stratify(entries, fractions, seed, where="in these entries")
+    which = _stratify(entries, fractions, seed, where="in these entries", rare=rare)
     splits = {name: entries[which == i] for i, name in enumerate(fractions)}
     assert_no_patient_overlap(**splits)
     return splits

@@ -28,6 +28,7 @@ from PIL import Image
 
 from helpers import config as _config
 from helpers import synthetic_cells as _cells
+from helpers import synthetic_site as _site
 from helpers.datasets import BOX_LABELS, LABELS
 from helpers.synthetic_draw import _ONE, _SHIFT, _bbox, _blur, _disc, _ellipse, _fx, _lowfreq, _poly_mask, _polyline, _rng, _smooth_closed
 from helpers.synthetic_drive import write_drive
@@ -707,7 +708,7 @@ def _write_text(path: Path, lines: list[str]) -> None:
 
 
 def _params(name: str, profile: str) -> dict:
-    sizes = {"nih": NIH_SIZES, "drive": DRIVE_SIZES, _cells.NAME: _cells.SIZES}[name]
+    sizes = {"nih": NIH_SIZES, "drive": DRIVE_SIZES, _cells.NAME: _cells.SIZES, _site.NAME: _site.SIZES}[name]
     return {k: (list(v) if isinstance(v, (range, tuple, list)) else v) for k, v in sizes[profile].items()}
 
 
@@ -720,7 +721,8 @@ def _is_complete(path: Path, expected: dict) -> bool:
         found = json.loads((path / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    key_file = path / {"nih": "Data_Entry_2017.csv", "drive": "training", _cells.NAME: _cells.TRAIN_FOLDER}[expected["dataset"]]
+    key_file = path / {"nih": "Data_Entry_2017.csv", "drive": "training", _cells.NAME: _cells.TRAIN_FOLDER,
+                       _site.NAME: _site.LABEL_FILE}[expected["dataset"]]
     return found == expected and key_file.exists()
 
 
@@ -731,8 +733,9 @@ def _generate(path: Path, name: str, params: dict, seed: int, force: bool = Fals
     if not quiet:
         what = f"{len(_nih_plan(params['patients'], seed))} images" if name == "nih" else (
             f"{len(params['train_ids']) + len(params['test_ids'])} photographs" if name == "drive" else
+            f"{params['patients']} patients' films" if name == _site.NAME else
             f"{params['images']} nuclei images")  # fmt: skip
-        layout = {"nih": "NIH", "drive": "DRIVE", _cells.NAME: "Data Science Bowl 2018"}[name]
+        layout = {"nih": "NIH", "drive": "DRIVE", _cells.NAME: "Data Science Bowl 2018", _site.NAME: "PACS-export"}[name]
         print(f"Writing synthetic {layout}-layout data ({what}) to {path} ...", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
@@ -742,6 +745,8 @@ def _generate(path: Path, name: str, params: dict, seed: int, force: bool = Fals
             write_nih(tmp, seed=seed, **params)
         elif name == "drive":
             write_drive(tmp, seed=seed, **params)
+        elif name == _site.NAME:
+            _site.write_site(tmp, seed=seed, **params)
         else:
             _cells.write_nuclei(tmp, seed=seed, **params)
         (tmp / MARKER).write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n", encoding="utf-8")

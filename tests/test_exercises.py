@@ -193,6 +193,25 @@ def _k(plain_quantile=False, absolute=True, divide=True, plus_one=True):
     return fn
 
 
+def exercises_reference_ppv(se, sp, p):
+    from helpers import external
+
+    return external.predictive_values(se, sp, p)
+
+
+def exercises_reference_line(y, p):
+    from helpers import external
+
+    return external.calibration_line(y, p)
+
+
+def _line_on_p(y, p):
+    from sklearn.linear_model import LogisticRegression
+
+    fitted = LogisticRegression(C=1e6, max_iter=1000).fit(np.asarray(p)[:, None], y)
+    return fitted.intercept_[0], fitted.coef_[0, 0]
+
+
 WRONG = {
     "check_patient_split": [
         ("by image", _split_by_image, ("patient leakage", "draw the patients")),
@@ -291,6 +310,16 @@ WRONG = {
         ("signed", _k(absolute=False), ("absolute error",)),
     ],
 }
+WRONG["check_predictive_values"] = [
+    ("swapped", lambda se, sp, p: exercises_reference_ppv(se, sp, p)[::-1], ("swapped",)),
+    ("sensitivity", lambda se, sp, p: (se, sp), ("not the sensitivity",)),
+    ("no 1 - prevalence", lambda se, sp, p: (se * p / (se * p + (1 - sp)), exercises_reference_ppv(se, sp, p)[1]),
+     ("(1 - prevalence)",)),
+]
+WRONG["check_calibration_line"] = [
+    ("swapped", lambda y, p: exercises_reference_line(y, p)[::-1], ("swapped",)),
+    ("on p", lambda y, p: _line_on_p(y, p), ("logit of the probability",)),
+]
 WRONG_CASES = [(check, label, fn, words) for check, cases in WRONG.items() for label, fn, words in cases]
 
 

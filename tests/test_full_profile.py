@@ -12,6 +12,7 @@ cache, no synthetic-only asserts; only the ImageNet download is switched off, as
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def full_environment(tmp_path_factory):
     """MEDXAI_* for a full run: a real-layout data folder and a cache of its own (models pass from 02 to 04-06)."""
     smoke = config.load({"MEDXAI_PROFILE": "smoke", "MEDXAI_CACHE_DIR": os.environ.get("MEDXAI_CACHE_DIR", "")})
     data = tmp_path_factory.mktemp("medxai_data")
-    for name in ("drive", "dsb2018"):
+    for name in ("drive", "dsb2018", "site"):  # site: DICOM files in study folders and labels.csv, as a PACS export
         (data / name).symlink_to(synthetic.ensure(smoke, name), target_is_directory=True)
     # nih/ is a partial copy, as most users have: one "No Finding" image in five is absent (the notebooks
     # leave those rows out and count them; the tiny smoke set keeps every finding's patients)
@@ -84,51 +85,104 @@ def test_smoke_values_are_read_from_the_parameters_cell():
     assert smoke_parameters(TUTORIALS / "02_densenet_transfer.ipynb")["freeze_depths"] == [1]
 
 
-# `make test` runs notebook 01's full path (half a minute); the others take one to three minutes each on a
-# 2-core machine and run with `make test-full` (pytest -m full_path)
-IN_MAKE_TEST = ("01_preprocessing_and_splits",)
+# `make test` runs the full paths of notebooks 01 and 09 (about a minute together, beside nbval: the unit side of
+# make test has the time) and 01 on a one-image-per-patient copy; the others take one to three minutes each on
+# a 2-core machine and run with `make test-full` (pytest -m full_path)
+IN_MAKE_TEST = ("01_preprocessing_and_splits", "09_your_own_films")
 FULL_PATH = [pytest.param(p, id=p.stem, marks=() if p.stem in IN_MAKE_TEST else pytest.mark.full_path) for p in NOTEBOOKS]
+
+
+def execute(stem: str, tmp_path: Path) -> str:
+    """Run one notebook in the full profile at smoke sizes; its executed JSON as text, for what it printed."""
+    notebook = TUTORIALS / f"{stem}.ipynb"
+    executed = tmp_path / notebook.name
+    papermill.execute_notebook(str(notebook), str(executed), parameters=smoke_parameters(notebook),
+                               cwd=str(TUTORIALS), kernel_name="python3", progress_bar=False)
+    return executed.read_text()
+
+
+@contextlib.contextmanager
+def variant(full_environment: Path, tmp_path: Path, dataset: str):
+    """A data folder like full_environment whose ``dataset``/ starts empty (the caller fills it), MEDXAI_DATA_DIR on it."""
+    data = tmp_path / "medxai_data"
+    (data / dataset).mkdir(parents=True)
+    for entry in full_environment.iterdir():
+        if entry.name != dataset:
+            (data / entry.name).symlink_to(entry.resolve(), target_is_directory=True)
+    saved = os.environ["MEDXAI_DATA_DIR"]
+    os.environ["MEDXAI_DATA_DIR"] = str(data)
+    try:
+        yield data / dataset, (full_environment / dataset).resolve()
+    finally:
+        os.environ["MEDXAI_DATA_DIR"] = saved
 
 
 @pytest.mark.parametrize("notebook", FULL_PATH)
 def test_notebook_runs_in_full_profile(notebook, full_environment, tmp_path):
-    papermill.execute_notebook(
-        str(notebook), str(tmp_path / notebook.name), parameters=smoke_parameters(notebook),
-        cwd=str(TUTORIALS), kernel_name="python3", progress_bar=False,
-    )
+    execute(notebook.stem, tmp_path)
     # how long it took is reported by pytest's --durations, never asserted: speed belongs in benchmarks/
 
 
 @pytest.fixture()
 def no_box_environment(full_environment, tmp_path):
     """The same real-layout folder, but its box file holds only its header: a copy without boxes (models from the full runs above)."""
-    data = tmp_path / "medxai_data"
-    (data / "nih").mkdir(parents=True)
-    for entry in full_environment.iterdir():
-        if entry.name != "nih":
-            (data / entry.name).symlink_to(entry.resolve(), target_is_directory=True)
-    for path in (full_environment / "nih").iterdir():
-        if path.name != datasets.BBOX_FILE:
-            (data / "nih" / path.name).symlink_to(path)
-    (data / "nih" / datasets.BBOX_FILE).write_text("Image Index,Finding Label,Bbox [x,y,w,h],,,\n")
-    saved = os.environ["MEDXAI_DATA_DIR"]
-    os.environ["MEDXAI_DATA_DIR"] = str(data)
-    yield data
-    os.environ["MEDXAI_DATA_DIR"] = saved
+    with variant(full_environment, tmp_path, "nih") as (nih, source):
+        for path in source.iterdir():
+            if path.name != datasets.BBOX_FILE:
+                (nih / path.name).symlink_to(path)
+        (nih / datasets.BBOX_FILE).write_text("Image Index,Finding Label,Bbox [x,y,w,h],,,\n")
+        yield nih
 
 
 @pytest.mark.full_path
 @pytest.mark.parametrize("stem", ["06_boxes_iobb", "07_report"])
 def test_boxes_and_report_run_on_a_copy_without_boxes(stem, no_box_environment, tmp_path):
-    notebook = TUTORIALS / f"{stem}.ipynb"
-    executed = tmp_path / notebook.name
     if stem == "07_report":  # what 06 saved from the copy with boxes goes: the report's fallback is what is tested
         from helpers import models, report
         report.side_file(config.load().models_dir / models.CLASSIFIER_FILE, report.BOX_SIZES_SUFFIX).unlink(missing_ok=True)
-    papermill.execute_notebook(str(notebook), str(executed), parameters=smoke_parameters(notebook),
-                               cwd=str(TUTORIALS), kernel_name="python3", progress_bar=False)
-    text = executed.read_text()
+    text = execute(stem, tmp_path)
     if stem == "06_boxes_iobb":
         assert "too few to judge" in text and "no size prior is saved beside the classifier" in text
     else:
         assert "box sizes: none saved by notebook 06" in text
+
+
+@pytest.fixture()
+def one_image_environment(full_environment, tmp_path):
+    """A real-layout NIH copy in which every patient has one image (a realistic sample): no split can leak."""
+    with variant(full_environment, tmp_path, "nih") as (nih, source):
+        kept = set(datasets.read_nih(source, images="present").entries.drop_duplicates("patient_id").image_index)
+        for name in ("Data_Entry_2017.csv", datasets.BBOX_FILE):  # the header, then the rows of kept images
+            lines = (source / name).read_text().splitlines()
+            (nih / name).write_text("\n".join([lines[0]] + [r for r in lines[1:] if r.split(",")[0] in kept]) + "\n")
+        for name in ("train_val_list.txt", "test_list.txt"):
+            (nih / name).write_text("\n".join(n for n in (source / name).read_text().split() if n in kept) + "\n")
+        (nih / "images").mkdir()
+        for image in kept:
+            (nih / "images" / image).symlink_to((source / "images" / image).resolve())
+        yield nih
+
+
+def test_notebook_01_runs_on_a_copy_with_one_image_per_patient(one_image_environment, tmp_path):
+    text = execute("01_preprocessing_and_splits", tmp_path)
+    assert "patient(s) with more than one image, so an image-level split cannot put one patient on both sides" in text
+    assert "no leaky split to compare" in text
+
+
+@pytest.fixture()
+def no_demographics_environment(full_environment, tmp_path):
+    """The same folder, but the site's label file has no sex, age or view: the subgroup audit must say so, not fail."""
+    import pandas as pd
+
+    with variant(full_environment, tmp_path, "site") as (site, source):
+        for entry in source.iterdir():
+            if entry.name != "labels.csv":
+                (site / entry.name).symlink_to(entry)
+        pd.read_csv(source / "labels.csv", dtype=str).drop(columns=["sex", "age", "view"]).to_csv(site / "labels.csv", index=False)
+        yield site
+
+
+@pytest.mark.full_path
+def test_notebook_09_runs_on_a_site_without_sex_age_or_view(no_demographics_environment, tmp_path):
+    text = execute("09_your_own_films", tmp_path)
+    assert "sex: not in this site's label file, not audited" in text and "no subgroup audit" in text

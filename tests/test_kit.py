@@ -226,8 +226,8 @@ def test_prepare_finds_notebooks_by_number():
     import prepare
 
     assert [p.name[:2] for p in prepare.notebook_paths(prepare.DEFAULT)] == ["02", "03", "04"]
-    with pytest.raises(SystemExit, match=r"no notebook numbered '09'.*there are 01, 02"):
-        prepare.notebook_paths(["09"])
+    with pytest.raises(SystemExit, match=r"no notebook numbered '99'.*there are 01, 02"):
+        prepare.notebook_paths(["99"])
 
 
 def test_side_by_side_prefixes_each_line_and_returns_the_first_failure(capsys):
