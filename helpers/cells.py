@@ -92,11 +92,27 @@ def _decode(path: Path, what: str) -> np.ndarray:
         raise DataError(f"{path}: cannot read the {what} ({err}): the file is corrupt or not a PNG; restore it.") from None
 
 
-def load_image(path) -> np.ndarray:
-    """A nuclei image as grey float32 HxW in [0, 1]: 8- or 16-bit, grey, RGB or RGBA (alpha dropped, channels averaged). Taught in 08_cells_counting.
+KINDS = ("fluorescence", "brightfield", "histology")  # the Bowl's three kinds of image
 
-    Scaled by the file's bit depth (and a PNG's sBIT), as ``preprocessing.read_image`` does, never by its content:
-    one bright pixel does not change the brightness of the rest.
+
+def image_kind(pixels) -> str:
+    """Which of the Bowl's kinds an HxWxC [0, 1] image is: histology (stained, coloured), brightfield (light background), fluorescence (dark background). Taught in 08_cells_counting."""
+    pixels = np.asarray(pixels, np.float32)
+    if pixels.ndim == 3 and pixels.shape[-1] >= 3:
+        colour = pixels[..., :3]
+        if float((colour.max(axis=-1) - colour.min(axis=-1)).mean()) > 0.06:  # stain: channels differ
+            return "histology"
+    grey = pixels.mean(axis=-1) if pixels.ndim == 3 else pixels
+    return "brightfield" if float(np.median(grey)) > 0.5 else "fluorescence"
+
+
+def load_image(path, bright_nuclei: bool = True) -> np.ndarray:
+    """A nuclei image as grey float32 HxW in [0, 1], nuclei bright on a dark background as in fluorescence. Taught in 08_cells_counting.
+
+    8- or 16-bit, grey, RGB or RGBA (alpha dropped, channels averaged), scaled by the file's bit depth (and a
+    PNG's sBIT), as ``preprocessing.read_image`` does, never by its content. Brightfield and histology images
+    (dark nuclei on a light background, ``image_kind``) are inverted unless ``bright_nuclei=False``, so one model
+    convention covers the three kinds.
     """
     from helpers import preprocessing  # the one reader of image files and their bit depth
 
@@ -113,7 +129,33 @@ def load_image(path) -> np.ndarray:
     raw = preprocessing.read_image(path)
     if min(raw.shape[:2]) < 8:
         raise DataError(f"{path}: an image of shape {raw.shape[:2]}; expected a 2-D picture at least 8 pixels on each side.")
-    return raw.mean(axis=-1).astype(np.float32)
+    grey = raw.mean(axis=-1).astype(np.float32)
+    if bright_nuclei and image_kind(raw) != "fluorescence":
+        grey = 1.0 - grey
+    return grey
+
+
+def kind_of(record: "NucleiRecord") -> str:
+    """The kind (fluorescence, brightfield, histology) of a record's image. Taught in 08_cells_counting."""
+    from helpers import preprocessing
+
+    return image_kind(preprocessing.read_image(record.image))
+
+
+def acquisition_groups(images, kinds, *, tolerance: float = 0.002, known=None) -> np.ndarray:
+    """One group number per image: the user's groups where ``known`` gives them, else images of one size and kind whose intensity statistics (mean, spread, 1st and 99th percentiles) agree within ``tolerance``, as crops of one acquisition do. Taught in 08_cells_counting."""
+    if known is not None:
+        known = list(known)
+        if len(known) != len(images):
+            raise ValueError(f"known must give one group per image ({len(images)}), not {len(known)}.")
+        return np.unique(np.asarray(known, dtype=str), return_inverse=True)[1]
+    keys, groups = {}, []
+    for image, kind in zip(images, kinds):
+        image = np.asarray(image, np.float32)
+        stats = (image.mean(), image.std(), *np.percentile(image, [1, 99]))
+        key = (image.shape, kind, *(int(round(float(v) / tolerance)) for v in stats))
+        groups.append(keys.setdefault(key, len(keys)))
+    return np.asarray(groups)
 
 
 def _mask(path: Path, shape: tuple[int, int], image: Path) -> np.ndarray:
@@ -173,6 +215,51 @@ def load_nuclei(record: NucleiRecord, overlap: str = "raise") -> tuple[np.ndarra
             mask &= ~taken
         labels[mask] = k
     return image, labels
+
+
+GROUPS_FILE = "groups.csv"  # optional, beside stage1_train/: image_id,group (the experiment or acquisition of each image)
+
+
+def read_groups(root) -> dict | None:
+    """The user's groups (``groups.csv`` in ``root`` or beside it, e.g. beside ``stage1_train/``: ``image_id,group``), or None without the file. Taught in 08_cells_counting."""
+    import csv
+
+    root = Path(root)
+    path = next((folder / GROUPS_FILE for folder in (root, root.parent) if (folder / GROUPS_FILE).is_file()), None)
+    if path is None:
+        return None
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or {"image_id", "group"} - set(rows[0]):
+        raise DataError(f"{path}: expected the columns image_id,group (one row per image), found {list(rows[0]) if rows else 'no rows'}.")
+    return {row["image_id"].strip(): row["group"].strip() for row in rows}
+
+
+def split_groups(records, groups, fractions=(0.6, 0.15, 0.25), seed: int = 42) -> dict[str, list[NucleiRecord]]:
+    """Records cut into train / val / test by whole groups (acquisitions, experiments): no group on two sides. Taught in 08_cells_counting.
+
+    Groups are shuffled (``seed``) and dealt, largest first, to the part furthest below its share of the images,
+    so the parts come near ``fractions`` by image count. Fewer than three groups cannot fill three parts.
+    """
+    records, groups = list(records), np.asarray(groups)
+    fractions = np.asarray(fractions, dtype=float)
+    if fractions.shape != (3,) or (fractions <= 0).any() or abs(fractions.sum() - 1) > 1e-6:
+        raise ValueError(f"fractions must be three positive numbers (train, val, test) that add up to 1, not {tuple(fractions)}.")
+    if groups.shape != (len(records),):
+        raise ValueError(f"groups must hold one group per record ({len(records)}), not shape {groups.shape}.")
+    names = ("train", "val", "test")
+    unique = np.random.default_rng(seed).permutation(np.unique(groups))
+    if len(unique) < 3:
+        raise ValueError(f"{len(unique)} group(s): a train / val / test split by group needs at least 3 groups.")
+    sizes = {g: int((groups == g).sum()) for g in unique}
+    order = sorted(unique, key=lambda g: -sizes[g])  # stable: ties keep the shuffled order
+    taken, parts = np.zeros(3), {name: [] for name in names}
+    for k, g in enumerate(order):
+        empty = [i for i in range(3) if taken[i] == 0]
+        s = empty[-1] if empty and len(order) - k <= len(empty) else int(np.argmax(fractions * len(records) - taken))
+        taken[s] += sizes[g]
+        parts[names[s]].extend(r for r, h in zip(records, groups) if h == g)
+    return parts
 
 
 def split_records(records, fractions=(0.6, 0.15, 0.25), seed: int = 42, strata=None) -> dict[str, list[NucleiRecord]]:

@@ -311,6 +311,23 @@ def use_mixed_precision() -> bool:
     return True
 
 
+def peak_memory_mib() -> float | None:
+    """This process's peak resident memory so far, in MiB (None where the platform does not say). Taught in 08_cells_counting."""
+    import sys
+
+    try:
+        import resource  # Unix
+    except ImportError:  # Windows: the peak working set
+        try:
+            import psutil
+
+            return float(psutil.Process().memory_info().peak_wset) / 2**20
+        except (ImportError, AttributeError):
+            return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return float(peak) / (2**20 if sys.platform == "darwin" else 2**10)  # bytes on macOS, KiB on Linux
+
+
 def count_parameters(model: keras.Model) -> tuple[int, int]:
     """(trainable, frozen) parameter counts, to check what a freeze did. Taught in 02_densenet_transfer."""
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))

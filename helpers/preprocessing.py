@@ -652,6 +652,47 @@ def predict_full_image(model, image, patch_size: int, stride: int, batch_size: i
     return (total / counts)[margin : margin + height, margin : margin + width]
 
 
+def tile_windows(height: int, width: int, tile: int, margin: int) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:
+    """The overlap-tile plan of an image: per tile, (core r0, r1, c0, c1) and (window r0, r1, c0, c1), the window being the core plus ``margin`` of context, clipped to the image. Taught in 08_cells_counting."""
+    if tile < 1 or margin < 0:
+        raise ValueError(f"tile must be >= 1 and margin >= 0, not tile={tile!r}, margin={margin!r}.")
+    plan = []
+    for r0 in range(0, height, tile):
+        for c0 in range(0, width, tile):
+            r1, c1 = min(r0 + tile, height), min(c0 + tile, width)
+            plan.append(((r0, r1, c0, c1), (max(0, r0 - margin), min(height, r1 + margin), max(0, c0 - margin), min(width, c1 + margin))))
+    return plan
+
+
+def predict_tiled(predict, image, *, tile: int = 256, margin: int = 48, multiple: int = 8, out_dtype=np.float32) -> np.ndarray:
+    """Predict a large HxWxC image tile by tile (the overlap-tile strategy of Ronneberger et al.): memory set by the tile, not the image. Taught in 08_cells_counting.
+
+    The image is padded (reflect) at the bottom and right to a multiple of ``multiple`` (2**depth for a U-Net);
+    each tile is predicted inside a window of ``margin`` pixels of context on every side, clipped to the image,
+    and only its core is kept, so a fully convolutional model gives the untiled answer wherever its receptive
+    field fits in the margin. ``predict(window)`` takes (h, w, C) and returns (..., h, w, K): leading axes (such as
+    T dropout samples) are kept. ``tile`` and ``margin`` must be multiples of ``multiple``, so every window
+    starts on the pooling grid of the whole image. Returns (..., H, W, K) in ``out_dtype``.
+    """
+    for name, value in (("tile", tile), ("margin", margin)):
+        if value % multiple:
+            raise ValueError(f"{name}={value} must be a multiple of {multiple} (the model's pooling grid).")
+    image = np.asarray(image, np.float32)
+    if image.ndim == 2:
+        image = image[..., None]
+    padded, (height, width) = pad_to_multiple(image, multiple)
+    out = None
+    for (r0, r1, c0, c1), (w0, w1, v0, v1) in tile_windows(padded.shape[0], padded.shape[1], tile, margin):
+        result = np.asarray(predict(padded[w0:w1, v0:v1]))
+        if result.shape[-3:-1] != (w1 - w0, v1 - v0):
+            raise ValueError(f"predict returned shape {result.shape} for a {w1 - w0}x{v1 - v0} window: it must keep the "
+                             "window's height and width in its last axes but one.")
+        if out is None:
+            out = np.zeros(result.shape[:-3] + padded.shape[:2] + result.shape[-1:], out_dtype)
+        out[..., r0:r1, c0:c1, :] = result[..., r0 - w0:r1 - w0, c0 - v0:c1 - v0, :]
+    return out[..., :height, :width, :]
+
+
 def load_images(paths, image_size: int, channels: int = 1) -> np.ndarray:
     """PNG files as one float32 array (images, size, size, channels) in [0, 1], decoded by the tf.data pipeline. Taught in 05_saliency."""
     batches = image_dataset(paths, image_size=image_size, batch_size=64, channels=channels, cache=None)

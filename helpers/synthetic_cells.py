@@ -61,10 +61,14 @@ def _outline(rng: np.random.Generator, center, radius: float, elongation: float,
     return np.stack([center[0] + c * x - s * y, center[1] + s * x + c * y], axis=1)
 
 
-def _place(rng: np.random.Generator, size: int, regime: str) -> list[dict]:
-    """Nuclei centres, radii and looks for one image: isolated ones apart, clump members touching or overlapping."""
+def _place(rng: np.random.Generator, size: int, regime: str, scale: float = 1.0) -> list[dict]:
+    """Nuclei centres, radii and looks for one image: isolated ones apart, clump members touching or overlapping.
+
+    ``scale`` magnifies the nuclei (a higher magnification): radii times ``scale``, density over ``scale**2``.
+    """
     _, density, (r_lo, r_hi), clump_p = _REGIMES[regime]
-    target = max(2, int(round(rng.uniform(*density) * size * size / 10_000)))
+    r_lo, r_hi = r_lo * scale, r_hi * scale
+    target = max(2, int(round(rng.uniform(*density) * size * size / 10_000 / scale**2)))
     nuclei: list[dict] = []
     attempts = 0
     while len(nuclei) < target and attempts < 40 * target:
@@ -100,12 +104,13 @@ def _place(rng: np.random.Generator, size: int, regime: str) -> list[dict]:
     return nuclei
 
 
-def render(seed: int, index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """One synthetic image: (grey uint8 HxW, instance labels int32 HxW, 0 = background, 1..n = nuclei). Taught in 08_cells_counting."""
+def render(seed: int, index: int, size: int, scale: float = 1.0, regime: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One synthetic fluorescence image: (grey uint8 HxW, instance labels int32 HxW, 0 = background, 1..n = nuclei). Taught in 08_cells_counting."""
     rng = _rng(seed, _STREAM, index)
     names = list(_REGIMES)
-    regime = names[int(rng.choice(len(names), p=[_REGIMES[n][0] for n in names]))]
-    nuclei = _place(rng, size, regime)
+    drawn = names[int(rng.choice(len(names), p=[_REGIMES[n][0] for n in names]))]
+    regime = regime or drawn
+    nuclei = _place(rng, size, regime, scale)
     labels = np.zeros((size, size), np.int32)
     light = np.zeros((size, size), np.float32)
     texture = 1 + 0.18 * cv2.GaussianBlur(rng.standard_normal((size, size)).astype(np.float32), (0, 0), 1.2)
@@ -154,21 +159,54 @@ def _png(path: Path, array: np.ndarray) -> None:
     Image.fromarray(array).save(path, format="PNG", optimize=False, compress_level=6)
 
 
-def write_nuclei(root, *, images: int, image_size: int, seed: int = 42) -> Path:
-    """Write ``images`` synthetic nuclei images in the Data Science Bowl 2018 layout under ``root``/stage1_train; return ``root``. Taught in 08_cells_counting."""
+def as_kind(grey: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """A fluorescence rendering (uint8 HxW) as the Bowl's other kinds: RGBA brightfield (dark nuclei on a light field) or histology (H&E-like purple on pink). Taught in 08_cells_counting."""
+    g = grey.astype(np.float32) / 255.0
+    if kind == "fluorescence":
+        rgb = np.dstack([g, g, g])
+    elif kind == "brightfield":
+        light = rng.uniform(0.78, 0.92)
+        rgb = np.dstack([light - 0.75 * g] * 3)
+    elif kind == "histology":
+        pink = np.array([0.93, 0.78, 0.86], np.float32) * rng.uniform(0.92, 1.0)
+        purple = np.array([0.42, 0.22, 0.58], np.float32)
+        weight = np.clip(g * 1.4, 0, 1)[..., None]
+        rgb = pink * (1 - weight) + purple * weight
+    else:
+        raise ValueError(f"kind must be one of fluorescence, brightfield, histology, not {kind!r}.")
+    rgb8 = np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
+    return np.dstack([rgb8, np.full(grey.shape, 255, np.uint8)])
+
+
+def write_nuclei(root, *, images: int, image_size: int, seed: int = 42, kinds=("fluorescence",), large: int = 0,
+                 large_size: int = 1400) -> Path:
+    """Write ``images`` synthetic nuclei images in the Data Science Bowl 2018 layout under ``root``/stage1_train; return ``root``. Taught in 08_cells_counting.
+
+    ``kinds``: the kinds of image, dealt in turn (the Bowl has fluorescence, brightfield and histology);
+    ``large``: how many images (the last ones) are ``large_size`` pixels a side at a higher magnification, as
+    real microscopy images of 1,000 to 2,000 pixels are (sparse nuclei, larger by ``large_size / 512``).
+    """
     root = Path(root)
     size = int(image_size)
     if size < 32:
         raise ValueError(f"image_size must be at least 32 pixels, not {image_size!r}.")
     if int(images) < 1:
         raise ValueError(f"images must be a whole number >= 1, not {images!r}.")
+    if not 0 <= int(large) <= int(images):
+        raise ValueError(f"large must be between 0 and images ({images}), not {large!r}.")
     for index in range(int(images)):
-        grey, labels = render(seed, index, size)
+        big = index >= int(images) - int(large)
+        # a large image: nuclei about 2.7x larger (a higher magnification) and sparse, a few tens to a few hundred
+        grey, labels = (render(seed, index, int(large_size), scale=max(1.0, int(large_size) / 512), regime="sparse") if big
+                        else render(seed, index, size))
+        kind = kinds[index % len(kinds)]
         name = image_id(seed, index)
         folder = root / TRAIN_FOLDER / name
         (folder / "images").mkdir(parents=True, exist_ok=True)
         (folder / "masks").mkdir(exist_ok=True)
-        _png(folder / "images" / f"{name}.png", np.dstack([grey, grey, grey, np.full_like(grey, 255)]))
+        pixels = (np.dstack([grey, grey, grey, np.full_like(grey, 255)]) if kind == "fluorescence"
+                  else as_kind(grey, kind, _rng(seed, _STREAM + 1, index)))
+        _png(folder / "images" / f"{name}.png", pixels)
         for k in range(1, int(labels.max()) + 1):
             mask_id = hashlib.sha256(f"{name}-{k}".encode()).hexdigest()
             _png(folder / "masks" / f"{mask_id}.png", np.where(labels == k, 255, 0).astype(np.uint8))

@@ -95,6 +95,36 @@ def mc_predict(model, images, samples: int = 20, batch_size: int = 256) -> np.nd
     return np.moveaxis(stacked, 1, 0)
 
 
+def mc_predict_tiled(model, image, samples: int = 20, *, tile: int = 256, margin: int = 48, multiple: int = 8,
+                     chunk: int | None = None, pixel_budget: int = 2**20, out_dtype=np.float16) -> np.ndarray:
+    """T dropout samples of one whole image of any size, tile by tile and ``chunk`` samples at a time: (T, H, W, K). Taught in 08_cells_counting.
+
+    Peak memory is set by ``tile``, ``margin`` and ``chunk`` (the network's activations for ``chunk`` windows of
+    ``tile + 2 margin`` pixels a side) and by the result itself (T x H x W x K in ``out_dtype``; float16 halves
+    it), never by the image's activations at full size. Each pixel's T values come from one window, so they are
+    T draws of the network there, as untiled sampling gives (dropout masks are independent per position).
+    ``chunk=None``: as many samples per call as keep ``pixel_budget`` window pixels in flight (all T for a small
+    image, a few for a large tile).
+    """
+    from helpers import preprocessing
+
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
+        raise ValueError(f"samples must be a whole number >= 2 (a spread needs two draws), not {samples!r}.")
+    if chunk is not None and chunk < 1:
+        raise ValueError(f"chunk must be >= 1, not {chunk!r}.")
+    check_mc_model(model)
+
+    def sample_window(window):
+        step = chunk or max(1, int(pixel_budget) // (window.shape[0] * window.shape[1]))
+        draws, left = [], int(samples)
+        while left > 0:
+            draws.append(mc_predict(model, window[None], samples=max(2, min(step, left)), batch_size=max(2, step))[:, 0])
+            left -= len(draws[-1])
+        return np.concatenate(draws)[:samples].astype(out_dtype)
+
+    return preprocessing.predict_tiled(sample_window, image, tile=tile, margin=margin, multiple=multiple, out_dtype=out_dtype)
+
+
 def _binary_entropy(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, EPSILON, 1.0 - EPSILON)
     return -(p * np.log(p) + (1.0 - p) * np.log(1.0 - p))

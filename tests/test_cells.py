@@ -151,3 +151,90 @@ def test_nuclei_unet_has_two_sigmoid_outputs_and_named_dropout():
     out = np.asarray(model(np.random.default_rng(0).random((2, 32, 32, 1)).astype("float32")))
     assert out.shape == (2, 32, 32, 2) and 0 <= out.min() and out.max() <= 1
     assert len(models.dropout_layer_names(model)) == 5  # two encoder levels, bottleneck, two decoder levels
+
+
+@pytest.fixture(scope="module")
+def nuclei_model():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return cells.nuclei_unet(base_filters=4, depth=3, dropout_rate=0.2)
+
+
+def test_tiled_prediction_equals_untiled_and_gives_the_same_counts(nuclei_model):
+    from helpers import preprocessing
+
+    grey, _ = synthetic_cells.render(3, 5, 192)
+    image = (grey[:180, :168] / 255.0).astype(np.float32)  # not a multiple of the tile: edge tiles are partial
+    padded, (h, w) = preprocessing.pad_to_multiple(image[..., None], 8)
+    whole = nuclei_model.predict(padded[None], verbose=0)[0, :h, :w]
+    tiled = preprocessing.predict_tiled(lambda window: nuclei_model.predict(window[None], verbose=0)[0], image,
+                                        tile=64, margin=48)
+    assert tiled.shape == whole.shape
+    np.testing.assert_allclose(tiled, whole, atol=2e-5)
+    assert instances.instances_from_maps(*np.moveaxis(tiled, -1, 0)).max() == instances.instances_from_maps(
+        *np.moveaxis(whole, -1, 0)).max()
+    with pytest.raises(ValueError, match="multiple of 8"):
+        preprocessing.predict_tiled(lambda window: window, image, tile=60)
+
+
+def test_tiled_mc_samples_match_untiled_sampling_in_distribution(nuclei_model):
+    from helpers import models, preprocessing, uncertainty
+
+    mc = models.with_mc_dropout(nuclei_model)
+    grey, _ = synthetic_cells.render(3, 6, 128)
+    image = (grey / 255.0).astype(np.float32)
+    tiled = uncertainty.mc_predict_tiled(mc, image, samples=24, tile=64, margin=48, chunk=5)
+    whole = uncertainty.mc_predict(mc, image[None, ..., None], samples=24)[:, 0]
+    assert tiled.shape == whole.shape == (24, 128, 128, 2) and tiled.dtype == np.float16
+    # per-pixel means of two independent sets of 24 draws: the gap within a few standard errors everywhere
+    se = np.sqrt(tiled.astype(np.float32).var(0) / 24 + whole.var(0) / 24) + 1e-3
+    z = np.abs(tiled.astype(np.float32).mean(0) - whole.mean(0)) / se
+    assert np.quantile(z, 0.99) < 4 and tiled.astype(np.float32).std(0).mean() > 0.2 * whole.std(0).mean()
+
+
+def test_three_kinds_are_recognised_and_brought_to_bright_nuclei(tmp_path):
+    root = synthetic_cells.write_nuclei(tmp_path, images=3, image_size=64, seed=2,
+                                        kinds=("fluorescence", "brightfield", "histology"))
+    records = cells.read_nuclei(root).records
+    kinds = {cells.kind_of(r) for r in records}
+    assert kinds == set(cells.KINDS)
+    for record in records:
+        image, labels = cells.load_nuclei(record)
+        raw = cells.load_image(record.image, bright_nuclei=False)
+        inside, outside = image[labels > 0].mean(), image[labels == 0].mean()
+        assert inside > outside + 0.05, (cells.kind_of(record), inside, outside)  # nuclei bright in every kind
+        if cells.kind_of(record) != "fluorescence":
+            assert raw[labels > 0].mean() < raw[labels == 0].mean()  # as stored: dark nuclei on a light field
+
+
+def test_large_images_have_real_sizes_and_nuclei_counts(tmp_path):
+    root = synthetic_cells.write_nuclei(tmp_path, images=2, image_size=64, seed=4, large=1, large_size=512)
+    small, big = (cells.load_nuclei(r) for r in sorted(cells.read_nuclei(root).records,
+                                                       key=lambda r: cells.load_image(r.image).size))
+    assert small[0].shape == (64, 64) and big[0].shape == (512, 512)
+    assert 2 <= big[1].max() <= 600  # magnified nuclei: a few to a few hundred, not tens of thousands
+
+
+def test_acquisition_groups_and_the_split_that_keeps_them_together(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.random((64, 64)).astype(np.float32)
+    images = [base, base.copy(), rng.random((64, 64)).astype(np.float32) * 0.5, rng.random((48, 48)).astype(np.float32)]
+    groups = cells.acquisition_groups(images, ["fluorescence"] * 4)
+    assert groups[0] == groups[1] and len(set(groups)) == 3
+    assert cells.acquisition_groups(images, ["fluorescence", "brightfield", "fluorescence", "fluorescence"])[1] != groups[0]
+    assert list(cells.acquisition_groups(images, None, known=["a", "b", "a", "c"])) == [0, 1, 0, 2]
+    records = [f"r{i}" for i in range(30)]
+    labels = np.repeat(np.arange(10), 3)
+    parts = cells.split_groups(records, labels, fractions=(0.6, 0.2, 0.2), seed=1)
+    side = {r: name for name, part in parts.items() for r in part}
+    assert sorted(side) == sorted(records)
+    assert all(len({side[f"r{i}"] for i in range(3 * g, 3 * g + 3)}) == 1 for g in range(10))  # a group on one side
+    assert all(parts[name] for name in parts) and len(parts["train"]) >= 15
+    with pytest.raises(ValueError, match="at least 3 groups"):
+        cells.split_groups(records[:4], [0, 0, 1, 1])
+    (tmp_path / "groups.csv").write_text("image_id,group\na,x\nb,x\n")
+    assert cells.read_groups(tmp_path / "stage1_train") == {"a": "x", "b": "x"}
+    (tmp_path / "groups.csv").write_text("id,experiment\na,x\n")
+    with pytest.raises(DataError, match="image_id,group"):
+        cells.read_groups(tmp_path)

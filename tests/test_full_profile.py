@@ -14,13 +14,14 @@ from __future__ import annotations
 import ast
 import contextlib
 import os
+import re
 from pathlib import Path
 
 import jupytext
 import papermill
 import pytest
 
-from helpers import config, datasets, synthetic
+from helpers import config, datasets, synthetic, synthetic_cells
 
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 NOTEBOOKS = sorted(TUTORIALS.glob("[0-9][0-9]_*.ipynb"))
@@ -53,8 +54,13 @@ def full_environment(tmp_path_factory):
     """MEDXAI_* for a full run: a real-layout data folder and a cache of its own (models pass from 02 to 04-06)."""
     smoke = config.load({"MEDXAI_PROFILE": "smoke", "MEDXAI_CACHE_DIR": os.environ.get("MEDXAI_CACHE_DIR", "")})
     data = tmp_path_factory.mktemp("medxai_data")
-    for name in ("drive", "dsb2018", "site"):  # site: DICOM files in study folders and labels.csv, as a PACS export
+    for name in ("drive", "site"):  # site: DICOM files in study folders and labels.csv, as a PACS export
         (data / name).symlink_to(synthetic.ensure(smoke, name), target_is_directory=True)
+    # dsb2018/ as real microscopy is: the three kinds of image, three at 1,400 pixels, pairs of one acquisition
+    synthetic_cells.write_nuclei(data / "dsb2018", images=40, image_size=128, seed=5, large=3, large_size=1400,
+                                 kinds=("fluorescence", "brightfield", "histology"))
+    ids = sorted(p.name for p in (data / "dsb2018" / synthetic_cells.TRAIN_FOLDER).iterdir())
+    (data / "dsb2018" / "groups.csv").write_text("image_id,group\n" + "".join(f"{i},experiment-{k // 2}\n" for k, i in enumerate(ids)))
     # nih/ is a partial copy, as most users have: one "No Finding" image in five is absent (the notebooks
     # leave those rows out and count them; the tiny smoke set keeps every finding's patients)
     source = synthetic.ensure(smoke, "nih")
@@ -88,6 +94,7 @@ def test_smoke_values_are_read_from_the_parameters_cell():
 # `make test` runs the full paths of notebooks 01 and 09 (about a minute together, beside nbval: the unit side of
 # make test has the time) and 01 on a one-image-per-patient copy; the others take one to three minutes each on
 # a 2-core machine and run with `make test-full` (pytest -m full_path)
+MEMORY_GOAL_MIB = 4096  # notebook 08's peak resident memory, read from its own process (not a stopwatch)
 IN_MAKE_TEST = ("01_preprocessing_and_splits", "09_your_own_films")
 FULL_PATH = [pytest.param(p, id=p.stem, marks=() if p.stem in IN_MAKE_TEST else pytest.mark.full_path) for p in NOTEBOOKS]
 
@@ -119,7 +126,11 @@ def variant(full_environment: Path, tmp_path: Path, dataset: str):
 
 @pytest.mark.parametrize("notebook", FULL_PATH)
 def test_notebook_runs_in_full_profile(notebook, full_environment, tmp_path):
-    execute(notebook.stem, tmp_path)
+    text = execute(notebook.stem, tmp_path)
+    if notebook.stem == "08_cells_counting":  # large images of all three kinds, within the memory goal
+        peak = float(re.search(r"peak resident memory (\d+) MiB", text).group(1))
+        assert peak < MEMORY_GOAL_MIB, f"notebook 08 peaked at {peak:.0f} MiB on 1,400-pixel images (goal {MEMORY_GOAL_MIB})"
+        assert all(kind in text for kind in ("fluorescence", "brightfield", "histology")) and "acquisition groups" in text
     # how long it took is reported by pytest's --durations, never asserted: speed belongs in benchmarks/
 
 
