@@ -117,6 +117,11 @@ def test_build_lists_the_notebook_with_its_summed_time_and_exact_links(tmp_path,
     references = (out / "references.html").read_text()
     assert "Visualizing Uncertainty" in references and "no" not in references.split("</nav>")[1].split("Seo")[0]
     assert result["pages"] == 3
+    # a smoke build says so on every page; a lab build does not
+    for name in ("index.html", "09_tiny.html", "references.html"):
+        text = (out / name).read_text()
+        assert text.count('class="medxai-smoke"') == 1 and "numbers mean nothing" in text, name
+    assert build_site.banner("lab") == "" and build_site.banner("full") == ""
 
 
 def test_repository_link_comes_from_pyproject():

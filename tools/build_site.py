@@ -322,6 +322,17 @@ def _shared_css(page: str, least: int = 2000) -> tuple[str, tuple[str, str] | No
     return page, (name, text)
 
 
+SMOKE_BANNER = ('<div class="medxai-smoke" role="note" style="background:#fff3cd;border:1px solid #d6a100;padding:6px 10px;'
+                'margin:0 0 1em 0">A <b>smoke</b> build: every notebook ran at the tiny sizes of the test suite (a few '
+                'dozen images, one epoch), so its models are sketches and its numbers mean nothing. The course site is '
+                'the lab build (<code>make site</code>).</div>')
+
+
+def banner(profile: str) -> str:
+    """The smoke build's warning, on every page of a smoke-profile site; nothing for the lab and full sites."""
+    return SMOKE_BANNER if profile == "smoke" else ""
+
+
 def notebook_page(entry: Entry, nb, out: Path, repository: str, branch: str, problems: list[str]) -> list[Path]:
     """Write out/<name>.html and its figures under out/<name>_files/; return the files written."""
     from nbconvert import HTMLExporter
@@ -337,7 +348,7 @@ def notebook_page(entry: Entry, nb, out: Path, repository: str, branch: str, pro
         template_file="medxai_page.html.j2", exclude_anchor_links=True,
     )
     exporter.register_preprocessor(ExtractOutputPreprocessor(), enabled=True)
-    nav = (f'<nav class="medxai"><a href="index.html">Course index</a><a href="references.html">References</a>'
+    nav = (f'{banner(entry.profile)}<nav class="medxai"><a href="index.html">Course index</a><a href="references.html">References</a>'
            f'{_links(entry, repository, branch)} <span>Run time in the {entry.profile} profile: '
            f'{_minutes(entry.seconds)}</span></nav>')
     resources = {"output_files_dir": f"{entry.name}_files", "medxai_nav": nav,
@@ -371,7 +382,7 @@ def index_page(entries: list[Entry], repository: str, branch: str) -> str:
         )
     total = f"; all of them together {_minutes(sum(measured))}" if measured else ""
     body = (
-        f"<h1>{html.escape(SITE_TITLE)}</h1>\n"
+        f"{banner(profile)}<h1>{html.escape(SITE_TITLE)}</h1>\n"
         f'<nav><a href="references.html">References</a><a href="{html.escape(repository)}">Repository</a></nav>\n'
         f"<p>Every notebook below was executed in the <b>{profile}</b> profile for this site; the run time is the "
         f"sum of its cells' times in that run{total}. Colab and Binder open the notebook without outputs, "
@@ -383,7 +394,7 @@ def index_page(entries: list[Entry], repository: str, branch: str) -> str:
     return SIMPLE_PAGE.format(title=html.escape(SITE_TITLE), favicon=NO_FAVICON, body=body)
 
 
-def references_page(readme: Path = ROOT / "README.md") -> str:
+def references_page(readme: Path = ROOT / "README.md", profile: str = "lab") -> str:
     """The README's References section as a page."""
     try:
         text = readme.read_text(encoding="utf-8")
@@ -392,7 +403,7 @@ def references_page(readme: Path = ROOT / "README.md") -> str:
     found = re.search(r"^## References\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
     if not found:
         raise SiteError(f"{readme}: no '## References' section to put on the references page.")
-    body = ('<nav><a href="index.html">Course index</a></nav>\n<h1>References</h1>\n'
+    body = (banner(profile) + '<nav><a href="index.html">Course index</a></nav>\n<h1>References</h1>\n'
             + _markdown_html(found.group(1).strip()))
     return SIMPLE_PAGE.format(title="References · medxai", favicon=NO_FAVICON, body=body)
 
@@ -410,7 +421,7 @@ def build(executed: Path, out: Path, repository: str, branch: str = "main", prof
         files += notebook_page(entry, nb, out, repository, branch, problems)
     entries = [entry for entry, _ in read]
     (out / "index.html").write_text(index_page(entries, repository, branch), encoding="utf-8")
-    (out / "references.html").write_text(references_page(readme), encoding="utf-8")
+    (out / "references.html").write_text(references_page(readme, entries[0].profile), encoding="utf-8")
     files = list(dict.fromkeys(files)) + [out / "index.html", out / "references.html"]
     return {"entries": entries, "files": files, "bytes": sum(f.stat().st_size for f in files),
             "pages": sum(f.suffix == ".html" for f in files), "problems": problems}
