@@ -138,9 +138,8 @@ def add_marker(images, where=None, *, size: float = 0.12, value: float = 1.0) ->
     if out.ndim != 4:
         raise ValueError(f"images must be (films, height, width, channels), not shape {out.shape}.")
     chosen = np.ones(len(out), bool) if where is None else np.asarray(where, bool)
-    side = max(2, int(round(size * out.shape[1])))
-    pad = max(1, side // 3)
-    out[chosen, pad:pad + side, pad:pad + side, :] = value
+    region = marker_region(out.shape[1], size)
+    out[np.ix_(chosen, region.any(axis=1), region.any(axis=0))] = value  # the square: its rows x its columns
     return out
 
 

@@ -387,11 +387,9 @@ def auroc(model, images, truth):
     return roc_auc_score(truth, model.predict(images, verbose=0)[:, 0])
 
 
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=".*are not used")  # said in section 2
-    site_small = site.read_site(synthetic.ensure(cfg, "site"), labels_file, image_size=shortcut_size)
-y_external = site_small.entries[shortcut_finding].to_numpy(float)
-x_external = external.add_marker(site_small.images, np.random.default_rng(seed + 1).random(len(y_external)) < 0.5)
+site_small = tf.image.resize(site_data.images, (shortcut_size, shortcut_size), antialias=True).numpy()  # read once, in section 2
+y_external = site_data.entries[shortcut_finding].to_numpy(float)
+x_external = external.add_marker(site_small, np.random.default_rng(seed + 1).random(len(y_external)) < 0.5)
 known = ~np.isnan(y_external)
 shortcut = pd.Series({
     "training site, marker travels with the finding": auroc(shortcut_model, x_test, y_test),
@@ -443,8 +441,8 @@ keras.utils.set_random_seed(seed)
 scratch = keras.models.clone_model(shortcut_model)
 scratch = keras.Sequential([*scratch.layers[:-1], keras.layers.Dense(len(site_labels), activation="sigmoid")], name="scratch_cnn")
 scratch.compile(keras.optimizers.Adam(3e-3), losses.WeightedBinaryCrossentropy.from_labels(local_y[local_fit]))  # notebook 02's loss
-scratch.fit(site_small.images[local_fit], local_y[local_fit], epochs=shortcut_epochs, batch_size=32, verbose=0)
-adapted["small CNN from scratch, all local patients"] = scratch.predict(site_small.images[local_test], verbose=0)
+scratch.fit(site_small[local_fit], local_y[local_fit], epochs=shortcut_epochs, batch_size=32, verbose=0)
+adapted["small CNN from scratch, all local patients"] = scratch.predict(site_small[local_test], verbose=0)
 scores = pd.DataFrame({name: [roc_auc_score(local_y[local_test, j], p[:, j]) if 0 < local_y[local_test, j].sum() < len(local_test)
                               else np.nan for j in range(len(site_labels))] for name, p in adapted.items()}, index=site_labels)
 scores.loc["mean"] = scores.mean()
