@@ -11,9 +11,8 @@ PROFILE ?= lab
 .PHONY: prepare figures wheelhouse test-full
 
 # Offline laptops: with wheelhouse/ (from `make wheelhouse`, e.g. copied from a USB stick) every pip install reads
-# only its wheels; without it, PyPI. Delete wheelhouse/ to install from PyPI again.
+# only its wheels (tools/install.py sees it); without it, PyPI. Delete wheelhouse/ to install from PyPI again.
 WHEELHOUSE := wheelhouse
-PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*/*.whl),--no-index $(addprefix --find-links ,$(wildcard $(WHEELHOUSE)/*/)))
 PREPARE ?= 02 03 04
 
 help:
@@ -32,13 +31,10 @@ help:
 	@echo "make wheelhouse  download every pinned wheel for Linux, macOS arm64 and Windows into wheelhouse/ (offline installs)"
 	@echo "make student     the students' copies in student/: every worked answer replaced by a stub its check reports as not done"
 
+# The steps of every target come from one list in tools/install.py (which Windows runs without make); make adds only
+# its up-to-date checks (the stamps) and the browser.
 $(STAMP): requirements.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 12) else "Python 3.10 to 3.12 is needed (3.11 recommended); found %d.%d. Set PYTHON=/path/to/python3.11." % v)'
-	$(PYTHON) -m venv $(VENV)
-	@$(if $(PIP_SOURCE),echo "install: from the wheels in $(WHEELHOUSE)/ with no network (delete $(WHEELHOUSE)/ to use PyPI)")
-	$(BIN)/python -m pip install --quiet $(PIP_SOURCE) --upgrade pip
-	$(BIN)/python -m pip install --quiet $(PIP_SOURCE) -r requirements.txt
-	$(BIN)/python -m pip install --quiet $(PIP_SOURCE) --no-deps -e .
+	$(PYTHON) tools/install.py install
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -46,7 +42,7 @@ install: $(STAMP)
 APP_STAMP := $(VENV)/.installed-app
 
 $(APP_STAMP): $(STAMP) requirements-app.txt
-	$(BIN)/python -m pip install --quiet $(PIP_SOURCE) -r requirements-app.txt
+	$(BIN)/python tools/install.py app-install
 	@touch $(APP_STAMP)
 
 app-install: $(APP_STAMP)
@@ -68,24 +64,17 @@ app: app-install
 	MEDXAI_PROFILE=$(PROFILE) $(BIN)/python -m app.upload $(if $(MODEL),--model $(MODEL)) $(APP_ARGS)
 
 data: install
-	MEDXAI_PROFILE=$(PROFILE) $(BIN)/python -m helpers.synthetic --dataset all
+	$(BIN)/python tools/install.py data --no-install --profile $(PROFILE)
 
-test: install app-install browser
-	MEDXAI_PROFILE=smoke $(BIN)/python -m helpers.synthetic --dataset all
-	rm -rf build/smoke
-	MEDXAI_PROFILE=smoke $(BIN)/python tools/side_by_side.py \
-		unit="$(BIN)/python -m pytest tests/ --ignore=tests/test_site.py -m 'not full_path'" \
-		notebooks="$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider tutorials/ --save-executed build/smoke"
-	$(BIN)/python tools/build_site.py --executed build/smoke --out build/smoke/site --profile smoke
-	MEDXAI_SITE_DIR=build/smoke/site $(BIN)/python -m pytest -p no:cacheprovider tests/test_site.py
+test: install app-install browser  # ends with a table of each step's wall and CPU time (build/test-stages.json)
+	$(BIN)/python tools/install.py test --no-install
 
-test-full: install  # every notebook's full-profile path on a real-layout folder (about 15 min on 2 cores)
+test-full: install  # every notebook's full-profile path on a real-layout folder, and the copies without boxes, demographics or repeat patients
 	MEDXAI_PROFILE=smoke $(BIN)/python -m helpers.synthetic --dataset all
 	$(BIN)/python -m pytest tests/test_full_profile.py -m full_path
 
 tutorials: install
-	MEDXAI_PROFILE=$(PROFILE) $(BIN)/python -m helpers.synthetic --dataset all
-	MEDXAI_PROFILE=$(PROFILE) $(BIN)/python tools/run_tutorials.py --out build
+	$(BIN)/python tools/install.py tutorials --no-install --profile $(PROFILE)
 
 # The course site in build/site from the executed notebooks in build/: reused when every one is newer than its
 # tutorials/ source and ran in PROFILE, otherwise `make tutorials` runs them all first (later notebooks load the
@@ -107,17 +96,19 @@ clean:
 
 # The instructor's kit (tutorials/INSTRUCTORS.md).
 prepare: install
-	MEDXAI_PROFILE=$(PROFILE) $(BIN)/python -m helpers.synthetic --dataset all
-	MEDXAI_PROFILE=$(PROFILE) $(BIN)/python tools/prepare.py --out build/prepare $(PREPARE)
+	$(BIN)/python tools/install.py prepare --no-install --profile $(PROFILE) --notebooks $(PREPARE)
 
 figures: install
-	MEDXAI_PROFILE=$(PROFILE) $(BIN)/python -m helpers.synthetic --dataset all
-	MEDXAI_PROFILE=$(PROFILE) $(BIN)/python tools/export_figures.py --out build/figures
+	$(BIN)/python tools/install.py figures --no-install --profile $(PROFILE)
 
 wheelhouse: install
 	$(BIN)/python tools/wheelhouse.py --out $(WHEELHOUSE)
 
-# The exercises without their worked answers (nbgrader's ### BEGIN/END SOLUTION markers), for the students.
+# The students' kit in student/, without the worked answers (between nbgrader's solution markers): notebooks/,
+# handout/ (the repository's files to push to STUDENT_BRANCH) and, from the executed notebooks in STUDENT_EXECUTED
+# (`make tutorials`), site/ with its Colab/Binder links on STUDENT_BRANCH.
 .PHONY: student
+STUDENT_EXECUTED ?= build
+STUDENT_BRANCH ?= student
 student: install
-	$(BIN)/python tools/make_student.py --out student
+	$(BIN)/python tools/make_student.py --out student --executed $(STUDENT_EXECUTED) --branch $(STUDENT_BRANCH)

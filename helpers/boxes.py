@@ -44,11 +44,13 @@ def _size(size, what: str = "size") -> tuple[float, float]:
 
 
 def check_box(box, image_size=None) -> tuple[float, float, float, float]:
-    """Validate a box (x, y, w, h): ValueError for w or h <= 0; with image_size, clip what lies outside (UserWarning). Taught in 06_boxes_iobb.
+    """Validate a box (x, y, w, h): ValueError for w or h <= 0; with image_size, clip what lies outside (UserWarning).
 
     A box with zero or negative width or height, or with a NaN, raises ValueError. Given
     ``image_size`` (width, height), the part of the box outside the image is clipped away with a
     UserWarning; a box entirely outside raises ValueError.
+
+    Taught in 06_boxes_iobb.
     """
     try:
         x, y, w, h = (float(v) for v in list(box)[:4])
@@ -72,7 +74,10 @@ def check_box(box, image_size=None) -> tuple[float, float, float, float]:
 
 
 def scale_box(box, from_size, to_size) -> tuple[float, float, float, float]:
-    """Move a box (x, y, w, h) from an image of from_size (width, height) to one of to_size, e.g. NIH pixels to model input. Taught in 06_boxes_iobb."""
+    """Move a box (x, y, w, h) from an image of from_size (width, height) to one of to_size, e.g. NIH pixels to model input.
+
+    Taught in 06_boxes_iobb.
+    """
     x, y, w, h = check_box(box)
     (fw, fh), (tw, th) = _size(from_size, "from_size"), _size(to_size, "to_size")
     sx, sy = tw / fw, th / fh
@@ -80,9 +85,11 @@ def scale_box(box, from_size, to_size) -> tuple[float, float, float, float]:
 
 
 def scaled_boxes(table: pd.DataFrame, to_size) -> list[tuple[float, float, float, float]]:
-    """The (x, y, w, h) of each row of a box table (NIH .boxes) moved from its own image_width x image_height to to_size. Taught in 05_saliency.
+    """The (x, y, w, h) of each row of a box table (NIH .boxes) moved from its own image_width x image_height to to_size.
 
     x and w scale with the widths, y and h with the heights: a non-square PNG keeps its boxes in place.
+
+    Taught in 05_saliency.
     """
     missing = {"x", "y", "w", "h", "image_width", "image_height"} - set(table.columns)
     if missing:
@@ -91,7 +98,10 @@ def scaled_boxes(table: pd.DataFrame, to_size) -> list[tuple[float, float, float
 
 
 def intersection(a, b) -> float:
-    """Area shared by two boxes (x, y, w, h); 0 when they are disjoint or only touch. Taught in 06_boxes_iobb."""
+    """Area shared by two boxes (x, y, w, h); 0 when they are disjoint or only touch.
+
+    Taught in 06_boxes_iobb.
+    """
     ax, ay, aw, ah = check_box(a)
     bx, by, bw, bh = check_box(b)
     dx = min(ax + aw, bx + bw) - max(ax, bx)
@@ -100,9 +110,11 @@ def intersection(a, b) -> float:
 
 
 def iou(a, b, image_size=None) -> float:
-    """Intersection over union of two boxes (x, y, w, h): area(a ∩ b) / area(a ∪ b), symmetric, in [0, 1]. Taught in 06_boxes_iobb.
+    """Intersection over union of two boxes (x, y, w, h): area(a ∩ b) / area(a ∪ b), symmetric, in [0, 1].
 
     Given ``image_size``, both boxes are first clipped to the image (with a warning).
+
+    Taught in 06_boxes_iobb.
     """
     a, b = check_box(a, image_size), check_box(b, image_size)
     inter = intersection(a, b)
@@ -110,11 +122,13 @@ def iou(a, b, image_size=None) -> float:
 
 
 def iobb(pred, truth, image_size=None) -> float:
-    """IoBB of Wang et al. 2017 (ChestX-ray8): area(pred ∩ truth) / area(pred), the share of the predicted box on the truth. Taught in 06_boxes_iobb.
+    """IoBB of Wang et al. 2017 (ChestX-ray8): area(pred ∩ truth) / area(pred), the share of the predicted box on the truth.
 
     Intersection over the *detected* bounding box: not symmetric. A small predicted box inside a
     large truth scores 1; a huge predicted box that covers the truth scores little. Given
     ``image_size``, both boxes are first clipped to the image (with a warning).
+
+    Taught in 06_boxes_iobb.
     """
     pred, truth = check_box(pred, image_size), check_box(truth, image_size)
     return intersection(pred, truth) / (pred[2] * pred[3])
@@ -140,7 +154,10 @@ def _heatmap(heatmap) -> np.ndarray:
 
 
 def heat_image(heatmap, image_size) -> np.ndarray:
-    """Upsample a 2-D heatmap bilinearly (OpenCV) to image_size (width, height) and min-max it to uint8 0..255. Taught in 06_boxes_iobb."""
+    """Upsample a 2-D heatmap bilinearly (OpenCV) to image_size (width, height) and min-max it to uint8 0..255.
+
+    Taught in 06_boxes_iobb.
+    """
     heatmap = _heatmap(heatmap)
     width, height = (int(round(v)) for v in _size(image_size, "image_size"))
     big = cv2.resize(heatmap, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -151,7 +168,10 @@ def heat_image(heatmap, image_size) -> np.ndarray:
 
 
 def threshold_mask(heat, threshold: float = 0.5, method: str = "fraction") -> tuple[np.ndarray, float]:
-    """Binary mask of a 0..255 heat image: above threshold*max ("fraction"), above a fixed 0..255 value ("fixed"), or Otsu's. Taught in 06_boxes_iobb."""
+    """Binary mask of a 0..255 heat image: above threshold*max ("fraction"), above a fixed 0..255 value ("fixed"), or Otsu's.
+
+    Taught in 06_boxes_iobb.
+    """
     heat = np.asarray(heat)
     if heat.ndim != 2:
         raise ValueError(f"heat must be a 2-D 0..255 image, not shape {heat.shape}.")
@@ -173,7 +193,10 @@ def threshold_mask(heat, threshold: float = 0.5, method: str = "fraction") -> tu
 
 
 def mask_to_boxes(mask, heat) -> pd.DataFrame:
-    """One box per 8-connected component of a mask (cv2.connectedComponentsWithStats), with its mean and peak heat. Taught in 06_boxes_iobb."""
+    """One box per 8-connected component of a mask (cv2.connectedComponentsWithStats), with its mean and peak heat.
+
+    Taught in 06_boxes_iobb.
+    """
     mask, heat = np.asarray(mask), np.asarray(heat)
     if mask.shape != heat.shape or mask.ndim != 2:
         raise ValueError(f"mask {mask.shape} and heat {heat.shape} must be the same 2-D shape.")
@@ -188,12 +211,14 @@ def mask_to_boxes(mask, heat) -> pd.DataFrame:
 
 
 def heatmap_to_boxes(heatmap, image_size, threshold: float = 0.5, method: str = "fraction") -> pd.DataFrame:
-    """Heatmap -> boxes (x, y, w, h, area, mean_heat, peak_heat) in image_size pixels: upsample, 0..255, threshold, components. Taught in 06_boxes_iobb.
+    """Heatmap -> boxes (x, y, w, h, area, mean_heat, peak_heat) in image_size pixels: upsample, 0..255, threshold, components.
 
     ``image_size`` is the (width, height) of the image the boxes are wanted in (the original PNG, to
     compare with NIH's boxes). ``method``: "fraction" keeps pixels above ``threshold`` times the
     maximum, "fixed" above ``threshold`` on the 0..255 scale, "otsu" picks the level itself. A flat
     heatmap gives no boxes (an empty table). Heat is on the 0..255 scale.
+
+    Taught in 06_boxes_iobb.
     """
     heat = heat_image(heatmap, image_size)
     mask, _ = threshold_mask(heat, threshold, method)
@@ -201,11 +226,13 @@ def heatmap_to_boxes(heatmap, image_size, threshold: float = 0.5, method: str = 
 
 
 def probability_to_boxes(probabilities, image_size, threshold: float = 0.5) -> pd.DataFrame:
-    """A segmentation output (2-D, P(inside a box) in [0, 1]) -> boxes in image_size pixels: upsample, keep P > threshold (not min-maxed), components. Taught in 06_boxes_iobb.
+    """A segmentation output (2-D, P(inside a box) in [0, 1]) -> boxes in image_size pixels: upsample, keep P > threshold (not min-maxed), components.
 
     Unlike a heatmap, a probability has a meaning of its own: 0.5 is "as likely inside as outside", so
     the map is not stretched to its maximum (an image where the localiser sees nothing gives no box).
     ``mean_heat`` and ``peak_heat`` are the probability times 255, so ``choose_box`` works unchanged.
+
+    Taught in 06_boxes_iobb.
     """
     probabilities = check_probabilities(_heatmap(probabilities), "the localiser's probability map")
     if not 0.0 < float(threshold) < 1.0:
@@ -221,7 +248,10 @@ def probability_to_boxes(probabilities, image_size, threshold: float = 0.5) -> p
 
 
 def mean_box_sizes(boxes: pd.DataFrame, image_size=None) -> pd.DataFrame:
-    """Mean ground-truth box width and height per label (NIH .boxes table), optionally rescaled to image_size. Taught in 06_boxes_iobb."""
+    """Mean ground-truth box width and height per label (NIH .boxes table), optionally rescaled to image_size.
+
+    Taught in 06_boxes_iobb.
+    """
     missing = {"label", "w", "h"} - set(boxes.columns)
     if missing:
         raise ValueError(f"the box table needs columns label, w, h (missing {sorted(missing)}).")
@@ -242,11 +272,13 @@ BOX_SIZES_SUFFIX = ".box_sizes.json"  # beside the classifier; read by helpers.r
 
 def fit_score_split(boxes: pd.DataFrame, entries: pd.DataFrame, *, score_fraction: float = 0.5,
                     seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split boxed images by patient into (fit, score) box tables: what may fit a localiser or a size prior, and what is scored. Taught in 06_boxes_iobb.
+    """Split boxed images by patient into (fit, score) box tables: what may fit a localiser or a size prior, and what is scored.
 
     Every NIH box is on a test-list image, so anything that learns from boxes splits the boxed test images
     again; by patient (scikit-learn's ``GroupShuffleSplit``), so no patient has a box on both sides.
     ``entries`` maps ``image_index`` to ``patient_id`` (``read_nih(...).entries``).
+
+    Taught in 06_boxes_iobb.
     """
     from sklearn.model_selection import GroupShuffleSplit
 
@@ -266,10 +298,12 @@ def fit_score_split(boxes: pd.DataFrame, entries: pd.DataFrame, *, score_fractio
 
 
 def save_box_sizes(model_path, train_boxes: pd.DataFrame):
-    """Write the mean fitting box (w, h) per finding, as fractions of the image's width and height, beside the classifier as {finding: [w, h]}. Taught in 06_boxes_iobb.
+    """Write the mean fitting box (w, h) per finding, as fractions of the image's width and height, beside the classifier as {finding: [w, h]}.
 
     ``train_boxes`` is the box table that fits the prior (notebook 06's fitting part, never the scored boxes) (columns label, w, h, image_width, image_height);
     ``report.ChestReporter`` reads the file to choose its boxes with the Deep MedIA heuristic.
+
+    Taught in 06_boxes_iobb.
     """
     from pathlib import Path
 
@@ -284,7 +318,10 @@ def save_box_sizes(model_path, train_boxes: pd.DataFrame):
 
 
 def load_box_sizes(model_path) -> dict:
-    """The {finding: (w, h)} fractions save_box_sizes wrote beside the classifier; {} if there is none. Taught in 06_boxes_iobb."""
+    """The {finding: (w, h)} fractions save_box_sizes wrote beside the classifier; {} if there is none.
+
+    Taught in 06_boxes_iobb.
+    """
     from pathlib import Path
 
     model_path = Path(model_path)
@@ -302,10 +339,12 @@ def load_box_sizes(model_path) -> dict:
 
 
 def choose_box(boxes: pd.DataFrame, heuristic: str = "deep_media", mean_size=None, keep: int = 5):
-    """One row of heatmap_to_boxes by "largest" area, highest "mean_heat", or "deep_media" (keep the `keep` closest to mean_size (w, h), then hottest). Taught in 06_boxes_iobb.
+    """One row of heatmap_to_boxes by "largest" area, highest "mean_heat", or "deep_media" (keep the `keep` closest to mean_size (w, h), then hottest).
 
     The Deep MedIA heuristic measures closeness in size as the Euclidean distance between (w, h) and
     the disease's mean training box ``mean_size``, in the same pixels. Returns None when there is no box.
+
+    Taught in 06_boxes_iobb.
     """
     if heuristic not in HEURISTICS:
         raise ValueError(f"heuristic must be one of {', '.join(HEURISTICS)}, not {heuristic!r}.")
@@ -337,7 +376,10 @@ def _labels_default() -> list[str]:
 
 
 def published_iobb() -> pd.DataFrame:
-    """Published T(IoBB) rows "NIH" (Wang 2017) and "Deep MedIA" (IoU), index (T, source), from helpers/data/manifests/published_iobb.json. Taught in 06_boxes_iobb."""
+    """Published T(IoBB) rows "NIH" (Wang 2017) and "Deep MedIA" (IoU), index (T, source), from helpers/data/manifests/published_iobb.json.
+
+    Taught in 06_boxes_iobb.
+    """
     from helpers.datasets import MANIFEST_DIR
 
     with open(MANIFEST_DIR / "published_iobb.json", encoding="utf-8") as f:
@@ -354,7 +396,10 @@ def published_iobb() -> pd.DataFrame:
 
 
 def canonical_labels(labels, what: str = "labels") -> list[str]:
-    """Box labels spelled as BOX_LABELS: case-insensitive exact names, BBox_List's 'Infiltrate' -> 'Infiltration'; DataError for others. Taught in 06_boxes_iobb."""
+    """Box labels spelled as BOX_LABELS: case-insensitive exact names, BBox_List's 'Infiltrate' -> 'Infiltration'; DataError for others.
+
+    Taught in 06_boxes_iobb.
+    """
     from helpers.datasets import _BOX_SPELLINGS  # the one place the NIH spellings are kept
 
     valid = _labels_default()
@@ -376,7 +421,7 @@ def canonical_labels(labels, what: str = "labels") -> list[str]:
 
 def iobb_table(results: pd.DataFrame, thresholds: Sequence[float] = T_IOBB, value: str = "iobb", name: str = "ours",
                labels: Iterable[str] | None = None, published: bool = False) -> pd.DataFrame:
-    """Per disease, the fraction of images whose best box scores above (>) each threshold T (ChestX-ray8 layout); "no boxes" where none. Taught in 06_boxes_iobb.
+    """Per disease, the fraction of images whose best box scores above (>) each threshold T (ChestX-ray8 layout); "no boxes" where none.
 
     ``results`` has one row per (image, disease) with columns ``label`` and ``value`` (e.g. "iobb" or
     "iou"), each in [0, 1]; an image whose model found no box must carry 0. A NaN is refused (DataError
@@ -386,6 +431,8 @@ def iobb_table(results: pd.DataFrame, thresholds: Sequence[float] = T_IOBB, valu
     value > T, strictly, as Wang et al. (ChestX-ray8, CVPR 2017) define correct localisation. Rows are
     (T, source); with ``published=True`` the NIH and Deep MedIA rows of published_iobb() sit under ours
     for the thresholds they report.
+
+    Taught in 06_boxes_iobb.
     """
     missing = {"label", value} - set(results.columns)
     if missing:
@@ -421,7 +468,10 @@ def iobb_table(results: pd.DataFrame, thresholds: Sequence[float] = T_IOBB, valu
 
 
 def counts(results: pd.DataFrame, labels: Iterable[str] | None = None) -> pd.Series:
-    """Number of (image, disease) pairs scored per disease, 0 where none: how much each table column rests on. Taught in 06_boxes_iobb."""
+    """Number of (image, disease) pairs scored per disease, 0 where none: how much each table column rests on.
+
+    Taught in 06_boxes_iobb.
+    """
     labels = canonical_labels(labels, "labels") if labels is not None else _labels_default()
     results = results.assign(label=canonical_labels(results["label"], "results['label']"))
     keys = results.drop_duplicates(["image_index", "label"]) if "image_index" in results.columns else results

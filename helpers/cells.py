@@ -28,7 +28,10 @@ _MAX_LISTED = 10
 
 @dataclass(frozen=True)
 class NucleiRecord:
-    """One image of the nuclei dataset: its ID, image file and one mask file per nucleus. Taught in 08_cells_counting."""
+    """One image of the nuclei dataset: its ID, image file and one mask file per nucleus.
+
+    Taught in 08_cells_counting.
+    """
 
     id: str
     image: Path
@@ -37,14 +40,20 @@ class NucleiRecord:
 
 @dataclass(frozen=True)
 class NucleiDataset:
-    """The records of one nuclei folder, sorted by image ID. Taught in 08_cells_counting."""
+    """The records of one nuclei folder, sorted by image ID.
+
+    Taught in 08_cells_counting.
+    """
 
     root: Path
     records: list[NucleiRecord]
 
 
 def read_nuclei(root) -> NucleiDataset:
-    """Find every ``<id>/images/<id>.png`` with its ``<id>/masks/*.png`` under ``root`` (or root/stage1_train), naming each broken folder. Taught in 08_cells_counting."""
+    """Find every ``<id>/images/<id>.png`` with its ``<id>/masks/*.png`` under ``root`` (or root/stage1_train), naming each broken folder.
+
+    Taught in 08_cells_counting.
+    """
     root = Path(root).expanduser().absolute()
     if not root.is_dir():
         raise DataError(
@@ -96,7 +105,10 @@ KINDS = ("fluorescence", "brightfield", "histology")  # the Bowl's three kinds o
 
 
 def image_kind(pixels) -> str:
-    """Which of the Bowl's kinds an HxWxC [0, 1] image is: histology (stained, coloured), brightfield (light background), fluorescence (dark background). Taught in 08_cells_counting."""
+    """Which of the Bowl's kinds an HxWxC [0, 1] image is: histology (stained, coloured), brightfield (light background), fluorescence (dark background).
+
+    Taught in 08_cells_counting.
+    """
     pixels = np.asarray(pixels, np.float32)
     if pixels.ndim == 3 and pixels.shape[-1] >= 3:
         colour = pixels[..., :3]
@@ -107,12 +119,14 @@ def image_kind(pixels) -> str:
 
 
 def load_image(path, bright_nuclei: bool = True) -> np.ndarray:
-    """A nuclei image as grey float32 HxW in [0, 1], nuclei bright on a dark background as in fluorescence. Taught in 08_cells_counting.
+    """A nuclei image as grey float32 HxW in [0, 1], nuclei bright on a dark background as in fluorescence.
 
     8- or 16-bit, grey, RGB or RGBA (alpha dropped, channels averaged), scaled by the file's bit depth (and a
     PNG's sBIT), as ``preprocessing.read_image`` does, never by its content. Brightfield and histology images
     (dark nuclei on a light background, ``image_kind``) are inverted unless ``bright_nuclei=False``, so one model
     convention covers the three kinds.
+
+    Taught in 08_cells_counting.
     """
     from helpers import preprocessing  # the one reader of image files and their bit depth
 
@@ -136,14 +150,20 @@ def load_image(path, bright_nuclei: bool = True) -> np.ndarray:
 
 
 def kind_of(record: "NucleiRecord") -> str:
-    """The kind (fluorescence, brightfield, histology) of a record's image. Taught in 08_cells_counting."""
+    """The kind (fluorescence, brightfield, histology) of a record's image.
+
+    Taught in 08_cells_counting.
+    """
     from helpers import preprocessing
 
     return image_kind(preprocessing.read_image(record.image))
 
 
 def acquisition_groups(images, kinds, *, tolerance: float = 0.002, known=None) -> np.ndarray:
-    """One group number per image: the user's groups where ``known`` gives them, else images of one size and kind whose intensity statistics (mean, spread, 1st and 99th percentiles) agree within ``tolerance``, as crops of one acquisition do. Taught in 08_cells_counting."""
+    """One group number per image: the user's groups where ``known`` gives them, else images of one size and kind whose intensity statistics (mean, spread, 1st and 99th percentiles) agree within ``tolerance``, as crops of one acquisition do.
+
+    Taught in 08_cells_counting.
+    """
     if known is not None:
         known = list(known)
         if len(known) != len(images):
@@ -191,7 +211,10 @@ def _mask(path: Path, shape: tuple[int, int], image: Path) -> np.ndarray:
 
 
 def load_nuclei(record: NucleiRecord, overlap: str = "raise") -> tuple[np.ndarray, np.ndarray]:
-    """One record as (grey image float32 HxW in [0, 1], instance labels int32 HxW, 0 = background, k = the k-th mask file). Taught in 08_cells_counting."""
+    """One record as (grey image float32 HxW in [0, 1], instance labels int32 HxW, 0 = background, k = the k-th mask file).
+
+    Taught in 08_cells_counting.
+    """
     if overlap not in OVERLAP_MODES:
         raise ValueError(f"overlap must be 'raise' or 'first' (the earlier mask keeps shared pixels), not {overlap!r}.")
     image = load_image(record.image)
@@ -221,7 +244,10 @@ GROUPS_FILE = "groups.csv"  # optional, beside stage1_train/: image_id,group (th
 
 
 def read_groups(root) -> dict | None:
-    """The user's groups (``groups.csv`` in ``root`` or beside it, e.g. beside ``stage1_train/``: ``image_id,group``), or None without the file. Taught in 08_cells_counting."""
+    """The user's groups (``groups.csv`` in ``root`` or beside it, e.g. beside ``stage1_train/``: ``image_id,group``), or None without the file.
+
+    Taught in 08_cells_counting.
+    """
     import csv
 
     root = Path(root)
@@ -236,10 +262,12 @@ def read_groups(root) -> dict | None:
 
 
 def split_groups(records, groups, fractions=(0.6, 0.15, 0.25), seed: int = 42) -> dict[str, list[NucleiRecord]]:
-    """Records cut into train / val / test by whole groups (acquisitions, experiments): no group on two sides. Taught in 08_cells_counting.
+    """Records cut into train / val / test by whole groups (acquisitions, experiments): no group on two sides.
 
     Groups are shuffled (``seed``) and dealt, largest first, to the part furthest below its share of the images,
     so the parts come near ``fractions`` by image count. Fewer than three groups cannot fill three parts.
+
+    Taught in 08_cells_counting.
     """
     records, groups = list(records), np.asarray(groups)
     fractions = np.asarray(fractions, dtype=float)
@@ -263,12 +291,14 @@ def split_groups(records, groups, fractions=(0.6, 0.15, 0.25), seed: int = 42) -
 
 
 def split_records(records, fractions=(0.6, 0.15, 0.25), seed: int = 42, strata=None) -> dict[str, list[NucleiRecord]]:
-    """Records cut into train / val / test by ``fractions`` at random (``seed``), or stratified: alike in ``strata`` (e.g. nuclei counts). Taught in 08_cells_counting.
+    """Records cut into train / val / test by ``fractions`` at random (``seed``), or stratified: alike in ``strata`` (e.g. nuclei counts).
 
     With ``strata`` (one number per record), records are sorted by it and dealt in consecutive blocks
     (of 3 for thirds, 4 for (0.5, 0.25, 0.25)), each block shuffled and shared by the fractions, so the
     three parts span the same range: validation and test images are then drawn alike, and the records
     stay exchangeable within a block.
+
+    Taught in 08_cells_counting.
     """
     records = list(records)
     fractions = np.asarray(fractions, dtype=float)
@@ -307,7 +337,10 @@ def split_records(records, fractions=(0.6, 0.15, 0.25), seed: int = 42, strata=N
 
 
 def nuclei_unet(base_filters: int = 8, depth: int = 3, dropout_rate: float = 0.1, normalization=None):
-    """models.unet with a 2-channel sigmoid head: channel 0 the nucleus foreground, channel 1 the nucleus cores (markers). Taught in 08_cells_counting."""
+    """models.unet with a 2-channel sigmoid head: channel 0 the nucleus foreground, channel 1 the nucleus cores (markers).
+
+    Taught in 08_cells_counting.
+    """
     import keras
 
     from helpers import models

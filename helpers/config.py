@@ -32,16 +32,25 @@ MAX_SEED = 2**32 - 1  # NumPy's legacy seeding and keras.utils.set_random_seed t
 
 
 class ConfigError(ValueError):
-    """A setting in the environment that the series cannot use. Taught in 01_preprocessing_and_splits."""
+    """A setting in the environment that the series cannot use.
+
+    Taught in 01_preprocessing_and_splits.
+    """
 
 
 class MissingDatasetError(ConfigError, DataError):
-    """MEDXAI_DATA_DIR is set but lacks the dataset's folder: a ConfigError, and a DataError for data readers. Taught in 01_preprocessing_and_splits."""
+    """MEDXAI_DATA_DIR is set but lacks the dataset's folder: a ConfigError, and a DataError for data readers.
+
+    Taught in 01_preprocessing_and_splits.
+    """
 
 
 @dataclass(frozen=True)
 class Config:
-    """The settings of one run: profile, where the data and caches live, the seed. Taught in 01_preprocessing_and_splits."""
+    """The settings of one run: profile, where the data and caches live, the seed.
+
+    Taught in 01_preprocessing_and_splits.
+    """
 
     profile: str = DEFAULT_PROFILE
     data_dir: Path | None = None
@@ -62,20 +71,32 @@ class Config:
             )
 
     def pick(self, *, smoke: Any, lab: Any, full: Any) -> Any:
-        """Return the value for the active profile, e.g. ``cfg.pick(smoke=1, lab=8, full=60)``. Taught in 01_preprocessing_and_splits."""
+        """Return the value for the active profile, e.g. ``cfg.pick(smoke=1, lab=8, full=60)``.
+
+        Taught in 01_preprocessing_and_splits.
+        """
         return {"smoke": smoke, "lab": lab, "full": full}[self.profile]
 
     def synthetic_copy(self, profile: str = "smoke") -> "Config":
-        """These settings on the synthetic data of ``profile`` (the same cache and seed): where a real copy lacks what a section needs to show its method. Taught in 06_boxes_iobb."""
+        """These settings on the synthetic data of ``profile`` (the same cache and seed): where a real copy lacks what a section needs to show its method.
+
+        Taught in 06_boxes_iobb.
+        """
         return dataclasses.replace(self, data_dir=None, profile=profile)
 
     @property
     def synthetic(self) -> bool:
-        """True when the series runs on its generated datasets rather than on MEDXAI_DATA_DIR. Taught in 01_preprocessing_and_splits."""
+        """True when the series runs on its generated datasets rather than on MEDXAI_DATA_DIR.
+
+        Taught in 01_preprocessing_and_splits.
+        """
         return self.data_dir is None
 
     def has_dataset(self, name: str) -> bool:
-        """True when dataset ``name`` can be read: MEDXAI_DATA_DIR holds ``name/``, or, without it, the synthetic one (not in the full profile). Taught in 01_preprocessing_and_splits."""
+        """True when dataset ``name`` can be read: MEDXAI_DATA_DIR holds ``name/``, or, without it, the synthetic one (not in the full profile).
+
+        Taught in 01_preprocessing_and_splits.
+        """
         if name not in DATASETS:
             raise ConfigError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}.")
         if self.data_dir is not None:
@@ -83,10 +104,12 @@ class Config:
         return self.profile != "full"
 
     def dataset_dir(self, name: str) -> Path:
-        """Folder of dataset ``name`` (``nih`` or ``drive``): the real copy or the synthetic one. Taught in 01_preprocessing_and_splits.
+        """Folder of dataset ``name`` (``nih`` or ``drive``): the real copy or the synthetic one.
 
         With MEDXAI_DATA_DIR set, a missing ``name/`` folder under it raises MissingDatasetError (a
         ConfigError) saying what to do; ``has_dataset(name)`` asks first without raising.
+
+        Taught in 01_preprocessing_and_splits.
         """
         if name not in DATASETS:
             raise ConfigError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}.")
@@ -111,12 +134,18 @@ class Config:
 
     @property
     def models_dir(self) -> Path:
-        """Folder where notebooks save models that later notebooks load. Taught in 02_densenet_transfer."""
+        """Folder where notebooks save models that later notebooks load.
+
+        Taught in 02_densenet_transfer.
+        """
         return self.cache_dir / "models" / self.profile
 
 
 def load(environ: Mapping[str, str] | None = None) -> Config:
-    """Read the settings from the environment (or from ``environ``). Taught in 01_preprocessing_and_splits."""
+    """Read the settings from the environment (or from ``environ``).
+
+    Taught in 01_preprocessing_and_splits.
+    """
     env = os.environ if environ is None else environ
     profile = env.get("MEDXAI_PROFILE", "").strip().lower() or DEFAULT_PROFILE
     data_dir = env.get("MEDXAI_DATA_DIR", "").strip()
@@ -162,7 +191,10 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and Keras/TensorFlow so a notebook gives the same numbers twice. Taught in 01_preprocessing_and_splits."""
+    """Seed Python, NumPy and Keras/TensorFlow so a notebook gives the same numbers twice.
+
+    Taught in 01_preprocessing_and_splits.
+    """
     import numpy as np
 
     random.seed(seed)
@@ -175,7 +207,10 @@ def seed_everything(seed: int) -> None:
 
 
 def keras_home(environ: Mapping[str, str] | None = None) -> Path:
-    """The Keras cache folder (``$KERAS_HOME`` or ``~/.keras``) where pretrained weights are looked up. Taught in 02_densenet_transfer."""
+    """The Keras cache folder (``$KERAS_HOME`` or ``~/.keras``) where pretrained weights are looked up.
+
+    Taught in 02_densenet_transfer.
+    """
     env = os.environ if environ is None else environ
     home = env.get("KERAS_HOME", "").strip()
     return Path(home).expanduser() if home else Path.home() / ".keras"

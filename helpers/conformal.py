@@ -30,11 +30,13 @@ def _check_alpha(alpha: float) -> float:
 
 
 def lower_threshold(positive_scores, alpha: float, *, grid: Sequence[float] | None = None) -> float:
-    """The largest ``lam`` whose "absent" calls (score <= lam) miss at most ``alpha`` of the positives, in expectation. Taught in 04_mc_dropout_uncertainty.
+    """The largest ``lam`` whose "absent" calls (score <= lam) miss at most ``alpha`` of the positives, in expectation.
 
     ``positive_scores``: the calibration images' scores among those that have the finding. With ``n`` of them at
     most ``k = ceil(alpha (n + 1)) - 2`` may lie at or below ``lam``; with ``grid`` the answer is the largest grid
     value that allows it (MAPIE's way). Raises ValueError when ``n`` is too small for ``alpha``.
+
+    Taught in 04_mc_dropout_uncertainty.
     """
     alpha = _check_alpha(alpha)
     scores = np.sort(np.asarray(positive_scores, np.float64).ravel())
@@ -59,7 +61,10 @@ def _enough(alpha: float) -> int:
 
 
 class Decisions(NamedTuple):
-    """Per finding: below ``lower`` absent, above ``upper`` present, between uncertain; ``alpha`` and counts. Taught in 04_mc_dropout_uncertainty."""
+    """Per finding: below ``lower`` absent, above ``upper`` present, between uncertain; ``alpha`` and counts.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
 
     lower: pd.Series
     upper: pd.Series
@@ -87,10 +92,12 @@ class Decisions(NamedTuple):
 
 
 def calibrate(y_true, probabilities, labels: Sequence[str], alpha: float = 0.1) -> Decisions:
-    """Per-finding thresholds from validation labels and probabilities (N, findings). Taught in 04_mc_dropout_uncertainty.
+    """Per-finding thresholds from validation labels and probabilities (N, findings).
 
     A finding with too few validation films with it (or without it) to guarantee ``alpha`` is never called absent
     (or present): it stays uncertain, and ``Decisions.too_few`` names it.
+
+    Taught in 04_mc_dropout_uncertainty.
     """
     y, p = np.asarray(y_true), np.asarray(probabilities, np.float64)
     if y.shape != p.shape or y.ndim != 2 or y.shape[1] != len(labels):
@@ -107,7 +114,10 @@ def calibrate(y_true, probabilities, labels: Sequence[str], alpha: float = 0.1) 
 
 
 def judge(decisions: Decisions, y_true, probabilities) -> pd.DataFrame:
-    """On images that set nothing: per finding the false-negative and false-positive rates and the uncertain share. Taught in 04_mc_dropout_uncertainty."""
+    """On images that set nothing: per finding the false-negative and false-positive rates and the uncertain share.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     states = decisions.states(probabilities).to_numpy()
     y = np.asarray(y_true)
     rows = {}
@@ -125,7 +135,10 @@ def judge(decisions: Decisions, y_true, probabilities) -> pd.DataFrame:
 
 
 def pooled_coverage(decisions: Decisions, y_true, probabilities) -> float:
-    """The share of all (image, finding) positives not called absent: the coverage whose nominal value is 1 - alpha. Taught in 04_mc_dropout_uncertainty."""
+    """The share of all (image, finding) positives not called absent: the coverage whose nominal value is 1 - alpha.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     states = decisions.states(probabilities).to_numpy()
     positive = np.asarray(y_true) == 1
     return float((states[positive] != "absent").mean())

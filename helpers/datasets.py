@@ -93,7 +93,10 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def safe_path(root: str | Path, relative: str | Path) -> Path:
-    """Join ``relative`` under ``root``, refusing absolute paths and ``../`` escapes (DataError naming the entry). Taught in 01_preprocessing_and_splits."""
+    """Join ``relative`` under ``root``, refusing absolute paths and ``../`` escapes (DataError naming the entry).
+
+    Taught in 01_preprocessing_and_splits.
+    """
     text = str(relative)
     root_abs = os.path.normpath(os.path.abspath(os.fspath(root)))
     if not text.strip() or "\x00" in text:
@@ -198,7 +201,10 @@ def _encode_labels(text: Any) -> np.ndarray:
 
 
 def parse_labels(finding_labels: pd.Series) -> pd.DataFrame:
-    """Turn ``Finding Labels`` strings ("A|B", "No Finding") into uint8 multi-hot columns in LABELS order. Taught in 01_preprocessing_and_splits."""
+    """Turn ``Finding Labels`` strings ("A|B", "No Finding") into uint8 multi-hot columns in LABELS order.
+
+    Taught in 01_preprocessing_and_splits.
+    """
     series = pd.Series(finding_labels)
     out = np.zeros((len(series), len(LABELS)), dtype=np.uint8)
     for row, (index, text) in enumerate(series.items()):
@@ -442,7 +448,10 @@ def _check_images_arg(images: Any, caller: str) -> str:
 
 @dataclass(repr=False)
 class NIHDataset:
-    """The NIH ChestX-ray14 metadata, boxes and official split of one folder, validated. Taught in 01_preprocessing_and_splits."""
+    """The NIH ChestX-ray14 metadata, boxes and official split of one folder, validated.
+
+    Taught in 01_preprocessing_and_splits.
+    """
 
     root: Path
     entries: pd.DataFrame
@@ -454,7 +463,10 @@ class NIHDataset:
 
     @property
     def labels(self) -> np.ndarray:
-        """The (N, 14) float32 multi-hot label matrix of ``entries``, columns in LABELS order. Taught in 01_preprocessing_and_splits."""
+        """The (N, 14) float32 multi-hot label matrix of ``entries``, columns in LABELS order.
+
+        Taught in 01_preprocessing_and_splits.
+        """
         return self.entries[list(LABELS)].to_numpy(dtype=np.float32)
 
     def __repr__(self) -> str:
@@ -697,10 +709,12 @@ def _read_boxes(
 
 
 def read_boxes(path_or_root: str | Path, *, errors: str = "raise", images: str = "all") -> pd.DataFrame:
-    """Read BBox_List_2017.csv(.gz) (a file, or the NIH folder) into image_index, label, x, y, w, h, image size, path. Taught in 01_preprocessing_and_splits.
+    """Read BBox_List_2017.csv(.gz) (a file, or the NIH folder) into image_index, label, x, y, w, h, image size, path.
 
     ``images`` as in :func:`read_nih`; with ``"none"`` the image sizes are NaN and only the lower
     bounds of the boxes are checked. Duplicate boxes are kept once, with a warning.
+
+    Taught in 01_preprocessing_and_splits.
     """
     _check_errors_arg(errors)
     _check_images_arg(images, "read_boxes")
@@ -723,7 +737,7 @@ def _read_list(path: Path) -> list[str]:
 
 
 def read_nih(root: str | Path, *, errors: str = "raise", images: str = "all") -> NIHDataset:
-    """Read and validate an NIH ChestX-ray14 folder (Data_Entry 2017 or 2020 CSV, boxes, official lists, PNGs). Taught in 01_preprocessing_and_splits.
+    """Read and validate an NIH ChestX-ray14 folder (Data_Entry 2017 or 2020 CSV, boxes, official lists, PNGs).
 
     ``images``: ``"all"`` (default) every listed image must be in ``images/`` with a valid PNG header;
     ``"present"`` a partial copy: absent images are left out, counted in ``.missing`` and listed in
@@ -732,6 +746,8 @@ def read_nih(root: str | Path, *, errors: str = "raise", images: str = "all") ->
     ``read_nih(NIH_METADATA_DIR, images="none")`` for the metadata shipped with the series.
     A Data_Entry file with only a header is an error; a box file with only a header gives no boxes
     and a warning; ``.csv.gz`` files are read as they are.
+
+    Taught in 01_preprocessing_and_splits.
     """
     _check_errors_arg(errors)
     _check_images_arg(images, "read_nih")
@@ -784,12 +800,14 @@ _GOOGLE_SETS = ("val", "test")
 
 
 def read_google_labels(path: str | Path | None = None, *, errors: str = "raise") -> pd.DataFrame:
-    """Google's radiologist-adjudicated labels for 4,376 NIH images (Majkowska et al., Radiology 2020): image_index, patient_id, four 0/1 findings, set_id. Taught in 01_preprocessing_and_splits.
+    """Google's radiologist-adjudicated labels for 4,376 NIH images (Majkowska et al., Radiology 2020): image_index, patient_id, four 0/1 findings, set_id.
 
     ``path`` (the file, or a folder holding it, gzipped or not) defaults to the copy shipped in
     ``NIH_METADATA_DIR``. Findings must be YES or NO and
     ``Set Id`` val or test; bad rows raise a DataError naming file, line and reason (or, with
     ``errors="skip"``, are left out and listed in ``.attrs["skipped"]``).
+
+    Taught in 01_preprocessing_and_splits.
     """
     _check_errors_arg(errors)
     csv_path = Path(path).expanduser().absolute() if path is not None else NIH_METADATA_DIR / GOOGLE_LABELS_FILE
@@ -1035,12 +1053,14 @@ def _check_drive(spec: Mapping, root: Path, *, decode: bool = False) -> tuple[li
 def verify(
     name: str, root: str | Path, *, manifest: str | Path | Mapping | None = None, decode: bool = False
 ) -> list[str]:
-    """Check a local copy of ``nih`` or ``drive`` against helpers/data/manifests/<name>.json; returns the problems (empty: fine). Taught in 01_preprocessing_and_splits.
+    """Check a local copy of ``nih`` or ``drive`` against helpers/data/manifests/<name>.json; returns the problems (empty: fine).
 
     With ``decode=True`` every image is also decoded with Pillow (a progress bar; slow on the full
     release): a PNG whose compressed data is corrupt behind an intact header and end marker, or a
     decompression bomb (more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``), is a ``wrong:`` problem
     naming the file and the reason, and the summary (decoded, failed) is printed.
+
+    Taught in 01_preprocessing_and_splits.
     """
     present, problems, notes = _check(name, root, manifest, decode=decode)
     for note in notes:
@@ -1052,7 +1072,10 @@ def verify(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m helpers.datasets verify nih|drive [PATH]``; prints the findings, returns 0 or 1. Taught in 01_preprocessing_and_splits."""
+    """Command line: ``python -m helpers.datasets verify nih|drive [PATH]``; prints the findings, returns 0 or 1.
+
+    Taught in 01_preprocessing_and_splits.
+    """
     parser = argparse.ArgumentParser(prog="python -m helpers.datasets", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("verify", help="check a local copy against helpers/data/manifests/<name>.json")

@@ -87,7 +87,10 @@ _SIGNATURES = (
 
 @dataclass(frozen=True)
 class Radiograph:
-    """One radiograph read from DICOM: float32 HxW image in [0, 1] (bone white) and what was done to it. Taught in 07_report."""
+    """One radiograph read from DICOM: float32 HxW image in [0, 1] (bone white) and what was done to it.
+
+    Taught in 07_report.
+    """
 
     image: np.ndarray = field(repr=False)
     pixel_spacing: tuple[float, float] | None  # (row, column) in mm; None when the file does not record it
@@ -114,10 +117,12 @@ class Radiograph:
 
 
 def read_radiograph(path, *, keep_identity: bool = False, allow_non_chest: bool = False) -> Radiograph:
-    """Read one 2-D CR/DX/RG chest DICOM to a float32 image in [0, 1] (modality LUT, VOI LUT or window, MONOCHROME1 inverted). Taught in 07_report.
+    """Read one 2-D CR/DX/RG chest DICOM to a float32 image in [0, 1] (modality LUT, VOI LUT or window, MONOCHROME1 inverted).
 
     A header that says another body part or a lateral view is refused; ``allow_non_chest=True`` reads it and
     puts the warning in ``Radiograph.warnings``.
+
+    Taught in 07_report.
     """
     path = Path(path)
     if not path.is_file():
@@ -352,13 +357,15 @@ def _spacing(ds: pydicom.Dataset) -> tuple[float, float] | None:
 
 
 def to_model_input(radiograph, size: int, *, quantize: bool = True) -> np.ndarray:
-    """A Radiograph (or HxW image in [0, 1]) as the classifier's float32 size x size x 1 input, resized as the NIH PNGs were. Taught in 07_report.
+    """A Radiograph (or HxW image in [0, 1]) as the classifier's float32 size x size x 1 input, resized as the NIH PNGs were.
 
     Two steps, as a ChestX-ray14 image reached the classifier: (1) the whole image to 1024 x 1024, the aspect
     ratio not kept (Wang et al., CVPR 2017), with OpenCV's INTER_AREA (pixel-area averaging) when both sides
     shrink, INTER_LINEAR otherwise, and, with ``quantize=True``, rounded to 8 bits like the PNGs; (2) from
     1024 x 1024 to ``size`` x ``size`` as ``preprocessing.image_dataset`` resizes a PNG (``tf.image.resize``,
     bilinear with antialias). Wang et al. do not say which interpolation they used: INTER_AREA is our choice.
+
+    Taught in 07_report.
     """
     import tensorflow as tf
 
@@ -384,7 +391,10 @@ def to_model_input(radiograph, size: int, *, quantize: bool = True) -> np.ndarra
 
 
 def example_path(name: str = "RG1_UNCR.dcm") -> Path:
-    """The path of a DICOM test file shipped by pydicom or pydicom-data (RG1_UNCR.dcm: a PA chest CR), never downloaded. Taught in 07_report."""
+    """The path of a DICOM test file shipped by pydicom or pydicom-data (RG1_UNCR.dcm: a PA chest CR), never downloaded.
+
+    Taught in 07_report.
+    """
     from pydicom.data import get_testdata_file
 
     found = get_testdata_file(name, download=False)
@@ -396,7 +406,10 @@ def example_path(name: str = "RG1_UNCR.dcm") -> Path:
 
 def write_dicom(path, pixels, *, modality: str = "DX", photometric: str = "MONOCHROME2", bits_stored: int | None = None,
                 **elements) -> Path:
-    """Write a grey 2-D array as an uncompressed single-frame DICOM file (test data, examples); extra elements by keyword. Taught in 07_report."""
+    """Write a grey 2-D array as an uncompressed single-frame DICOM file (test data, examples); extra elements by keyword.
+
+    Taught in 07_report.
+    """
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 

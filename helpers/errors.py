@@ -11,11 +11,17 @@ import numpy as np
 
 
 class DataError(ValueError):
-    """A data file or row that the series cannot use as it is. Taught in 01_preprocessing_and_splits."""
+    """A data file or row that the series cannot use as it is.
+
+    Taught in 01_preprocessing_and_splits.
+    """
 
 
 class PatientLeakageError(DataError):
-    """The same patient appears in more than one split. Taught in 01_preprocessing_and_splits."""
+    """The same patient appears in more than one split.
+
+    Taught in 01_preprocessing_and_splits.
+    """
 
 
 _SHOWN = 6  # distinct values listed in a message
@@ -33,7 +39,10 @@ def _position(mask: np.ndarray) -> str:
 
 
 def check_finite(array: Any, what: str) -> np.ndarray:
-    """Return ``array`` as a float64 array, or raise DataError naming the first NaN or infinite position. Taught in 01_preprocessing_and_splits."""
+    """Return ``array`` as a float64 array, or raise DataError naming the first NaN or infinite position.
+
+    Taught in 01_preprocessing_and_splits.
+    """
     try:
         values = np.asarray(array, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -49,7 +58,10 @@ def check_finite(array: Any, what: str) -> np.ndarray:
 
 
 def check_labels(labels: Any, what: str = "labels") -> np.ndarray:
-    """Return 0/1 labels as float32, or raise DataError saying which values were found (e.g. 0 and 255). Taught in 01_preprocessing_and_splits."""
+    """Return 0/1 labels as float32, or raise DataError saying which values were found (e.g. 0 and 255).
+
+    Taught in 01_preprocessing_and_splits.
+    """
     values = check_finite(labels, what)
     if not np.isin(values, (0.0, 1.0)).all():
         hint = " Divide by 255?" if values.max() == 255 and np.isin(values, (0.0, 255.0)).all() else (
@@ -60,7 +72,10 @@ def check_labels(labels: Any, what: str = "labels") -> np.ndarray:
 
 
 def check_probabilities(scores: Any, what: str = "scores") -> np.ndarray:
-    """Return scores as float64 if they are probabilities in [0, 1], else raise DataError (logits? 0..255 maps?). Taught in 02_densenet_transfer."""
+    """Return scores as float64 if they are probabilities in [0, 1], else raise DataError (logits? 0..255 maps?).
+
+    Taught in 02_densenet_transfer.
+    """
     values = check_finite(scores, what)
     if values.size and (values.min() < 0 or values.max() > 1):
         low, high = float(values.min()), float(values.max())

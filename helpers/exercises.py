@@ -16,15 +16,24 @@ import pandas as pd
 
 
 class NotYet(AssertionError):
-    """The exercise's answer cell still holds the stub (it raised NotImplementedError). Taught in 03_unet_vessels."""
+    """The exercise's answer cell still holds the stub (it raised NotImplementedError).
+
+    Taught in 03_unet_vessels.
+    """
 
 
 class Wrong(AssertionError):
-    """The exercise's answer runs but gives a wrong result; the message says what is wrong. Taught in 03_unet_vessels."""
+    """The exercise's answer runs but gives a wrong result; the message says what is wrong.
+
+    Taught in 03_unet_vessels.
+    """
 
 
 def attempt(title: str, todo: str, fn: Callable, *args: Any) -> Any:
-    """Call the reader's ``fn(*args)``: NotYet if it is the stub, Wrong if it is not a function or raises. Taught in 03_unet_vessels."""
+    """Call the reader's ``fn(*args)``: NotYet if it is the stub, Wrong if it is not a function or raises.
+
+    Taught in 03_unet_vessels.
+    """
     if not callable(fn):
         raise Wrong(f"{title}: expected a function, got {type(fn).__name__} ({fn!r:.60}). {todo}")
     try:
@@ -36,7 +45,10 @@ def attempt(title: str, todo: str, fn: Callable, *args: Any) -> Any:
 
 
 def number(title: str, value: Any, what: str) -> float:
-    """The reader's result as one finite float, or Wrong saying what came back instead. Taught in 03_unet_vessels."""
+    """The reader's result as one finite float, or Wrong saying what came back instead.
+
+    Taught in 03_unet_vessels.
+    """
     array = np.asarray(value) if not isinstance(value, (str, bytes)) else None
     if array is None or array.dtype.kind not in "biuf" or array.size != 1:
         shape = "" if array is None else f" of shape {array.shape}"
@@ -49,7 +61,10 @@ def number(title: str, value: Any, what: str) -> float:
 
 
 def numbers(title: str, value: Any, shape: tuple, what: str) -> np.ndarray:
-    """The reader's result as a finite float array of ``shape``, or Wrong saying what came back instead. Taught in 03_unet_vessels."""
+    """The reader's result as a finite float array of ``shape``, or Wrong saying what came back instead.
+
+    Taught in 03_unet_vessels.
+    """
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -96,7 +111,10 @@ def _split_entries() -> pd.DataFrame:
 
 
 def check_patient_split(fn: Callable) -> None:
-    """Exercise of 01: ``fn(entries, val_fraction, test_fraction, seed)`` splits whole patients at random. Taught in 01_preprocessing_and_splits."""
+    """Exercise of 01: ``fn(entries, val_fraction, test_fraction, seed)`` splits whole patients at random.
+
+    Taught in 01_preprocessing_and_splits.
+    """
     from helpers import splits
     from helpers.errors import PatientLeakageError
 
@@ -132,7 +150,10 @@ def check_patient_split(fn: Callable) -> None:
 
 
 def check_class_weights(fn: Callable) -> None:
-    """Exercise of 01: ``fn(labels)`` returns (w_p, w_n) per finding, as preprocessing.class_weights. Taught in 01_preprocessing_and_splits."""
+    """Exercise of 01: ``fn(labels)`` returns (w_p, w_n) per finding, as preprocessing.class_weights.
+
+    Taught in 01_preprocessing_and_splits.
+    """
     from helpers import preprocessing
 
     title = "Weights by hand"
@@ -161,7 +182,10 @@ def check_class_weights(fn: Callable) -> None:
 
 
 def check_bce_by_hand(fn: Callable) -> None:
-    """Exercise of 02: ``fn(y, p, w_p, w_n)`` is the batch mean of losses.WeightedBinaryCrossentropy. Taught in 02_densenet_transfer."""
+    """Exercise of 02: ``fn(y, p, w_p, w_n)`` is the batch mean of losses.WeightedBinaryCrossentropy.
+
+    Taught in 02_densenet_transfer.
+    """
     from helpers import losses
 
     title = "Weighted BCE by hand"
@@ -195,7 +219,10 @@ def _youden(truth: np.ndarray, scores: np.ndarray, cut: float) -> float:
 
 
 def check_youden_threshold(fn: Callable) -> None:
-    """Exercise of 02: ``fn(truth, scores)`` returns a threshold maximising Youden's J of ``scores >= t``. Taught in 02_densenet_transfer."""
+    """Exercise of 02: ``fn(truth, scores)`` returns a threshold maximising Youden's J of ``scores >= t``.
+
+    Taught in 02_densenet_transfer.
+    """
     from sklearn.metrics import roc_curve
 
     title = "Youden's threshold by hand"
@@ -241,7 +268,10 @@ def _vessel_batch() -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_dice_loss(fn: Callable) -> None:
-    """Exercise of 03: ``fn(y, p)`` is the soft Dice loss of the whole batch, smooth = 0, as keras.losses.Dice. Taught in 03_unet_vessels."""
+    """Exercise of 03: ``fn(y, p)`` is the soft Dice loss of the whole batch, smooth = 0, as keras.losses.Dice.
+
+    Taught in 03_unet_vessels.
+    """
     import keras
 
     title = "Dice by hand"
@@ -269,7 +299,10 @@ def check_dice_loss(fn: Callable) -> None:
 
 
 def check_fov_accuracies(fn: Callable) -> None:
-    """Exercise of 03: ``fn(vessels, probabilities, fov)`` returns (accuracy on the whole image, inside the FOV) at p >= 0.5. Taught in 03_unet_vessels."""
+    """Exercise of 03: ``fn(vessels, probabilities, fov)`` returns (accuracy on the whole image, inside the FOV) at p >= 0.5.
+
+    Taught in 03_unet_vessels.
+    """
     title = "FOV or not"
     todo = ("Write fov_accuracies(vessels, probabilities, fov) returning (accuracy over the whole image, accuracy "
             "over the pixels inside the FOV), a pixel called vessel when p >= 0.5.")
@@ -302,7 +335,10 @@ def _f1(truth: np.ndarray, scores: np.ndarray, cut: float, strict: bool = False)
 
 
 def check_best_f1_threshold(fn: Callable) -> None:
-    """Exercise of 03: ``fn(truth, scores)`` returns a threshold with the highest F1 of ``scores >= t``. Taught in 03_unet_vessels."""
+    """Exercise of 03: ``fn(truth, scores)`` returns a threshold with the highest F1 of ``scores >= t``.
+
+    Taught in 03_unet_vessels.
+    """
     from helpers import metrics
 
     title = "Threshold on test"
@@ -332,7 +368,10 @@ def check_best_f1_threshold(fn: Callable) -> None:
 
 
 def check_entropy_bits(fn: Callable) -> None:
-    """Exercise of 04: ``fn(samples)`` (T first) is the total uncertainty (entropy of the mean) in bits. Taught in 04_mc_dropout_uncertainty."""
+    """Exercise of 04: ``fn(samples)`` (T first) is the total uncertainty (entropy of the mean) in bits.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     from helpers import uncertainty
 
     title = "Bits"
@@ -356,7 +395,10 @@ def check_entropy_bits(fn: Callable) -> None:
 
 
 def check_spearman(fn: Callable) -> None:
-    """Exercise of 04: ``fn(a, b)`` is Spearman's rank correlation, ties given their mean rank, as scipy.stats.spearmanr. Taught in 04_mc_dropout_uncertainty."""
+    """Exercise of 04: ``fn(a, b)`` is Spearman's rank correlation, ties given their mean rank, as scipy.stats.spearmanr.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     from scipy import stats
 
     title = "Variance or mutual information"
@@ -383,7 +425,10 @@ def _nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
 
 
 def check_fit_temperature(fn: Callable) -> None:
-    """Exercise of 04: ``fn(logits, labels)`` returns the temperature T minimising the NLL of sigmoid(logits / T). Taught in 04_mc_dropout_uncertainty."""
+    """Exercise of 04: ``fn(logits, labels)`` returns the temperature T minimising the NLL of sigmoid(logits / T).
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     from scipy import optimize
 
     title = "Temperature scaling"
@@ -412,7 +457,10 @@ def check_fit_temperature(fn: Callable) -> None:
 
 
 def check_grad_cam_map(fn: Callable) -> None:
-    """Exercise of 05: ``fn(features, gradients)`` (h, w, k) is the raw Grad-CAM map ReLU(sum_k mean(dS/dA_k) A_k). Taught in 05_saliency."""
+    """Exercise of 05: ``fn(features, gradients)`` (h, w, k) is the raw Grad-CAM map ReLU(sum_k mean(dS/dA_k) A_k).
+
+    Taught in 05_saliency.
+    """
     title = "Resolution (Grad-CAM at block 4 by hand)"
     todo = ("Write grad_cam_map(features, gradients) for one image's (h, w, k) feature maps and the score's gradients "
             "with respect to them: weight each channel by its mean gradient, sum over channels, keep the positive part.")
@@ -437,7 +485,10 @@ def check_grad_cam_map(fn: Callable) -> None:
 
 
 def check_integrated_gradients(fn: Callable) -> None:
-    """Exercise of 05: ``fn(gradient, x, baseline, steps)`` integrates the gradient along the straight path. Taught in 05_saliency."""
+    """Exercise of 05: ``fn(gradient, x, baseline, steps)`` integrates the gradient along the straight path.
+
+    Taught in 05_saliency.
+    """
     title = "Baselines (integrated gradients by hand)"
     todo = ("Write integrated_gradients(gradient, x, baseline, steps): the points baseline + a (x - baseline) for steps "
             "values of a in [0, 1] (one batch for gradient()), the mean gradient along them (trapezoid or Riemann), "
@@ -477,7 +528,10 @@ def check_integrated_gradients(fn: Callable) -> None:
 
 
 def check_box_of_mask(fn: Callable) -> None:
-    """Exercise of 06: ``fn(mask)`` returns (x, y, w, h) of the True pixels, as cv2.connectedComponentsWithStats. Taught in 06_boxes_iobb."""
+    """Exercise of 06: ``fn(mask)`` returns (x, y, w, h) of the True pixels, as cv2.connectedComponentsWithStats.
+
+    Taught in 06_boxes_iobb.
+    """
     from helpers import boxes
 
     title = "Box of a mask"
@@ -512,7 +566,10 @@ def _between(heat: np.ndarray, level: float) -> float:
 
 
 def check_otsu_level(fn: Callable) -> None:
-    """Exercise of 06: ``fn(heat)`` returns Otsu's level of a 0..255 heat image (pixels > level kept), as OpenCV. Taught in 06_boxes_iobb."""
+    """Exercise of 06: ``fn(heat)`` returns Otsu's level of a 0..255 heat image (pixels > level kept), as OpenCV.
+
+    Taught in 06_boxes_iobb.
+    """
     import cv2
 
     title = "Otsu by hand"
@@ -540,7 +597,10 @@ def check_otsu_level(fn: Callable) -> None:
 
 
 def check_refer_any(fn: Callable) -> None:
-    """Exercise of 07: ``fn(findings, limit)`` is True when any finding's mutual information is above the limit. Taught in 07_report."""
+    """Exercise of 07: ``fn(findings, limit)`` is True when any finding's mutual information is above the limit.
+
+    Taught in 07_report.
+    """
     title = "Your own rule"
     todo = ("Write refer_any(findings, limit) returning True when any row of findings['mutual_information'] is above "
             "limit (strictly), else False.")
@@ -561,7 +621,10 @@ def check_refer_any(fn: Callable) -> None:
 
 
 def check_to_original(fn: Callable) -> None:
-    """Exercise of 07: ``fn(box, displayed, original)`` moves (x, y, w, h) between images of shape (height, width), as boxes.scale_box. Taught in 07_report."""
+    """Exercise of 07: ``fn(box, displayed, original)`` moves (x, y, w, h) between images of shape (height, width), as boxes.scale_box.
+
+    Taught in 07_report.
+    """
     from helpers import boxes
 
     title = "Back to the original pixels"
@@ -603,7 +666,10 @@ def _nuclei() -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_ap_by_hand(fn: Callable) -> None:
-    """Exercise of 08: ``fn(true_labels, pred_labels, thresholds)`` is the Bowl's mean of TP / (TP + FP + FN) over IoU thresholds. Taught in 08_cells_counting."""
+    """Exercise of 08: ``fn(true_labels, pred_labels, thresholds)`` is the Bowl's mean of TP / (TP + FP + FN) over IoU thresholds.
+
+    Taught in 08_cells_counting.
+    """
     from helpers import instances
 
     title = "AP by hand"
@@ -632,7 +698,10 @@ def check_ap_by_hand(fn: Callable) -> None:
 
 
 def check_conformal_k(fn: Callable) -> None:
-    """Exercise of 08: ``fn(true_counts, centre, spread, level)`` is the split-conformal factor k, as instances.conformal_scale. Taught in 08_cells_counting."""
+    """Exercise of 08: ``fn(true_counts, centre, spread, level)`` is the split-conformal factor k, as instances.conformal_scale.
+
+    Taught in 08_cells_counting.
+    """
     from helpers import instances
 
     title = "Per-image intervals (conformal k by hand)"
@@ -660,7 +729,10 @@ def check_conformal_k(fn: Callable) -> None:
 
 
 def check_predictive_values(fn: Callable) -> None:
-    """Exercise of 09: ``fn(sensitivity, specificity, prevalence)`` is (PPV, NPV), as external.predictive_values. Taught in 09_your_own_films."""
+    """Exercise of 09: ``fn(sensitivity, specificity, prevalence)`` is (PPV, NPV), as external.predictive_values.
+
+    Taught in 09_your_own_films.
+    """
     from helpers import external
 
     title = "Predictive values at the site's prevalence"
@@ -681,7 +753,10 @@ def check_predictive_values(fn: Callable) -> None:
 
 
 def check_calibration_line(fn: Callable) -> None:
-    """Exercise of 09: ``fn(y_true, y_prob)`` is (intercept, slope) of the logistic recalibration, as external.calibration_line. Taught in 09_your_own_films."""
+    """Exercise of 09: ``fn(y_true, y_prob)`` is (intercept, slope) of the logistic recalibration, as external.calibration_line.
+
+    Taught in 09_your_own_films.
+    """
     from sklearn.linear_model import LogisticRegression
 
     from helpers import external

@@ -40,7 +40,10 @@ _guided_models: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 class ExplainError(ValueError):
-    """A model, layer, class or image that a saliency method cannot use, with what to do instead. Taught in 05_saliency."""
+    """A model, layer, class or image that a saliency method cannot use, with what to do instead.
+
+    Taught in 05_saliency.
+    """
 
 
 # --------------------------------------------------------------------------------------------
@@ -49,7 +52,10 @@ class ExplainError(ValueError):
 
 
 def check_flat(model: keras.Model) -> None:
-    """Raise ExplainError when a model holds another model as a layer (Grad-CAM cannot reach inside). Taught in 05_saliency."""
+    """Raise ExplainError when a model holds another model as a layer (Grad-CAM cannot reach inside).
+
+    Taught in 05_saliency.
+    """
     nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
     if nested:
         raise ExplainError(
@@ -60,7 +66,10 @@ def check_flat(model: keras.Model) -> None:
 
 
 def feature_map_layers(model: keras.Model) -> list[str]:
-    """Names of the layers whose output is a spatial feature map (batch, height, width, channels), first to last. Taught in 05_saliency."""
+    """Names of the layers whose output is a spatial feature map (batch, height, width, channels), first to last.
+
+    Taught in 05_saliency.
+    """
     names = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
@@ -75,7 +84,10 @@ def feature_map_layers(model: keras.Model) -> list[str]:
 
 
 def last_conv_layer(model: keras.Model) -> str:
-    """The last spatial feature map of a flat model before its output (``relu`` in DenseNet121): Grad-CAM's default layer. Taught in 05_saliency."""
+    """The last spatial feature map of a flat model before its output (``relu`` in DenseNet121): Grad-CAM's default layer.
+
+    Taught in 05_saliency.
+    """
     check_flat(model)
     output_names = {t._keras_history[0].name for t in model.outputs}  # the output layer itself explains nothing
     candidates = [name for name in feature_map_layers(model) if name not in output_names]
@@ -191,7 +203,10 @@ def _score(outputs, weights):
 
 
 def gradient_function(model: keras.Model) -> Callable:
-    """The compiled (images, output weights) -> (scores, d score / d image) function of a model, built once and cached. Taught in 05_saliency."""
+    """The compiled (images, output weights) -> (scores, d score / d image) function of a model, built once and cached.
+
+    Taught in 05_saliency.
+    """
     check_flat(model)
     fn = _gradient_fns.get(model)
     if fn is None:
@@ -226,7 +241,10 @@ def _pre_activation(layer, inputs):
 
 
 def check_logit_head(model: keras.Model) -> str:
-    """Raise ExplainError unless the model's output layer exposes a pre-activation (Dense/Conv with an activation, or an Activation layer); return its name. Taught in 05_saliency."""
+    """Raise ExplainError unless the model's output layer exposes a pre-activation (Dense/Conv with an activation, or an Activation layer); return its name.
+
+    Taught in 05_saliency.
+    """
     layer = _output_layer(model)
     if _has_logit_head(model):
         return layer.name
@@ -275,7 +293,10 @@ def _cam_function(model: keras.Model, layer_name: str) -> Callable:
 
 @tf.custom_gradient
 def guided_relu(x):
-    """ReLU whose gradient passes only where the input and the incoming gradient are both positive (Springenberg 2014). Taught in 05_saliency."""
+    """ReLU whose gradient passes only where the input and the incoming gradient are both positive (Springenberg 2014).
+
+    Taught in 05_saliency.
+    """
 
     def grad(upstream):
         return upstream * tf.cast(x > 0, upstream.dtype) * tf.cast(upstream > 0, upstream.dtype)
@@ -288,7 +309,10 @@ def _is_relu(fn) -> bool:
 
 
 def guided_model(model: keras.Model) -> keras.Model:
-    """A copy of a flat model with every ReLU swapped for guided_relu, weights copied; the original is untouched. Taught in 05_saliency."""
+    """A copy of a flat model with every ReLU swapped for guided_relu, weights copied; the original is untouched.
+
+    Taught in 05_saliency.
+    """
     check_flat(model)
     cached = _guided_models.get(model)
     if cached is not None:
@@ -316,7 +340,10 @@ def guided_model(model: keras.Model) -> keras.Model:
 
 
 def normalize(heatmaps, what: str = "heatmap") -> np.ndarray:
-    """Min-max scale each map to [0, 1]; a flat map (no positive evidence) comes back as zeros with a warning, never NaN. Taught in 05_saliency."""
+    """Min-max scale each map to [0, 1]; a flat map (no positive evidence) comes back as zeros with a warning, never NaN.
+
+    Taught in 05_saliency.
+    """
     heatmaps = check_finite(heatmaps, what).astype(np.float32)
     axes = tuple(range(1, heatmaps.ndim))
     low = heatmaps.min(axis=axes, keepdims=True)
@@ -347,7 +374,10 @@ def _finish(maps: np.ndarray, normalize_map: bool, what: str) -> np.ndarray:
 
 
 def vanilla_gradients(model, images, class_index=None, region=None, *, normalize_map=True, batch_size=32) -> np.ndarray:
-    """Saliency of Simonyan et al. 2013: |d score / d pixel|, the maximum over channels, one HxW map per image. Taught in 05_saliency."""
+    """Saliency of Simonyan et al. 2013: |d score / d pixel|, the maximum over channels, one HxW map per image.
+
+    Taught in 05_saliency.
+    """
     images = _check_images(model, images)
     weights = _output_weights(model, images, class_index, region)
     _, grads = _batched(gradient_function(model), images, weights, batch_size)
@@ -355,7 +385,10 @@ def vanilla_gradients(model, images, class_index=None, region=None, *, normalize
 
 
 def guided_backprop(model, images, class_index=None, region=None, *, normalize_map=True, batch_size=32) -> np.ndarray:
-    """Guided backpropagation (Springenberg et al. 2014): the gradient through guided ReLUs, |.| max over channels. Taught in 05_saliency."""
+    """Guided backpropagation (Springenberg et al. 2014): the gradient through guided ReLUs, |.| max over channels.
+
+    Taught in 05_saliency.
+    """
     images = _check_images(model, images)
     weights = _output_weights(model, images, class_index, region)
     _, grads = _batched(gradient_function(guided_model(model)), images, weights, batch_size)
@@ -364,7 +397,10 @@ def guided_backprop(model, images, class_index=None, region=None, *, normalize_m
 
 def smoothgrad(method: Callable, model, images, class_index=None, region=None, *, samples=16, noise_level=0.2,
                seed=0, normalize_map=True, batch_size=32) -> np.ndarray:
-    """SmoothGrad (Smilkov et al. 2017): the mean of ``method``'s maps over noisy copies, noise std = noise_level x (max - min). Taught in 05_saliency."""
+    """SmoothGrad (Smilkov et al. 2017): the mean of ``method``'s maps over noisy copies, noise std = noise_level x (max - min).
+
+    Taught in 05_saliency.
+    """
     images = _check_images(model, images)
     if samples < 1:
         raise ExplainError(f"samples must be >= 1, not {samples!r}.")
@@ -385,7 +421,10 @@ def smoothgrad(method: Callable, model, images, class_index=None, region=None, *
 
 
 def make_baseline(images, kind: str = "black", *, sigma: float | None = None, seed: int = 0) -> np.ndarray:
-    """The reference image of integrated gradients: ``black`` (zeros), ``blurred`` (Gaussian, sigma = width/16) or uniform ``noise``. Taught in 05_saliency."""
+    """The reference image of integrated gradients: ``black`` (zeros), ``blurred`` (Gaussian, sigma = width/16) or uniform ``noise``.
+
+    Taught in 05_saliency.
+    """
     images = np.asarray(images, np.float32)
     if kind == "black":
         return np.zeros_like(images)
@@ -399,7 +438,10 @@ def make_baseline(images, kind: str = "black", *, sigma: float | None = None, se
 
 @dataclass
 class IntegratedGradients:
-    """Integrated-gradient attributions with their completeness check (sum of attributions against f(x) - f(baseline)). Taught in 05_saliency."""
+    """Integrated-gradient attributions with their completeness check (sum of attributions against f(x) - f(baseline)).
+
+    Taught in 05_saliency.
+    """
 
     attributions: np.ndarray  # (images, height, width, channels), signed
     scores: np.ndarray  # f(x)
@@ -408,22 +450,34 @@ class IntegratedGradients:
 
     @property
     def sums(self) -> np.ndarray:
-        """Sum of each image's attributions: by completeness it should equal f(x) - f(baseline). Taught in 05_saliency."""
+        """Sum of each image's attributions: by completeness it should equal f(x) - f(baseline).
+
+        Taught in 05_saliency.
+        """
         return self.attributions.reshape(len(self.attributions), -1).sum(axis=1)
 
     @property
     def relative_error(self) -> np.ndarray:
-        """|sum - (f(x) - f(baseline))| / |f(x) - f(baseline)| per image (the gap floored at 1e-3). Taught in 05_saliency."""
+        """|sum - (f(x) - f(baseline))| / |f(x) - f(baseline)| per image (the gap floored at 1e-3).
+
+        Taught in 05_saliency.
+        """
         gap = self.scores - self.baseline_scores
         return np.abs(self.sums - gap) / np.maximum(np.abs(gap), 1e-3)
 
     @property
     def complete(self) -> np.ndarray:
-        """True per image where the completeness error is within the tolerance. Taught in 05_saliency."""
+        """True per image where the completeness error is within the tolerance.
+
+        Taught in 05_saliency.
+        """
         return self.relative_error <= self.tolerance
 
     def heatmap(self, normalize_map: bool = True, positive_only: bool = False) -> np.ndarray:
-        """HxW map per image: |attribution| summed over channels (or only the positive part). Taught in 05_saliency."""
+        """HxW map per image: |attribution| summed over channels (or only the positive part).
+
+        Taught in 05_saliency.
+        """
         a = self.attributions.sum(axis=-1)
         maps = np.maximum(a, 0) if positive_only else np.abs(a)
         return _finish(maps, normalize_map, "integrated gradients")
@@ -431,7 +485,10 @@ class IntegratedGradients:
 
 def integrated_gradients(model, images, class_index=None, region=None, *, baseline="black", steps=32,
                          tolerance=0.05, batch_size=64, seed=0) -> IntegratedGradients:
-    """Integrated gradients (Sundararajan et al. 2017), trapezoidal rule over ``steps`` points, batched; warns if completeness fails. Taught in 05_saliency."""
+    """Integrated gradients (Sundararajan et al. 2017), trapezoidal rule over ``steps`` points, batched; warns if completeness fails.
+
+    Taught in 05_saliency.
+    """
     images = _check_images(model, images)
     if steps < 2:
         raise ExplainError(f"steps must be >= 2 (the path's two ends at least), not {steps!r}.")
@@ -481,7 +538,10 @@ def integrated_gradients(model, images, class_index=None, region=None, *, baseli
 
 
 def upsample(maps, size, method: str = "bilinear") -> np.ndarray:
-    """Resize (images, h, w) maps to ``size`` (height, width): half-pixel ``bilinear``, or ``align_corners`` as tf-keras-vis does. Taught in 05_saliency."""
+    """Resize (images, h, w) maps to ``size`` (height, width): half-pixel ``bilinear``, or ``align_corners`` as tf-keras-vis does.
+
+    Taught in 05_saliency.
+    """
     maps = np.asarray(maps, np.float32)
     height, width = size
     if method == "bilinear":
@@ -520,12 +580,14 @@ SCORES = ("logit", "probability")
 
 def grad_cam(model, images, class_index=None, region=None, *, layer_name=None, normalize_map=True,
              upsampling="bilinear", batch_size=32, score: str = "logit") -> np.ndarray:
-    """Grad-CAM (Selvaraju et al. 2017): ReLU(sum_k mean(d score/d A_k) A_k) at a feature layer, upsampled to the input. Taught in 05_saliency.
+    """Grad-CAM (Selvaraju et al. 2017): ReLU(sum_k mean(d score/d A_k) A_k) at a feature layer, upsampled to the input.
 
     ``score="logit"`` (the default, as the paper defines it: the class score before the output non-linearity)
     differentiates the output layer's pre-activation. ``score="probability"`` differentiates the sigmoid
     output instead: its gradient carries the factor p (1 - p), which vanishes as p nears 0 or 1, so the most
     confident findings get a map that is numerically flat (notebook 05 shows it).
+
+    Taught in 05_saliency.
     """
     if score not in SCORES:
         raise ExplainError(f"score must be one of {', '.join(SCORES)}, not {score!r}.")
@@ -538,7 +600,7 @@ def grad_cam(model, images, class_index=None, region=None, *, layer_name=None, n
 
 def grad_cam_plus_plus(model, images, class_index=None, region=None, *, layer_name=None, normalize_map=True,
                        upsampling="bilinear", batch_size=32) -> np.ndarray:
-    """Grad-CAM++ (Chattopadhay et al., WACV 2018) on the pre-sigmoid score (the logit), alphas normalised over positive gradients. Taught in 05_saliency.
+    """Grad-CAM++ (Chattopadhay et al., WACV 2018) on the pre-sigmoid score (the logit), alphas normalised over positive gradients.
 
     The closed form of alpha (second and third derivatives as powers of the first) is exact for
     Y = exp(S) with S the logit, a piecewise-linear function of the feature map; for the sigmoid
@@ -546,6 +608,8 @@ def grad_cam_plus_plus(model, images, class_index=None, region=None, *, layer_na
     region of a segmentation, the sum of the logits inside it). As in the authors' code, alpha is
     normalised per channel over the positions where the gradient is positive, the only ones that
     enter the weights. The common factor exp(S) cancels and is left out.
+
+    Taught in 05_saliency.
     """
     images, features, grads = _cam_inputs(model, images, class_index, region, layer_name, batch_size, logit=True)
     features, grads = features.astype(np.float64), grads.astype(np.float64)  # cubed gradients: keep the round-off small
@@ -563,7 +627,10 @@ def grad_cam_plus_plus(model, images, class_index=None, region=None, *, layer_na
 
 def guided_grad_cam(model, images, class_index=None, region=None, *, layer_name=None, normalize_map=True,
                     batch_size=32) -> np.ndarray:
-    """Guided Grad-CAM: guided backpropagation times the upsampled Grad-CAM, fine detail where the class evidence is. Taught in 05_saliency."""
+    """Guided Grad-CAM: guided backpropagation times the upsampled Grad-CAM, fine detail where the class evidence is.
+
+    Taught in 05_saliency.
+    """
     cam = grad_cam(model, images, class_index, region, layer_name=layer_name, normalize_map=False, batch_size=batch_size)
     guided = guided_backprop(model, images, class_index, region, normalize_map=False, batch_size=batch_size)
     return _finish(cam * guided, normalize_map, "guided Grad-CAM")
@@ -575,7 +642,10 @@ def guided_grad_cam(model, images, class_index=None, region=None, *, layer_name=
 
 
 def sigmoid_as_softmax(model: keras.Model, class_index: int) -> keras.Model:
-    """A flat model whose two outputs [log p, log(1-p)] of one sigmoid class make softmax give back [p, 1-p] (for tf-keras-vis ScoreCAM). Taught in 05_saliency."""
+    """A flat model whose two outputs [log p, log(1-p)] of one sigmoid class make softmax give back [p, 1-p] (for tf-keras-vis ScoreCAM).
+
+    Taught in 05_saliency.
+    """
     check_flat(model)
     classes = model.output_shape[-1]
     if not 0 <= int(class_index) < classes:
@@ -588,7 +658,10 @@ def sigmoid_as_softmax(model: keras.Model, class_index: int) -> keras.Model:
 
 @contextlib.contextmanager
 def randomized(model: keras.Model, layer_names, seed: int = 0):
-    """Context manager: re-draw the named layers' kernels and biases (normal, each weight's own std), restore them on exit. Taught in 05_saliency."""
+    """Context manager: re-draw the named layers' kernels and biases (normal, each weight's own std), restore them on exit.
+
+    Taught in 05_saliency.
+    """
     rng = np.random.default_rng(seed)
     saved = []
     try:
@@ -609,7 +682,10 @@ def randomized(model: keras.Model, layer_names, seed: int = 0):
 
 
 def rank_correlation(first, second) -> np.ndarray:
-    """Spearman rank correlation between two stacks of maps, one value per image. Taught in 05_saliency."""
+    """Spearman rank correlation between two stacks of maps, one value per image.
+
+    Taught in 05_saliency.
+    """
     from scipy.stats import spearmanr
 
     first, second = np.asarray(first), np.asarray(second)
@@ -622,7 +698,10 @@ def rank_correlation(first, second) -> np.ndarray:
 
 
 def box_mask(box, size) -> np.ndarray:
-    """Boolean HxW mask of a box ``(x, y, w, h)`` in the map's pixels (pixels whose centre lies inside). Taught in 05_saliency."""
+    """Boolean HxW mask of a box ``(x, y, w, h)`` in the map's pixels (pixels whose centre lies inside).
+
+    Taught in 05_saliency.
+    """
     height, width = size
     x, y, w, h = (float(v) for v in box[:4])
     cols, rows = np.arange(width) + 0.5, np.arange(height) + 0.5
@@ -641,7 +720,10 @@ def _maps_and_boxes(heatmaps, boxes, what: str) -> np.ndarray:
 
 
 def heat_in_box(heatmaps, boxes) -> np.ndarray:
-    """Fraction of each non-negative map's total heat inside its box (x, y, w, h); 0 for an empty map. Taught in 05_saliency."""
+    """Fraction of each non-negative map's total heat inside its box (x, y, w, h); 0 for an empty map.
+
+    Taught in 05_saliency.
+    """
     heatmaps = _maps_and_boxes(heatmaps, boxes, "heat_in_box")
     if (heatmaps < 0).any():
         raise ExplainError("heat_in_box needs non-negative maps (take np.abs or the positive part first).")
@@ -653,19 +735,24 @@ def heat_in_box(heatmaps, boxes) -> np.ndarray:
 
 
 def maximal_pixels(heatmap, tolerance: float = 1e-5) -> np.ndarray:
-    """Boolean mask of the pixels within ``tolerance`` x (max - min) of a 2-D map's maximum: the whole plateau, not one pixel. Taught in 05_saliency."""
+    """Boolean mask of the pixels within ``tolerance`` x (max - min) of a 2-D map's maximum: the whole plateau, not one pixel.
+
+    Taught in 05_saliency.
+    """
     heatmap = np.asarray(heatmap, np.float64)
     peak = heatmap.max()
     return heatmap >= peak - tolerance * (peak - heatmap.min())
 
 
 def pointing_game(heatmaps, boxes, tolerance: float = 1e-5) -> np.ndarray:
-    """True per image where ANY maximal pixel (within tolerance x range of the peak) lies in the box; an all-zero map misses. Taught in 05_saliency.
+    """True per image where ANY maximal pixel (within tolerance x range of the peak) lies in the box; an all-zero map misses.
 
     An upsampled map's maximum is seldom one pixel: bilinear upsampling turns an edge cell of the
     feature grid into a flat plateau reaching the border, and an inner cell into a few equal pixels
     round its centre. ``argmax`` would judge the first of them only (the top-left one), which is a bias
     towards the image's top-left corner, not a property of the map. Every pixel of the plateau counts.
+
+    Taught in 05_saliency.
     """
     heatmaps = _maps_and_boxes(heatmaps, boxes, "pointing_game")
     if not 0 <= tolerance < 1:
@@ -678,10 +765,12 @@ def pointing_game(heatmaps, boxes, tolerance: float = 1e-5) -> np.ndarray:
 
 
 def pointing_ceiling(boxes, cells, size, upsampling: str = "bilinear") -> np.ndarray:
-    """Per box, whether a map peaked at one cell of a cells x cells feature grid, upsampled to size (h, w), can hit it at all. Taught in 05_saliency.
+    """Per box, whether a map peaked at one cell of a cells x cells feature grid, upsampled to size (h, w), can hit it at all.
 
     Each cell in turn is made the single maximum, upsampled as Grad-CAM upsamples, and judged by the
     pointing game: a box no cell's plateau reaches can never be hit at this resolution.
+
+    Taught in 05_saliency.
     """
     height, width = (int(v) for v in size)
     rows, cols = (cells, cells) if np.isscalar(cells) else (int(cells[0]), int(cells[1]))

@@ -29,11 +29,13 @@ def _logit(p) -> np.ndarray:
 
 
 def calibration_line(y_true, y_prob) -> tuple[float, float]:
-    """(intercept, slope) of the logistic recalibration logit P(y = 1) = a + b logit(p): (0, 1) when calibrated. Taught in 09_your_own_films.
+    """(intercept, slope) of the logistic recalibration logit P(y = 1) = a + b logit(p): (0, 1) when calibrated.
 
     A slope below 1: the probabilities are too extreme for this site (over-confident); an intercept below 0
     with slope 1: they are too high on average. (Van Calster et al., "A calibration hierarchy for risk
     models was defined", Journal of Clinical Epidemiology 2016: weak calibration.)
+
+    Taught in 09_your_own_films.
     """
     y = errors.check_labels(np.ravel(y_true), "y_true (labels)")
     p = errors.check_probabilities(np.ravel(y_prob), "y_prob (probabilities)")
@@ -44,7 +46,10 @@ def calibration_line(y_true, y_prob) -> tuple[float, float]:
 
 
 def predictive_values(sensitivity, specificity, prevalence) -> tuple[float, float]:
-    """(PPV, NPV) from sensitivity, specificity and the prevalence of the site (Bayes' rule). Taught in 09_your_own_films."""
+    """(PPV, NPV) from sensitivity, specificity and the prevalence of the site (Bayes' rule).
+
+    Taught in 09_your_own_films.
+    """
     se, sp, pi = (float(v) for v in (sensitivity, specificity, prevalence))
     for name, value in (("sensitivity", se), ("specificity", sp), ("prevalence", pi)):
         if not 0 <= value <= 1:
@@ -55,7 +60,10 @@ def predictive_values(sensitivity, specificity, prevalence) -> tuple[float, floa
 
 
 def at_thresholds(y_true, y_prob, thresholds, labels: Sequence[str]) -> pd.DataFrame:
-    """Per finding: positives, sensitivity, specificity, and PPV and NPV at this set's prevalence, at the given thresholds. Taught in 09_your_own_films."""
+    """Per finding: positives, sensitivity, specificity, and PPV and NPV at this set's prevalence, at the given thresholds.
+
+    Taught in 09_your_own_films.
+    """
     y, p = np.asarray(y_true, np.float64), np.asarray(y_prob, np.float64)
     t = pd.Series(thresholds)[list(labels)].to_numpy(float)
     rows = {}
@@ -86,11 +94,13 @@ def _scores(y, p, t, weight) -> tuple[float, float]:
 
 def subgroup_table(y_true, y_prob, thresholds, labels: Sequence[str], groups, patients, *, samples: int = 500,
                    confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """Per subgroup: films, mean AUROC over the findings and pooled sensitivity at the thresholds, each against the rest, with patient-bootstrap intervals of the gaps. Taught in 09_your_own_films.
+    """Per subgroup: films, mean AUROC over the findings and pooled sensitivity at the thresholds, each against the rest, with patient-bootstrap intervals of the gaps.
 
     ``groups``: one group name per film (None or NaN: unknown, left out). A gap is "found" when its interval
     excludes zero. Findings with fewer than ``MIN_GROUP_POSITIVES`` positives or negatives in a group are
     left out of that group's mean AUROC.
+
+    Taught in 09_your_own_films.
     """
     y, p = np.asarray(y_true, np.float64), errors.check_probabilities(y_prob, "y_prob (probabilities)").astype(np.float64)
     t = pd.Series(thresholds)[list(labels)].to_numpy(float)
@@ -133,7 +143,10 @@ def subgroup_table(y_true, y_prob, thresholds, labels: Sequence[str], groups, pa
 
 
 def add_marker(images, where=None, *, size: float = 0.12, value: float = 1.0) -> np.ndarray:
-    """Copies of the films with a bright square marker in the top-left corner (as portable films carry one) where ``where`` is True. Taught in 09_your_own_films."""
+    """Copies of the films with a bright square marker in the top-left corner (as portable films carry one) where ``where`` is True.
+
+    Taught in 09_your_own_films.
+    """
     out = np.array(images, np.float32, copy=True)
     if out.ndim != 4:
         raise ValueError(f"images must be (films, height, width, channels), not shape {out.shape}.")
@@ -144,7 +157,10 @@ def add_marker(images, where=None, *, size: float = 0.12, value: float = 1.0) ->
 
 
 def marker_region(image_size: int, size: float = 0.12) -> np.ndarray:
-    """The boolean (height, width) mask of the square ``add_marker`` draws. Taught in 09_your_own_films."""
+    """The boolean (height, width) mask of the square ``add_marker`` draws.
+
+    Taught in 09_your_own_films.
+    """
     region = np.zeros((image_size, image_size), bool)
     side = max(2, int(round(size * image_size)))
     pad = max(1, side // 3)
@@ -153,7 +169,10 @@ def marker_region(image_size: int, size: float = 0.12) -> np.ndarray:
 
 
 def mask_marker(images, size: float = 0.12) -> np.ndarray:
-    """Copies with the marker's corner filled by the film's median grey: what the model sees when the marker cannot help. Taught in 09_your_own_films."""
+    """Copies with the marker's corner filled by the film's median grey: what the model sees when the marker cannot help.
+
+    Taught in 09_your_own_films.
+    """
     out = np.array(images, np.float32, copy=True)
     region = marker_region(out.shape[1], size)
     grown = np.zeros_like(region)
@@ -165,7 +184,10 @@ def mask_marker(images, size: float = 0.12) -> np.ndarray:
 
 
 def heat_share(heatmaps, region) -> np.ndarray:
-    """Share of each heatmap's (non-negative) heat inside ``region``. Taught in 09_your_own_films."""
+    """Share of each heatmap's (non-negative) heat inside ``region``.
+
+    Taught in 09_your_own_films.
+    """
     maps = np.clip(np.asarray(heatmaps, np.float64), 0, None)
     total = maps.reshape(len(maps), -1).sum(axis=1)
     inside = maps[:, np.asarray(region, bool)].sum(axis=1)
@@ -174,7 +196,10 @@ def heat_share(heatmaps, region) -> np.ndarray:
 
 def mean_auc_gap(y_true, prob_a, prob_b, patients, *, samples: int = 500, confidence: float = 0.95,
                  seed: int = 0) -> tuple[float, float, float]:
-    """Mean AUROC over the findings of ``prob_a`` minus that of ``prob_b`` on the same films, with a paired patient-bootstrap interval: (gap, low, high). Taught in 09_your_own_films."""
+    """Mean AUROC over the findings of ``prob_a`` minus that of ``prob_b`` on the same films, with a paired patient-bootstrap interval: (gap, low, high).
+
+    Taught in 09_your_own_films.
+    """
     y = np.asarray(y_true, np.float64)
     a, b = (errors.check_probabilities(p, "probabilities").astype(np.float64) for p in (prob_a, prob_b))
     if not a.shape == b.shape == y.shape:

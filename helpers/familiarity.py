@@ -27,7 +27,10 @@ SPLITS = ("validation", "train", "test")
 
 
 class Familiarity:
-    """A Gaussian of the training films' pooled features and a cut-off on the distance to it. Taught in 04_mc_dropout_uncertainty."""
+    """A Gaussian of the training films' pooled features and a cut-off on the distance to it.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
 
     def __init__(self, location, precision, cutoff: float | None = None, meta: dict | None = None):
         self.location = np.asarray(location, np.float64)

@@ -22,7 +22,10 @@ _MAX_SHOWN = 10  # distinct mask values listed in a message
 
 @dataclass
 class DriveRecord:
-    """One DRIVE image with its vessel annotation(s) and field-of-view mask. Taught in 03_unet_vessels."""
+    """One DRIVE image with its vessel annotation(s) and field-of-view mask.
+
+    Taught in 03_unet_vessels.
+    """
 
     id: int
     split: str
@@ -34,7 +37,10 @@ class DriveRecord:
 
 @dataclass
 class DriveDataset:
-    """The DRIVE training (21-40) and test (01-20) records of one folder. Taught in 03_unet_vessels."""
+    """The DRIVE training (21-40) and test (01-20) records of one folder.
+
+    Taught in 03_unet_vessels.
+    """
 
     root: Path
     train: list[DriveRecord]
@@ -57,7 +63,10 @@ _DRIVE_PATTERNS = {
 
 
 def read_drive(root: str | Path) -> DriveDataset:
-    """Find the DRIVE records under ``root`` (training/ and test/), naming every missing file. Taught in 03_unet_vessels."""
+    """Find the DRIVE records under ``root`` (training/ and test/), naming every missing file.
+
+    Taught in 03_unet_vessels.
+    """
     root = Path(root).expanduser().absolute()
     if not root.is_dir():
         raise DataError(f"{root}: folder not found. Point read_drive at the folder holding training/ and test/.")
@@ -137,7 +146,10 @@ def _read_mask(path: Path) -> np.ndarray:
 
 
 def load_drive(record: DriveRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Load one DRIVE record: image float32 HxWx3 in [0, 1], vessels bool HxW, field of view bool HxW. Taught in 03_unet_vessels."""
+    """Load one DRIVE record: image float32 HxWx3 in [0, 1], vessels bool HxW, field of view bool HxW.
+
+    Taught in 03_unet_vessels.
+    """
     from helpers.preprocessing import read_image  # imported here: it loads TensorFlow
 
     image = read_image(record.image, channels=3)
@@ -156,7 +168,10 @@ def load_drive(record: DriveRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def load_second_observer(record: DriveRecord, shape: tuple[int, int]) -> np.ndarray | None:
-    """The second observer's vessel mask (test images only; palette GIF, 0/1) as bool HxW, or None where DRIVE has none. Taught in 03_unet_vessels."""
+    """The second observer's vessel mask (test images only; palette GIF, 0/1) as bool HxW, or None where DRIVE has none.
+
+    Taught in 03_unet_vessels.
+    """
     if record.manual2 is None:
         return None
     vessels2 = _read_mask(Path(record.manual2))

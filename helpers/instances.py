@@ -49,7 +49,10 @@ def _pair(true_labels, pred_labels) -> tuple[np.ndarray, np.ndarray]:
 
 
 def relabel(labels) -> np.ndarray:
-    """The same objects numbered 1..n in order of their old numbers (gaps closed), as int32. Taught in 08_cells_counting."""
+    """The same objects numbered 1..n in order of their old numbers (gaps closed), as int32.
+
+    Taught in 08_cells_counting.
+    """
     values = _label_map(labels, "labels (instance map)")
     if values.size == 0:
         return values.astype(np.int32)
@@ -59,13 +62,19 @@ def relabel(labels) -> np.ndarray:
 
 
 def count_instances(labels) -> int:
-    """How many objects an instance map holds (distinct positive values). Taught in 08_cells_counting."""
+    """How many objects an instance map holds (distinct positive values).
+
+    Taught in 08_cells_counting.
+    """
     values = _label_map(labels, "labels (instance map)")
     return int(np.count_nonzero(np.unique(values)))
 
 
 def nucleus_targets(labels, core_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Training targets from an instance map: foreground, and each object's core (its pixels at least core_fraction of its deepest distance inside). Taught in 08_cells_counting."""
+    """Training targets from an instance map: foreground, and each object's core (its pixels at least core_fraction of its deepest distance inside).
+
+    Taught in 08_cells_counting.
+    """
     from skimage.segmentation import find_boundaries
 
     if not 0 < core_fraction < 1:
@@ -102,7 +111,10 @@ def _check_min_size(min_size) -> int:
 
 
 def classical_instances(image, min_size: int = 8, min_distance: int = 3, smooth: float = 1.0) -> np.ndarray:
-    """The no-learning baseline: Gaussian smoothing, Otsu threshold, distance transform, peaks as markers, watershed. Taught in 08_cells_counting."""
+    """The no-learning baseline: Gaussian smoothing, Otsu threshold, distance transform, peaks as markers, watershed.
+
+    Taught in 08_cells_counting.
+    """
     from skimage.feature import peak_local_max
     from skimage.filters import threshold_otsu
     from skimage.segmentation import watershed
@@ -125,7 +137,10 @@ def classical_instances(image, min_size: int = 8, min_distance: int = 3, smooth:
 
 
 def instances_from_maps(foreground, cores, threshold: float = 0.5, core_threshold: float = 0.5, min_size: int = 8) -> np.ndarray:
-    """Instances from predicted foreground and core probabilities: cores are the markers, the watershed grows them over the foreground. Taught in 08_cells_counting."""
+    """Instances from predicted foreground and core probabilities: cores are the markers, the watershed grows them over the foreground.
+
+    Taught in 08_cells_counting.
+    """
     from skimage.segmentation import watershed
 
     min_size = _check_min_size(min_size)
@@ -148,7 +163,10 @@ def instances_from_maps(foreground, cores, threshold: float = 0.5, core_threshol
 
 
 def iou_matrix(true_labels, pred_labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """IoU of every (true, predicted) object pair from one contingency table: (iou (n_true, n_pred), true ids, predicted ids). Taught in 08_cells_counting."""
+    """IoU of every (true, predicted) object pair from one contingency table: (iou (n_true, n_pred), true ids, predicted ids).
+
+    Taught in 08_cells_counting.
+    """
     true, pred = _pair(true_labels, pred_labels)
     true_ids, true_index = np.unique(true, return_inverse=True)
     pred_ids, pred_index = np.unique(pred, return_inverse=True)
@@ -162,7 +180,10 @@ def iou_matrix(true_labels, pred_labels) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 class Match(NamedTuple):
-    """Objects matched at one IoU threshold: counts, precision, recall, F1, the pairs, and which predictions hit. Taught in 08_cells_counting."""
+    """Objects matched at one IoU threshold: counts, precision, recall, F1, the pairs, and which predictions hit.
+
+    Taught in 08_cells_counting.
+    """
 
     tp: int
     fp: int
@@ -191,7 +212,10 @@ def _check_threshold(threshold) -> float:
 
 
 def match_instances(true_labels, pred_labels, threshold: float = 0.5) -> Match:
-    """Match predicted to true objects at IoU above ``threshold``: TP, FP, FN, precision, recall and F1 (1.0 when both maps are empty). Taught in 08_cells_counting."""
+    """Match predicted to true objects at IoU above ``threshold``: TP, FP, FN, precision, recall and F1 (1.0 when both maps are empty).
+
+    Taught in 08_cells_counting.
+    """
     threshold = _check_threshold(threshold)
     iou, true_ids, pred_ids = iou_matrix(true_labels, pred_labels)
     rows, cols = _hits(iou, threshold)
@@ -207,7 +231,10 @@ def match_instances(true_labels, pred_labels, threshold: float = 0.5) -> Match:
 
 
 def average_precision(true_labels, pred_labels, thresholds=DSB_THRESHOLDS) -> float:
-    """The Data Science Bowl 2018 score of one image: TP / (TP + FP + FN) averaged over IoU thresholds 0.5 to 0.95 (1.0 when both are empty). Taught in 08_cells_counting."""
+    """The Data Science Bowl 2018 score of one image: TP / (TP + FP + FN) averaged over IoU thresholds 0.5 to 0.95 (1.0 when both are empty).
+
+    Taught in 08_cells_counting.
+    """
     thresholds = errors.check_finite(thresholds, "thresholds")
     if thresholds.ndim != 1 or thresholds.size == 0:
         raise ValueError("thresholds must be a non-empty list of IoU values, e.g. instances.DSB_THRESHOLDS.")
@@ -224,7 +251,10 @@ def average_precision(true_labels, pred_labels, thresholds=DSB_THRESHOLDS) -> fl
 
 
 def count_errors(true_counts, pred_counts) -> pd.Series:
-    """Count errors over images: mean absolute error, mean relative error (|error| / true count, images with objects), bias (mean predicted - true). Taught in 08_cells_counting."""
+    """Count errors over images: mean absolute error, mean relative error (|error| / true count, images with objects), bias (mean predicted - true).
+
+    Taught in 08_cells_counting.
+    """
     true = errors.check_finite(true_counts, "true_counts")
     pred = errors.check_finite(pred_counts, "pred_counts")
     if true.shape != pred.shape or true.ndim != 1 or true.size == 0:
@@ -245,7 +275,10 @@ def _check_level(level) -> float:
 
 
 def count_interval(counts, level: float = 0.9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """From MC counts of shape (T, images): each image's mean count and the central ``level`` interval of the T counts. Taught in 08_cells_counting."""
+    """From MC counts of shape (T, images): each image's mean count and the central ``level`` interval of the T counts.
+
+    Taught in 08_cells_counting.
+    """
     level = _check_level(level)
     counts = errors.check_finite(counts, "counts (T samples, images)")
     if counts.ndim != 2 or counts.shape[0] < 2:
@@ -255,7 +288,10 @@ def count_interval(counts, level: float = 0.9) -> tuple[np.ndarray, np.ndarray, 
 
 
 def conformal_scale(true_counts, centre, spread, level: float = 0.9) -> float:
-    """Split-conformal factor k from calibration images: centre +- k * spread covers ``level`` of them (finite-sample corrected). Taught in 08_cells_counting."""
+    """Split-conformal factor k from calibration images: centre +- k * spread covers ``level`` of them (finite-sample corrected).
+
+    Taught in 08_cells_counting.
+    """
     level = _check_level(level)
     true = errors.check_finite(true_counts, "true_counts")
     centre = errors.check_finite(centre, "centre")
@@ -278,7 +314,10 @@ def conformal_scale(true_counts, centre, spread, level: float = 0.9) -> float:
 
 
 def coverage(true_counts, low, high) -> float:
-    """Share of images whose true count lies inside [low, high]. Taught in 08_cells_counting."""
+    """Share of images whose true count lies inside [low, high].
+
+    Taught in 08_cells_counting.
+    """
     true = errors.check_finite(true_counts, "true_counts")
     low, high = errors.check_finite(low, "low"), errors.check_finite(high, "high")
     if not (true.shape == low.shape == high.shape) or true.ndim != 1 or true.size == 0:
@@ -289,7 +328,10 @@ def coverage(true_counts, low, high) -> float:
 
 
 def per_instance_mean(labels, values) -> np.ndarray:
-    """Mean of a pixel map inside each object, in order of the object ids (e.g. mutual information per nucleus). Taught in 08_cells_counting."""
+    """Mean of a pixel map inside each object, in order of the object ids (e.g. mutual information per nucleus).
+
+    Taught in 08_cells_counting.
+    """
     labels = _label_map(labels, "labels (instance map)")
     values = errors.check_finite(values, "values (a map per pixel)")
     if values.shape != labels.shape:
@@ -300,7 +342,10 @@ def per_instance_mean(labels, values) -> np.ndarray:
 
 
 def touching_fraction(labels) -> float:
-    """Share of objects that touch another object (8-neighbourhood): how clumped an image is. Taught in 08_cells_counting."""
+    """Share of objects that touch another object (8-neighbourhood): how clumped an image is.
+
+    Taught in 08_cells_counting.
+    """
     labels = _label_map(labels, "labels (instance map)")
     ids = np.unique(labels)
     n = int(np.count_nonzero(ids))
@@ -317,7 +362,10 @@ def touching_fraction(labels) -> float:
 
 
 def instance_stability(reference, samples, threshold: float = 0.5) -> np.ndarray:
-    """Per object of ``reference``: the share of the sample instance maps (e.g. one per dropout sample) holding a match at IoU above ``threshold``. Taught in 08_cells_counting."""
+    """Per object of ``reference``: the share of the sample instance maps (e.g. one per dropout sample) holding a match at IoU above ``threshold``.
+
+    Taught in 08_cells_counting.
+    """
     threshold = _check_threshold(threshold)
     reference = _label_map(reference, "reference (instance map)")
     ids = np.unique(reference)

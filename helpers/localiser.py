@@ -28,12 +28,14 @@ _BOX_COLUMNS = ("image_index", "x", "y", "w", "h", "image_width", "image_height"
 
 
 def box_masks(box_table: pd.DataFrame, image_indices, size: int) -> np.ndarray:
-    """Masks (images, size, size, 1) with 1 inside every box of each image (any finding) and 0 elsewhere, in image_indices order. Taught in 06_boxes_iobb.
+    """Masks (images, size, size, 1) with 1 inside every box of each image (any finding) and 0 elsewhere, in image_indices order.
 
     ``box_table`` is NIH's box table (``read_nih(...).boxes``); boxes are moved from each PNG's own
     size to ``size``. An image with no row in the table gets an all-zero mask: only give images whose
     findings were all boxed (in the real NIH release most findings carry no box, so a zero mask there
     would teach "nothing here" where the truth is "not drawn").
+
+    Taught in 06_boxes_iobb.
     """
     missing = set(_BOX_COLUMNS) - set(box_table.columns)
     if missing:
@@ -54,7 +56,10 @@ def box_masks(box_table: pd.DataFrame, image_indices, size: int) -> np.ndarray:
 
 
 def build(image_size: int, base_filters: int = 8, depth: int = 3, normalization=None) -> keras.Model:
-    """A small U-Net (models.unet, no dropout) with one sigmoid channel: P(pixel inside a box). Taught in 06_boxes_iobb."""
+    """A small U-Net (models.unet, no dropout) with one sigmoid channel: P(pixel inside a box).
+
+    Taught in 06_boxes_iobb.
+    """
     return models.unet((int(image_size), int(image_size), 1), base_filters=base_filters, depth=depth, dropout_rate=0.0,
                        name="localiser", normalization=normalization)
 
@@ -65,7 +70,10 @@ def _settings_path(path: Path) -> Path:
 
 def train_or_load(path, images, masks, *, epochs: int, base_filters: int = 8, depth: int = 3, batch_size: int = 16,
                   learning_rate: float = 3e-3, seed: int = 42) -> tuple[keras.Model, dict]:
-    """The localiser cached at path if it was trained with these settings and data, else trained (Adam, Dice + BCE) and saved; (model, settings with training seconds). Taught in 06_boxes_iobb."""
+    """The localiser cached at path if it was trained with these settings and data, else trained (Adam, Dice + BCE) and saved; (model, settings with training seconds).
+
+    Taught in 06_boxes_iobb.
+    """
     path = Path(path)
     images = check_finite(images, "localiser training images").astype(np.float32)
     masks = check_labels(masks, "localiser training masks (1 inside a box, 0 outside)").astype(np.float32)

@@ -11,7 +11,10 @@ from helpers import errors
 
 @keras.saving.register_keras_serializable(package="medxai")
 class WeightedBinaryCrossentropy(keras.losses.Loss):
-    """Per-class weighted BCE ``-(w_p y log p + w_n (1-y) log(1-p))`` averaged over classes. Taught in 02_densenet_transfer."""
+    """Per-class weighted BCE ``-(w_p y log p + w_n (1-y) log(1-p))`` averaged over classes.
+
+    Taught in 02_densenet_transfer.
+    """
 
     def __init__(self, pos_weights, neg_weights, epsilon: float = 1e-7, name: str = "weighted_bce", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -25,7 +28,10 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
 
     @classmethod
     def from_labels(cls, labels, **kwargs) -> WeightedBinaryCrossentropy:
-        """Fit ``w_p = negatives/total`` and ``w_n = positives/total`` on training labels. Taught in 02_densenet_transfer."""
+        """Fit ``w_p = negatives/total`` and ``w_n = positives/total`` on training labels.
+
+        Taught in 02_densenet_transfer.
+        """
         labels = errors.check_labels(labels, "training labels").astype(np.float64)
         if labels.ndim != 2 or len(labels) == 0:
             raise ValueError(f"training labels must be a non-empty (images, classes) array, not shape {labels.shape}.")
@@ -63,11 +69,13 @@ def _soft_dice(y_true, y_pred, smooth: float):
 
 @keras.saving.register_keras_serializable(package="medxai")
 class DiceLoss(keras.losses.Loss):
-    """Soft Dice loss ``1 - (2 sum(y p) + s) / (sum(y) + sum(p) + s)`` over all pixels of the batch. Taught in 03_unet_vessels.
+    """Soft Dice loss ``1 - (2 sum(y p) + s) / (sum(y) + sum(p) + s)`` over all pixels of the batch.
 
     One value per batch, so Keras ``sample_weight`` can only rescale it; to restrict it to the field of
     view, multiply ``y`` and ``p`` by the FOV mask (notebook 03 measures that it barely matters, since a
     pixel with y = 0 and p = 0 adds nothing to either sum).
+
+    Taught in 03_unet_vessels.
     """
 
     def __init__(self, smooth: float = 1.0, name: str = "dice_loss", **kwargs):
@@ -87,7 +95,10 @@ class DiceLoss(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="medxai")
 class DiceBCELoss(keras.losses.Loss):
-    """Soft Dice loss plus ``bce_weight`` times the mean binary cross-entropy over all pixels. Taught in 03_unet_vessels."""
+    """Soft Dice loss plus ``bce_weight`` times the mean binary cross-entropy over all pixels.
+
+    Taught in 03_unet_vessels.
+    """
 
     def __init__(self, smooth: float = 1.0, bce_weight: float = 1.0, epsilon: float = 1e-7, name: str = "dice_bce_loss", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -114,7 +125,10 @@ class DiceBCELoss(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="medxai")
 class HeteroscedasticBCE(keras.losses.Loss):
-    """Kendall-Gal sampled-logit loss: ``-log mean_t p(y | mu + sigma eps_t)`` for a (logit mean, log-variance) output. Taught in 04_mc_dropout_uncertainty."""
+    """Kendall-Gal sampled-logit loss: ``-log mean_t p(y | mu + sigma eps_t)`` for a (logit mean, log-variance) output.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
 
     def __init__(self, samples: int = 20, seed: int | None = None, name: str = "heteroscedastic_bce", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -150,11 +164,13 @@ class HeteroscedasticBCE(keras.losses.Loss):
 
 
 def oversampling_weights(labels, targets: dict, names=None, exact: bool = True) -> np.ndarray:
-    """Mixture weights (all images, then each target finding's positives) giving each target its requested frequency (``exact=False``: the nearest reachable). Taught in 02_densenet_transfer.
+    """Mixture weights (all images, then each target finding's positives) giving each target its requested frequency (``exact=False``: the nearest reachable).
 
     Drawing from the whole set with probability ``w0`` and from the positives of target finding ``j`` with
     probability ``w_j`` shows finding ``k`` with frequency ``f_k = w0 p_k + sum_j w_j q_jk`` (``p_k`` its
     prevalence, ``q_jk`` its share among finding ``j``'s positives): a linear system in the ``w_j``.
+
+    Taught in 02_densenet_transfer.
     """
     y = errors.check_labels(labels, "oversampling labels").astype(np.float64)
     if y.ndim != 2 or not len(y):
@@ -200,7 +216,10 @@ def oversampling_weights(labels, targets: dict, names=None, exact: bool = True) 
 
 
 def expected_frequencies(labels, weights, targets: dict, names=None) -> np.ndarray:
-    """Frequency of every finding in a stream mixed with ``weights`` (from oversampling_weights), computed from the labels. Taught in 02_densenet_transfer."""
+    """Frequency of every finding in a stream mixed with ``weights`` (from oversampling_weights), computed from the labels.
+
+    Taught in 02_densenet_transfer.
+    """
     y = errors.check_labels(labels, "oversampling labels").astype(np.float64)
     names = list(names) if names is not None else list(range(y.shape[1]))
     pools = [y] + [y[y[:, names.index(key)] == 1] for key in targets]
@@ -208,7 +227,10 @@ def expected_frequencies(labels, weights, targets: dict, names=None) -> np.ndarr
 
 
 def oversampled_dataset(inputs, labels, targets: dict, names=None, seed: int = 42, exact: bool = True):
-    """An endless, unbatched tf.data stream of (input, labels) in which each target finding appears at its requested frequency. Taught in 02_densenet_transfer."""
+    """An endless, unbatched tf.data stream of (input, labels) in which each target finding appears at its requested frequency.
+
+    Taught in 02_densenet_transfer.
+    """
     import tensorflow as tf
 
     y = errors.check_labels(labels, "oversampling labels")

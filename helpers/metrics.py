@@ -69,7 +69,10 @@ def _auc_table(y_true: np.ndarray, y_score: np.ndarray, labels: Sequence[str]) -
 
 
 def roc_auc_per_class(y_true, y_score, labels: Sequence[str], split: str = "this split") -> pd.Series:
-    """ROC AUC per class (scikit-learn); a class without both outcomes is nan with a warning naming it. Taught in 02_densenet_transfer."""
+    """ROC AUC per class (scikit-learn); a class without both outcomes is nan with a warning naming it.
+
+    Taught in 02_densenet_transfer.
+    """
     y_true, y_score = _check(y_true, y_score, labels)
     aucs, missing = _auc_table(y_true, y_score, labels)
     _warn_missing(labels, missing, split)
@@ -77,7 +80,10 @@ def roc_auc_per_class(y_true, y_score, labels: Sequence[str], split: str = "this
 
 
 def roc_curves(y_true, y_score, labels: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """False- and true-positive rates per class, for plotting (classes without both outcomes left out). Taught in 02_densenet_transfer."""
+    """False- and true-positive rates per class, for plotting (classes without both outcomes left out).
+
+    Taught in 02_densenet_transfer.
+    """
     y_true, y_score = _check(y_true, y_score, labels)
     curves = {}
     for j, label in enumerate(labels):
@@ -97,7 +103,10 @@ def _best_f1_cut(truth: np.ndarray, scores: np.ndarray) -> float:
 
 
 def choose_thresholds(y_true, y_score, labels: Sequence[str], method: str = "youden") -> pd.Series:
-    """Per-class decision threshold chosen on validation: Youden's J (max sensitivity + specificity - 1) or max F1. Taught in 02_densenet_transfer."""
+    """Per-class decision threshold chosen on validation: Youden's J (max sensitivity + specificity - 1) or max F1.
+
+    Taught in 02_densenet_transfer.
+    """
     if method not in ("youden", "f1"):
         raise ValueError(f"method must be 'youden' or 'f1', not {method!r}.")
     y_true, y_score = _check(y_true, y_score, labels, probabilities=True)
@@ -119,7 +128,10 @@ def choose_thresholds(y_true, y_score, labels: Sequence[str], method: str = "you
 
 
 def threshold_metrics(y_true, y_score, thresholds: pd.Series, labels: Sequence[str]) -> pd.DataFrame:
-    """Confusion counts and sensitivity, specificity, PPV, NPV per class at the given thresholds. Taught in 02_densenet_transfer."""
+    """Confusion counts and sensitivity, specificity, PPV, NPV per class at the given thresholds.
+
+    Taught in 02_densenet_transfer.
+    """
     y_true, y_score = _check(y_true, y_score, labels, probabilities=True)
     absent = [label for label in labels if label not in thresholds.index]
     if absent:
@@ -177,7 +189,7 @@ def bootstrap_auc(
     y_true, y_score, labels: Sequence[str], samples: int = 200, confidence: float = 0.95, seed: int = 42, *,
     groups=None, min_valid: int | None = None,
 ) -> pd.DataFrame:
-    """ROC AUC per class with a percentile bootstrap interval, resampling patients when ``groups`` gives their IDs. Taught in 02_densenet_transfer.
+    """ROC AUC per class with a percentile bootstrap interval, resampling patients when ``groups`` gives their IDs.
 
     ``groups`` (one patient ID per image): a cluster bootstrap draws patients with replacement and keeps all
     of their images, since images of one patient are not independent; without it, images are drawn. A
@@ -185,6 +197,8 @@ def bootstrap_auc(
     ``valid`` counts the valid ones. With fewer than ``min_valid`` (default 90% of ``samples``) the
     interval would describe only the lucky replicates, so it is reported as nan with a warning naming the
     class. ``samples`` below 50 or a ``confidence`` outside (0, 1) (95 instead of 0.95) raise ValueError.
+
+    Taught in 02_densenet_transfer.
     """
     y_true, y_score = _check(y_true, y_score, labels)
     min_valid, codes = _bootstrap_arguments(samples, confidence, min_valid, len(y_true), groups)
@@ -224,7 +238,10 @@ def bootstrap_auc(
 
 
 def published_auroc() -> pd.DataFrame:
-    """Published per-class ROC AUC on ChestX-ray14 (Wang 2017, CheXNet, Deep MedIA) from helpers/data/manifests/; sources and splits in .attrs. Taught in 02_densenet_transfer."""
+    """Published per-class ROC AUC on ChestX-ray14 (Wang 2017, CheXNet, Deep MedIA) from helpers/data/manifests/; sources and splits in .attrs.
+
+    Taught in 02_densenet_transfer.
+    """
     import json
 
     from helpers.datasets import MANIFEST_DIR
@@ -246,7 +263,10 @@ SEGMENTATION_METRICS = ("Dice", "AUC-ROC", "AUC-PR", "accuracy", "sensitivity", 
 
 
 def fov_pixels(vessels, probabilities, fov) -> tuple[np.ndarray, np.ndarray]:
-    """The (truth, score) pairs of the pixels inside the FOV, from one image (HxW) or a stack (NxHxW), checked. Taught in 03_unet_vessels."""
+    """The (truth, score) pairs of the pixels inside the FOV, from one image (HxW) or a stack (NxHxW), checked.
+
+    Taught in 03_unet_vessels.
+    """
     vessels, probabilities, fov = (np.asarray(a) for a in (vessels, probabilities, fov))
     if probabilities.ndim == vessels.ndim + 1 and probabilities.shape[-1] == 1:
         probabilities = probabilities[..., 0]
@@ -265,7 +285,10 @@ def fov_pixels(vessels, probabilities, fov) -> tuple[np.ndarray, np.ndarray]:
 
 
 def segmentation_metrics(vessels, probabilities, fov, threshold: float = 0.5) -> pd.Series:
-    """Dice (= F1), AUC-ROC, AUC-PR (average precision), accuracy, sensitivity, specificity over the pixels inside the FOV only. Taught in 03_unet_vessels."""
+    """Dice (= F1), AUC-ROC, AUC-PR (average precision), accuracy, sensitivity, specificity over the pixels inside the FOV only.
+
+    Taught in 03_unet_vessels.
+    """
     from sklearn.metrics import average_precision_score
 
     if not 0.0 <= float(threshold) <= 1.0:
@@ -297,7 +320,10 @@ def segmentation_metrics(vessels, probabilities, fov, threshold: float = 0.5) ->
 
 
 def best_f1_threshold(vessels, probabilities, fov) -> float:
-    """The threshold (predict vessel when p >= it) with the highest F1 = Dice inside the FOV; choose it on validation images. Taught in 03_unet_vessels."""
+    """The threshold (predict vessel when p >= it) with the highest F1 = Dice inside the FOV; choose it on validation images.
+
+    Taught in 03_unet_vessels.
+    """
     truth, scores = fov_pixels(vessels, probabilities, fov)
     if not truth.any():
         raise ValueError("no vessel pixel inside the FOV: F1 is undefined for every threshold.")
@@ -305,7 +331,10 @@ def best_f1_threshold(vessels, probabilities, fov) -> float:
 
 
 def published_drive() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Published DRIVE results from helpers/data/manifests/published_drive.json: (test metrics inside the FOV, Dice losses); sources in .attrs. Taught in 03_unet_vessels."""
+    """Published DRIVE results from helpers/data/manifests/published_drive.json: (test metrics inside the FOV, Dice losses); sources in .attrs.
+
+    Taught in 03_unet_vessels.
+    """
     import json
 
     from helpers.datasets import MANIFEST_DIR
@@ -335,7 +364,10 @@ def _calibration_inputs(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
 
 
 def reliability_table(y_true, y_prob, bins: int = 10) -> pd.DataFrame:
-    """Reliability-diagram data over equal-width bins: mean predicted probability, observed frequency, count (empty bins left out). Taught in 04_mc_dropout_uncertainty."""
+    """Reliability-diagram data over equal-width bins: mean predicted probability, observed frequency, count (empty bins left out).
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     from sklearn.calibration import calibration_curve
 
     y_true, y_prob = _calibration_inputs(y_true, y_prob)
@@ -353,11 +385,13 @@ def reliability_table(y_true, y_prob, bins: int = 10) -> pd.DataFrame:
 def expected_calibration_error(
     y_true, y_prob, bins: int = 10, per_class: bool = False, labels: Sequence[str] | None = None
 ) -> float | pd.Series:
-    """ECE: the count-weighted mean gap |observed frequency - mean probability| over equal-width bins, pooled or per class (column). Taught in 04_mc_dropout_uncertainty.
+    """ECE: the count-weighted mean gap |observed frequency - mean probability| over equal-width bins, pooled or per class (column).
 
     Pooled (default): every (image, class) prediction in one set of bins. ``per_class=True`` takes
     (images, classes) arrays and returns one ECE per column, named by ``labels`` when given; a rare
     class's miscalibration is diluted in the pooled figure by the many easy negatives of the others.
+
+    Taught in 04_mc_dropout_uncertainty.
     """
     if not per_class:
         table = reliability_table(y_true, y_prob, bins)

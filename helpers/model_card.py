@@ -41,7 +41,10 @@ _PACKAGE = "medxai-helpers"
 
 
 def card_path(model_path) -> Path:
-    """The card beside a saved model (densenet121_nih.keras -> densenet121_nih.card.json). Taught in 02_densenet_transfer."""
+    """The card beside a saved model (densenet121_nih.keras -> densenet121_nih.card.json).
+
+    Taught in 02_densenet_transfer.
+    """
     model_path = Path(model_path)
     return model_path.with_name(model_path.stem + CARD_SUFFIX)  # the rule of report.side_file
 
@@ -130,12 +133,14 @@ def _write(path: Path, card: dict) -> Path:
 
 def write_card(model_path, *, training_data: dict, profile: str, split: str, image_size, labels: Sequence[str],
                metrics=None, thresholds=None, referral=None, notes=None, **extra) -> Path:
-    """Write the model card beside a saved model: training data, profile, split, size, AUROC, thresholds, versions, date. Taught in 02_densenet_transfer.
+    """Write the model card beside a saved model: training data, profile, split, size, AUROC, thresholds, versions, date.
 
     ``training_data``: ``{"kind": "synthetic" | "real", "source": ..., "images": N, "patients": M}`` (and for real
     data the copy read, e.g. its folder). ``metrics``: per finding, e.g. ``metrics_table(val, test)``.
     ``thresholds``: how they were chosen (a method name or a dict). ``extra``: any further JSON-ready facts
     (``architecture="DenseNet121"`` names the model in the summary line).
+
+    Taught in 02_densenet_transfer.
     """
     labels = [str(label) for label in labels]
     if not labels:
@@ -158,7 +163,10 @@ def write_card(model_path, *, training_data: dict, profile: str, split: str, ima
 
 
 def read_card(model_path) -> dict | None:
-    """The model card beside a saved model, or None when there is none; a malformed card raises DataError naming it. Taught in 07_report."""
+    """The model card beside a saved model, or None when there is none; a malformed card raises DataError naming it.
+
+    Taught in 07_report.
+    """
     path = card_path(model_path)
     if not path.is_file():
         return None
@@ -178,9 +186,11 @@ def read_card(model_path) -> dict | None:
 
 
 def update_card(model_path, **fields) -> Path:
-    """Add later facts to the card (notebook 04 the referral rule, 06 the box sizes), keeping the earlier ones. Taught in 04_mc_dropout_uncertainty.
+    """Add later facts to the card (notebook 04 the referral rule, 06 the box sizes), keeping the earlier ones.
 
     A field that is a dict in both the card and the update is merged key by key; any other replaces the old value.
+
+    Taught in 04_mc_dropout_uncertainty.
     """
     card = read_card(model_path)
     if card is None:
@@ -199,7 +209,10 @@ def update_card(model_path, **fields) -> Path:
 
 
 def metrics_table(validation: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
-    """Per finding: validation and test AUROC with their interval (two ``metrics.bootstrap_auc`` tables) for the card. Taught in 02_densenet_transfer."""
+    """Per finding: validation and test AUROC with their interval (two ``metrics.bootstrap_auc`` tables) for the card.
+
+    Taught in 02_densenet_transfer.
+    """
     columns = {"ROC AUC": "auroc", "low": "low", "high": "high", "positives": "positives"}
     parts = []
     for name, table in (("val", validation), ("test", test)):
@@ -213,19 +226,28 @@ def metrics_table(validation: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
 
 
 def training_kind(card: dict | None) -> str:
-    """What the model was trained on: "synthetic", "real", or "unknown" without a card. Taught in 07_report."""
+    """What the model was trained on: "synthetic", "real", or "unknown" without a card.
+
+    Taught in 07_report.
+    """
     if card is None:
         return "unknown"
     return str(card["training_data"]["kind"])
 
 
 def is_real_input(path_or_array) -> bool:
-    """Whether a report's input counts as a real radiograph: any file (PNG, JPEG, DICOM) yes, an array no. Taught in 07_report."""
+    """Whether a report's input counts as a real radiograph: any file (PNG, JPEG, DICOM) yes, an array no.
+
+    Taught in 07_report.
+    """
     return isinstance(path_or_array, (str, Path))
 
 
 def summary_line(card: dict | None, *, real_input: bool) -> str:
-    """One line on what the model was trained on and how its thresholds were chosen, with the warning a real input needs. Taught in 07_report."""
+    """One line on what the model was trained on and how its thresholds were chosen, with the warning a real input needs.
+
+    Taught in 07_report.
+    """
     if card is None:
         return NO_CARD_LINE
     data = card["training_data"]
@@ -248,7 +270,10 @@ def summary_line(card: dict | None, *, real_input: bool) -> str:
 
 
 def as_report(card: dict | None) -> dict:
-    """The card as a report's JSON holds it: ``training_data`` the word (synthetic, real, unknown), its details beside. Taught in 07_report."""
+    """The card as a report's JSON holds it: ``training_data`` the word (synthetic, real, unknown), its details beside.
+
+    Taught in 07_report.
+    """
     if card is None:
         return {"training_data": "unknown", "training_data_details": None}
     out = dict(card)

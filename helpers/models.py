@@ -31,11 +31,17 @@ CLASSIFIER_FILE = "densenet121_nih.keras"
 
 
 class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights are neither in the Keras cache nor downloadable from here. Taught in 02_densenet_transfer."""
+    """Pretrained weights are neither in the Keras cache nor downloadable from here.
+
+    Taught in 02_densenet_transfer.
+    """
 
 
 def imagenet_weights_path() -> Path:
-    """Where Keras keeps DenseNet121's ImageNet weights (no top) once downloaded. Taught in 02_densenet_transfer."""
+    """Where Keras keeps DenseNet121's ImageNet weights (no top) once downloaded.
+
+    Taught in 02_densenet_transfer.
+    """
     return config.keras_home() / "models" / DENSENET_WEIGHTS_FILE
 
 
@@ -49,7 +55,10 @@ def _reachable(url: str, timeout: float) -> bool:
 
 
 def resolve_weights(weights, timeout: float = 3.0):
-    """``"imagenet"`` to the cached file (or a download, if reachable), a path checked, ``None`` kept. Taught in 02_densenet_transfer."""
+    """``"imagenet"`` to the cached file (or a download, if reachable), a path checked, ``None`` kept.
+
+    Taught in 02_densenet_transfer.
+    """
     if weights is None:
         return None
     if weights != "imagenet":
@@ -83,7 +92,10 @@ def densenet121_classifier(
     dropout_rate: float = 0.0,
     name: str = "densenet121_chestxray",
 ) -> keras.Model:
-    """DenseNet121 + global average pooling + sigmoid head, as one flat functional model on [0, 1] images. Taught in 02_densenet_transfer."""
+    """DenseNet121 + global average pooling + sigmoid head, as one flat functional model on [0, 1] images.
+
+    Taught in 02_densenet_transfer.
+    """
     if last_block not in DENSENET_FEATURES:
         raise ValueError(f"last_block must be one of {sorted(DENSENET_FEATURES)}, not {last_block!r}.")
     if channels not in (1, 3):
@@ -113,7 +125,10 @@ def densenet121_classifier(
 
 
 def feature_layer_name(model: keras.Model) -> str:
-    """Name of the last convolutional feature map of a classifier built here (for Grad-CAM and boxes). Taught in 02_densenet_transfer."""
+    """Name of the last convolutional feature map of a classifier built here (for Grad-CAM and boxes).
+
+    Taught in 02_densenet_transfer.
+    """
     for layer_name in (DENSENET_FEATURES[5], DENSENET_FEATURES[4]):
         try:
             model.get_layer(layer_name)
@@ -135,7 +150,10 @@ def _block_of(layer) -> int | None:
 
 
 def set_trainable_blocks(model: keras.Model, blocks: int, train_batchnorm: bool = False) -> list[str]:
-    """Make the last ``blocks`` dense blocks trainable (0 freezes the backbone, 5 frees all); BatchNorm stays in inference mode unless asked. Taught in 02_densenet_transfer."""
+    """Make the last ``blocks`` dense blocks trainable (0 freezes the backbone, 5 frees all); BatchNorm stays in inference mode unless asked.
+
+    Taught in 02_densenet_transfer.
+    """
     if not 0 <= blocks <= 5:
         raise ValueError(f"blocks must be between 0 (frozen backbone) and 5 (all), not {blocks!r}.")
     first_trainable = 6 - blocks
@@ -156,7 +174,10 @@ def set_trainable_blocks(model: keras.Model, blocks: int, train_batchnorm: bool 
 
 
 class ModelFileError(DataError):
-    """A file or folder that is not a ``.keras`` model this series can load safely. Taught in 02_densenet_transfer."""
+    """A file or folder that is not a ``.keras`` model this series can load safely.
+
+    Taught in 02_densenet_transfer.
+    """
 
 
 _HDF5 = b"\x89HDF\r\n\x1a\n"
@@ -237,7 +258,10 @@ _UNKNOWN_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
 
 
 def load_model(path, custom_objects=None, hint: str = "Check the path, or run the notebook that saves it.") -> keras.Model:
-    """Load a ``.keras`` model in Keras safe mode, or say what the file is instead (legacy .h5, SavedModel, unregistered layer) and what to do. Taught in 02_densenet_transfer."""
+    """Load a ``.keras`` model in Keras safe mode, or say what the file is instead (legacy .h5, SavedModel, unregistered layer) and what to do.
+
+    Taught in 02_densenet_transfer.
+    """
     path = Path(path)
     _check_model_file(path, hint)
     try:
@@ -270,7 +294,10 @@ def load_model(path, custom_objects=None, hint: str = "Check the path, or run th
 
 
 def load_classifier(path, labels) -> keras.Model:
-    """Load a saved ``.keras`` classifier safely and check it predicts one output per label. Taught in 02_densenet_transfer."""
+    """Load a saved ``.keras`` classifier safely and check it predicts one output per label.
+
+    Taught in 02_densenet_transfer.
+    """
     model = load_model(path, hint="Run notebook 02 (it saves the model) or check the path.")
     outputs = model.output_shape[-1]
     if outputs != len(labels):
@@ -287,7 +314,10 @@ def load_classifier(path, labels) -> keras.Model:
 
 
 def strategy(devices=None):
-    """MirroredStrategy over several GPUs (or the given devices), else TensorFlow's default strategy; build and compile inside ``with strategy().scope():``. Taught in 03_unet_vessels."""
+    """MirroredStrategy over several GPUs (or the given devices), else TensorFlow's default strategy; build and compile inside ``with strategy().scope():``.
+
+    Taught in 03_unet_vessels.
+    """
     import tensorflow as tf
 
     if devices is not None:
@@ -302,7 +332,10 @@ def strategy(devices=None):
 
 
 def use_mixed_precision() -> bool:
-    """Turn on the ``mixed_float16`` policy when a GPU is present (output layers stay float32); returns whether it did. Taught in 03_unet_vessels."""
+    """Turn on the ``mixed_float16`` policy when a GPU is present (output layers stay float32); returns whether it did.
+
+    Taught in 03_unet_vessels.
+    """
     import tensorflow as tf
 
     if not tf.config.list_physical_devices("GPU"):
@@ -312,7 +345,10 @@ def use_mixed_precision() -> bool:
 
 
 def peak_memory_mib() -> float | None:
-    """This process's peak resident memory so far, in MiB (None where the platform does not say). Taught in 08_cells_counting."""
+    """This process's peak resident memory so far, in MiB (None where the platform does not say).
+
+    Taught in 08_cells_counting.
+    """
     import sys
 
     try:
@@ -329,7 +365,10 @@ def peak_memory_mib() -> float | None:
 
 
 def count_parameters(model: keras.Model) -> tuple[int, int]:
-    """(trainable, frozen) parameter counts, to check what a freeze did. Taught in 02_densenet_transfer."""
+    """(trainable, frozen) parameter counts, to check what a freeze did.
+
+    Taught in 02_densenet_transfer.
+    """
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
     return trainable, frozen
@@ -364,7 +403,10 @@ def unet(
     name: str = "unet",
     normalization: tuple[float, float] | None = None,
 ) -> keras.Model:
-    """Fully convolutional U-Net (Ronneberger 2015; nine levels at depth 4) with named dropout per block and a 1-channel sigmoid output. Taught in 03_unet_vessels."""
+    """Fully convolutional U-Net (Ronneberger 2015; nine levels at depth 4) with named dropout per block and a 1-channel sigmoid output.
+
+    Taught in 03_unet_vessels.
+    """
     if not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth must be a whole number >= 1, not {depth!r}.")
     if base_filters < 1:
@@ -402,7 +444,10 @@ def unet(
 
 
 def dropout_layer_names(model: keras.Model) -> list[str]:
-    """Names of a model's Dropout layers (enc1_dropout ... dec1_dropout in a U-Net built here), for MC-dropout sampling. Taught in 03_unet_vessels."""
+    """Names of a model's Dropout layers (enc1_dropout ... dec1_dropout in a U-Net built here), for MC-dropout sampling.
+
+    Taught in 03_unet_vessels.
+    """
     return [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
 
 
@@ -413,7 +458,10 @@ def dropout_layer_names(model: keras.Model) -> list[str]:
 
 @keras.saving.register_keras_serializable(package="medxai")
 class MCDropout(keras.layers.Dropout):
-    """Dropout that stays on at test time, whatever ``training`` says, so BatchNorm can stay in inference mode. Taught in 04_mc_dropout_uncertainty."""
+    """Dropout that stays on at test time, whatever ``training`` says, so BatchNorm can stay in inference mode.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
 
     def call(self, inputs, training=None):
         # Only this layer is forced into training behaviour; the rest of the model (BatchNormalization
@@ -433,7 +481,10 @@ def _copy_weights(source: keras.Model, target: keras.Model) -> None:
 
 
 def with_mc_dropout(model: keras.Model, rate: float | None = None) -> keras.Model:
-    """A copy of ``model`` whose Dropout layers are MCDropout (same names, same or given rate), trained weights copied. Taught in 04_mc_dropout_uncertainty."""
+    """A copy of ``model`` whose Dropout layers are MCDropout (same names, same or given rate), trained weights copied.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     if not dropout_layer_names(model):
         raise ValueError(
             f"{model.name} has no Dropout layer: MC dropout would return the same answer T times. "
@@ -453,7 +504,10 @@ def with_mc_dropout(model: keras.Model, rate: float | None = None) -> keras.Mode
 
 
 def insert_mc_dropout(model: keras.Model, rate: float = 0.2, before: str = "predictions", name: str = "mc_dropout") -> keras.Model:
-    """A model that shares ``model``'s layers up to the output layer ``before``, with an MCDropout in front of a copy of that layer. Taught in 04_mc_dropout_uncertainty."""
+    """A model that shares ``model``'s layers up to the output layer ``before``, with an MCDropout in front of a copy of that layer.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     if not 0.0 < rate < 1.0:
         raise ValueError(f"rate must be in (0, 1), not {rate!r}.")
     head = model.get_layer(before)  # raises ValueError naming the layer if it is absent
@@ -466,15 +520,24 @@ def insert_mc_dropout(model: keras.Model, rate: float = 0.2, before: str = "pred
 
 
 def heteroscedastic_unet(**unet_kwargs) -> keras.Model:
-    """The U-Net of notebook 03 with a 2-channel linear head: per-pixel logit mean and log-variance (Kendall and Gal 2017). Taught in 04_mc_dropout_uncertainty."""
+    """The U-Net of notebook 03 with a 2-channel linear head: per-pixel logit mean and log-variance (Kendall and Gal 2017).
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     base = unet(**{"name": "heteroscedastic_unet", **unet_kwargs})
     features = base.get_layer("vessels").input
     outputs = keras.layers.Conv2D(2, 1, dtype="float32", name="logit_and_log_variance")(features)
     return keras.Model(base.inputs, outputs, name=base.name)
 
 
+EAGER_STEPS = 16  # up to this many training steps, a stand-in trains eagerly
+
+
 def classifier_or_stand_in(path, labels, image_size: int, train_paths, train_labels, epochs: int = 1) -> keras.Model:
-    """Notebook 02's saved classifier, or (if it has not run) a stand-in trained briefly so later notebooks still run. Taught in 05_saliency."""
+    """Notebook 02's saved classifier, or (if it has not run) a stand-in trained briefly so later notebooks still run.
+
+    Taught in 05_saliency.
+    """
     from helpers import preprocessing
 
     path = Path(path)
@@ -483,7 +546,11 @@ def classifier_or_stand_in(path, labels, image_size: int, train_paths, train_lab
     print(f"{path} is missing: training a small stand-in (run notebook 02 for a real one; its maps will be near noise)")
     model = densenet121_classifier(len(labels), image_size, weights=None)
     train_labels = np.asarray(train_labels, dtype="float32")
-    model.compile(keras.optimizers.Adam(1e-3), _losses.WeightedBinaryCrossentropy.from_labels(train_labels))
+    # a handful of steps runs eagerly: tracing DenseNet121's training step costs more than it saves (measured on
+    # 2 cores: one epoch of 32 images at 64 px, 18 s eager against 88 s traced)
+    steps = -(-len(train_labels) // 16) * epochs
+    model.compile(keras.optimizers.Adam(1e-3), _losses.WeightedBinaryCrossentropy.from_labels(train_labels),
+                  run_eagerly=steps <= EAGER_STEPS)
     data = preprocessing.image_dataset(train_paths, train_labels, image_size=image_size, batch_size=16, shuffle=True)
     model.fit(data, epochs=epochs, verbose=2)
     return model
@@ -500,7 +567,10 @@ DENSENET121_BLOCKS = {2: 6, 3: 12, 4: 24, 5: 16}
 
 
 def dense_block_table(model: keras.Model) -> "pd.DataFrame":
-    """Channels entering and leaving each dense block, per-layer growth and after its transition, read from a DenseNet121's layers. Taught in 02_densenet_transfer."""
+    """Channels entering and leaving each dense block, per-layer growth and after its transition, read from a DenseNet121's layers.
+
+    Taught in 02_densenet_transfer.
+    """
     import pandas as pd
 
     rows = []
@@ -522,7 +592,10 @@ def dense_block_table(model: keras.Model) -> "pd.DataFrame":
 
 def plain_cnn(image_size: int, num_classes: int = 14, blocks=DENSENET121_BLOCKS, growth: int = 32, batch_norm: bool = True,
               name: str = "plain_cnn") -> keras.Model:
-    """DenseNet121's layers in the same order without dense connections: each layer feeds only the next (BatchNorm optional). Taught in 02_densenet_transfer."""
+    """DenseNet121's layers in the same order without dense connections: each layer feeds only the next (BatchNorm optional).
+
+    Taught in 02_densenet_transfer.
+    """
 
     def bn(x, layer_name):
         return keras.layers.BatchNormalization(epsilon=1.001e-5, name=layer_name)(x) if batch_norm else x
@@ -557,7 +630,10 @@ def plain_cnn(image_size: int, num_classes: int = 14, blocks=DENSENET121_BLOCKS,
 
 
 def gradient_norms_by_block(model: keras.Model, images, labels) -> "pd.Series":
-    """Root-mean-square gradient of the BCE loss over the convolution kernels of each block (1 = stem, 2-5 = dense blocks), on one batch. Taught in 02_densenet_transfer."""
+    """Root-mean-square gradient of the BCE loss over the convolution kernels of each block (1 = stem, 2-5 = dense blocks), on one batch.
+
+    Taught in 02_densenet_transfer.
+    """
     import pandas as pd
     import tensorflow as tf
 

@@ -20,10 +20,12 @@ from helpers.errors import DataError
 
 
 def read_image(path: str | Path, channels: int | None = None) -> np.ndarray:
-    """Read a PNG, TIFF or GIF (grey, RGB, RGBA, palette; 8 or 16 bit) to float32 HxWxC in [0, 1]. Taught in 01_preprocessing_and_splits.
+    """Read a PNG, TIFF or GIF (grey, RGB, RGBA, palette; 8 or 16 bit) to float32 HxWxC in [0, 1].
 
     Integers are scaled by the file's bit depth (255, 65535), never by what the pixels hold; a grey PNG's sBIT
     chunk (significant bits) is honoured. Floats (TIFF mode F) are taken as they are and must lie in [0, 1].
+
+    Taught in 01_preprocessing_and_splits.
     """
     path = Path(path)
     if channels not in (None, 1, 3):
@@ -199,7 +201,10 @@ def _batches(images, image_size, channels, batch_size):
 
 
 def fit_normalization(images, image_size: int | None = None, channels: int = 1, batch_size: int = 64) -> tuple[float, float]:
-    """Mean and std of the training pixels (never val or test), from an array, an iterable of batches, a tf.data dataset or PNG paths (with image_size), streamed in float64. Taught in 01_preprocessing_and_splits."""
+    """Mean and std of the training pixels (never val or test), from an array, an iterable of batches, a tf.data dataset or PNG paths (with image_size), streamed in float64.
+
+    Taught in 01_preprocessing_and_splits.
+    """
     moments = _Moments()
     try:
         for what, batch in _batches(images, image_size, channels, batch_size):
@@ -215,12 +220,18 @@ def fit_normalization(images, image_size: int | None = None, channels: int = 1, 
 
 
 def normalization_layer(mean: float, std: float):
-    """A Keras Normalization layer with the given training statistics, saved inside the model. Taught in 01_preprocessing_and_splits."""
+    """A Keras Normalization layer with the given training statistics, saved inside the model.
+
+    Taught in 01_preprocessing_and_splits.
+    """
     return keras.layers.Normalization(mean=mean, variance=std**2, name="normalization")
 
 
 def imagenet_preprocess(images):
-    """Images in [0, 1] (grey or RGB) to the input DenseNet121's ImageNet weights expect. Taught in 01_preprocessing_and_splits."""
+    """Images in [0, 1] (grey or RGB) to the input DenseNet121's ImageNet weights expect.
+
+    Taught in 01_preprocessing_and_splits.
+    """
     images = keras.ops.convert_to_tensor(images, dtype="float32")
     if images.shape[-1] == 1:
         images = keras.ops.repeat(images, 3, axis=-1)
@@ -233,7 +244,10 @@ def imagenet_preprocess(images):
 # --------------------------------------------------------------------------------------------
 
 def class_weights(labels: np.ndarray, names=None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-class weights ``w_p = negatives/total`` and ``w_n = positives/total`` from the training labels. Taught in 01_preprocessing_and_splits."""
+    """Per-class weights ``w_p = negatives/total`` and ``w_n = positives/total`` from the training labels.
+
+    Taught in 01_preprocessing_and_splits.
+    """
     labels = errors.check_labels(labels, "class_weights labels").astype(np.float64)
     if labels.ndim != 2 or labels.shape[0] == 0:
         raise DataError(f"class_weights needs a non-empty (images, classes) array, got shape {labels.shape}.")
@@ -255,7 +269,10 @@ def class_weights(labels: np.ndarray, names=None) -> tuple[np.ndarray, np.ndarra
 
 @keras.saving.register_keras_serializable(package="medxai")
 class RandomRot90(keras.layers.Layer):
-    """Rotate each square image by a random multiple of 90 degrees while training. Taught in 01_preprocessing_and_splits."""
+    """Rotate each square image by a random multiple of 90 degrees while training.
+
+    Taught in 01_preprocessing_and_splits.
+    """
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -291,7 +308,10 @@ PRESETS = {
 
 
 def augmentation(preset: str | tuple = "chest_xray", seed: int | None = None):
-    """A keras.Sequential of random layers for images in [0, 1]: a preset name or a tuple of AUGMENTATIONS. Taught in 01_preprocessing_and_splits."""
+    """A keras.Sequential of random layers for images in [0, 1]: a preset name or a tuple of AUGMENTATIONS.
+
+    Taught in 01_preprocessing_and_splits.
+    """
     steps = PRESETS.get(preset) if isinstance(preset, str) else tuple(preset)
     if steps is None:
         raise ValueError(f"Unknown augmentation preset {preset!r}: choose one of {', '.join(PRESETS)}.")
@@ -319,7 +339,10 @@ def augmentation(preset: str | tuple = "chest_xray", seed: int | None = None):
 # --------------------------------------------------------------------------------------------
 
 def decode_png(path, image_size: int, channels: int = 1):
-    """Read and decode one PNG (8 or 16 bit, grey or RGBA) and resize it, as float32 in [0, 1]. Taught in 01_preprocessing_and_splits."""
+    """Read and decode one PNG (8 or 16 bit, grey or RGBA) and resize it, as float32 in [0, 1].
+
+    Taught in 01_preprocessing_and_splits.
+    """
     raw = tf.io.read_file(path)
     image = tf.io.decode_png(raw, channels=channels, dtype=tf.uint16)
     image = tf.cast(image, tf.float32) / 65535.0
@@ -411,7 +434,10 @@ def image_dataset(
     cache_dir=None,
     seed: int = 42,
 ):
-    """A tf.data pipeline: parallel PNG decode and resize (a failing file is named), cache in memory or on disk, shuffle, batch, augment, prefetch. Taught in 01_preprocessing_and_splits."""
+    """A tf.data pipeline: parallel PNG decode and resize (a failing file is named), cache in memory or on disk, shuffle, batch, augment, prefetch.
+
+    Taught in 01_preprocessing_and_splits.
+    """
     paths = [str(p) for p in paths]
     cache = {True: "memory", False: None}.get(cache, cache) if isinstance(cache, bool) else cache
     if cache not in CACHES:
@@ -463,7 +489,10 @@ LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as read_image(..., channels=1)
 
 
 def fundus_to_grey(image, method: str = "green") -> np.ndarray:
-    """An RGB fundus photograph (HxWx3 in [0, 1]) to one HxW float32 channel: the green channel or the luma. Taught in 03_unet_vessels."""
+    """An RGB fundus photograph (HxWx3 in [0, 1]) to one HxW float32 channel: the green channel or the luma.
+
+    Taught in 03_unet_vessels.
+    """
     if method not in ("green", "luma"):
         raise ValueError(f"method must be 'green' or 'luma', not {method!r}.")
     image = np.asarray(image, dtype=np.float32)
@@ -491,7 +520,10 @@ def _check_unit_range(image: np.ndarray, what: str) -> None:
 
 
 def clahe(image, clip_limit: float = 2.0, tile: int = 8) -> np.ndarray:
-    """Contrast-limited adaptive histogram equalisation (OpenCV, on uint8) of an HxW image in [0, 1]; float32 in [0, 1] back. Taught in 03_unet_vessels."""
+    """Contrast-limited adaptive histogram equalisation (OpenCV, on uint8) of an HxW image in [0, 1]; float32 in [0, 1] back.
+
+    Taught in 03_unet_vessels.
+    """
     image = errors.check_finite(image, "clahe image").astype(np.float32)
     squeeze = image.ndim == 3 and image.shape[-1] == 1
     grey = image[..., 0] if squeeze else image
@@ -539,7 +571,10 @@ def _check_window(shape, patch_size: int, stride: int | None, source=None) -> No
 
 
 def pad_to_multiple(image, multiple: int, mode: str = "reflect") -> tuple[np.ndarray, tuple[int, int]]:
-    """Pad an HxW(xC) image at the bottom and right to a multiple of ``multiple`` (a U-Net needs 2**depth); returns (padded, (H, W)). Taught in 03_unet_vessels."""
+    """Pad an HxW(xC) image at the bottom and right to a multiple of ``multiple`` (a U-Net needs 2**depth); returns (padded, (H, W)).
+
+    Taught in 03_unet_vessels.
+    """
     image = np.asarray(image)
     if multiple < 1:
         raise ValueError(f"multiple must be >= 1, not {multiple!r}.")
@@ -550,7 +585,10 @@ def pad_to_multiple(image, multiple: int, mode: str = "reflect") -> tuple[np.nda
 
 
 class Patches(NamedTuple):
-    """Training patches: images (N,p,p,C), masks and fovs (N,p,p,1) float32, centres (N,3) as (image, row, col). Taught in 03_unet_vessels."""
+    """Training patches: images (N,p,p,C), masks and fovs (N,p,p,1) float32, centres (N,3) as (image, row, col).
+
+    Taught in 03_unet_vessels.
+    """
 
     images: np.ndarray
     masks: np.ndarray
@@ -559,7 +597,10 @@ class Patches(NamedTuple):
 
 
 def sample_patches(images, masks, fovs, patch_size: int, count: int, seed: int = 42, augment: bool = True, names=None) -> Patches:
-    """``count`` random square patches centred inside the FOV, spread evenly over the images, with the same flip/quarter turn for image, mask and FOV. Taught in 03_unet_vessels."""
+    """``count`` random square patches centred inside the FOV, spread evenly over the images, with the same flip/quarter turn for image, mask and FOV.
+
+    Taught in 03_unet_vessels.
+    """
     images = [_as_hwc(image) for image in images]
     masks = [np.asarray(mask) for mask in masks]
     fovs = [np.asarray(fov) for fov in fovs]
@@ -613,7 +654,10 @@ def sample_patches(images, masks, fovs, patch_size: int, count: int, seed: int =
 
 
 def window_starts(length: int, patch_size: int, stride: int) -> np.ndarray:
-    """Start offsets of the sliding windows along one padded axis of ``length`` pixels (the last one flush with the end). Taught in 03_unet_vessels."""
+    """Start offsets of the sliding windows along one padded axis of ``length`` pixels (the last one flush with the end).
+
+    Taught in 03_unet_vessels.
+    """
     starts = np.arange(0, length - patch_size + 1, stride)
     if starts[-1] != length - patch_size:
         starts = np.append(starts, length - patch_size)
@@ -621,7 +665,10 @@ def window_starts(length: int, patch_size: int, stride: int) -> np.ndarray:
 
 
 def predict_full_image(model, image, patch_size: int, stride: int, batch_size: int = 64, source=None) -> np.ndarray:
-    """Sliding-window inference on an image of any size: overlapping patches (reflection-padded borders), batched predictions averaged per pixel; HxW float32. Taught in 03_unet_vessels."""
+    """Sliding-window inference on an image of any size: overlapping patches (reflection-padded borders), batched predictions averaged per pixel; HxW float32.
+
+    Taught in 03_unet_vessels.
+    """
     image = _as_hwc(errors.check_finite(image, f"{_name(source)}predict_full_image image".lstrip()))
     _check_window(image.shape, patch_size, stride, source=source)
     if batch_size < 1:
@@ -653,7 +700,10 @@ def predict_full_image(model, image, patch_size: int, stride: int, batch_size: i
 
 
 def tile_windows(height: int, width: int, tile: int, margin: int) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:
-    """The overlap-tile plan of an image: per tile, (core r0, r1, c0, c1) and (window r0, r1, c0, c1), the window being the core plus ``margin`` of context, clipped to the image. Taught in 08_cells_counting."""
+    """The overlap-tile plan of an image: per tile, (core r0, r1, c0, c1) and (window r0, r1, c0, c1), the window being the core plus ``margin`` of context, clipped to the image.
+
+    Taught in 08_cells_counting.
+    """
     if tile < 1 or margin < 0:
         raise ValueError(f"tile must be >= 1 and margin >= 0, not tile={tile!r}, margin={margin!r}.")
     plan = []
@@ -665,7 +715,7 @@ def tile_windows(height: int, width: int, tile: int, margin: int) -> list[tuple[
 
 
 def predict_tiled(predict, image, *, tile: int = 256, margin: int = 48, multiple: int = 8, out_dtype=np.float32) -> np.ndarray:
-    """Predict a large HxWxC image tile by tile (the overlap-tile strategy of Ronneberger et al.): memory set by the tile, not the image. Taught in 08_cells_counting.
+    """Predict a large HxWxC image tile by tile (the overlap-tile strategy of Ronneberger et al.): memory set by the tile, not the image.
 
     The image is padded (reflect) at the bottom and right to a multiple of ``multiple`` (2**depth for a U-Net);
     each tile is predicted inside a window of ``margin`` pixels of context on every side, clipped to the image,
@@ -673,6 +723,8 @@ def predict_tiled(predict, image, *, tile: int = 256, margin: int = 48, multiple
     field fits in the margin. ``predict(window)`` takes (h, w, C) and returns (..., h, w, K): leading axes (such as
     T dropout samples) are kept. ``tile`` and ``margin`` must be multiples of ``multiple``, so every window
     starts on the pooling grid of the whole image. Returns (..., H, W, K) in ``out_dtype``.
+
+    Taught in 08_cells_counting.
     """
     for name, value in (("tile", tile), ("margin", margin)):
         if value % multiple:
@@ -694,7 +746,10 @@ def predict_tiled(predict, image, *, tile: int = 256, margin: int = 48, multiple
 
 
 def load_images(paths, image_size: int, channels: int = 1) -> np.ndarray:
-    """PNG files as one float32 array (images, size, size, channels) in [0, 1], decoded by the tf.data pipeline. Taught in 05_saliency."""
+    """PNG files as one float32 array (images, size, size, channels) in [0, 1], decoded by the tf.data pipeline.
+
+    Taught in 05_saliency.
+    """
     batches = image_dataset(paths, image_size=image_size, batch_size=64, channels=channels, cache=None)
     try:
         return np.concatenate([np.asarray(batch) for batch in batches])

@@ -51,7 +51,10 @@ def _check(probabilities, thresholds) -> tuple[np.ndarray, np.ndarray]:
 
 
 def wrong_decisions(y_true, probabilities, thresholds) -> np.ndarray:
-    """Per film, the number of findings decided wrongly at the thresholds (present at p >= t). Taught in 04_mc_dropout_uncertainty."""
+    """Per film, the number of findings decided wrongly at the thresholds (present at p >= t).
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     p, t = _check(probabilities, thresholds)
     y = np.asarray(y_true)
     if y.shape != p.shape:
@@ -60,13 +63,19 @@ def wrong_decisions(y_true, probabilities, thresholds) -> np.ndarray:
 
 
 def margin(probabilities, thresholds) -> np.ndarray:
-    """Minus the smallest |logit p - logit t| over the findings: higher is more uncertain. Taught in 04_mc_dropout_uncertainty."""
+    """Minus the smallest |logit p - logit t| over the findings: higher is more uncertain.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     p, t = _check(probabilities, thresholds)
     return -np.abs(_logit(p) - _logit(t)).min(axis=1)
 
 
 class Recalibration:
-    """Platt scaling per finding, fitted on validation films: q = sigmoid(a logit(p) + b). Taught in 04_mc_dropout_uncertainty."""
+    """Platt scaling per finding, fitted on validation films: q = sigmoid(a logit(p) + b).
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
 
     def __init__(self, slope: Sequence[float], intercept: Sequence[float]):
         self.slope, self.intercept = np.asarray(slope, np.float64), np.asarray(intercept, np.float64)
@@ -98,14 +107,20 @@ class Recalibration:
 
 
 def expected_errors(probabilities, thresholds, recalibration: Recalibration) -> np.ndarray:
-    """The expected number of wrong decisions per film: sum over findings of q (called absent) or 1 - q (present). Taught in 04_mc_dropout_uncertainty."""
+    """The expected number of wrong decisions per film: sum over findings of q (called absent) or 1 - q (present).
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     p, t = _check(probabilities, thresholds)
     q = recalibration(p)
     return np.where(p >= t, 1 - q, q).sum(axis=1)
 
 
 def signal(name: str, probabilities, thresholds, recalibration: Recalibration | None = None) -> np.ndarray:
-    """The named deterministic signal (``margin`` or ``expected_errors``) per film. Taught in 04_mc_dropout_uncertainty."""
+    """The named deterministic signal (``margin`` or ``expected_errors``) per film.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     if name == "margin":
         return margin(probabilities, thresholds)
     if name == "expected_errors":
@@ -116,7 +131,10 @@ def signal(name: str, probabilities, thresholds, recalibration: Recalibration | 
 
 
 def referred(scores, refer_at: float) -> np.ndarray:
-    """A mask of the round(refer_at N) films with the highest score (ties: the later film first, as uncertainty.referral_curve). Taught in 04_mc_dropout_uncertainty."""
+    """A mask of the round(refer_at N) films with the highest score (ties: the later film first, as uncertainty.referral_curve).
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     scores = errors.check_finite(np.asarray(scores, np.float64).reshape(-1), "signal (one per film)")
     if not 0 <= refer_at < 1:
         raise ValueError(f"refer_at must be in [0, 1), not {refer_at!r}.")
@@ -127,7 +145,10 @@ def referred(scores, refer_at: float) -> np.ndarray:
 
 
 def ratio(wrong, scores, refer_at: float) -> float:
-    """Errors random referral leaves in expectation, over the errors left by referring the highest scores. Taught in 04_mc_dropout_uncertainty."""
+    """Errors random referral leaves in expectation, over the errors left by referring the highest scores.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     wrong = np.asarray(wrong, np.float64)
     mask = referred(scores, refer_at)
     left = wrong[~mask].sum()
@@ -137,7 +158,10 @@ def ratio(wrong, scores, refer_at: float) -> float:
 
 def ratio_interval(wrong, scores, refer_at: float, *, groups=None, samples: int = 1000, seed: int = 0,
                    level: float = 0.95) -> tuple[float, float, float]:
-    """The ratio and its bootstrap interval, resampling patients (``groups``) or films, the signal's ranks recomputed. Taught in 04_mc_dropout_uncertainty."""
+    """The ratio and its bootstrap interval, resampling patients (``groups``) or films, the signal's ranks recomputed.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     wrong, scores = np.asarray(wrong, np.float64), np.asarray(scores, np.float64)
     groups = np.arange(len(wrong)) if groups is None else np.asarray(groups)
     units, index = np.unique(groups, return_inverse=True)
@@ -154,7 +178,10 @@ def ratio_interval(wrong, scores, refer_at: float, *, groups=None, samples: int 
 
 
 def compare(wrong, signals: dict, refer_at: float, *, groups=None, samples: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """One row per signal: the errors it leaves, random referral's, the ratio with its interval. Taught in 04_mc_dropout_uncertainty."""
+    """One row per signal: the errors it leaves, random referral's, the ratio with its interval.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     rows = {}
     wrong = np.asarray(wrong, np.float64)
     for name, scores in signals.items():

@@ -63,7 +63,10 @@ _DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
 
 
 class ReportError(DataError):
-    """An image, model or side file the report cannot use, naming the file, what was found and what to do. Taught in 07_report."""
+    """An image, model or side file the report cannot use, naming the file, what was found and what to do.
+
+    Taught in 07_report.
+    """
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,13 +75,19 @@ class ReportError(DataError):
 
 
 def side_file(model_path, suffix: str) -> Path:
-    """The file beside a saved model with the given suffix (densenet121_nih.keras -> densenet121_nih.thresholds.json). Taught in 07_report."""
+    """The file beside a saved model with the given suffix (densenet121_nih.keras -> densenet121_nih.thresholds.json).
+
+    Taught in 07_report.
+    """
     model_path = Path(model_path)
     return model_path.with_name(model_path.stem + suffix)
 
 
 def save_thresholds(model_path, thresholds: pd.Series, *, method: str, split: str = "validation") -> Path:
-    """Write the per-finding thresholds (label order, method, split) as JSON beside the model; a NaN (no positive on validation) is saved as 0.5 and listed. Taught in 02_densenet_transfer."""
+    """Write the per-finding thresholds (label order, method, split) as JSON beside the model; a NaN (no positive on validation) is saved as 0.5 and listed.
+
+    Taught in 02_densenet_transfer.
+    """
     if not isinstance(thresholds, pd.Series):
         raise TypeError("thresholds must be a pandas Series indexed by finding (metrics.choose_thresholds returns one).")
     values = np.asarray(thresholds, dtype=float)
@@ -92,7 +101,10 @@ def save_thresholds(model_path, thresholds: pd.Series, *, method: str, split: st
 
 
 def load_thresholds(model_path, labels: Sequence[str]) -> tuple[pd.Series, str]:
-    """The thresholds notebook 02 saved beside the model, checked against the labels; (Series, method). Taught in 07_report."""
+    """The thresholds notebook 02 saved beside the model, checked against the labels; (Series, method).
+
+    Taught in 07_report.
+    """
     path = side_file(model_path, THRESHOLDS_SUFFIX)
     if not path.is_file():
         raise ReportError(
@@ -129,7 +141,10 @@ def _thresholds_series(thresholds, labels: Sequence[str], what: str) -> pd.Serie
 
 def save_referral(model_path, threshold: float, *, refer_at: float, samples: int, images: int, split: str,
                   rule: str = "mean mutual information over the findings", **extra) -> Path:
-    """Write notebook 04's referral threshold (the largest uncertainty kept when refer_at is referred), the split that set it, its image count, T and rule, beside the model. Taught in 04_mc_dropout_uncertainty."""
+    """Write notebook 04's referral threshold (the largest uncertainty kept when refer_at is referred), the split that set it, its image count, T and rule, beside the model.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     value = float(errors.check_finite(threshold, "referral threshold"))
     if split not in ("validation", "test", "train"):
         raise ValueError(f"split must name the images that set the threshold (validation, test or train), not {split!r}.")
@@ -141,7 +156,10 @@ def save_referral(model_path, threshold: float, *, refer_at: float, samples: int
 
 
 def referral_threshold(uncertainties, refer_at: float) -> float:
-    """The largest uncertainty kept when the most uncertain ``refer_at`` fraction is referred (as uncertainty.referral_curve keeps). Taught in 04_mc_dropout_uncertainty."""
+    """The largest uncertainty kept when the most uncertain ``refer_at`` fraction is referred (as uncertainty.referral_curve keeps).
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     values = np.sort(errors.check_finite(uncertainties, "uncertainties (one per case)").reshape(-1), kind="stable")
     if values.size == 0:
         raise ValueError("no uncertainties: the referral threshold needs at least one case.")
@@ -160,7 +178,10 @@ def _samples_from(referral: dict | None, samples: int | None) -> int:
 
 
 def load_referral(model_path) -> dict | None:
-    """Notebook 04's referral settings saved beside the model, or None when the file is absent. Taught in 07_report."""
+    """Notebook 04's referral settings saved beside the model, or None when the file is absent.
+
+    Taught in 07_report.
+    """
     path = side_file(model_path, REFERRAL_SUFFIX)
     if not path.is_file():
         return None
@@ -179,11 +200,13 @@ def load_referral(model_path) -> dict | None:
 
 
 def pseudonym(path) -> str:
-    """The name a report uses for an input file without its identity: ``image-`` and 12 hex digits of the SHA-256 of its bytes. Taught in 07_report.
+    """The name a report uses for an input file without its identity: ``image-`` and 12 hex digits of the SHA-256 of its bytes.
 
     File names of PACS exports and scanned folders often hold the patient's name or record number
     (``DOE_JOHN_MRN0012345.dcm``), or repeat in every study folder (``IM0001.dcm``); a hash of the bytes
     says neither, is the same for the same file on every run, and differs between different files.
+
+    Taught in 07_report.
     """
     import hashlib
 
@@ -254,11 +277,13 @@ class _Input:
 
 def read_chest(path_or_array, size: int, *, display_size: int | None = None, source_name: str | None = None,
                keep_identity: bool = False, allow_non_chest: bool = False) -> _Input:
-    """A PNG, JPEG or DICOM chest radiograph (or HxW float image) as the model's input and the displayed image. Taught in 07_report.
+    """A PNG, JPEG or DICOM chest radiograph (or HxW float image) as the model's input and the displayed image.
 
     The format is told by the file's content, not its name: BMP, TIFF, GIF, ICO, EPS and the rest are refused.
     ``allow_non_chest=True`` reads a DICOM whose header says another body part or a lateral view; the warning,
     with any others of the reader, goes into ``details["warnings"]``.
+
+    Taught in 07_report.
     """
     display_size = max(int(size), DISPLAY_SIZE) if display_size is None else int(display_size)
     if isinstance(path_or_array, (str, Path)):
@@ -321,7 +346,10 @@ def _check_array(image, source: str) -> np.ndarray:
 
 @dataclass
 class ChestReport:
-    """The report of one chest radiograph: findings table, refer flag and reason, heatmaps and boxes for present findings. Taught in 07_report."""
+    """The report of one chest radiograph: findings table, refer flag and reason, heatmaps and boxes for present findings.
+
+    Taught in 07_report.
+    """
 
     source: str
     image: np.ndarray = field(repr=False)
@@ -342,12 +370,18 @@ class ChestReport:
 
     @property
     def present(self) -> list[str]:
-        """The findings predicted present, in label order. Taught in 07_report."""
+        """The findings predicted present, in label order.
+
+        Taught in 07_report.
+        """
         return list(self.findings.index[self.findings["present"]])
 
 
 def reseed_dropout(model: keras.Model, seed: int) -> int:
-    """Reset every dropout layer's random state to ``seed``, so the next MC draws repeat exactly; returns how many. Taught in 07_report."""
+    """Reset every dropout layer's random state to ``seed``, so the next MC draws repeat exactly; returns how many.
+
+    Taught in 07_report.
+    """
     found = 0
     for layer in model.layers:
         generator = getattr(layer, "seed_generator", None)
@@ -366,7 +400,10 @@ def _producer(tensor):
 
 
 class ChestReporter:
-    """A chest X-ray classifier with its thresholds, MC-dropout head and referral rule, ready to report images. Taught in 07_report."""
+    """A chest X-ray classifier with its thresholds, MC-dropout head and referral rule, ready to report images.
+
+    Taught in 07_report.
+    """
 
     def __init__(self, model: keras.Model, thresholds, *, labels: Sequence[str] = datasets.LABELS, samples: int = 20,
                  referral: dict | None = None, mc_head: keras.Model | None = None, box_sizes: dict | None = None,
@@ -438,7 +475,10 @@ class ChestReporter:
     @classmethod
     def load(cls, model_path=None, *, samples: int | None = None, cfg=None, thresholds=None, labels=datasets.LABELS,
              seed: int | None = None) -> "ChestReporter":
-        """Load a saved classifier (safe mode) and the files beside it: thresholds (required), MC head, referral, box sizes; T from the referral file unless given. Taught in 07_report."""
+        """Load a saved classifier (safe mode) and the files beside it: thresholds (required), MC head, referral, box sizes; T from the referral file unless given.
+
+        Taught in 07_report.
+        """
         cfg = cfg or config.load()
         model_path = Path(model_path) if model_path is not None else cfg.models_dir / models.CLASSIFIER_FILE
         try:
@@ -478,18 +518,27 @@ class ChestReporter:
     # ---- the steps, public so notebook 07 can show them one by one
 
     def features(self, images: np.ndarray):
-        """One backbone pass: (last feature maps, pooled features, probabilities) for a batch of model inputs. Taught in 07_report."""
+        """One backbone pass: (last feature maps, pooled features, probabilities) for a batch of model inputs.
+
+        Taught in 07_report.
+        """
         fmap, pooled, probs = self._forward(tf.constant(np.asarray(images, np.float32)))
         return fmap.numpy(), pooled.numpy(), probs.numpy()
 
     def sample_head(self, pooled: np.ndarray, samples: int | None = None) -> np.ndarray:
-        """T samples of the dropout head on pooled features (T, N, findings); a fixed seed gives the same draws. Taught in 07_report."""
+        """T samples of the dropout head on pooled features (T, N, findings); a fixed seed gives the same draws.
+
+        Taught in 07_report.
+        """
         if self.seed is not None:
             reseed_dropout(self.head, self.seed)
         return uncertainty.mc_predict(self.head, pooled, samples=samples or self.samples)
 
     def grad_cam(self, image: np.ndarray, feature_map: np.ndarray, indices) -> np.ndarray:
-        """Grad-CAM (of the logit) of the given findings at the model's input size, from the one forward pass when the head allows. Taught in 07_report."""
+        """Grad-CAM (of the logit) of the given findings at the model's input size, from the one forward pass when the head allows.
+
+        Taught in 07_report.
+        """
         indices = list(indices)
         if not indices:
             return np.zeros((0, self.size, self.size), np.float32)
@@ -513,7 +562,10 @@ class ChestReporter:
         return float(_referral.signal(name, np.asarray(probabilities)[None], self.thresholds.to_numpy(), self.recalibration)[0])
 
     def refer_rule(self, mean_mi: float, value: float | None = None) -> tuple[bool, str]:
-        """The referral decision and its stated reason: the saved signal's ``value`` (the mean mutual information by default). Taught in 07_report."""
+        """The referral decision and its stated reason: the saved signal's ``value`` (the mean mutual information by default).
+
+        Taught in 07_report.
+        """
         name = (self.referral or {}).get("signal", "mutual_information")
         if self.referral is not None and name != "mutual_information":
             if value is None:
@@ -542,12 +594,14 @@ class ChestReporter:
 
     def report(self, path_or_array, *, source_name: str | None = None, keep_identity: bool = False,
                allow_non_chest: bool = False, show_burned_in: bool = False) -> ChestReport:
-        """Report one chest radiograph (PNG, JPEG or DICOM path, or an HxW float image in [0, 1]). Taught in 07_report.
+        """Report one chest radiograph (PNG, JPEG or DICOM path, or an HxW float image in [0, 1]).
 
         ``allow_non_chest=True``: a DICOM whose header says another body part or a lateral view is reported, with
         the warning in ``details["warnings"]`` (refused by default). A DICOM with BurnedInAnnotation YES (text in
         the pixels, perhaps a name) is analysed, but its pixels are not shown in the figure, the HTML or the page
         unless ``show_burned_in=True``: the heatmaps and boxes are drawn on a blank image.
+
+        Taught in 07_report.
         """
         item = read_chest(path_or_array, self.size, source_name=source_name, keep_identity=keep_identity,
                           allow_non_chest=allow_non_chest)
@@ -620,7 +674,10 @@ class ChestReporter:
 
 @dataclass
 class FundusReport:
-    """The report of one fundus photograph: vessel map (MC mean), epistemic map, refer flag and reason. Taught in 07_report."""
+    """The report of one fundus photograph: vessel map (MC mean), epistemic map, refer flag and reason.
+
+    Taught in 07_report.
+    """
 
     source: str
     image: np.ndarray = field(repr=False)
@@ -640,7 +697,10 @@ class FundusReport:
 
     @property
     def heatmaps(self) -> dict:
-        """The maps shown: vessel probability and epistemic uncertainty (scaled to [0, 1]). Taught in 07_report."""
+        """The maps shown: vessel probability and epistemic uncertainty (scaled to [0, 1]).
+
+        Taught in 07_report.
+        """
         top = float(self.epistemic.max()) or 1.0
         return {"vessels": self.vessels, "epistemic": self.epistemic / top}
 
@@ -648,7 +708,10 @@ class FundusReport:
 
 
 class FundusReporter:
-    """The vessel U-Net of notebook 03 under MC dropout, with notebook 04's in-distribution epistemic level. Taught in 07_report."""
+    """The vessel U-Net of notebook 03 under MC dropout, with notebook 04's in-distribution epistemic level.
+
+    Taught in 07_report.
+    """
 
     def __init__(self, model: keras.Model, *, samples: int = 20, referral: dict | None = None, name: str | None = None,
                  side: int = FUNDUS_SIDE, batch_size: int = 4, card: dict | None = None):
@@ -663,7 +726,10 @@ class FundusReporter:
 
     @classmethod
     def load(cls, model_path=None, *, samples: int | None = None, cfg=None) -> "FundusReporter":
-        """Load notebook 03's U-Net (safe mode) and notebook 04's fundus referral level beside it. Taught in 07_report."""
+        """Load notebook 03's U-Net (safe mode) and notebook 04's fundus referral level beside it.
+
+        Taught in 07_report.
+        """
         cfg = cfg or config.load()
         model_path = Path(model_path) if model_path is not None else cfg.models_dir / models.UNET_FILE
         try:
@@ -675,7 +741,10 @@ class FundusReporter:
         return cls(model, samples=_samples_from(referral, samples), referral=referral, name=model_path.name, card=card)
 
     def read(self, path_or_array, source_name: str | None = None, keep_identity: bool = False) -> tuple[np.ndarray, str]:
-        """A fundus photograph (PNG/JPEG path or HxWx3 array in [0, 1]) resized so its larger side is ``side``. Taught in 07_report."""
+        """A fundus photograph (PNG/JPEG path or HxWx3 array in [0, 1]) resized so its larger side is ``side``.
+
+        Taught in 07_report.
+        """
         if isinstance(path_or_array, (str, Path)):
             path = Path(path_or_array)
             source = source_name or (path.name if keep_identity or not path.is_file() else pseudonym(path))
@@ -697,7 +766,10 @@ class FundusReporter:
         return np.clip(rgb, 0, 1), source
 
     def report(self, path_or_array, *, source_name: str | None = None, keep_identity: bool = False) -> FundusReport:
-        """Report one fundus photograph: MC-dropout vessel map, epistemic map inside the field of view, refer flag. Taught in 07_report."""
+        """Report one fundus photograph: MC-dropout vessel map, epistemic map inside the field of view, refer flag.
+
+        Taught in 07_report.
+        """
         rgb, source = self.read(path_or_array, source_name, keep_identity)
         grey = preprocessing.clahe(preprocessing.fundus_to_grey(rgb, "green"))  # as notebook 03 prepares DRIVE
         padded, _ = preprocessing.pad_to_multiple(grey[..., None], 16)
@@ -731,7 +803,10 @@ class FundusReporter:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m helpers.report IMAGE... --model FILE --out DIR``: NAME.png, NAME.html, NAME.json per image; 1 if any failed. Taught in 07_report."""
+    """``python -m helpers.report IMAGE... --model FILE --out DIR``: NAME.png, NAME.html, NAME.json per image; 1 if any failed.
+
+    Taught in 07_report.
+    """
     from tqdm import tqdm
 
     parser = argparse.ArgumentParser(prog="python -m helpers.report", description=main.__doc__)
@@ -786,8 +861,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             candidate = f"{stem_name}-{k}"
         used.add(candidate)
         stem = out / candidate
-        to_png(result, stem.with_suffix(".png"))
-        stem.with_suffix(".html").write_text(to_html(result))
+        figure = figure_png(result)  # drawn once: the PNG file and the HTML page show the same bytes
+        stem.with_suffix(".png").write_bytes(figure)
+        stem.with_suffix(".html").write_text(to_html(result, figure))
         stem.with_suffix(".json").write_text(to_json(result))
     print(f"{len(args.images) - failed} of {len(args.images)} image(s) reported in {out}", file=sys.stderr)
     return 1 if failed else 0

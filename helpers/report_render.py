@@ -20,7 +20,10 @@ from helpers import model_card as _model_card
 
 
 def to_dict(result) -> dict:
-    """A report as plain JSON-ready values (no image, no heatmaps; boxes in displayed pixels). Taught in 07_report."""
+    """A report as plain JSON-ready values (no image, no heatmaps; boxes in displayed pixels).
+
+    Taught in 07_report.
+    """
     findings = result.findings.reset_index()
     records = json.loads(findings.to_json(orient="records", double_precision=15))
     out = {"kind": result.kind, "source": result.source, "model": result.model, "samples": result.samples,
@@ -40,7 +43,10 @@ def _card_line(result) -> str:
 
 
 def to_json(result) -> str:
-    """The report as a JSON string (findings, decisions, uncertainty, refer flag and reason, boxes). Taught in 07_report."""
+    """The report as a JSON string (findings, decisions, uncertainty, refer flag and reason, boxes).
+
+    Taught in 07_report.
+    """
     return json.dumps(to_dict(result), indent=1)
 
 
@@ -89,14 +95,20 @@ def _figure(result):
 
 
 def figure_png(result) -> bytes:
-    """The one-page figure (image, boxes, a heatmap per present finding) as PNG bytes. Taught in 07_report."""
+    """The one-page figure (image, boxes, a heatmap per present finding) as PNG bytes.
+
+    Taught in 07_report.
+    """
     buffer = io.BytesIO()
     _figure(result).savefig(buffer, format="png")
     return buffer.getvalue()
 
 
 def to_png(result, path) -> Path:
-    """Write the one-page figure as a PNG file and return its path. Taught in 07_report."""
+    """Write the one-page figure as a PNG file and return its path.
+
+    Taught in 07_report.
+    """
     path = Path(path)
     path.write_bytes(figure_png(result))
     return path
@@ -118,9 +130,14 @@ def _unfamiliar_html(result, tag: str) -> str:
     return f"<{tag} style='color:#a11;font-weight:bold'>{html.escape(text)}</{tag.split()[0]}>" if text else ""
 
 
-def to_html(result) -> str:
-    """One self-contained HTML page: refer flag and reason, findings table, the figure embedded as base64 PNG. Taught in 07_report."""
-    image = base64.b64encode(figure_png(result)).decode("ascii")
+def to_html(result, figure: bytes | None = None) -> str:
+    """One self-contained HTML page: refer flag and reason, findings table, the figure embedded as base64 PNG.
+
+    ``figure``: the PNG bytes of ``figure_png(result)`` when the caller has drawn them already (drawn here otherwise).
+
+    Taught in 07_report.
+    """
+    image = base64.b64encode(figure_png(result) if figure is None else figure).decode("ascii")
     flag = "Refer to a radiologist" if result.refer else "No referral"
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
     identity = ""

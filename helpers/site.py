@@ -37,7 +37,10 @@ TEMPLATE = Path(__file__).resolve().parent / "data" / "manifests" / "site_labels
 
 @dataclass
 class SiteDataset:
-    """A site's films read for a model: images, their labels and who they belong to (pseudonyms), and what was refused. Taught in 09_your_own_films."""
+    """A site's films read for a model: images, their labels and who they belong to (pseudonyms), and what was refused.
+
+    Taught in 09_your_own_films.
+    """
 
     root: Path
     entries: pd.DataFrame  # row (line of the label file), patient (pseudonym), the labelled findings, sex, age, age_band, view
@@ -48,7 +51,10 @@ class SiteDataset:
     unlabelled_files: int  # image files in the folder that no row of the label file names
 
     def summary(self) -> str:
-        """One paragraph: what was read, refused and ignored (no names, no IDs). Taught in 09_your_own_films."""
+        """One paragraph: what was read, refused and ignored (no names, no IDs).
+
+        Taught in 09_your_own_films.
+        """
         known = [c for c in OPTIONAL if self.entries[c].notna().any()]
         return (f"{len(self.entries)} images of {self.entries['patient'].nunique()} patients read; "
                 f"{len(self.refused)} refused; {self.unlabelled_files} file(s) in the folder without a label row; "
@@ -115,7 +121,10 @@ def _demographics(table: pd.DataFrame, path: Path) -> None:
 
 def read_site(root, labels_file=None, *, image_size: int, keep_identity: bool = False,
               allow_non_chest: bool = False) -> SiteDataset:
-    """Read a site's folder of films and its label CSV (``labels.csv`` in the folder by default) at ``image_size``. Taught in 09_your_own_films."""
+    """Read a site's folder of films and its label CSV (``labels.csv`` in the folder by default) at ``image_size``.
+
+    Taught in 09_your_own_films.
+    """
     from helpers import report  # the report's reader: one set of checks for a report and for a site
 
     root = Path(root)

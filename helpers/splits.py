@@ -366,10 +366,12 @@ def _cover_exactly(has: np.ndarray, images: np.ndarray, target: np.ndarray, star
 def patient_split(
     entries: pd.DataFrame, *, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 42, rare: str = "raise"
 ) -> dict[str, pd.DataFrame]:
-    """Patient-level, multi-label stratified train/val/test split: every label in val and test, no patient in two splits. Taught in 01_preprocessing_and_splits.
+    """Patient-level, multi-label stratified train/val/test split: every label in val and test, no patient in two splits.
 
     A label with fewer patients than splits cannot be in every split: ``rare="raise"`` refuses (the default),
     ``rare="warn"`` says which splits will lack it and goes on (a partial copy of a real dataset).
+
+    Taught in 01_preprocessing_and_splits.
     """
     if rare not in ("raise", "warn"):
         raise ValueError(f"rare must be 'raise' or 'warn', not {rare!r}.")
@@ -384,7 +386,10 @@ def patient_split(
 
 
 def official_split(dataset: NIHDataset, *, val_fraction: float = 0.1, seed: int = 42) -> dict[str, pd.DataFrame]:
-    """The NIH split: test from test_list.txt, val carved patient-level (stratified) out of train_val_list.txt. Taught in 01_preprocessing_and_splits."""
+    """The NIH split: test from test_list.txt, val carved patient-level (stratified) out of train_val_list.txt.
+
+    Taught in 01_preprocessing_and_splits.
+    """
     _check_fractions({"val": val_fraction})
     seed, val_fraction = _check_seed(seed), float(val_fraction)
     lists = dataset.official_split
@@ -439,11 +444,13 @@ SPLIT_METHODS = ("official", "patient")
 
 def classifier_split(dataset: NIHDataset, method: str = "official", *, val_fraction: float = 0.1,
                      test_fraction: float = 0.2, seed: int = 42) -> tuple[dict[str, pd.DataFrame], str]:
-    """Notebook 02's split, recomputed the same way by 04 to 07: (split, what it is). Taught in 02_densenet_transfer.
+    """Notebook 02's split, recomputed the same way by 04 to 07: (split, what it is).
 
     ``"official"``: NIH's lists (the test list, validation carved out of train_val), which every boxed image of
     the release, and of the synthetic set, belongs to; a copy without the lists falls back on the patient split,
     and the description says so. ``"patient"``: the stratified patient split of notebook 01.
+
+    Taught in 02_densenet_transfer.
     """
     if method not in SPLIT_METHODS:
         raise ValueError(f"split method {method!r}: use one of {', '.join(SPLIT_METHODS)}.")
@@ -460,7 +467,10 @@ def classifier_split(dataset: NIHDataset, method: str = "official", *, val_fract
 def random_split(
     entries: pd.DataFrame, *, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 42
 ) -> dict[str, pd.DataFrame]:
-    """The LEAKY image-level split (a patient's images land in several splits), kept to show what leakage costs. Taught in 01_preprocessing_and_splits."""
+    """The LEAKY image-level split (a patient's images land in several splits), kept to show what leakage costs.
+
+    Taught in 01_preprocessing_and_splits.
+    """
     _check_fractions({"val": val_fraction, "test": test_fraction})
     seed = _check_seed(seed)
     n = len(entries)
@@ -484,10 +494,12 @@ def _patient_ids(split: Any, name: str) -> np.ndarray:
 
 
 def assert_no_patient_overlap(**splits: Any) -> None:
-    """Raise PatientLeakageError counting the patients shared by each pair of splits (their IDs in ``.patients``). Taught in 01_preprocessing_and_splits.
+    """Raise PatientLeakageError counting the patients shared by each pair of splits (their IDs in ``.patients``).
 
     IDs are compared by value after normalising them: 13, 13.0, "13" and "00000013" are one patient.
     Splits whose IDs are of different kinds (numbers in one, text in another) are refused.
+
+    Taught in 01_preprocessing_and_splits.
     """
     arrays = {name: _patient_ids(split, name) for name, split in splits.items()}
     kinds = {name: ("text" if a.dtype.kind == "U" else "number") for name, a in arrays.items() if a.size}

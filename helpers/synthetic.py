@@ -653,10 +653,12 @@ def _write_png(path: Path, array: np.ndarray) -> None:
 
 
 def write_nih(root, *, patients: int, image_size: int, seed: int = 42, rgba_fraction: float = 0.01) -> Path:
-    """Write a synthetic dataset in the NIH ChestX-ray14 layout under ``root`` and return ``root``. Taught in 01_preprocessing_and_splits.
+    """Write a synthetic dataset in the NIH ChestX-ray14 layout under ``root`` and return ``root``.
 
     As in the real release, ``BBox_List_2017.csv`` boxes images of ``test_list.txt`` only (every boxed finding
     on every test image: the real share, 880 of 25,596 test images, would leave one or two boxes at these sizes).
+
+    Taught in 01_preprocessing_and_splits.
     """
     root = Path(root)
     size = int(image_size)
@@ -776,7 +778,10 @@ def _generate(path: Path, name: str, params: dict, seed: int, force: bool = Fals
 
 
 def ensure(cfg, name: str) -> Path:
-    """Return the folder of dataset ``name`` ("nih", "drive" or "dsb2018"), writing the synthetic one first if needed. Taught in 01_preprocessing_and_splits."""
+    """Return the folder of dataset ``name`` ("nih", "drive" or "dsb2018"), writing the synthetic one first if needed.
+
+    Taught in 01_preprocessing_and_splits.
+    """
     if name not in _config.DATASETS:
         raise _config.ConfigError(f"Unknown dataset {name!r}: choose one of {', '.join(_config.DATASETS)}.")
     path = cfg.dataset_dir(name)

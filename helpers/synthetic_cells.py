@@ -47,7 +47,10 @@ def _rng(seed: int, *keys: int) -> np.random.Generator:
 
 
 def image_id(seed: int, index: int) -> str:
-    """The 64-hex-digit ID of synthetic image ``index`` (like the real SHA-256 names). Taught in 08_cells_counting."""
+    """The 64-hex-digit ID of synthetic image ``index`` (like the real SHA-256 names).
+
+    Taught in 08_cells_counting.
+    """
     return hashlib.sha256(f"medxai-nuclei-{int(seed)}-{int(index)}".encode()).hexdigest()
 
 
@@ -105,7 +108,10 @@ def _place(rng: np.random.Generator, size: int, regime: str, scale: float = 1.0)
 
 
 def render(seed: int, index: int, size: int, scale: float = 1.0, regime: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One synthetic fluorescence image: (grey uint8 HxW, instance labels int32 HxW, 0 = background, 1..n = nuclei). Taught in 08_cells_counting."""
+    """One synthetic fluorescence image: (grey uint8 HxW, instance labels int32 HxW, 0 = background, 1..n = nuclei).
+
+    Taught in 08_cells_counting.
+    """
     rng = _rng(seed, _STREAM, index)
     names = list(_REGIMES)
     drawn = names[int(rng.choice(len(names), p=[_REGIMES[n][0] for n in names]))]
@@ -160,7 +166,10 @@ def _png(path: Path, array: np.ndarray) -> None:
 
 
 def as_kind(grey: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """A fluorescence rendering (uint8 HxW) as the Bowl's other kinds: RGBA brightfield (dark nuclei on a light field) or histology (H&E-like purple on pink). Taught in 08_cells_counting."""
+    """A fluorescence rendering (uint8 HxW) as the Bowl's other kinds: RGBA brightfield (dark nuclei on a light field) or histology (H&E-like purple on pink).
+
+    Taught in 08_cells_counting.
+    """
     g = grey.astype(np.float32) / 255.0
     if kind == "fluorescence":
         rgb = np.dstack([g, g, g])
@@ -180,11 +189,13 @@ def as_kind(grey: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray
 
 def write_nuclei(root, *, images: int, image_size: int, seed: int = 42, kinds=("fluorescence",), large: int = 0,
                  large_size: int = 1400) -> Path:
-    """Write ``images`` synthetic nuclei images in the Data Science Bowl 2018 layout under ``root``/stage1_train; return ``root``. Taught in 08_cells_counting.
+    """Write ``images`` synthetic nuclei images in the Data Science Bowl 2018 layout under ``root``/stage1_train; return ``root``.
 
     ``kinds``: the kinds of image, dealt in turn (the Bowl has fluorescence, brightfield and histology);
     ``large``: how many images (the last ones) are ``large_size`` pixels a side at a higher magnification, as
     real microscopy images of 1,000 to 2,000 pixels are (sparse nuclei, larger by ``large_size / 512``).
+
+    Taught in 08_cells_counting.
     """
     root = Path(root)
     size = int(image_size)

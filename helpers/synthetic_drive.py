@@ -142,7 +142,10 @@ def _write_gif_palette(path: Path, mask: np.ndarray) -> None:
 
 
 def write_drive(root, *, train_ids=range(21, 41), test_ids=range(1, 21), seed: int = 42, width=565, height=584) -> Path:
-    """Write a synthetic dataset in the DRIVE layout under ``root`` and return ``root``. Taught in 03_unet_vessels."""
+    """Write a synthetic dataset in the DRIVE layout under ``root`` and return ``root``.
+
+    Taught in 03_unet_vessels.
+    """
     root = Path(root)
     train_ids, test_ids = [int(i) for i in train_ids], [int(i) for i in test_ids]
     if set(train_ids) & set(test_ids):

@@ -47,7 +47,10 @@ def _acquire(image: np.ndarray, view: str, degraded: bool, rng: np.random.Genera
 
 
 def write_site(root, *, patients: int, image_size: int, seed: int = 42) -> Path:
-    """Write the synthetic external site (DICOM files in study folders and labels.csv) under ``root``. Taught in 09_your_own_films."""
+    """Write the synthetic external site (DICOM files in study folders and labels.csv) under ``root``.
+
+    Taught in 09_your_own_films.
+    """
     from helpers import datasets, dicom, synthetic
 
     root = Path(root)

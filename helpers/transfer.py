@@ -28,7 +28,10 @@ SOURCE_SEED_OFFSET = 1000
 
 
 def source_labels(y, labels, groups: dict[str, tuple[str, ...]] = SOURCE_GROUPS) -> np.ndarray:
-    """Group labels of the source task: 1 where an image has any finding of the group, as an (images, groups) array. Taught in 02_densenet_transfer."""
+    """Group labels of the source task: 1 where an image has any finding of the group, as an (images, groups) array.
+
+    Taught in 02_densenet_transfer.
+    """
     y = check_labels(y, "source labels")
     labels = list(labels)
     if y.ndim != 2 or y.shape[1] != len(labels):
@@ -46,7 +49,10 @@ def source_labels(y, labels, groups: dict[str, tuple[str, ...]] = SOURCE_GROUPS)
 
 
 def source_dataset(cfg: config.Config, patients: int) -> Path:
-    """Folder of the synthetic source chest set (another seed, ``patients`` patients, the profile's image size up to 256 px), written once and cached. Taught in 02_densenet_transfer."""
+    """Folder of the synthetic source chest set (another seed, ``patients`` patients, the profile's image size up to 256 px), written once and cached.
+
+    Taught in 02_densenet_transfer.
+    """
     if int(patients) < 2:
         raise ValueError(f"patients must be at least 2 for a source set, not {patients!r}.")
     # the synthetic images of the profile, but never above 256 px: the backbone is pretrained at 128 px at most
@@ -57,13 +63,19 @@ def source_dataset(cfg: config.Config, patients: int) -> Path:
 
 
 def backbone_file(cfg: config.Config, image_size: int, patients: int, epochs: int) -> Path:
-    """Cache file of the source-pretrained DenseNet121, keyed by profile, image size, source size, epochs and seed. Taught in 02_densenet_transfer."""
+    """Cache file of the source-pretrained DenseNet121, keyed by profile, image size, source size, epochs and seed.
+
+    Taught in 02_densenet_transfer.
+    """
     return cfg.models_dir / f"densenet121_source_{cfg.profile}_{image_size}px_{patients}p_{epochs}ep_seed{cfg.seed}.keras"
 
 
 def pretrained_backbone(cfg: config.Config, *, image_size: int, patients: int, epochs: int, batch_size: int = 16,
                         imagenet: bool = False, run_eagerly: bool = False, verbose: int = 0):
-    """DenseNet121 pretrained on the source task (or ImageNet), from the models cache when there; returns (model, info). Taught in 02_densenet_transfer."""
+    """DenseNet121 pretrained on the source task (or ImageNet), from the models cache when there; returns (model, info).
+
+    Taught in 02_densenet_transfer.
+    """
     if imagenet:
         start = time.perf_counter()
         model = models.densenet121_classifier(len(SOURCE_GROUPS), image_size, weights="imagenet")
@@ -90,7 +102,10 @@ def pretrained_backbone(cfg: config.Config, *, image_size: int, patients: int, e
 
 
 def copy_backbone(source: keras.Model, target: keras.Model, skip: tuple[str, ...] = ("predictions",)) -> int:
-    """Copy the weights of every layer the two models share by name and shape (the head skipped); returns how many layers. Taught in 02_densenet_transfer."""
+    """Copy the weights of every layer the two models share by name and shape (the head skipped); returns how many layers.
+
+    Taught in 02_densenet_transfer.
+    """
     copied = 0
     for layer in target.layers:
         if layer.name in skip or not layer.weights:
@@ -111,7 +126,10 @@ def copy_backbone(source: keras.Model, target: keras.Model, skip: tuple[str, ...
 
 
 def budget_subset(frame: pd.DataFrame, fraction: float, seed: int = 42, group: str = "patient_id") -> pd.DataFrame:
-    """A patient-level share of a split (whole patients, about ``fraction`` of the images; smaller budgets nested in larger ones). Taught in 02_densenet_transfer."""
+    """A patient-level share of a split (whole patients, about ``fraction`` of the images; smaller budgets nested in larger ones).
+
+    Taught in 02_densenet_transfer.
+    """
     if not 0.0 < float(fraction) <= 1.0:
         raise ValueError(f"fraction must be in (0, 1] (the share of the training labels to keep), not {fraction!r}.")
     if group not in frame.columns:
@@ -132,7 +150,10 @@ def budget_subset(frame: pd.DataFrame, fraction: float, seed: int = 42, group: s
 
 
 def set_start(model: keras.Model, weights: list, learning_rate: float) -> None:
-    """Put a compiled model back to ``weights`` with a fresh optimizer state, without recompiling. Taught in 02_densenet_transfer."""
+    """Put a compiled model back to ``weights`` with a fresh optimizer state, without recompiling.
+
+    Taught in 02_densenet_transfer.
+    """
     model.set_weights(weights)
     optimizer = model.optimizer
     for variable in optimizer.variables:
@@ -142,7 +163,10 @@ def set_start(model: keras.Model, weights: list, learning_rate: float) -> None:
 
 
 def linear_heads(train_features, y_train, eval_features, C: float = 0.1, solver: str = "liblinear") -> np.ndarray:
-    """Scores of one logistic regression per finding on frozen features (a finding without both outcomes in training scores 0). Taught in 02_densenet_transfer."""
+    """Scores of one logistic regression per finding on frozen features (a finding without both outcomes in training scores 0).
+
+    Taught in 02_densenet_transfer.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 

@@ -31,7 +31,10 @@ def _dropout_layers(model) -> list:
 
 
 def check_mc_model(model) -> int:
-    """Raise a clear ValueError unless ``model`` has MCDropout layers; return how many it has. Taught in 04_mc_dropout_uncertainty."""
+    """Raise a clear ValueError unless ``model`` has MCDropout layers; return how many it has.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     dropout = _dropout_layers(model)
     if not dropout:
         raise ValueError(
@@ -79,7 +82,10 @@ def _compiled_forward(model, shape):
 
 
 def mc_predict(model, images, samples: int = 20, batch_size: int = 256) -> np.ndarray:
-    """T stochastic passes (MCDropout on, BatchNorm in inference mode), tiled into few compiled calls; shape (T, N, ...). Taught in 04_mc_dropout_uncertainty."""
+    """T stochastic passes (MCDropout on, BatchNorm in inference mode), tiled into few compiled calls; shape (T, N, ...).
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
         raise ValueError(f"samples must be a whole number >= 2 (a spread needs two draws), not {samples!r}.")
     if batch_size < 1:
@@ -97,7 +103,7 @@ def mc_predict(model, images, samples: int = 20, batch_size: int = 256) -> np.nd
 
 def mc_predict_tiled(model, image, samples: int = 20, *, tile: int = 256, margin: int = 48, multiple: int = 8,
                      chunk: int | None = None, pixel_budget: int = 2**20, out_dtype=np.float16) -> np.ndarray:
-    """T dropout samples of one whole image of any size, tile by tile and ``chunk`` samples at a time: (T, H, W, K). Taught in 08_cells_counting.
+    """T dropout samples of one whole image of any size, tile by tile and ``chunk`` samples at a time: (T, H, W, K).
 
     Peak memory is set by ``tile``, ``margin`` and ``chunk`` (the network's activations for ``chunk`` windows of
     ``tile + 2 margin`` pixels a side) and by the result itself (T x H x W x K in ``out_dtype``; float16 halves
@@ -105,6 +111,8 @@ def mc_predict_tiled(model, image, samples: int = 20, *, tile: int = 256, margin
     T draws of the network there, as untiled sampling gives (dropout masks are independent per position).
     ``chunk=None``: as many samples per call as keep ``pixel_budget`` window pixels in flight (all T for a small
     image, a few for a large tile).
+
+    Taught in 08_cells_counting.
     """
     from helpers import preprocessing
 
@@ -131,7 +139,10 @@ def _binary_entropy(p: np.ndarray) -> np.ndarray:
 
 
 class Uncertainty(NamedTuple):
-    """Per-output MC summary: mean, total (predictive entropy), aleatoric, epistemic (mutual information), variance. Taught in 04_mc_dropout_uncertainty."""
+    """Per-output MC summary: mean, total (predictive entropy), aleatoric, epistemic (mutual information), variance.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
 
     mean: np.ndarray
     total: np.ndarray
@@ -141,7 +152,10 @@ class Uncertainty(NamedTuple):
 
 
 def decompose(samples) -> Uncertainty:
-    """Split sigmoid MC samples (T first) into predictive entropy = expected entropy (aleatoric) + mutual information (epistemic), in nats. Taught in 04_mc_dropout_uncertainty."""
+    """Split sigmoid MC samples (T first) into predictive entropy = expected entropy (aleatoric) + mutual information (epistemic), in nats.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     shape = np.shape(samples)
     if len(shape) < 2 or shape[0] < 2:
         raise ValueError(f"samples must have shape (T >= 2, ...) with the MC samples first, not {shape}.")
@@ -158,7 +172,10 @@ def referral_curve(
     y_true, y_score, uncertainty, metric: Callable[[np.ndarray, np.ndarray], float],
     fractions: Sequence[float] = REFERRAL_FRACTIONS,
 ) -> pd.DataFrame:
-    """The metric on the cases kept when the most uncertain fraction is referred to a human, per fraction. Taught in 04_mc_dropout_uncertainty."""
+    """The metric on the cases kept when the most uncertain fraction is referred to a human, per fraction.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     y_true, y_score, uncertainty = np.asarray(y_true), np.asarray(y_score), np.asarray(uncertainty)
     if len(y_true) != len(y_score) or len(y_true) != len(uncertainty) or uncertainty.ndim != 1:
         raise ValueError(
@@ -179,7 +196,10 @@ def referral_curve(
 
 
 def random_referral(y_true, y_score, metric, fractions=REFERRAL_FRACTIONS, repeats: int = 20, seed: int = 42) -> pd.DataFrame:
-    """The referral curve of a random (uncertainty-blind) choice, averaged over ``repeats`` draws: the baseline. Taught in 04_mc_dropout_uncertainty."""
+    """The referral curve of a random (uncertainty-blind) choice, averaged over ``repeats`` draws: the baseline.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     rng = np.random.default_rng(seed)
     curves = [referral_curve(y_true, y_score, rng.random(len(y_true)), metric, fractions)["metric"] for _ in range(repeats)]
     return pd.concat(curves, axis=1).mean(axis=1).to_frame("metric")

@@ -27,7 +27,10 @@ BOX_STYLES = {"truth": (TRUTH_COLOUR, "-"), "prediction": (PREDICTION_COLOUR, "-
 
 
 def draw_box(ax, box, kind: str = "truth", label: str | None = None, linewidth: float = 1.5) -> None:
-    """Draw one (x, y, w, h) box, in the pixels of the image shown by imshow, as truth (white, solid) or prediction (magenta, dashed). Taught in 06_boxes_iobb."""
+    """Draw one (x, y, w, h) box, in the pixels of the image shown by imshow, as truth (white, solid) or prediction (magenta, dashed).
+
+    Taught in 06_boxes_iobb.
+    """
     if kind not in BOX_STYLES:
         raise ValueError(f"kind must be one of {', '.join(BOX_STYLES)}, not {kind!r}.")
     colour, style = BOX_STYLES[kind]
@@ -39,7 +42,10 @@ def draw_box(ax, box, kind: str = "truth", label: str | None = None, linewidth: 
 
 
 def box_legend(ax, loc: str = "lower right") -> None:
-    """Add the truth/prediction box legend of draw_box to a matplotlib axis. Taught in 06_boxes_iobb."""
+    """Add the truth/prediction box legend of draw_box to a matplotlib axis.
+
+    Taught in 06_boxes_iobb.
+    """
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=c, linestyle=s, label=k) for k, (c, s) in BOX_STYLES.items()]
@@ -55,7 +61,10 @@ def image_grid(
     size: float = 2.6,
     cmap: str = "gray",
 ):
-    """Show images in a grid with titles and boxes ``(x, y, w, h, label)`` or ``(x, y, w, h, label, kind)`` (kind "truth"/"prediction", see draw_box). Taught in 01_preprocessing_and_splits."""
+    """Show images in a grid with titles and boxes ``(x, y, w, h, label)`` or ``(x, y, w, h, label, kind)`` (kind "truth"/"prediction", see draw_box).
+
+    Taught in 01_preprocessing_and_splits.
+    """
     count = len(images)
     if count == 0:
         raise ValueError("image_grid got no images to show.")
@@ -96,7 +105,10 @@ OVERLAY_COLORS = {"TP": (1.0, 1.0, 1.0), "FP": (1.0, 0.27, 0.0), "FN": (0.04, 0.
 
 
 def segmentation_overlay(vessels, predicted, fov=None) -> np.ndarray:
-    """RGB picture of a binary segmentation against the truth: TP white, FP orange-red, FN blue, outside the FOV dark grey. Taught in 03_unet_vessels."""
+    """RGB picture of a binary segmentation against the truth: TP white, FP orange-red, FN blue, outside the FOV dark grey.
+
+    Taught in 03_unet_vessels.
+    """
     vessels, predicted = np.asarray(vessels, bool), np.asarray(predicted, bool)
     if vessels.shape != predicted.shape or vessels.ndim != 2:
         raise ValueError(f"vessels {vessels.shape} and predicted {predicted.shape} must be the same HxW shape.")
@@ -113,13 +125,19 @@ def segmentation_overlay(vessels, predicted, fov=None) -> np.ndarray:
 
 
 def overlay_legend(ax, loc: str = "lower right") -> None:
-    """Add the TP/FP/FN/outside-FOV colour legend of segmentation_overlay to a matplotlib axis. Taught in 03_unet_vessels."""
+    """Add the TP/FP/FN/outside-FOV colour legend of segmentation_overlay to a matplotlib axis.
+
+    Taught in 03_unet_vessels.
+    """
     handles = [patches.Patch(facecolor=color, edgecolor="black", label=name) for name, color in OVERLAY_COLORS.items()]
     ax.legend(handles=handles, loc=loc, fontsize=7, framealpha=0.8)
 
 
 def reliability_diagram(ax, tables: dict, title: str = "reliability diagram") -> None:
-    """Plot reliability tables (metrics.reliability_table) against the diagonal of perfect calibration. Taught in 04_mc_dropout_uncertainty."""
+    """Plot reliability tables (metrics.reliability_table) against the diagonal of perfect calibration.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
     for name, table in tables.items():
         ax.plot(table["confidence"], table["frequency"], marker="o", markersize=3, label=name)
@@ -133,7 +151,10 @@ def reliability_diagram(ax, tables: dict, title: str = "reliability diagram") ->
 
 
 def heatmap_overlay(image, heatmap, alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:
-    """RGB picture of a [0, 1] heatmap blended over a grey (HxW or HxWx1) or RGB image, both HxW. Taught in 05_saliency."""
+    """RGB picture of a [0, 1] heatmap blended over a grey (HxW or HxWx1) or RGB image, both HxW.
+
+    Taught in 05_saliency.
+    """
     image = np.asarray(image, np.float32)
     heatmap = check_probabilities(heatmap, "heatmap_overlay: heatmap (scale it to [0, 1] first, e.g. explain.normalize)").astype(np.float32)
     if image.ndim == 3 and image.shape[-1] == 1:
@@ -152,7 +173,10 @@ def heatmap_overlay(image, heatmap, alpha: float = 0.45, cmap: str = "jet") -> n
 
 
 def saliency_grid(images, heatmaps: dict, boxes=None, row_titles=None, size: float = 2.0, alpha: float = 0.5):
-    """Grid of heatmap overlays: one row per image, one column per method (``{name: (N, H, W) maps}``), the true boxes drawn (TRUTH_COLOUR). Taught in 05_saliency."""
+    """Grid of heatmap overlays: one row per image, one column per method (``{name: (N, H, W) maps}``), the true boxes drawn (TRUTH_COLOUR).
+
+    Taught in 05_saliency.
+    """
     images = np.asarray(images)
     if not heatmaps:
         raise ValueError("saliency_grid got no heatmaps.")
@@ -182,7 +206,10 @@ def saliency_grid(images, heatmaps: dict, boxes=None, row_titles=None, size: flo
 
 
 def iobb_bars(table, labels=None, size: tuple = (3.2, 2.6)):
-    """One bar chart per threshold of a T(IoBB) table (rows (T, source)): the sources side by side per disease, "no boxes" left empty. Taught in 06_boxes_iobb."""
+    """One bar chart per threshold of a T(IoBB) table (rows (T, source)): the sources side by side per disease, "no boxes" left empty.
+
+    Taught in 06_boxes_iobb.
+    """
     import pandas as pd
 
     if table.index.nlevels != 2:
@@ -210,7 +237,10 @@ def iobb_bars(table, labels=None, size: tuple = (3.2, 2.6)):
 
 
 def export_figure(fig, name: str, folder=None) -> tuple[Path, Path] | None:
-    """Save ``fig`` as ``name.png`` (200 dpi) and ``name.svg`` in the figures folder (MEDXAI_FIGURES_DIR, ``make figures``) and return both paths; a no-op returning None when figure export is off. Taught in 05_saliency."""
+    """Save ``fig`` as ``name.png`` (200 dpi) and ``name.svg`` in the figures folder (MEDXAI_FIGURES_DIR, ``make figures``) and return both paths; a no-op returning None when figure export is off.
+
+    Taught in 05_saliency.
+    """
     from matplotlib.figure import Figure
 
     if not isinstance(name, str) or not FIGURE_NAME.fullmatch(name):

@@ -179,7 +179,7 @@ def test_tiled_prediction_equals_untiled_and_gives_the_same_counts(nuclei_model)
 
 
 def test_tiled_mc_samples_match_untiled_sampling_in_distribution(nuclei_model):
-    from helpers import models, preprocessing, uncertainty
+    from helpers import models, uncertainty
 
     mc = models.with_mc_dropout(nuclei_model)
     grey, _ = synthetic_cells.render(3, 6, 128)

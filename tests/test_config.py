@@ -108,7 +108,8 @@ def test_only_config_reads_the_environment():
     assert offenders == [], f"only helpers/config.py may read the environment: {offenders}"
 
 
-def test_public_functions_have_one_line_docstrings_naming_a_notebook():
+def test_public_functions_have_docstrings_ending_with_the_notebook_that_teaches_them():
+    """A short summary first; "Taught in NN_name." on its own last line (the d2l pattern), not squeezed into the first."""
     import ast
 
     missing = []
@@ -117,9 +118,10 @@ def test_public_functions_have_one_line_docstrings_naming_a_notebook():
             if not isinstance(node, (ast.FunctionDef, ast.ClassDef)) or node.name.startswith("_"):
                 continue
             lines = (ast.get_docstring(node) or "").strip().splitlines()
-            if not lines or not re.search(r"Taught in \d\d_[a-z0-9_]+\.$", lines[0]):
+            if len(lines) < 3 or not re.fullmatch(r"Taught in \d\d_[a-z0-9_]+\.", lines[-1]) or "Taught in" in lines[0]:
                 missing.append(f"{path.name}:{node.lineno} {node.name}")
-    assert missing == [], "public names whose first docstring line does not end with 'Taught in NN_name.':\n" + "\n".join(missing)
+    assert missing == [], ("public names whose docstring does not end with its own line 'Taught in NN_name.' after a "
+                           "summary line and a blank line:\n" + "\n".join(missing))
 
 
 def test_synthetic_copy_keeps_cache_and_seed_and_drops_the_real_data(tmp_path):

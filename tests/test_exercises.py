@@ -1,5 +1,6 @@
 """The exercises: every answer cell of every notebook passes its check when solved and fails with NotYet as the
-student's stub; each check says what is wrong for the usual wrong answers; make_student strips every solution.
+student's stub; each check says what is wrong for the usual wrong answers; make_student strips every solution, and
+no file of the students' kit it writes (notebooks, handout, site) holds an answer or the instructor's notes.
 
 Answer cells are found by their solution markers in tutorials/NN_name.py, so a new exercise is covered
 without editing this file. Nothing here executes a notebook: only its Setup cell and its answer cells.
@@ -16,7 +17,6 @@ from pathlib import Path
 import jupytext
 import nbformat
 import numpy as np
-import pandas as pd
 import pytest
 
 from helpers import exercises
@@ -407,12 +407,150 @@ def test_unpaired_markers_are_refused_with_the_line(source, words):
         make_student.strip_solutions(source, "nb.py, cell 3")
 
 
-def test_main_writes_both_copies_and_says_where(tmp_path, capsys):
-    source = SOURCES[0]
-    assert make_student.main(["--out", str(tmp_path / "student"), str(source)]) == 0
+# ---- the students' kit: notebooks, handout and site, none of which holds an answer ------------------
+
+import html  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+
+from nbformat.v4 import new_output  # noqa: E402
+
+# Lines of the worked answers, less the few that the series' package holds too (students get helpers/ anyway,
+# on Colab from the repository): those mean nothing where they are found.
+_PACKAGE_TEXT = "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "helpers").rglob("*.py")))
+SECRET = {line for nb in NOTEBOOKS.values() for line in _solution_lines(nb) if line not in _PACKAGE_TEXT}
+_INSTRUCTORS_LINK = re.compile(r"\]\([^)\s]*INSTRUCTORS\.md|href=\"[^\"]*INSTRUCTORS\.md")
+_SITE_LINK = re.compile(r'href="(https://(?:colab\.research\.google\.com|mybinder\.org|github\.com)/[^"]+)"')
+
+
+def _readable_text(path: Path) -> str:
+    """What a reader sees of a file: a notebook's sources and outputs, a page's text without its tags."""
+    raw = path.read_bytes().decode("utf-8", errors="replace")
+    if path.suffix == ".ipynb":
+        nb = json.loads(raw)
+        parts = []
+        for cell in nb["cells"]:
+            parts.append("".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"])
+            for output in cell.get("outputs", []):
+                for value in [output.get("text", "")] + list(output.get("data", {}).values()):
+                    parts.append("".join(value) if isinstance(value, list) else str(value))
+        return "\n".join(parts)
+    if path.suffix == ".html":
+        return html.unescape(re.sub(r"<[^>]+>", "", raw))  # pygments splits code into spans: read it as shown
+    return raw
+
+
+def _answers_in(files: list[Path]) -> list[str]:
+    """Every file that is INSTRUCTORS.md, links to it, holds a solution marker or a line of a worked answer."""
+    found = []
+    for path in files:
+        if path.name == "INSTRUCTORS.md":
+            found.append(f"{path}: the instructor's notes")
+        raw, text = path.read_bytes().decode("utf-8", errors="replace"), _readable_text(path)
+        found += [f"{path}: {word}" for word in ("BEGIN SOLUTION", "END SOLUTION") if word in raw or word in text]
+        if _INSTRUCTORS_LINK.search(raw):
+            found.append(f"{path}: links to INSTRUCTORS.md")
+        found += [f"{path}: answer line {line!r}" for line in sorted(SECRET) if line in text]
+    return found
+
+
+def _executed_answers(folder: Path) -> Path:
+    """Two executed notebooks made from real sources: title, Setup cell and answer cells, each answer echoed in its output."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in (SOURCES[0], SOURCES[-2]):
+        nb = jupytext.read(source)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        nb.cells = [nb.cells[0], code[0]] + [c for c in code if make_student.solution_blocks(c.source)]
+        for count, cell in enumerate(nb.cells[1:], 1):
+            cell.execution_count = count
+            cell.outputs = [new_output("stream", name="stdout", text=cell.source + "\n")]
+            cell.metadata["papermill"] = {"duration": 0.5}
+        nb.metadata["medxai"] = {"profile": "smoke"}
+        nbformat.write(nb, folder / f"{source.stem}.ipynb")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    """`make student` on the real tutorials/ and a tiny executed folder (no notebook runs)."""
+    import contextlib
+    import io
+
+    root = tmp_path_factory.mktemp("kit")
+    executed = _executed_answers(root / "executed")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = make_student.main(["--out", str(root / "student"), "--executed", str(executed)])
+    assert code == 0, printed.getvalue()
+    return root, printed.getvalue()
+
+
+def test_kit_holds_no_answer_anywhere_while_the_repository_and_its_site_do(kit, tmp_path):
+    root, _ = kit
+    files = sorted(p for p in (root / "student").rglob("*") if p.is_file())
+    parts = {p.relative_to(root / "student").parts[0] for p in files}
+    assert parts == {"notebooks", "handout", "site"}, parts
+    assert len(SECRET) > 50, f"too few answer lines to look for: {len(SECRET)}"
+    leaked = _answers_in(files)
+    assert not leaked, "the students' kit holds answers:\n" + "\n".join(leaked[:20])
+
+    # the same search finds them in the instructor's copies: the repository and a site drawn without stubs
+    import build_site  # tools/, as make_student imports it
+
+    build_site.build(root / "executed", tmp_path / "site", "https://github.com/medxai/medxai",
+                     readme=ROOT / "README.md")
+    found = _answers_in([ROOT / name for name in make_student.tracked_files(ROOT)]
+                        + sorted((tmp_path / "site").glob("*.html")))
+    for expected in ("INSTRUCTORS.md: the instructor's notes", "README.md: links to INSTRUCTORS.md",
+                     ".py: BEGIN SOLUTION", ".ipynb: END SOLUTION", "_films.py: answer line", "_splits.html: answer line"):
+        assert any(expected in line for line in found), f"the search cannot find {expected!r}"
+
+
+def test_handout_is_the_repository_with_student_notebooks_and_without_the_instructors_files(kit):
+    root, printed = kit
+    handout = root / "student" / "handout"
+    tracked = make_student.tracked_files(ROOT)
+    left_out = {"tutorials/INSTRUCTORS.md", "tools/make_student.py", "tests/test_exercises.py"}
+    copied = sorted(str(p.relative_to(handout)) for p in handout.rglob("*") if p.is_file())
+    assert copied == sorted(n for n in tracked if n not in left_out and (ROOT / n).is_file())
+    assert "left out: tests/test_exercises.py (holds solution markers); tools/make_student.py (holds solution " \
+        "markers); tutorials/INSTRUCTORS.md (the instructor's notes and model answers)" in printed
+    assert "tutorials/INSTRUCTORS.md (in the instructor's copy) says which notebook" in (handout / "README.md").read_text()
+    for source in SOURCES:  # the students' pair, in sync as `make sync` leaves it, and the .ipynb without outputs
+        py, ipynb = jupytext.read(handout / "tutorials" / source.name), nbformat.read(
+            handout / "tutorials" / f"{source.stem}.ipynb", as_version=4)
+        assert [c.source.strip() for c in py.cells] == [c.source.strip() for c in ipynb.cells]
+        assert "raise NotImplementedError(" in (handout / "tutorials" / source.name).read_text()
+        assert all(not c.get("outputs") for c in ipynb.cells if c.cell_type == "code")
+        assert (handout / "tutorials" / source.name).read_text() == (root / "student" / "notebooks" / source.name).read_text()
+    for name in tracked:  # executable files (.ci/run, postBuild) stay executable
+        if (ROOT / name).is_file() and os.access(ROOT / name, os.X_OK):
+            assert os.access(handout / name, os.X_OK), name
+
+
+def test_student_site_stubs_the_answers_and_opens_the_student_branch(kit):
+    root, printed = kit
+    site = root / "student" / "site"
+    assert "site: 4 pages without answers" in printed and "branch student" in printed
+    page = (site / f"{SOURCES[0].stem}.html").read_text()
+    assert "raise NotImplementedError(" in html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert "# Exercise 1:" in html.unescape(re.sub(r"<[^>]+>", "", page))  # the cell stays, with its instructions
+    links = [html.unescape(h) for p in sorted(site.glob("*.html")) for h in _SITE_LINK.findall(p.read_text())]
+    assert len(links) == 2 * 2 + 1 + 2 * 2, links  # the index: Colab and Binder per notebook and its Repository; each page: its two
+    off = [link for link in links if not re.search(r"/blob/student/tutorials/|/student\?labpath=|/tree/student$", link)]
+    assert off == [], f"links that do not open the student branch: {off}"
+
+
+def test_no_site_without_executed_notebooks_and_a_clear_error_outside_git(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(make_student, "write_handout", lambda *args: {"copied": [], "left_out": []})
+    (tmp_path / "empty").mkdir()
+    assert make_student.main(["--out", str(tmp_path / "student"), "--executed", str(tmp_path / "empty"),
+                              str(SOURCES[0])]) == 0
     out = capsys.readouterr().out
-    assert f"written to {tmp_path / 'student'}/" in out
-    written = nbformat.read(tmp_path / "student" / f"{source.stem}.ipynb", as_version=4)
+    assert f"site: no executed notebooks in {tmp_path / 'empty'}, so no student site; `make tutorials` runs them" in out
+    assert not (tmp_path / "student" / "site").exists()
+    written = nbformat.read(tmp_path / "student" / "notebooks" / f"{SOURCES[0].stem}.ipynb", as_version=4)
     assert "raise NotImplementedError(" in "\n".join(c.source for c in written.cells)
     assert all(not c.get("outputs") for c in written.cells if c.cell_type == "code")
-    assert "BEGIN SOLUTION" not in (tmp_path / "student" / f"{source.stem}.py").read_text()
+    with pytest.raises(make_student.KitError, match=r"is not a git checkout.*run `make student` in a clone"):
+        make_student.tracked_files(tmp_path)

@@ -80,6 +80,7 @@ def test_export_rejects_an_image_array(tmp_path):
 # ---- tools: section times, figures check, wheelhouse and installer plans (nothing installed or downloaded) -------
 
 import json  # noqa: E402
+import re  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -201,14 +202,53 @@ def test_install_plan_uses_the_wheelhouse_when_present(tmp_path):
 def test_install_plan_of_each_target(tmp_path):
     test = install.plan("test", tmp_path, windows=False)
     assert "requirements-app.txt" in test[4].argv  # the browser test's packages, as make test
-    assert [s.env.get("MEDXAI_PROFILE") for s in test[5:]] == ["smoke"] * 3
-    assert test[-1].argv[-3:] == ["-p", "no:cacheprovider", "tutorials"]
+    assert [s.env.get("MEDXAI_PROFILE") for s in test[5:]] == ["smoke"] * 4
+    together = dict(test[6].together)  # the unit tests and the notebooks side by side
+    assert together["notebooks"][-5:-2] == ["tutorials", "--save-executed", str(Path("build", "smoke"))]
+    assert "full_path" in " ".join(together["unit"]) and test[6].clear == (str(Path("build", "smoke")),)
+    assert test[-1].env["MEDXAI_SITE_DIR"] == str(Path("build", "smoke", "site")) and all(s.guards for s in test[5:])
     prepare = install.plan("prepare", tmp_path, windows=False, profile="lab")
     assert prepare[-1].argv[-3:] == ["02", "03", "04"] and prepare[-1].env == {"MEDXAI_PROFILE": "lab"}
+    assert install.plan("prepare", tmp_path, install=False, notebooks=("02", "03"))[-1].argv[-2:] == ["02", "03"]
+    assert [s.what for s in install.plan("app-install", tmp_path)] == ["requirements-app.txt from PyPI"]
     with pytest.raises(ValueError, match="Unknown target 'site'"):
         install.plan("site", tmp_path)
     with pytest.raises(ValueError, match="Unknown profile 'fast'"):
         install.plan("tutorials", tmp_path, profile="fast")
+
+
+def test_make_and_windows_run_the_same_steps():
+    """Every Makefile target that runs something calls tools/install.py with --no-install: one list for both."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    for target in ("data", "test", "tutorials", "prepare", "figures"):
+        recipe = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", makefile, re.M)
+        assert recipe, f"Makefile: no recipe for {target}"
+        lines = [line.strip() for line in recipe.group(1).splitlines()]
+        assert lines == [f"$(BIN)/python tools/install.py {target} --no-install"
+                         + ("" if target == "test" else " --profile $(PROFILE)")
+                         + (" --notebooks $(PREPARE)" if target == "prepare" else "")], (target, lines)
+    assert re.search(r"^\t\$\(PYTHON\) tools/install.py install$", makefile, re.M)
+
+
+def test_install_ends_with_each_steps_wall_and_cpu_time(tmp_path, monkeypatch, capsys):
+    """The closing table sums the steps; CPU is what the children used (here one child burning CPU, one sleeping)."""
+    burn = [sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass"]
+    sleep = [sys.executable, "-c", "import time; time.sleep(0.6)"]
+    steps = [install.Step("burn", burn, guards="a"), install.Step("both", together=[("b", burn), ("s", sleep)])]
+    monkeypatch.setattr(install, "plan", lambda *a, **k: steps)
+    monkeypatch.setattr(install, "ROOT", tmp_path)
+    assert install.main(["test", "--no-install"]) == 0
+    out = capsys.readouterr().out
+    closing = out.splitlines()[-5:]
+    assert [line.split()[0] for line in closing] == ["burn", "both", "b", "s", "total"], closing
+    assert float(closing[0].split()[-1]) == pytest.approx(0.01, abs=0.01)  # 0.6 s of CPU is 0.0 or 0.1 min in the table
+    record = json.loads((tmp_path / install.STAGES_FILE).read_text())
+    burn_row, both_row = record["stages"]
+    assert burn_row["cpu_s"] >= 0.5 and both_row["wall_s"] >= 0.5
+    parts = {p["name"]: p for p in both_row["parts"]}
+    assert parts["b"]["cpu_s"] >= 0.5 and parts["s"]["cpu_s"] < 0.4, parts  # sleeping costs no CPU
+    assert both_row["cpu_s"] >= parts["b"]["cpu_s"] - 0.05 and record["machine"]["cpus"] >= 1
+    assert "total" in out and "CPU min" in out
 
 
 def test_install_dry_run_prints_windows_commands():

@@ -65,3 +65,22 @@ def test_no_variable_shadows_an_imported_helpers_module(source):
                 for target in ast.walk(node.targets[0] if isinstance(node, ast.Assign) else node.target)
                 if isinstance(target, ast.Name)}
     assert not modules & assigned, f"{source.name}: {sorted(modules & assigned)} is a helpers module the notebook imports and a variable"
+
+
+TEMPLATE = TUTORIALS / "_template.py"
+
+
+def test_template_passes_every_notebook_rule(tmp_path):
+    """CONTRIBUTING.md's way to add a notebook starts from the template: it must pass the checks every notebook passes."""
+    import sys
+
+    sys.path.insert(0, str(TUTORIALS.parent / "tools"))
+    import colab_setup
+
+    test_skeleton(TEMPLATE)
+    test_no_variable_shadows_an_imported_helpers_module(TEMPLATE)
+    first_code = next(c.source for c in jupytext.read(TEMPLATE).cells if c.cell_type == "code")
+    assert first_code.startswith(colab_setup.LINES.strip()), "the template's Setup cell must open with tools/colab_setup.py's lines"
+    ipynb = tmp_path / "10_new.ipynb"
+    jupytext.write(jupytext.read(TEMPLATE), ipynb)
+    nbformat.validate(nbformat.read(ipynb, as_version=4))

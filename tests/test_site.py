@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import html
 import http.server
 import importlib.util
 import os
@@ -20,6 +21,7 @@ import re
 import subprocess
 import sys
 import threading
+import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,11 +29,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 from conftest import skip_or_fail  # tests/conftest.py: skip, or fail under MEDXAI_REQUIRE_BROWSER=1
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 ROOT = Path(__file__).resolve().parents[1]
-REPOSITORY = "https://github.com/medxai/medxai"
+REPOSITORY = "https://github.com/medxai/medxai"  # the tiny builds' fixed URL, for links checked character by character
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+HOME = PROJECT["urls"]["Repository"]  # the repository's one setting: every link and the Setup cell's install follow it
+HOME_NAME = re.fullmatch(r"https://github\.com/([\w.-]+/[\w.-]+?)(?:\.git)?/?", HOME).group(1)
 
 
 def _tool(name: str):
@@ -88,6 +94,31 @@ def readme(tmp_path) -> Path:
     return path
 
 
+def test_each_page_has_anchored_sections_a_table_of_contents_and_previous_next(tmp_path, readme):
+    """INSTRUCTORS.md links a section as NN_name.html#anchor; a class moves page to page without the index."""
+    for name in ("01_first", "02_second", "03_third"):
+        path = _executed(tmp_path / "executed", name)
+        nb = nbformat.read(path, as_version=4)
+        nb.cells.insert(1, new_markdown_cell("## Setup\n\ntext"))
+        nb.cells.insert(3, new_markdown_cell("## 6. Referral: who gets a second look?\n\n## Summary"))
+        nb.cells.append(new_markdown_cell("## Summary"))  # a repeated heading gets its own anchor
+        nbformat.write(nb, path)
+    out = tmp_path / "site"
+    build_site.build(tmp_path / "executed", out, REPOSITORY, readme=readme)
+    page = (out / "02_second.html").read_text(encoding="utf-8")
+    assert build_site.slug("## 6. Referral: who gets a second look?"[3:]) == "6-referral-who-gets-a-second-look"
+    anchors = ["setup", "6-referral-who-gets-a-second-look", "summary", "summary-2"]
+    toc = re.search(r'<details class="medxai toc".*?</details>', page, re.S).group(0)
+    assert re.findall(r'href="#([^"]+)"', toc) == anchors
+    for anchor in anchors:
+        assert page.count(f'id="{anchor}"') == 1, anchor
+    links = {m.group(2): m.group(1) for m in re.finditer(r'<a (?=[^>]*rel="(prev|next)")[^>]*href="([^"]+)"', page)}
+    assert links == {"01_first.html": "prev", "03_third.html": "next"}, links
+    first, last = (out / "01_first.html").read_text(encoding="utf-8"), (out / "03_third.html").read_text(encoding="utf-8")
+    assert 'rel="prev"' not in first and 'rel="next"' in first
+    assert 'rel="next"' not in last and 'rel="prev"' in last
+
+
 def test_build_lists_the_notebook_with_its_summed_time_and_exact_links(tmp_path, readme):
     _executed(tmp_path / "executed")
     out = tmp_path / "site"
@@ -125,7 +156,42 @@ def test_build_lists_the_notebook_with_its_summed_time_and_exact_links(tmp_path,
 
 
 def test_repository_link_comes_from_pyproject():
-    assert build_site.repository_url() == REPOSITORY
+    assert build_site.repository_url() == colab_setup.repository_url() == HOME
+
+
+_REMOTE = re.compile(r"https://(?:github\.com|colab\.research\.google\.com|mybinder\.org)/")
+
+
+def _remote_links(site: Path) -> dict[str, list[str]]:
+    """Every href of the site's pages that points to GitHub, Colab or Binder, per page."""
+    links = {}
+    for page in sorted(site.glob("*.html")):
+        hrefs = [html.unescape(h) for h in re.findall(r'href="([^"]+)"', page.read_text(encoding="utf-8"))]
+        links[page.name] = [h for h in hrefs if _REMOTE.match(h)]
+    return links
+
+
+def _names(link: str) -> str | None:
+    """The OWNER/NAME a GitHub, Colab or Binder link opens."""
+    found = re.match(r"https://(?:github\.com|colab\.research\.google\.com/github|mybinder\.org/v2/gh)/([^/?#]+/[^/?#]+)", link)
+    return found.group(1) if found else None
+
+
+def test_every_colab_binder_and_repository_link_comes_from_pyproject(tmp_path, readme):
+    for name in ("09_tiny", "10_other"):
+        _executed(tmp_path / "executed", name)
+    build_site.build(tmp_path / "executed", tmp_path / "site", build_site.repository_url(), readme=readme)
+    links = _remote_links(tmp_path / "site")
+    for page, count in (("index.html", 2 * 2 + 1), ("09_tiny.html", 2), ("10_other.html", 2)):
+        assert len(links[page]) == count, f"{page}: {links[page]}"  # Colab and Binder per notebook; the index's Repository
+    wrong = [(page, link) for page, found in links.items() for link in found if _names(link) != HOME_NAME]
+    assert not wrong, f"links that do not open pyproject.toml's Repository ({HOME}): {wrong}"
+    assert f'<a href="{HOME}">Repository</a>' in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+
+    # another repository (--repository, or a fork's pyproject) moves every one of them
+    build_site.build(tmp_path / "executed", tmp_path / "fork", "https://github.com/someone/medxai-fork", readme=readme)
+    names = {_names(link) for found in _remote_links(tmp_path / "fork").values() for link in found}
+    assert names == {"someone/medxai-fork"}
 
 
 @pytest.mark.parametrize(
@@ -186,15 +252,29 @@ def test_build_site_command_prints_pages_and_size(tmp_path, capsys):
     assert refused.startswith("build_site: ") and "no executed notebooks" in refused
 
 
-def test_binder_environment_installs_the_package_with_the_pins_of_requirements():
+def test_binder_environment_has_the_pins_of_requirements_and_postbuild_installs_the_package():
     def pins(lines):
         return {ln.split("==")[0].strip().lower(): ln.split("==")[1].strip() for ln in lines if "==" in ln}
 
     requirements = [ln.split("#")[0] for ln in (ROOT / "requirements.txt").read_text().splitlines()]
-    environment = (ROOT / "environment.yml").read_text().splitlines()
-    pip = [ln.strip()[2:] for ln in environment if re.match(r"^\s+- ", ln) and not ln.strip().startswith("- pip")]
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    (pip,) = [d["pip"] for d in environment["dependencies"] if isinstance(d, dict) and "pip" in d]
     assert pins(pip) == pins(requirements)
-    assert "-e ." in pip  # repo2docker sees the local requirement and installs from the checked-out repository
+    # only pins: no `-e .` or local path, which repo2docker cannot install before the repository is copied in
+    not_pins = [entry for entry in pip if not re.fullmatch(r"[A-Za-z0-9_.\-]+(?:\[[\w,.-]+\])?==[\w.+!-]+", entry)]
+    assert not_pins == [], f"environment.yml's pip list holds {not_pins}; the package is installed by postBuild"
+
+    # Binder runs postBuild after environment.yml, in the checked-out repository: it installs the package from there
+    post_build = ROOT / "postBuild"
+    assert post_build.is_file(), "postBuild is missing at the repository's root: Binder would not install the package"
+    assert os.stat(post_build).st_mode & 0o111, "postBuild must be executable (git mode 100755)"
+    lines = post_build.read_text().splitlines()
+    assert lines[0] == "#!/bin/bash" and "set -euo pipefail" in lines
+    installs = [ln for ln in lines if re.match(r"^(?:python -m )?pip install\b.*\s(?:-e )?\.$", ln.strip())]
+    assert len(installs) == 1 and "--no-deps" in installs[0], f"postBuild must pip-install the package (.): {lines}"
+    tracked = subprocess.run(["git", "ls-files", "--stage", "postBuild"], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode == 0 and tracked.stdout:  # once committed, git must keep it executable
+        assert tracked.stdout.startswith("100755"), f"postBuild is committed as {tracked.stdout.split()[0]}, not 100755"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,6 +289,14 @@ def _first_code_cell(path: Path) -> str:
     headers = re.findall(r"^# %%.*$", path.read_text(encoding="utf-8"), flags=re.M)
     code = [body for header, body in zip(headers, cells[1:]) if "[markdown]" not in header]
     return code[0].lstrip("\n")
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[s.stem for s in SOURCES])
+def test_setup_cell_installs_from_the_repository_of_pyproject(source):
+    installs = re.findall(r'"pip", "install", "--quiet", "([^"]*)"', _first_code_cell(source))
+    assert installs == [f"{PROJECT['name']} @ git+{HOME}"], (
+        f"{source.name}: the Setup cell installs {installs}, but pyproject.toml's Repository is {HOME}: run "
+        f"`python tools/colab_setup.py --set-repository {HOME}`, then `make sync`.")
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=[s.stem for s in SOURCES])
@@ -235,8 +323,52 @@ def test_colab_lines_install_only_where_the_package_is_absent(monkeypatch):
     assert calls == []
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # as on Colab
     exec(colab_setup.LINES, {})
-    assert calls == [[sys.executable, "-m", "pip", "install", "--quiet",
-                      "medxai-helpers @ git+https://github.com/medxai/medxai"]]
+    assert calls == [[sys.executable, "-m", "pip", "install", "--quiet", f"{PROJECT['name']} @ git+{HOME}"]]
+
+
+def _tiny_repository(root: Path) -> Path:
+    """pyproject.toml (the real one) and two tiny notebook sources with the Colab lines, in ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    (root / "tutorials").mkdir()
+    for name in ("01_first", "02_second"):
+        (root / "tutorials" / f"{name}.py").write_text(
+            f"# %% [markdown]\n# # {name}\n\n# %%\n{colab_setup.LINES}\nimport numpy as np\n", encoding="utf-8")
+    (root / "tutorials" / "notes.py").write_text(f"# %%\n{colab_setup.LINES}")  # not a notebook: left alone
+    return root
+
+
+def test_set_repository_rewrites_pyproject_and_every_setup_cell(tmp_path, capsys):
+    root = _tiny_repository(tmp_path / "fork")
+    before = {p: p.read_text() for p in sorted(root.rglob("*.*"))}
+    assert colab_setup.main(["--set-repository", "https://github.com/someone/medxai-fork.git", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "make sync" in out and "someone/medxai-fork" in out
+    fork = "https://github.com/someone/medxai-fork"
+    assert colab_setup.repository_url(root / "pyproject.toml") == fork
+    pyproject = root / "pyproject.toml"
+    assert pyproject.read_text() == before[pyproject].replace(f'Repository = "{HOME}"', f'Repository = "{fork}"')
+    for name in ("01_first", "02_second"):
+        path = root / "tutorials" / f"{name}.py"
+        assert path.read_text() == before[path].replace(f"git+{HOME}", f"git+{fork}"), path.read_text()
+        assert f"git+{HOME}\"" not in path.read_text()
+    assert (root / "tutorials" / "notes.py").read_text() == before[root / "tutorials" / "notes.py"]
+    assert colab_setup.set_repository(fork, root) == []  # a second run changes nothing
+
+
+def test_set_repository_refuses_a_url_off_github_and_a_setup_cell_it_cannot_rewrite(tmp_path, capsys):
+    root = _tiny_repository(tmp_path / "fork")
+    before = {p: p.read_text() for p in sorted(root.rglob("*.*"))}
+    assert colab_setup.main(["--set-repository", "https://gitlab.com/someone/medxai", "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("colab_setup: ") and "gitlab.com/someone/medxai" in err
+    assert "Colab and Binder open notebooks from GitHub" in err and "https://github.com/OWNER/NAME" in err
+    second = root / "tutorials" / "02_second.py"
+    second.write_text(second.read_text().replace("--quiet", "--quiet\", \"--user"))  # edited by hand
+    before[second] = second.read_text()
+    with pytest.raises(colab_setup.RepositoryError, match=r"02_second.py: its Setup cell does not start with the Colab"):
+        colab_setup.set_repository("https://github.com/someone/medxai-fork", root)
+    assert {p: p.read_text() for p in sorted(root.rglob("*.*"))} == before  # checked everything, wrote nothing
 
 
 # ---------------------------------------------------------------------------------------------

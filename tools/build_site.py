@@ -20,8 +20,8 @@ import html
 import io
 import re
 import sys
-import tomllib
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,10 @@ import nbformat
 from helpers.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "tools") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tools"))
+import colab_setup  # noqa: E402  (the repository setting, shared with the Setup cell's install line)
+
 TUTORIALS = ROOT / "tutorials"
 PROFILES = ("smoke", "lab", "full")
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -47,6 +51,9 @@ PAGE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 <style>
 nav.medxai { font-family: system-ui, sans-serif; font-size: 14px; padding: 8px 16px; border-bottom: 1px solid #ddd; }
 nav.medxai a { margin-right: 1.2em; }
+nav.medxai.steps { border-bottom: none; }
+details.medxai.toc { font-family: system-ui, sans-serif; font-size: 14px; padding: 4px 16px 8px; border-bottom: 1px solid #ddd; }
+details.medxai.toc ol { margin: 4px 0; columns: 2; }
 img.math { vertical-align: middle; }
 </style>
 {%- endblock extra_css -%}
@@ -99,21 +106,18 @@ class Entry:
 
 
 def repository_url(pyproject: Path = ROOT / "pyproject.toml") -> str:
-    """The repository's home from pyproject.toml's [project.urls] Repository."""
+    """The repository's home from pyproject.toml's [project.urls] Repository (read by tools/colab_setup.py)."""
     try:
-        urls = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["urls"]
-        return urls["Repository"]
-    except (OSError, KeyError, tomllib.TOMLDecodeError) as err:
-        raise SiteError(f"{pyproject}: no [project.urls] Repository ({type(err).__name__}: {err}); "
-                        "add it or pass --repository https://github.com/OWNER/NAME.") from None
+        return colab_setup.repository_url(pyproject)
+    except colab_setup.RepositoryError as err:
+        raise SiteError(f"{err} Or pass --repository https://github.com/OWNER/NAME.") from None
 
 
 def _github(repository: str) -> str:
-    found = re.fullmatch(r"https://github\.com/([\w.-]+)/([\w.-]+?)(?:\.git)?/?", repository.strip())
-    if not found:
-        raise SiteError(f"repository {repository!r}: Colab and Binder open notebooks from GitHub, so the URL must "
-                        "look like https://github.com/OWNER/NAME.")
-    return f"{found.group(1)}/{found.group(2)}"
+    try:
+        return colab_setup.github_name(repository)
+    except colab_setup.RepositoryError as err:
+        raise SiteError(str(err)) from None
 
 
 def colab_url(repository: str, notebook: str, branch: str = "main") -> str:
@@ -333,13 +337,65 @@ def banner(profile: str) -> str:
     return SMOKE_BANNER if profile == "smoke" else ""
 
 
-def notebook_page(entry: Entry, nb, out: Path, repository: str, branch: str, problems: list[str]) -> list[Path]:
+def slug(heading: str) -> str:
+    """The anchor of a "## " heading on its page: lower case, words joined by '-' ("## 6. Referral" -> "6-referral")."""
+    words = re.findall(r"[a-z0-9]+", heading.lower())
+    return "-".join(words) or "section"
+
+
+def sections(nb) -> list[tuple[str, str]]:
+    """(heading, anchor) of every "## " heading of a notebook's markdown cells, in order; anchors made unique."""
+    found, seen = [], {}
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            if line.startswith("## "):
+                heading = line[3:].strip()
+                base = slug(heading)
+                seen[base] = seen.get(base, 0) + 1
+                found.append((heading, base if seen[base] == 1 else f"{base}-{seen[base]}"))
+    return found
+
+
+def _anchored(nb, found: list[tuple[str, str]]) -> None:
+    """Put an <a id> before each "## " heading of ``nb`` (in place), for the table of contents and outside links."""
+    anchors = iter(found)
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines = []
+        for line in cell.source.splitlines():
+            if line.startswith("## "):
+                lines += [f'<a id="{next(anchors)[1]}"></a>', ""]
+            lines.append(line)
+        cell.source = "\n".join(lines)
+
+
+def _page_nav(entry: Entry, previous: Entry | None, following: Entry | None, found: list[tuple[str, str]]) -> str:
+    """Previous / next notebook and the page's table of contents."""
+    steps = []
+    if previous is not None:
+        steps.append(f'<a rel="prev" href="{previous.name}.html">&larr; {html.escape(previous.name[:2])} '
+                     f'{html.escape(previous.title)}</a>')
+    if following is not None:
+        steps.append(f'<a rel="next" href="{following.name}.html">{html.escape(following.name[:2])} '
+                     f'{html.escape(following.title)} &rarr;</a>')
+    toc = "".join(f'<li><a href="#{anchor}">{html.escape(heading)}</a></li>' for heading, anchor in found)
+    return (f'<nav class="medxai steps">{"".join(steps)}</nav>'
+            f'<details class="medxai toc" open><summary>Contents</summary><ol>{toc}</ol></details>')
+
+
+def notebook_page(entry: Entry, nb, out: Path, repository: str, branch: str, problems: list[str],
+                  previous: Entry | None = None, following: Entry | None = None) -> list[Path]:
     """Write out/<name>.html and its figures under out/<name>_files/; return the files written."""
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import ExtractOutputPreprocessor
 
     nb = copy.deepcopy(nb)
     nb.metadata["title"] = f"{entry.name[:2]} · {entry.title}"
+    found = sections(nb)
+    _anchored(nb, found)
     for number, cell in enumerate(nb.cells, 1):
         if cell.cell_type == "markdown":
             cell.source = render_math(cell.source, f"{entry.name}.ipynb cell {number}", problems)
@@ -350,7 +406,7 @@ def notebook_page(entry: Entry, nb, out: Path, repository: str, branch: str, pro
     exporter.register_preprocessor(ExtractOutputPreprocessor(), enabled=True)
     nav = (f'{banner(entry.profile)}<nav class="medxai"><a href="index.html">Course index</a><a href="references.html">References</a>'
            f'{_links(entry, repository, branch)} <span>Run time in the {entry.profile} profile: '
-           f'{_minutes(entry.seconds)}</span></nav>')
+           f'{_minutes(entry.seconds)}</span></nav>{_page_nav(entry, previous, following, found)}')
     resources = {"output_files_dir": f"{entry.name}_files", "medxai_nav": nav,
                  "metadata": {"name": entry.name}}
     body, resources = exporter.from_notebook_node(nb, resources=resources)
@@ -369,6 +425,11 @@ def notebook_page(entry: Entry, nb, out: Path, repository: str, branch: str, pro
     return written
 
 
+def repository_link(repository: str, branch: str = "main") -> str:
+    """The index's Repository link: the repository's home, or the branch the Colab/Binder links open."""
+    return repository if branch == "main" else f"https://github.com/{_github(repository)}/tree/{branch}"
+
+
 def index_page(entries: list[Entry], repository: str, branch: str) -> str:
     """The course index: one row per notebook with what it teaches, its run time and its links."""
     profile = entries[0].profile
@@ -383,7 +444,7 @@ def index_page(entries: list[Entry], repository: str, branch: str) -> str:
     total = f"; all of them together {_minutes(sum(measured))}" if measured else ""
     body = (
         f"{banner(profile)}<h1>{html.escape(SITE_TITLE)}</h1>\n"
-        f'<nav><a href="references.html">References</a><a href="{html.escape(repository)}">Repository</a></nav>\n'
+        f'<nav><a href="references.html">References</a><a href="{html.escape(repository_link(repository, branch))}">Repository</a></nav>\n'
         f"<p>Every notebook below was executed in the <b>{profile}</b> profile for this site; the run time is the "
         f"sum of its cells' times in that run{total}. Colab and Binder open the notebook without outputs, "
         "ready to run.</p>\n"
@@ -409,17 +470,25 @@ def references_page(readme: Path = ROOT / "README.md", profile: str = "lab") -> 
 
 
 def build(executed: Path, out: Path, repository: str, branch: str = "main", profile: str | None = None,
-          readme: Path = ROOT / "README.md") -> dict:
-    """Build the site in ``out`` from the executed notebooks in ``executed``; return what was written."""
+          readme: Path = ROOT / "README.md", prepare: Callable[[str, object], object] | None = None) -> dict:
+    """Build the site in ``out`` from the executed notebooks in ``executed``; return what was written.
+
+    ``prepare(name, notebook)``, when given, returns the notebook to draw in place of each executed one, after
+    its checks (tools/make_student.py passes one that replaces the worked answers by stubs).
+    """
     read = read_executed(executed, profile)
+    if prepare is not None:
+        read = [(entry, prepare(entry.name, copy.deepcopy(nb))) for entry, nb in read]
     out.mkdir(parents=True, exist_ok=True)
     for old in list(out.glob("*.html")) + list(out.glob("*.css")) + list(out.glob("*_files/*")):
         old.unlink()  # a notebook renamed or removed since the last build leaves no page behind
     problems: list[str] = []
     files = []
-    for entry, nb in read:
-        files += notebook_page(entry, nb, out, repository, branch, problems)
     entries = [entry for entry, _ in read]
+    for k, (entry, nb) in enumerate(read):
+        previous = entries[k - 1] if k > 0 else None
+        following = entries[k + 1] if k + 1 < len(entries) else None
+        files += notebook_page(entry, nb, out, repository, branch, problems, previous, following)
     (out / "index.html").write_text(index_page(entries, repository, branch), encoding="utf-8")
     (out / "references.html").write_text(references_page(readme, entries[0].profile), encoding="utf-8")
     files = list(dict.fromkeys(files)) + [out / "index.html", out / "references.html"]

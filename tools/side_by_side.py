@@ -1,12 +1,12 @@
 """Run independent commands at the same time, each line of output prefixed with its name; fail if any fails.
 
 Usage: python tools/side_by_side.py NAME=COMMAND [NAME=COMMAND ...]
-`make test` runs its two long parts this way on 2 cores: the unit tests (with the `full` path of every
-notebook) and the notebooks under nbval. They share nothing (each has its own models cache and output
-folder), and much of each is one busy Python thread (tracing, eager steps, kernel start), so together
-they take less time than one after the other. Each command is split like a shell line (no shell runs
-it). At the end: one line per command with its exit status and minutes; the exit status is the first
-non-zero one, or 0.
+`make test` runs its two long parts this way on 2 cores (through tools/install.py, which calls ``run``): the
+unit tests and the notebooks under nbval. They share nothing (each has its own models cache and output folder),
+and much of each is one busy Python thread (tracing, eager steps, kernel start), so together they take less time
+than one after the other. Each command is split like a shell line (no shell runs it). At the end: one line per
+command with its exit status, its minutes and, where the system reports it, its CPU minutes (user + system, its
+own processes and every one they waited for); the exit status is the first non-zero one, or 0.
 """
 
 from __future__ import annotations
@@ -34,37 +34,56 @@ def parse(argv: list[str]) -> list[tuple[str, list[str]]]:
     return jobs
 
 
-def relay(name: str, child: subprocess.Popen, width: int, lock: threading.Lock, ended: dict) -> None:
-    """Copy a child's output to ours line by line, prefixed with its name; note when it ended."""
+def _wait(child: subprocess.Popen) -> float | None:
+    """Wait for ``child``; its CPU seconds (user + system, with the processes it waited for) where os.wait4 exists."""
+    if not hasattr(os, "wait4"):  # Windows
+        child.wait()
+        return None
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
+def relay(name: str, child: subprocess.Popen, width: int, lock: threading.Lock, ended: dict, cpu: dict) -> None:
+    """Copy a child's output to ours line by line, prefixed with its name; note when it ended and its CPU time."""
     for line in iter(child.stdout.readline, ""):
         with lock:
             sys.stdout.write(f"[{name:<{width}}] {line.rstrip(chr(10))}\n")
             sys.stdout.flush()
-    child.wait()
+    cpu[name] = _wait(child)
     ended[name] = time.perf_counter()
 
 
-def main(argv: list[str] | None = None) -> int:
-    jobs = parse(sys.argv[1:] if argv is None else argv)
-    width, lock, ended = max(len(name) for name, _ in jobs), threading.Lock(), {}
-    environment = dict(os.environ, PYTHONUNBUFFERED="1")  # the children's lines as they come, not in blocks
+def run(jobs: list[tuple[str, list[str]]], env: dict[str, str] | None = None, cwd=None) -> tuple[int, list[dict]]:
+    """Run ``jobs`` [(name, argv)] at once; the first non-zero exit status (or 0) and per job its name, status, wall and CPU seconds."""
+    width, lock, ended, cpu = max(len(name) for name, _ in jobs), threading.Lock(), {}, {}
+    environment = dict(os.environ if env is None else env, PYTHONUNBUFFERED="1")  # the children's lines as they come
     start, running = time.perf_counter(), []
     for name, command in jobs:
         try:
-            child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=environment)
+            child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                     env=environment, cwd=cwd)
         except OSError as error:
             for _, started, _ in running:  # leave nothing running behind the error
                 started.kill()
-            raise SystemExit(f"side_by_side: {name} could not start {command[0]!r}: {error}")
-        thread = threading.Thread(target=relay, args=(name, child, width, lock, ended), daemon=True)
+            raise SystemExit(f"side_by_side: {name} could not start {command[0]!r}: {error}") from None
+        thread = threading.Thread(target=relay, args=(name, child, width, lock, ended, cpu), daemon=True)
         thread.start()
         running.append((name, child, thread))
     for _, _, thread in running:
         thread.join()
+    results = []
     for name, child, _ in running:
         verdict = "passed" if child.returncode == 0 else f"FAILED (exit status {child.returncode})"
-        print(f"side_by_side: {name} {verdict} in {(ended[name] - start) / 60:.1f} min")
-    return next((child.returncode for _, child, _ in running if child.returncode), 0)
+        wall = ended[name] - start
+        used = f", {cpu[name] / 60:.1f} CPU min" if cpu[name] is not None else ""
+        print(f"side_by_side: {name} {verdict} in {wall / 60:.1f} min{used}")
+        results.append({"name": name, "status": child.returncode, "wall_s": wall, "cpu_s": cpu[name]})
+    return next((r["status"] for r in results if r["status"]), 0), results
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse(sys.argv[1:] if argv is None else argv))[0]
 
 
 if __name__ == "__main__":
