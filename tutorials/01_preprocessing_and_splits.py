@@ -34,7 +34,8 @@
 # (same file names, CSV columns, box file) and reads it with the same code that reads the real files;
 # set `MEDXAI_DATA_DIR` to use your copy of the real images (a partial copy works).
 #
-# **Run time on a 2-core CPU:** smoke under 1 min, lab about 2 min.
+# **Run time:** see `TIMINGS.md` beside this notebook, section `01_preprocessing_and_splits` (smoke and
+# lab profiles, measured on a 2-core CPU).
 #
 # Built from Georgieva's lecture *Deep Learning for Medical Imaging* (lecture 7, Universidade de Aveiro:
 # standardisation, weighted BCE, patient overlap, set sampling, augmentation, ground truth and

@@ -47,7 +47,9 @@
 # is the synthetic source task of section 3, pretrained once and cached under the models folder (the
 # first run pays for it and prints its cost; later runs load it).
 #
-# **Run time on a 2-core CPU:** smoke about 1.5 min, lab about 5 min once the source backbone is cached.
+# **Run time:** see `TIMINGS.md` beside this notebook, section `02_densenet_transfer` (smoke and
+# lab profiles, measured on a 2-core CPU); the lab time is with the source backbone cached (`make prepare`
+# pretrains it once).
 #
 # Built from Georgieva's lecture (DenseNet, vanishing gradients, resampling or weighting), Engelhard's
 # lecture (replace the head, fine-tune, freeze early layers; more data, fine-tune more layers), the Deep MedIA report (per-disease thresholds, the AUC table
@@ -92,7 +94,7 @@ image_size = cfg.pick(smoke=64, lab=128, full=224)
 last_block = 5  # 5: all of DenseNet121 (features input/32 wide); 4: cut after block 4 (input/16)
 use_imagenet = cfg.pick(smoke=False, lab=models.imagenet_weights_path().is_file(), full=True)
 max_train_images = cfg.pick(smoke=48, lab=None, full=None)  # None: the whole training split
-batch_size = cfg.pick(smoke=16, lab=16, full=32)
+batch_size = cfg.pick(smoke=48, lab=16, full=32)  # smoke: its 48 training images in one batch, one eager step an epoch
 epochs_phase1 = cfg.pick(smoke=30, lab=100, full=20)  # the head alone, on features computed once: an epoch costs milliseconds
 epochs_phase2 = cfg.pick(smoke=1, lab=2, full=25)
 learning_rate = 1e-3
@@ -100,7 +102,7 @@ finetune_learning_rate = cfg.pick(smoke=2e-4, lab=2e-4, full=1e-4)
 finetune_blocks = 5  # phase 2 unfreezes the last blocks: 5 = all (BatchNorm stays in inference mode)
 run_eagerly = cfg.pick(smoke=True, lab=False, full=False)  # a few steps: cheaper than tracing DenseNet's training graph
 sweep_size = cfg.pick(smoke=32, lab=64, full=128)  # image size of the pretraining and of the transfer comparison
-source_patients = cfg.pick(smoke=30, lab=600, full=1000)  # the synthetic source set (about 3 images a patient)
+source_patients = cfg.pick(smoke=10, lab=600, full=1000)  # the synthetic source set (about 3 images a patient)
 source_epochs = cfg.pick(smoke=1, lab=6, full=10)
 label_budgets = (0.1, 0.3, 1.0)  # shares of the training labels, whole patients
 sweep_epochs = cfg.pick(smoke=1, lab=2, full=10)
@@ -244,6 +246,7 @@ trainable, frozen = models.count_parameters(model)
 print(f"phase 1: {trainable:,} trainable and {frozen:,} frozen parameters")
 start = time.perf_counter()
 features_model = keras.Model(model.input, model.get_layer("avg_pool").output)
+features_model.run_eagerly = run_eagerly  # a few dozen images: cheaper than tracing the prediction step
 plain_train_ds = preprocessing.image_dataset(split["train"].path, y_train, image_size=image_size, batch_size=batch_size)
 train_features, val_features, test_features = (features_model.predict(ds, verbose=0) for ds in (plain_train_ds, val_ds, test_ds))
 print(f"pooled features of {len(train_features) + len(val_features) + len(test_features)} images: "
@@ -665,7 +668,7 @@ smallest = transfer_table.iloc[0]
 pretraining_gain = max(smallest["frozen"], smallest["fine-tuned"]) - smallest["from scratch"]
 print(f"at {transfer_table.index[0]:.0%} of the labels ({int(smallest['images'])} images): best pretrained regime "
       f"{max(smallest['frozen'], smallest['fine-tuned']):.3f} vs from scratch {smallest['from scratch']:.3f} ({pretraining_gain:+.3f})")
-if source_patients >= 300 or use_imagenet:  # smoke's source (30 patients, one epoch) only exercises the code: it teaches nothing
+if source_patients >= 300 or use_imagenet:  # smoke's source (10 patients, one epoch) only exercises the code: it teaches nothing
     assert pretraining_gain > pretraining_margin, f"pretraining should beat training from scratch by {pretraining_margin} AUC at the smallest budget"
     print(f"Pretraining beats training from scratch by more than {pretraining_margin} AUC at the smallest budget.")
 else:

@@ -34,7 +34,8 @@
 # exact DRIVE layout (same folders, file names, TIFF and GIF formats, 565x584 pixels) and reads it with
 # the code that reads the real one; set `MEDXAI_DATA_DIR` to use the real DRIVE.
 #
-# **Run time on a 2-core CPU:** smoke about 45 s, lab about 3.5 min.
+# **Run time:** see `TIMINGS.md` beside this notebook, section `03_unet_vessels` (smoke and
+# lab profiles, measured on a 2-core CPU).
 #
 # Built from Seo, *Visualizing Uncertainty and Saliency Maps of Deep Convolutional Neural Networks for
 # Medical Imaging Applications* (a nine-layer U-Net on DRIVE with the Dice loss, 0.22 train / 0.26
@@ -104,10 +105,11 @@ clahe_clip, clahe_tile = 2.0, 8
 # The main model's loss: "dice", "bce" or "dice_bce". Section 9 measures the trade-off: Dice alone
 # saturates the probabilities (good F1, weaker ranking); full aims at retina-unet's AUC-ROC and F1 together.
 loss_name = cfg.pick(smoke="dice", lab="dice", full="dice_bce")
-compare_patches = cfg.pick(smoke=200, lab=2000, full=20000)  # section 9: training patches per candidate loss
+compare_patches = cfg.pick(smoke=100, lab=2000, full=20000)  # section 9: training patches per candidate loss
 compare_epochs = cfg.pick(smoke=1, lab=3, full=20)
 compare_test = cfg.pick(smoke=1, lab=10, full=20)  # section 9: test photographs scored per candidate loss
 compare_stride = cfg.pick(smoke=48, lab=24, full=24)  # section 9: sliding-window step (48: no overlap, 4x fewer windows)
+run_eagerly = cfg.pick(smoke=True, lab=False, full=False)  # section 9: a few steps per candidate, cheaper than tracing its graph
 seed = cfg.seed
 
 # %%
@@ -589,7 +591,7 @@ def score_loss(loss):
     with strategy.scope():
         candidate = models.unet(input_shape=(None, None, 1), base_filters=base_filters, depth=depth,
                                 dropout_rate=dropout_rate, normalization=(mean, std))
-        candidate.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
+        candidate.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, run_eagerly=run_eagerly)
     candidate.fit(train_patches.images[:compare_patches], train_patches.masks[:compare_patches],
                   epochs=compare_epochs, batch_size=batch_size, shuffle=True, verbose=0)
     predict = lambda part, count: [preprocessing.predict_full_image(candidate, g, patch_size, compare_stride)  # noqa: E731

@@ -37,7 +37,8 @@
 # **You need:** notebooks 02 and 03 run first (their saved models are reused; without them this
 # notebook trains a small U-Net and uses an untrained DenseNet, and the numbers mean little).
 #
-# **Run time on a 2-core CPU:** smoke about 1 min, lab about 4 min.
+# **Run time:** see `TIMINGS.md` beside this notebook, section `04_mc_dropout_uncertainty` (smoke and
+# lab profiles, measured on a 2-core CPU).
 #
 # Built from Seo, *Visualizing Uncertainty and Saliency Maps of Deep Convolutional Neural Networks for
 # Medical Imaging Applications*, Ryerson University (MC-dropout epistemic and aleatoric maps for a DRIVE
@@ -55,23 +56,23 @@
 # session; the **optional** ones (3, 5, 7, 8) are a second session or homework. Optional sections use
 # what the core ones computed, never the reverse: skip any of them and the rest still runs.
 #
-# | Section | Part | Compute (min) | Reading, discussion (min, estimate) |
-# |---|---|---|---|
-# | Setup, configuration | core | 0.2 | 5 |
-# | 1. Dropout at test time, the BatchNormalization trap | core | 0.3 | 10 |
-# | 2. The U-Net under MC dropout (2.1-2.5, Seo's Figure 1) | core | 2.2 | 25 |
-# | 3. A heteroscedastic head | optional | 0.5 | 10 |
-# | 4. The DenseNet under MC dropout | core | 0.7 | 10 |
-# | 5. Calibration | optional | < 0.1 | 12 |
-# | 6. Referral of chest X-rays | core | 0.1 | 15 |
-# | 7. Inputs the models have never seen | optional | 0.6 | 10 |
-# | 8. How many samples are enough? | optional | < 0.1 | 5 |
-# | **core** | | **3.4** | **65** |
-# | **optional** | | **1.2** | **37** |
+# | Section | Part | Reading, discussion (min, planned) |
+# |---|---|---|
+# | Setup, configuration | core | 5 |
+# | 1. Dropout at test time, the BatchNormalization trap | core | 10 |
+# | 2. The U-Net under MC dropout (2.1-2.5, Seo's Figure 1) | core | 25 |
+# | 3. A heteroscedastic head | optional | 10 |
+# | 4. The DenseNet under MC dropout | core | 10 |
+# | 5. Calibration | optional | 12 |
+# | 6. Referral of chest X-rays | core | 15 |
+# | 7. Inputs the models have never seen | optional | 10 |
+# | 8. How many samples are enough? | optional | 5 |
+# | **core** | | **65** |
+# | **optional** | | **37** |
 #
-# Compute: the lab profile, one run on a shared 2-core CPU (an idle machine is faster). Reading and
-# discussion: an estimate for a class working through the text and the outputs together. Core: about
-# 70 minutes, leaving 20 for the summary and an exercise.
+# Reading and discussion: an estimate for a class working through the text and the outputs together. The
+# computing comes on top: measured per section in `TIMINGS.md` beside this notebook (section
+# `04_mc_dropout_uncertainty`). Core: about 70 minutes, leaving 20 for the summary and an exercise.
 
 # %% [markdown]
 # ## Setup
@@ -127,6 +128,7 @@ batch_size = cfg.pick(smoke=16, lab=8, full=8)  # rows per compiled call of full
 val_photographs = cfg.pick(smoke=1, lab=2, full=4)  # validation photographs for the full-image threshold
 check_samples = cfg.pick(smoke=30, lab=30, full=50)  # T of the whole-clone vs head-only comparison
 split_method = cfg.pick(smoke="patient", lab="patient", full="official")  # as in notebook 02
+run_eagerly = cfg.pick(smoke=True, lab=False, full=False)  # a few dozen films or patches: cheaper than tracing, as in notebook 02
 seed = cfg.seed
 
 # %%
@@ -465,7 +467,7 @@ hetero.get_layer("logit_and_log_variance").set_weights([np.concatenate([kernel /
 start_logits = np.asarray(hetero.predict(padded[:1], verbose=0))[0, :height, :width, 0]
 start_probability = 1 / (1 + np.exp(-np.clip(start_logits * logit_scale, -60, 60)))
 assert np.allclose(start_probability, deterministic[0], atol=1e-4), "the mean channel starts as notebook 03's U-Net"
-hetero.compile(keras.optimizers.Adam(1e-3), losses.HeteroscedasticBCE(samples=hetero_samples, seed=seed))
+hetero.compile(keras.optimizers.Adam(1e-3), losses.HeteroscedasticBCE(samples=hetero_samples, seed=seed), run_eagerly=run_eagerly)
 start = time.perf_counter()
 hetero_history = hetero.fit(hetero_patches.images, hetero_patches.masks, epochs=hetero_epochs, batch_size=32, verbose=2)
 print(f"{len(hetero_patches.images)} patches, {hetero_epochs} epoch(s) in {time.perf_counter() - start:.0f} s")
@@ -516,6 +518,7 @@ mc_classifier = models.insert_mc_dropout(classifier, rate=head_dropout_rate)
 head = keras.Sequential([keras.Input(classifier.get_layer("avg_pool").output.shape[1:]),
                          mc_classifier.get_layer("mc_dropout"), mc_classifier.layers[-1]], name="mc_head")
 features_model = keras.Model(classifier.input, classifier.get_layer("avg_pool").output)
+features_model.run_eagerly = run_eagerly  # a few dozen films: cheaper than tracing the prediction step
 start = time.perf_counter()
 features = {name: features_model.predict(pipeline(part), verbose=0) for name, part in split.items()}
 y = {name: part[labels].values for name, part in split.items()}
@@ -754,7 +757,7 @@ else:
 
 # %%
 few_films = chest[:8]
-features_model.predict(few_films, verbose=0)  # traced once, not timed
+features_model.predict(few_films, verbose=0)  # traced once (a warm-up where it runs eagerly), not timed
 start = time.perf_counter()
 pooled_few = features_model.predict(few_films, verbose=0)
 backbone_s = (time.perf_counter() - start) / len(few_films)

@@ -33,7 +33,8 @@
 # **You need:** notebook 02's classifier and notebook 03's U-Net in the model cache (without the
 # classifier this notebook trains a small one briefly, so it still runs; its maps mean little).
 #
-# **Run time on a 2-core CPU:** smoke about 1 min, lab about 4 min.
+# **Run time:** see `TIMINGS.md` beside this notebook, section `05_saliency` (smoke and
+# lab profiles, measured on a 2-core CPU).
 #
 # Built from Seo, *Visualizing Uncertainty and Saliency Maps of Deep Convolutional Neural Networks for
 # Medical Imaging Applications* (Ryerson University; section 3.2 and Figure 2: every method and its

@@ -36,7 +36,8 @@
 # saved beside each other in the model cache). Without them this notebook trains small stand-ins, and
 # the numbers mean little: its checks are then reported, not asserted.
 #
-# **Run time on a 2-core CPU:** smoke under 1.5 min, lab about 3 min.
+# **Run time:** see `TIMINGS.md` beside this notebook, section `07_report` (smoke and
+# lab profiles, measured on a 2-core CPU).
 #
 # Built from Passantino, *Deep MedIA Senior Design Technical Report* (Bucknell University: one program,
 # image in, findings out, a box for present findings only), Seo, *Visualizing Uncertainty and Saliency

@@ -38,7 +38,8 @@
 # one 0/255 PNG per nucleus) and reads it with the code that reads the real one; set `MEDXAI_DATA_DIR`
 # to a folder holding `dsb2018/` (the unpacked `stage1_train/`) to use the real data.
 #
-# **Run time on a 2-core CPU:** smoke under 1 min, lab about 2.5 min.
+# **Run time:** see `TIMINGS.md` beside this notebook, section `08_cells_counting` (smoke and
+# lab profiles, measured on a 2-core CPU).
 #
 # Built from Seo, *Visualizing Uncertainty and Saliency Maps of Deep Convolutional Neural Networks for
 # Medical Imaging Applications*, Ryerson University (segmentation and counting of cells with an
@@ -87,7 +88,7 @@ patch_size = 64  # training crops; the U-Net is fully convolutional and predicts
 steps_per_epoch = cfg.pick(smoke=16, lab=30, full=60)  # batches of training crops per epoch
 epochs = cfg.pick(smoke=15, lab=14, full=40)
 batch_size = 16
-base_filters = cfg.pick(smoke=8, lab=12, full=16)  # filters of the first U-Net level (depth 3)
+base_filters = cfg.pick(smoke=4, lab=12, full=16)  # filters of the first U-Net level (depth 3)
 dropout_rate = 0.15
 mc_samples = cfg.pick(smoke=8, lab=16, full=30)  # T: dropout samples per image
 split_fractions = cfg.pick(smoke=[0.5, 0.25, 0.25], lab=[0.34, 0.33, 0.33], full=[0.6, 0.2, 0.2])  # train, val, test

@@ -41,7 +41,8 @@
 # holding `site/` (your export and its `labels.csv`, laid out as `helpers/data/manifests/site.md`
 # describes) to use your own.
 #
-# **Run time on a 2-core CPU:** smoke about 1 min, lab about 2.5 min.
+# **Run time:** see `TIMINGS.md` beside this notebook, section `09_your_own_films` (smoke and
+# lab profiles, measured on a 2-core CPU).
 #
 # Built from Zech et al., *Variable generalization performance of a deep learning model to detect
 # pneumonia in chest radiographs: a cross-sectional study*, PLOS Medicine 2018 (site shortcuts),
@@ -94,13 +95,13 @@ cfg = config.load()
 images_mode = "present"  # the training site may be a partial NIH copy
 labels_file = None  # None: labels.csv in the site folder
 local_share = 0.5  # share of the site's patients that may set anything (thresholds, recalibration, heads); the rest judge
-bootstrap_samples = cfg.pick(smoke=100, lab=300, full=1000)  # patient-bootstrap replicates of each interval
-subgroup_samples = cfg.pick(smoke=50, lab=150, full=500)
+bootstrap_samples = cfg.pick(smoke=50, lab=300, full=1000)  # patient-bootstrap replicates of each interval
+subgroup_samples = cfg.pick(smoke=20, lab=150, full=500)
 budgets = (0.25, 0.5, 1.0)  # shares of the local labelled patients the adapted heads may use
 stand_in_images = cfg.pick(smoke=32, lab=128, full=256)  # training films of a stand-in, if notebook 02 has not run
 shortcut_finding = "Infiltration"  # the commonest finding the site labels: enough positives in every profile
 shortcut_size = cfg.pick(smoke=48, lab=64, full=64)  # the shortcut experiment's small CNN sees films this size
-shortcut_epochs = cfg.pick(smoke=30, lab=12, full=12)
+shortcut_epochs = cfg.pick(smoke=15, lab=12, full=12)
 marker_rates = (0.9, 0.05)  # share of the training site's films with the marker: with the finding, without it
 shortcut_margin = cfg.pick(smoke=0.15, lab=0.2, full=0.2)  # AUROC the marker must be worth, asserted
 split_method = cfg.pick(smoke="patient", lab="patient", full="official")  # notebook 02's split of the training site

@@ -83,5 +83,5 @@ assert nih.entries.patient_id.nunique() > 1, "a split needs more than one patien
 # %% [markdown]
 # ## Exercises
 #
-# 1. An exercise with a check (`helpers.exercises`), its worked answer between `### BEGIN SOLUTION` and
-#    `### END SOLUTION`.
+# 1. An exercise with a check (`helpers.exercises`), its worked answer between the solution markers that
+#    `tools/make_student.py` names (nbgrader's), so that `make student` can take it out.
