@@ -93,7 +93,7 @@ def target_steps(target: str, py: str, profile: str, notebooks: tuple[str, ...] 
         steps += [
             Step("unit tests | notebooks under nbval (side by side)", env=env, clear=(str(Path("build", "smoke")),),
                  guards="unit: helpers against hand computations, reference libraries and bad inputs, the upload "
-                        "page in Chromium, the wheel, the full-profile paths of 01 and 09; notebooks: every notebook "
+                        "page in Chromium, the wheel, the full-profile path of 01; notebooks: every notebook "
                         "top to bottom in smoke with its asserts, kept for the site",
                  together=[("unit", [py, "-m", "pytest", "tests", "--ignore", str(Path("tests", "test_site.py")),
                                      "-m", "not full_path", "--durations", "15"]),
