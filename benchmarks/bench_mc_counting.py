@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 
-from helpers import cells, config, instances, models, synthetic_cells, uncertainty
+from helpers import cells, config, instances, uncertainty
+from helpers.synthetic import cells as synthetic_cells
 from timing import interleaved
 
 SAMPLES = 20
@@ -31,7 +32,7 @@ def main() -> None:
     rendered = [synthetic_cells.render(cfg.seed, i, SIZE) for i in range(IMAGES)]
     images = np.stack([grey for grey, _ in rendered])[..., None].astype("float32") / 255
     model = cells.nuclei_unet(base_filters=8, depth=3, dropout_rate=0.15)
-    mc_model = models.with_mc_dropout(model)
+    mc_model = uncertainty.with_mc_dropout(model)
     # the deterministic model sees the same T x N rows in one batch of the same size as mc_predict's
     tiled = np.repeat(images, SAMPLES, axis=0)
 

@@ -24,7 +24,7 @@ warnings.filterwarnings("ignore")
 import numpy as np
 from helpers import cells, models, uncertainty
 size, way, samples = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-mc = models.with_mc_dropout(cells.nuclei_unet(base_filters=16, depth=3, dropout_rate=0.15))
+mc = uncertainty.with_mc_dropout(cells.nuclei_unet(base_filters=16, depth=3, dropout_rate=0.15))
 image = np.random.default_rng(0).random((size, size)).astype(np.float32)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if way == "whole":

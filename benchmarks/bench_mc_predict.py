@@ -30,7 +30,7 @@ def main() -> None:
         config.seed_everything(cfg.seed)
         model = models.unet(base_filters=8, depth=4, dropout_rate=0.1)
         source = "a fresh U-Net (run notebook 03 for the trained one)"
-    mc_model = models.with_mc_dropout(model)
+    mc_model = uncertainty.with_mc_dropout(model)
     x = np.random.default_rng(cfg.seed).random((BATCH, PATCH, PATCH, 1)).astype("float32")
 
     def naive():

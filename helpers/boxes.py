@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from helpers import side_files
 from helpers.errors import DataError, check_finite, check_probabilities
 
 THRESHOLD_METHODS = ("fraction", "fixed", "otsu")
@@ -267,7 +268,7 @@ def mean_box_sizes(boxes: pd.DataFrame, image_size=None) -> pd.DataFrame:
     return table.groupby("label")[["w", "h"]].mean()
 
 
-BOX_SIZES_SUFFIX = ".box_sizes.json"  # beside the classifier; read by helpers.report (the same suffix there)
+BOX_SIZES_SUFFIX = side_files.BOX_SIZES_SUFFIX  # beside the classifier, named as every side file (helpers.side_files)
 
 
 def fit_score_split(boxes: pd.DataFrame, entries: pd.DataFrame, *, score_fraction: float = 0.5,
@@ -305,14 +306,11 @@ def save_box_sizes(model_path, train_boxes: pd.DataFrame):
 
     Taught in 06_boxes_iobb.
     """
-    from pathlib import Path
-
     if not {"image_width", "image_height"} <= set(train_boxes.columns):
         raise ValueError("save_box_sizes needs the columns image_width and image_height, to save sizes as fractions.")
     sizes = mean_box_sizes(train_boxes, image_size=1)
     check_probabilities(sizes.to_numpy(), "mean box sizes as fractions of the image side")
-    model_path = Path(model_path)
-    path = model_path.with_name(model_path.stem + BOX_SIZES_SUFFIX)
+    path = side_files.side_file(model_path, BOX_SIZES_SUFFIX)
     path.write_text(json.dumps({str(k): [float(r.w), float(r.h)] for k, r in sizes.iterrows()}, indent=1))
     return path
 
@@ -322,10 +320,7 @@ def load_box_sizes(model_path) -> dict:
 
     Taught in 06_boxes_iobb.
     """
-    from pathlib import Path
-
-    model_path = Path(model_path)
-    path = model_path.with_name(model_path.stem + BOX_SIZES_SUFFIX)
+    path = side_files.side_file(model_path, BOX_SIZES_SUFFIX)
     if not path.is_file():
         return {}
     try:
@@ -380,7 +375,7 @@ def published_iobb() -> pd.DataFrame:
 
     Taught in 06_boxes_iobb.
     """
-    from helpers.datasets import MANIFEST_DIR
+    from helpers.manifests import MANIFEST_DIR
 
     with open(MANIFEST_DIR / "published_iobb.json", encoding="utf-8") as f:
         data = json.load(f)

@@ -1,6 +1,6 @@
 """Nuclei images in the 2018 Data Science Bowl (BBBC038) layout: the reader, its checks, splits, the two-output U-Net.
 
-Layout (the real ``stage1_train.zip`` unpacks to it; ``helpers.synthetic_cells`` writes it)::
+Layout (the real ``stage1_train.zip`` unpacks to it; ``helpers.synthetic.cells`` writes it)::
 
     <root>/[stage1_train/]<image_id>/images/<image_id>.png
     <root>/[stage1_train/]<image_id>/masks/<mask_id>.png      one binary mask per nucleus

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.covariance import LedoitWolf
 
+from helpers import side_files
 from helpers.errors import DataError
 
-FAMILIAR_SUFFIX = ".familiar.npz"  # beside the classifier (report.side_file's rule)
+FAMILIAR_SUFFIX = side_files.FAMILIAR_SUFFIX  # beside the classifier, named as every side file (helpers.side_files)
 QUANTILE = 0.99  # the cut-off: the distance below which this share of the validation films lie
 OUTSIDE = "outside what this model has seen"
 SPLITS = ("validation", "train", "test")

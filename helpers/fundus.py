@@ -1,6 +1,6 @@
 """The DRIVE retinal vessel dataset (Staal et al., IEEE TMI 2004): its records, photographs, vessel masks and field of view.
 
-The same reader takes the real download and the synthetic copy (``helpers.synthetic_drive``) in the layout of
+The same reader takes the real download and the synthetic copy (``helpers.synthetic.drive``) in the layout of
 ``helpers/data/manifests/drive.md``: ``training/`` (21-40) and ``test/`` (01-20), each with ``images/``, ``1st_manual/`` and
 ``mask/``; the test set also has ``2nd_manual/``, the second observer.
 """

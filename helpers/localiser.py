@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import boxes as _boxes
-from helpers import losses, models
+from helpers import losses, models, side_files
 from helpers.errors import DataError, check_finite, check_labels
 
 LOCALISER_FILE = "localiser_nih.keras"  # under cfg.models_dir; its settings and training time in localiser_nih.json
@@ -65,7 +65,7 @@ def build(image_size: int, base_filters: int = 8, depth: int = 3, normalization=
 
 
 def _settings_path(path: Path) -> Path:
-    return path.with_suffix(".json")
+    return side_files.side_file(path, side_files.SETTINGS_SUFFIX)  # its training settings: the cache key
 
 
 def train_or_load(path, images, masks, *, epochs: int, base_filters: int = 8, depth: int = 3, batch_size: int = 16,

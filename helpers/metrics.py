@@ -244,7 +244,7 @@ def published_auroc() -> pd.DataFrame:
     """
     import json
 
-    from helpers.datasets import MANIFEST_DIR
+    from helpers.manifests import MANIFEST_DIR
 
     path = MANIFEST_DIR / "published_auroc.json"
     with open(path, encoding="utf-8") as f:
@@ -337,7 +337,7 @@ def published_drive() -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     import json
 
-    from helpers.datasets import MANIFEST_DIR
+    from helpers.manifests import MANIFEST_DIR
 
     with open(MANIFEST_DIR / "published_drive.json", encoding="utf-8") as f:
         data = json.load(f)

@@ -30,9 +30,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from helpers import side_files
 from helpers.errors import DataError
 
-CARD_SUFFIX = ".card.json"  # beside the model, as the other side files (report.side_file's rule)
+CARD_SUFFIX = side_files.CARD_SUFFIX  # beside the model, named as every side file (helpers.side_files)
 KINDS = ("synthetic", "real")
 NOT_FOR_CLINICAL_USE = "trained on synthetic images: not for clinical use"
 NO_CARD_LINE = "no model card beside the model: what it was trained on is unknown"
@@ -45,8 +46,7 @@ def card_path(model_path) -> Path:
 
     Taught in 02_densenet_transfer.
     """
-    model_path = Path(model_path)
-    return model_path.with_name(model_path.stem + CARD_SUFFIX)  # the rule of report.side_file
+    return side_files.side_file(model_path, CARD_SUFFIX)
 
 
 def _plain(value: Any, what: str):

@@ -403,8 +403,10 @@ def _decoded_in_order(paths: list[str], image_size: int, channels: int, labels=N
             image = tf.identity(image)
         return image if label_table is None else (image, tf.gather(label_table, expected))
 
+    # ignore_errors leaves the length unknown to tf.data; it is count (a gap raises above), and saying so lets
+    # Keras know the number of batches instead of warning that the input "ran out of data" at the end
     return tf.data.Dataset.zip(tf.data.Dataset.range(count + 1), decoded).take(count).map(
-        check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).apply(tf.data.experimental.assert_cardinality(count))
 
 
 _TF_MESSAGE = re.compile(r"assertion failed: \[(.*?)\]", re.S)
@@ -450,7 +452,7 @@ def image_dataset(
     if missing:
         raise DataError(
             f"{missing[0]}: image file not found ({len(missing)} of {len(paths)} files missing). "
-            "Check the data folder (datasets.verify lists every missing file) or restore the files."
+            "Check the data folder (manifests.verify lists every missing file) or restore the files."
         )
     if labels is not None:
         labels = errors.check_labels(labels, "image_dataset labels")

@@ -29,7 +29,6 @@ one name never overwrite each other's reports.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -43,15 +42,12 @@ import pandas as pd
 import tensorflow as tf
 
 from helpers import boxes as _boxes
-from helpers import config, datasets, dicom, errors, explain, familiarity, model_card, models, preprocessing, uncertainty
+from helpers import (config, datasets, dicom, errors, explain, familiarity, model_card, models, preprocessing, side_files,
+                     uncertainty)
 from helpers import referral as _referral
 from helpers.errors import DataError
 from helpers.report_render import figure_png, to_dict, to_html, to_json, to_png  # noqa: F401  the renderers, re-exported
 
-THRESHOLDS_SUFFIX = ".thresholds.json"  # notebook 02: per-finding thresholds chosen on validation
-REFERRAL_SUFFIX = ".referral.json"  # notebook 04: the referral threshold of the mean mutual information
-MC_HEAD_SUFFIX = ".mc_head.keras"  # notebook 04: the dense head fine-tuned with dropout on pooled features
-BOX_SIZES_SUFFIX = _boxes.BOX_SIZES_SUFFIX  # optional: notebook 06's mean box (w, h) per finding as fractions of the image side (Deep MedIA)
 DEFAULT_SAMPLES = 20  # T when neither the caller nor the referral file says
 DEFAULT_HEAD_DROPOUT = 0.3  # notebook 04's rate, used when no fine-tuned head is saved
 DISPLAY_SIZE = 512  # the displayed image's side, at least (the model's input when larger)
@@ -70,89 +66,8 @@ class ReportError(DataError):
 
 
 # --------------------------------------------------------------------------------------------
-# Files saved beside the model by notebooks 02 and 04
+# The referral cut-off of notebook 04 (its file: helpers.side_files)
 # --------------------------------------------------------------------------------------------
-
-
-def side_file(model_path, suffix: str) -> Path:
-    """The file beside a saved model with the given suffix (densenet121_nih.keras -> densenet121_nih.thresholds.json).
-
-    Taught in 07_report.
-    """
-    model_path = Path(model_path)
-    return model_path.with_name(model_path.stem + suffix)
-
-
-def save_thresholds(model_path, thresholds: pd.Series, *, method: str, split: str = "validation") -> Path:
-    """Write the per-finding thresholds (label order, method, split) as JSON beside the model; a NaN (no positive on validation) is saved as 0.5 and listed.
-
-    Taught in 02_densenet_transfer.
-    """
-    if not isinstance(thresholds, pd.Series):
-        raise TypeError("thresholds must be a pandas Series indexed by finding (metrics.choose_thresholds returns one).")
-    values = np.asarray(thresholds, dtype=float)
-    defaulted = [str(k) for k, v in zip(thresholds.index, values) if np.isnan(v)]
-    values = errors.check_probabilities(np.where(np.isnan(values), 0.5, values), "thresholds")
-    payload = {"labels": [str(k) for k in thresholds.index], "thresholds": [float(v) for v in values],
-               "method": method, "chosen_on": split, "defaulted_to_0.5": defaulted}
-    path = side_file(model_path, THRESHOLDS_SUFFIX)
-    path.write_text(json.dumps(payload, indent=1))
-    return path
-
-
-def load_thresholds(model_path, labels: Sequence[str]) -> tuple[pd.Series, str]:
-    """The thresholds notebook 02 saved beside the model, checked against the labels; (Series, method).
-
-    Taught in 07_report.
-    """
-    path = side_file(model_path, THRESHOLDS_SUFFIX)
-    if not path.is_file():
-        raise ReportError(
-            f"{Path(model_path).name}: no per-finding thresholds beside it ({path.name} is missing). Run notebook 02, "
-            "which chooses them on validation and saves them there, or pass thresholds=... (a Series by finding)."
-        )
-    try:
-        payload = json.loads(path.read_text())
-        saved_labels, values = list(payload["labels"]), list(payload["thresholds"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise ReportError(f"{path}: not a thresholds file of notebook 02 ({type(err).__name__}: {err}). "
-                          "Run notebook 02 again to rewrite it.") from None
-    method = str(payload.get("method", "?"))
-    defaulted = payload.get("defaulted_to_0.5") or []
-    if defaulted:
-        method += f" (0.5 for {', '.join(defaulted)}: no positive case on validation)"
-    return _thresholds_series(pd.Series(values, index=saved_labels), labels, str(path)), method
-
-
-def _thresholds_series(thresholds, labels: Sequence[str], what: str) -> pd.Series:
-    if not isinstance(thresholds, pd.Series):
-        values = np.asarray(thresholds, dtype=float).reshape(-1)
-        if values.size != len(labels):
-            raise ReportError(f"{what}: {values.size} thresholds for {len(labels)} findings; pass one per finding "
-                              "(a Series indexed by finding names is safest).")
-        thresholds = pd.Series(values, index=list(labels))
-    missing = [label for label in labels if label not in thresholds.index]
-    if missing:
-        raise ReportError(f"{what}: no threshold for {', '.join(missing)} (it has {', '.join(map(str, thresholds.index))}). "
-                          "The thresholds belong to another label set: run notebook 02 again for this model.")
-    values = errors.check_probabilities(thresholds[list(labels)].to_numpy(dtype=float), what)
-    return pd.Series(values, index=list(labels), name="threshold")
-
-
-def save_referral(model_path, threshold: float, *, refer_at: float, samples: int, images: int, split: str,
-                  rule: str = "mean mutual information over the findings", **extra) -> Path:
-    """Write notebook 04's referral threshold (the largest uncertainty kept when refer_at is referred), the split that set it, its image count, T and rule, beside the model.
-
-    Taught in 04_mc_dropout_uncertainty.
-    """
-    value = float(errors.check_finite(threshold, "referral threshold"))
-    if split not in ("validation", "test", "train"):
-        raise ValueError(f"split must name the images that set the threshold (validation, test or train), not {split!r}.")
-    payload = {"threshold": value, "refer_at": float(refer_at), "samples": int(samples), "images": int(images),
-               "chosen_on": split, "rule": rule, **extra}
-    path = side_file(model_path, REFERRAL_SUFFIX)
-    path.write_text(json.dumps(payload, indent=1))
-    return path
 
 
 def referral_threshold(uncertainties, refer_at: float) -> float:
@@ -175,23 +90,6 @@ def _samples_from(referral: dict | None, samples: int | None) -> int:
         return samples
     saved = (referral or {}).get("samples")
     return int(saved) if isinstance(saved, (int, float)) and not isinstance(saved, bool) and saved >= 2 else DEFAULT_SAMPLES
-
-
-def load_referral(model_path) -> dict | None:
-    """Notebook 04's referral settings saved beside the model, or None when the file is absent.
-
-    Taught in 07_report.
-    """
-    path = side_file(model_path, REFERRAL_SUFFIX)
-    if not path.is_file():
-        return None
-    try:
-        payload = json.loads(path.read_text())
-        payload["threshold"] = float(errors.check_finite(payload["threshold"], f"{path.name} threshold"))
-    except (ValueError, KeyError, TypeError) as err:
-        raise ReportError(f"{path}: not a referral file of notebook 04 ({type(err).__name__}: {err}). "
-                          "Run notebook 04 again to rewrite it.") from None
-    return payload
 
 
 # --------------------------------------------------------------------------------------------
@@ -429,7 +327,10 @@ class ChestReporter:
             except (KeyError, TypeError) as err:
                 raise ReportError(f"the referral file names the signal expected_errors but holds no recalibration "
                                   f"({type(err).__name__}: {err}); run notebook 04 again to rewrite it.") from None
-        self.thresholds = _thresholds_series(thresholds, labels, f"{self.name} thresholds")
+        try:
+            self.thresholds = side_files.thresholds_series(thresholds, labels, f"{self.name} thresholds")
+        except side_files.SideFileError as err:
+            raise ReportError(str(err)) from None
         self.referral, self.box_sizes, self.seed = referral, box_sizes or {}, seed
         self.size = int(model.input_shape[1])
         self.notes: list[str] = []
@@ -464,11 +365,11 @@ class ChestReporter:
                 raise ReportError(str(err)) from None
             return mc_head
         dense = output.__class__.from_config(output.get_config())
-        head = keras.Sequential([keras.Input((width,)), models.MCDropout(rate or DEFAULT_HEAD_DROPOUT, name="mc_dropout"),
+        head = keras.Sequential([keras.Input((width,)), uncertainty.MCDropout(rate or DEFAULT_HEAD_DROPOUT, name="mc_dropout"),
                                  dense], name=f"{self.name}_mc_head")
         dense.set_weights(output.get_weights())
         if rate is None:
-            self.notes.append(f"the head was not fine-tuned with dropout (no {MC_HEAD_SUFFIX} from notebook 04): "
+            self.notes.append(f"the head was not fine-tuned with dropout (no {side_files.MC_HEAD_SUFFIX} from notebook 04): "
                               f"dropout {DEFAULT_HEAD_DROPOUT} is put before the trained head, so the spread is indicative only")
         return head
 
@@ -486,10 +387,14 @@ class ChestReporter:
         except (DataError, FileNotFoundError) as err:
             raise ReportError(str(err)) from None
         method = "given"
-        if thresholds is None:
-            thresholds, method = load_thresholds(model_path, labels)
+        try:
+            if thresholds is None:
+                thresholds, method = side_files.load_thresholds(model_path, labels)
+            referral = side_files.load_referral(model_path)
+        except DataError as err:  # a side file notebook 02 or 04 must write again
+            raise ReportError(str(err)) from None
         mc_head = None
-        head_path = side_file(model_path, MC_HEAD_SUFFIX)
+        head_path = side_files.side_file(model_path, side_files.MC_HEAD_SUFFIX)
         if head_path.is_file():
             try:
                 mc_head = models.load_model(head_path)
@@ -500,9 +405,8 @@ class ChestReporter:
             card = model_card.read_card(model_path)  # notebook 02 writes it; absent: the report says so
         except DataError as err:
             raise ReportError(str(err)) from None
-        referral = load_referral(model_path)
         samples = _samples_from(referral, samples)
-        familiar_path = side_file(model_path, familiarity.FAMILIAR_SUFFIX)
+        familiar_path = side_files.side_file(model_path, side_files.FAMILIAR_SUFFIX)
         try:
             familiar = familiarity.Familiarity.load(familiar_path) if familiar_path.is_file() else None
         except DataError as err:
@@ -579,7 +483,7 @@ class ChestReporter:
                            "classifier that decides")
         if self.referral is None:
             return True, (f"referred: no referral threshold was calibrated for this model (notebook 04 saves it as "
-                          f"{REFERRAL_SUFFIX} beside the model), so every image is referred by default; "
+                          f"{side_files.REFERRAL_SUFFIX} beside the model), so every image is referred by default; "
                           f"mean mutual information {mean_mi:.3g} nats")
         limit, refer_at = self.referral["threshold"], self.referral.get("refer_at", float("nan"))
         refer = bool(mean_mi > limit)
@@ -653,7 +557,7 @@ class ChestReporter:
                               "below it). Its findings are not to be trusted; it is referred.")
                 refer, reason = True, f"referred: {familiarity.OUTSIDE} (the findings below are shown, not vouched for); {reason}"
         else:
-            notes.append(f"no unfamiliar-input check: notebook 04 saves it as {familiarity.FAMILIAR_SUFFIX} beside the model")
+            notes.append(f"no unfamiliar-input check: notebook 04 saves it as {side_files.FAMILIAR_SUFFIX} beside the model")
         if self.referral is not None and self.referral.get("samples") not in (None, self.samples):
             notes.append(f"the referral threshold was measured with T={self.referral['samples']} samples, this report "
                          f"uses T={self.samples}: the mutual information is biased low for small T")
@@ -714,12 +618,13 @@ class FundusReporter:
     """
 
     def __init__(self, model: keras.Model, *, samples: int = 20, referral: dict | None = None, name: str | None = None,
-                 side: int = FUNDUS_SIDE, batch_size: int = 4, card: dict | None = None):
+                 side: int = FUNDUS_SIDE, batch_size: int = 4, card: dict | None = None, settings: dict | None = None):
         self.card = card  # the model card beside the saved U-Net (helpers.model_card), None: none
+        self.settings = {**side_files.FUNDUS_DEFAULTS, **(settings or {})}  # grey method and CLAHE of notebook 03
         if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
             raise ReportError(f"samples must be a whole number >= 2 (a spread needs two draws), not {samples!r}.")
         try:
-            self.mc_model = models.with_mc_dropout(model)
+            self.mc_model = uncertainty.with_mc_dropout(model)
         except ValueError as err:
             raise ReportError(str(err)) from None
         self.samples, self.referral, self.name, self.side, self.batch_size = int(samples), referral, name or model.name, side, batch_size
@@ -735,10 +640,12 @@ class FundusReporter:
         try:
             model = models.load_model(model_path, hint="Run notebook 03 (it saves the U-Net) or check the path.")
             card = model_card.read_card(model_path)  # notebook 03 writes it; absent: the report says so
+            referral = side_files.load_referral(model_path)
+            settings = side_files.load_settings(model_path)  # how notebook 03 prepared its photographs
         except (DataError, FileNotFoundError) as err:
             raise ReportError(str(err)) from None
-        referral = load_referral(model_path)
-        return cls(model, samples=_samples_from(referral, samples), referral=referral, name=model_path.name, card=card)
+        return cls(model, samples=_samples_from(referral, samples), referral=referral, name=model_path.name, card=card,
+                   settings=settings)
 
     def read(self, path_or_array, source_name: str | None = None, keep_identity: bool = False) -> tuple[np.ndarray, str]:
         """A fundus photograph (PNG/JPEG path or HxWx3 array in [0, 1]) resized so its larger side is ``side``.
@@ -771,7 +678,8 @@ class FundusReporter:
         Taught in 07_report.
         """
         rgb, source = self.read(path_or_array, source_name, keep_identity)
-        grey = preprocessing.clahe(preprocessing.fundus_to_grey(rgb, "green"))  # as notebook 03 prepares DRIVE
+        grey = preprocessing.clahe(preprocessing.fundus_to_grey(rgb, self.settings["grey_method"]),  # as notebook 03 did
+                                   self.settings["clahe_clip"], self.settings["clahe_tile"])
         padded, _ = preprocessing.pad_to_multiple(grey[..., None], 16)
         height, width = grey.shape
         draws = uncertainty.mc_predict(self.mc_model, padded[None], samples=self.samples, batch_size=self.batch_size)
@@ -780,7 +688,7 @@ class FundusReporter:
         level = float(parts.epistemic[fov].mean()) if fov.any() else float(parts.epistemic.mean())
         if self.referral is None:
             refer, reason = True, (f"referred: no in-distribution level was saved for this U-Net (notebook 04 saves "
-                                   f"{REFERRAL_SUFFIX} beside it), so every photograph is referred by default; mean "
+                                   f"{side_files.REFERRAL_SUFFIX} beside it), so every photograph is referred by default; mean "
                                    f"epistemic inside the field of view {level:.4f} nats")
         else:
             limit = FUNDUS_REFER_FACTOR * self.referral["threshold"]

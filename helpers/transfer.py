@@ -94,7 +94,7 @@ def pretrained_backbone(cfg: config.Config, *, image_size: int, patients: int, e
     keras.utils.set_random_seed(cfg.seed)
     model = models.densenet121_classifier(len(SOURCE_GROUPS), image_size, weights=None, name="densenet121_source")
     model.compile(keras.optimizers.Adam(1e-3), losses.WeightedBinaryCrossentropy.from_labels(y), run_eagerly=run_eagerly)
-    model.fit(data, epochs=epochs, verbose=verbose)
+    model.fit(data, epochs=epochs, shuffle=False, verbose=verbose)  # the dataset shuffles itself
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
     return model, {"source": "synthetic source task", "seconds": time.perf_counter() - start, "from_cache": False,

@@ -1,4 +1,5 @@
-"""Monte-Carlo dropout: sampling, the entropy / mutual-information decomposition, referral curves."""
+"""Monte-Carlo dropout: the MCDropout layer and models that carry it, sampling, the entropy / mutual-information
+decomposition, referral curves; the heteroscedastic U-Net (notebook 04)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,81 @@ from helpers import errors, models
 
 EPSILON = 1e-7
 REFERRAL_FRACTIONS = tuple(np.round(np.arange(0.0, 0.51, 0.05), 2))
+
+
+@keras.saving.register_keras_serializable(package="medxai")
+class MCDropout(keras.layers.Dropout):
+    """Dropout that stays on at test time, whatever ``training`` says, so BatchNorm can stay in inference mode.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
+
+    def call(self, inputs, training=None):
+        # Only this layer is forced into training behaviour; the rest of the model (BatchNormalization
+        # above all) follows the ``training`` flag of the call, False at inference.
+        return super().call(inputs, training=True)
+
+
+def _copy_weights(source: keras.Model, target: keras.Model) -> None:
+    """Copy the weights layer by layer (matched by name) from ``source`` to ``target``."""
+    for layer in target.layers:
+        try:
+            original = source.get_layer(layer.name)
+        except ValueError:
+            continue
+        if layer.weights:
+            layer.set_weights(original.get_weights())
+
+
+def with_mc_dropout(model: keras.Model, rate: float | None = None) -> keras.Model:
+    """A copy of ``model`` whose Dropout layers are MCDropout (same names, same or given rate), trained weights copied.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
+    if not models.dropout_layer_names(model):
+        raise ValueError(
+            f"{model.name} has no Dropout layer: MC dropout would return the same answer T times. "
+            "Add one first (uncertainty.insert_mc_dropout puts one before the output layer)."
+        )
+    if rate is not None and not 0.0 < rate < 1.0:
+        raise ValueError(f"rate must be in (0, 1), not {rate!r}.")
+
+    def clone_layer(layer):
+        if isinstance(layer, keras.layers.Dropout):
+            return MCDropout(layer.rate if rate is None else rate, noise_shape=layer.noise_shape, name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    clone = keras.models.clone_model(model, clone_function=clone_layer)
+    _copy_weights(model, clone)
+    return clone
+
+
+def insert_mc_dropout(model: keras.Model, rate: float = 0.2, before: str = "predictions", name: str = "mc_dropout") -> keras.Model:
+    """A model that shares ``model``'s layers up to the output layer ``before``, with an MCDropout in front of a copy of that layer.
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
+    if not 0.0 < rate < 1.0:
+        raise ValueError(f"rate must be in (0, 1), not {rate!r}.")
+    head = model.get_layer(before)  # raises ValueError naming the layer if it is absent
+    if len(model.outputs) != 1 or head.output is not model.outputs[0]:
+        raise ValueError(f"'{before}' is not the output layer of {model.name}: dropout can only be inserted before the last layer.")
+    new_head = head.__class__.from_config(head.get_config())
+    outputs = new_head(MCDropout(rate, name=name)(head.input))
+    new_head.set_weights(head.get_weights())  # a copy: fine-tuning the new head leaves the original untouched
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_mc")
+
+
+def heteroscedastic_unet(**unet_kwargs) -> keras.Model:
+    """The U-Net of notebook 03 with a 2-channel linear head: per-pixel logit mean and log-variance (Kendall and Gal 2017).
+
+    Taught in 04_mc_dropout_uncertainty.
+    """
+    base = models.unet(**{"name": "heteroscedastic_unet", **unet_kwargs})
+    features = base.get_layer("vessels").input
+    outputs = keras.layers.Conv2D(2, 1, dtype="float32", name="logit_and_log_variance")(features)
+    return keras.Model(base.inputs, outputs, name=base.name)
+
 
 # One compiled forward pass per model (and per input signature), reused across calls.
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -39,13 +115,13 @@ def check_mc_model(model) -> int:
     if not dropout:
         raise ValueError(
             f"{model.name} has no Dropout layer, so every MC sample would be the same deterministic answer. "
-            "Insert one (models.insert_mc_dropout) and fine-tune it before sampling."
+            "Insert one (uncertainty.insert_mc_dropout) and fine-tune it before sampling."
         )
-    mc = [layer for layer in dropout if isinstance(layer, models.MCDropout)]
+    mc = [layer for layer in dropout if isinstance(layer, MCDropout)]
     if not mc:
         raise ValueError(
             f"{model.name} has {len(dropout)} Dropout layer(s), but plain Dropout is off at inference. "
-            "Convert them with models.with_mc_dropout(model) (weights kept); do not call model(x, training=True), "
+            "Convert them with uncertainty.with_mc_dropout(model) (weights kept); do not call model(x, training=True), "
             "which also switches BatchNormalization to batch statistics."
         )
     if all(layer.rate == 0 for layer in mc):

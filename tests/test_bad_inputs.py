@@ -978,6 +978,7 @@ import pandas as _rpd  # noqa: E402
 from helpers import datasets as _rdatasets  # noqa: E402
 from helpers import dicom as _rdicom  # noqa: E402
 from helpers import report as _report  # noqa: E402
+from helpers import side_files as _side_files  # noqa: E402
 
 _R_LABELS = list(_rdatasets.LABELS)
 _R_HALF = _rpd.Series(0.5, index=_R_LABELS)
@@ -1002,10 +1003,10 @@ def _rep_saved(tmp, thresholds_text=None, referral_text=None):
     path = tmp / "rep.keras"
     _rep_model().save(path)
     if thresholds_text is not None:
-        _report.side_file(path, _report.THRESHOLDS_SUFFIX).write_text(thresholds_text)
+        _side_files.side_file(path, _side_files.THRESHOLDS_SUFFIX).write_text(thresholds_text)
     if referral_text is not None:
-        _report.save_thresholds(path, _R_HALF, method="youden")
-        _report.side_file(path, _report.REFERRAL_SUFFIX).write_text(referral_text)
+        _side_files.save_thresholds(path, _R_HALF, method="youden")
+        _side_files.side_file(path, _side_files.REFERRAL_SUFFIX).write_text(referral_text)
     return _report.ChestReporter.load(path)
 
 
@@ -1024,7 +1025,7 @@ def _rep_text(tmp, name="notes.png"):
 def _rep_head(width):
     import keras
 
-    head = keras.Sequential([keras.Input((width,)), _report.models.MCDropout(0.3), keras.layers.Dense(14, activation="sigmoid")])
+    head = keras.Sequential([keras.Input((width,)), _report.uncertainty.MCDropout(0.3), keras.layers.Dense(14, activation="sigmoid")])
     return _report.ChestReporter(_rep_model(), _R_HALF, mc_head=head)
 
 
@@ -1084,7 +1085,7 @@ case("report/thresholds_percent", DataError, "thresholds", "divide by 100")(
 case("report/referral_not_json", DataError, "rep.referral.json", "not a referral file", "notebook 04")(
     lambda tmp: _rep_saved(tmp, referral_text="[]"))
 case("report/save_thresholds_list", TypeError, "pandas Series")(
-    lambda tmp: _report.save_thresholds(tmp / "m.keras", [0.5] * 14, method="youden"))
+    lambda tmp: _side_files.save_thresholds(tmp / "m.keras", [0.5] * 14, method="youden"))
 case("report/samples_one", DataError, "samples must be a whole number >= 2", "1")(
     lambda tmp: _report.ChestReporter(_rep_model(), _R_HALF, samples=1))
 case("report/softmax_head", DataError, "not a dense sigmoid layer", "Dense(..., activation='sigmoid')")(
@@ -1105,17 +1106,17 @@ case("report/missing_model", DataError, "none.keras", "no saved model", "noteboo
 from helpers import exercises as _exercises  # noqa: E402 (imports of this section kept in it)
 
 case("exercises/not_a_function", _exercises.Wrong, "expected a function", "got float")(
-    lambda tmp: _exercises.check_dice_loss(0.25))
+    lambda tmp: _exercises.checks()["check_dice_loss"](0.25))
 case("exercises/answer_raises", _exercises.Wrong, "raised KeyError", "mutual_informaton")(
-    lambda tmp: _exercises.check_refer_any(lambda findings, limit: findings["mutual_informaton"]))
+    lambda tmp: _exercises.checks()["check_refer_any"](lambda findings, limit: findings["mutual_informaton"]))
 case("exercises/text_not_number", _exercises.Wrong, "should be one number", "got str")(
-    lambda tmp: _exercises.check_dice_loss(lambda y, p: "0.40"))
+    lambda tmp: _exercises.checks()["check_dice_loss"](lambda y, p: "0.40"))
 case("exercises/wrong_shape", _exercises.Wrong, "should have shape (4,)", "got (3,)")(
-    lambda tmp: _exercises.check_box_of_mask(lambda mask: (1, 2, 3)))
+    lambda tmp: _exercises.checks()["check_box_of_mask"](lambda mask: (1, 2, 3)))
 case("exercises/nan_answer", _exercises.Wrong, "nan", "clip p")(
-    lambda tmp: _exercises.check_bce_by_hand(lambda y, p, w_p, w_n: float("nan")))
+    lambda tmp: _exercises.checks()["check_bce_by_hand"](lambda y, p, w_p, w_n: float("nan")))
 case("exercises/stub", _exercises.NotYet, "not done yet", "write dice_loss")(
-    lambda tmp: _exercises.check_dice_loss(lambda y, p: (_ for _ in ()).throw(NotImplementedError("Exercise 1"))))
+    lambda tmp: _exercises.checks()["check_dice_loss"](lambda y, p: (_ for _ in ()).throw(NotImplementedError("Exercise 1"))))
 
 
 # ---- the runner ---------------------------------------------------------------------------------

@@ -240,13 +240,13 @@ def test_probability_to_boxes_thresholds_the_probability_not_its_maximum():
 def test_box_sizes_written_by_06_are_what_the_report_reads(tmp_path):
     import json
 
-    from helpers import report
+    from helpers import side_files
 
     train = pd.DataFrame({"label": ["Mass", "Mass", "Nodule"], "w": [20.0, 40.0, 8.0], "h": [10.0, 30.0, 8.0],
                           "image_width": [100, 200, 64], "image_height": [100, 200, 64]})
     model_path = tmp_path / "densenet121_nih.keras"
     written = boxes.save_box_sizes(model_path, train)
-    assert written == report.side_file(model_path, report.BOX_SIZES_SUFFIX)
+    assert written == side_files.side_file(model_path, side_files.BOX_SIZES_SUFFIX)
     read = {k: tuple(v) for k, v in json.loads(written.read_text()).items()}
     assert read["Mass"] == pytest.approx((0.2, 0.125))  # (20/100 + 40/200) / 2, (10/100 + 30/200) / 2 by hand
     assert read["Nodule"] == pytest.approx((0.125, 0.125))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import cells, config, instances, synthetic, synthetic_cells
+from helpers import cells, config, instances, synthetic
+from helpers.synthetic import cells as synthetic_cells
 from helpers.errors import DataError
 
 
@@ -179,9 +180,9 @@ def test_tiled_prediction_equals_untiled_and_gives_the_same_counts(nuclei_model)
 
 
 def test_tiled_mc_samples_match_untiled_sampling_in_distribution(nuclei_model):
-    from helpers import models, uncertainty
+    from helpers import uncertainty
 
-    mc = models.with_mc_dropout(nuclei_model)
+    mc = uncertainty.with_mc_dropout(nuclei_model)
     grey, _ = synthetic_cells.render(3, 6, 128)
     image = (grey / 255.0).astype(np.float32)
     tiled = uncertainty.mc_predict_tiled(mc, image, samples=24, tile=64, margin=48, chunk=5)

@@ -101,8 +101,8 @@ def test_bad_seed_and_unknown_dataset():
 
 def test_only_config_reads_the_environment():
     offenders = [
-        p.name
-        for p in HELPERS.glob("*.py")
+        str(p.relative_to(HELPERS))
+        for p in HELPERS.rglob("*.py")
         if p.name != "config.py" and re.search(r"os\.environ|os\.getenv|getenv\(", p.read_text())
     ]
     assert offenders == [], f"only helpers/config.py may read the environment: {offenders}"
@@ -113,13 +113,13 @@ def test_public_functions_have_docstrings_ending_with_the_notebook_that_teaches_
     import ast
 
     missing = []
-    for path in sorted(HELPERS.glob("*.py")):
+    for path in sorted(HELPERS.rglob("*.py")):  # the packages (exercises, ...) too
         for node in ast.parse(path.read_text()).body:
             if not isinstance(node, (ast.FunctionDef, ast.ClassDef)) or node.name.startswith("_"):
                 continue
             lines = (ast.get_docstring(node) or "").strip().splitlines()
             if len(lines) < 3 or not re.fullmatch(r"Taught in \d\d_[a-z0-9_]+\.", lines[-1]) or "Taught in" in lines[0]:
-                missing.append(f"{path.name}:{node.lineno} {node.name}")
+                missing.append(f"{path.relative_to(HELPERS)}:{node.lineno} {node.name}")
     assert missing == [], ("public names whose docstring does not end with its own line 'Taught in NN_name.' after a "
                            "summary line and a blank line:\n" + "\n".join(missing))
 

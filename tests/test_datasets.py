@@ -1,4 +1,4 @@
-"""Tests of helpers.datasets: NIH and DRIVE readers, bad input, splits, leakage check, manifests."""
+"""Tests of helpers.datasets (the NIH reader), helpers.fundus (DRIVE), helpers.splits and helpers.manifests (verify)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import datasets, fundus, splits
+from helpers import datasets, fundus, manifests, splits
 from helpers.errors import DataError, PatientLeakageError
 
 HEADER_2017 = (
@@ -541,26 +541,26 @@ def test_load_drive_bad_masks(tmp_path):
 
 
 def test_manifests_match_the_facts():
-    nih = json.loads((datasets.MANIFEST_DIR / "nih.json").read_text())
+    nih = json.loads((manifests.MANIFEST_DIR / "nih.json").read_text())
     assert nih["counts"]["images"] == 112120 and nih["counts"]["patients"] == 30805
     assert nih["counts"]["train_val_list"] + nih["counts"]["test_list"] == 112120
     assert nih["labels"] == list(datasets.LABELS) and nih["checksums"] is None
     assert nih["release_files"][:12] == [f"images_{i:03d}.tar.gz" for i in range(1, 13)]
-    drive = json.loads((datasets.MANIFEST_DIR / "drive.json").read_text())
+    drive = json.loads((manifests.MANIFEST_DIR / "drive.json").read_text())
     files = [f["path"] for f in drive["layout"]["files"]]
     assert len(files) == len(set(files)) == 140
     tifs = [f for f in drive["layout"]["files"] if f["path"].endswith(".tif")]
     assert len(tifs) == 40 and all((f["width"], f["height"]) == (565, 584) for f in tifs)
     assert "training/images/21_training.tif" in files and "test/2nd_manual/20_manual2.gif" in files
     for name in ("nih.md", "drive.md"):
-        assert (datasets.MANIFEST_DIR / name).is_file()
+        assert (manifests.MANIFEST_DIR / name).is_file()
 
 
 def verify_quietly(name, root, **kwargs):
-    """(problems, warning texts) of datasets.verify."""
+    """(problems, warning texts) of manifests.verify."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        problems = datasets.verify(name, root, **kwargs)
+        problems = manifests.verify(name, root, **kwargs)
     return problems, "\n".join(str(w.message) for w in caught)
 
 
@@ -579,7 +579,7 @@ def test_verify_nih(nih):
         png.unlink()
     problems, _ = verify_quietly("nih", nih)
     assert any(p.startswith("missing: all 6 images named in the CSV: 00000001_000.png") for p in problems)
-    assert datasets.verify("nih", nih / "absent")[0].startswith("missing: the folder")
+    assert manifests.verify("nih", nih / "absent")[0].startswith("missing: the folder")
 
 
 def test_verify_drive_against_a_manifest(tmp_path):
@@ -590,12 +590,12 @@ def test_verify_drive_against_a_manifest(tmp_path):
         {"path": "training/mask/21_training_mask.gif"},
         {"path": "test/images/07_test.tif", "width": 10, "height": 12},
     ]}}
-    problems = datasets.verify("drive", root, manifest=manifest)
+    problems = manifests.verify("drive", root, manifest=manifest)
     assert problems == [
         "missing: 1 file(s): test/images/07_test.tif",
         "wrong: training/images/22_training.tif is 10x12, expected 565x584",
     ]
-    real = datasets.verify("drive", root)  # the real manifest: most files missing, the TIFFs too small
+    real = manifests.verify("drive", root)  # the real manifest: most files missing, the TIFFs too small
     assert real[0].startswith("missing: 130 file(s): training/images/23_training.tif") and "(130 in all)" in real[0]
     assert len(real) == 4 and all(p.startswith("wrong:") and "expected 565x584" in p for p in real[1:])
 
@@ -603,15 +603,15 @@ def test_verify_drive_against_a_manifest(tmp_path):
 def test_manifest_path_escaping_the_folder(tmp_path):
     manifest = {"layout": {"files": [{"path": "../../etc/passwd"}]}}
     with pytest.raises(DataError, match=r"'\.\./\.\./etc/passwd'"):
-        datasets.verify("drive", tmp_path, manifest=manifest)
+        manifests.verify("drive", tmp_path, manifest=manifest)
 
 
 def test_cli(nih, capsys):
-    assert datasets.main(["verify", "nih", str(nih)]) == 0
+    assert manifests.main(["verify", "nih", str(nih)]) == 0
     out = capsys.readouterr().out
     assert "present: images/: 6 of the 6 images" in out and "warning:" in out and "OK (layout" in out and "add --decode" in out
     (nih / "train_val_list.txt").unlink()
-    assert datasets.main(["verify", "nih", str(nih)]) == 1
+    assert manifests.main(["verify", "nih", str(nih)]) == 1
     out = capsys.readouterr().out
     assert "missing: 1 required file(s): train_val_list.txt" in out and "FAILED" in out
 
@@ -660,7 +660,7 @@ def test_synthetic_drive_loads(tmp_path):
     assert second.shape == vessels.shape and second.any()
     manifest = {"layout": {"files": [{"path": "test/images/01_test.tif", "width": 565, "height": 584},
                                      {"path": "test/2nd_manual/01_manual2.gif"}]}}
-    assert datasets.verify("drive", root, manifest=manifest) == []
+    assert manifests.verify("drive", root, manifest=manifest) == []
 
 
 # ---------------------------------------------------------------------------------- the shipped NIH metadata
@@ -821,7 +821,7 @@ def test_corrupt_pixel_data_is_found_only_by_decoding(nih, capsys):
     problems, _ = verify_quietly("nih", nih, decode=True)
     assert problems == ["wrong: images/00000004_000.png: cannot be decoded (OSError: broken data stream when reading image file)"]
     assert "decoded: 5 of 6 image(s); 1 failed" in capsys.readouterr().out
-    assert datasets.main(["verify", "nih", str(nih), "--decode"]) == 1
+    assert manifests.main(["verify", "nih", str(nih), "--decode"]) == 1
     out = capsys.readouterr().out
     assert "decoded: 5 of 6 image(s); 1 failed" in out and "00000004_000.png: cannot be decoded" in out
     assert out.strip().endswith("FAILED")
@@ -839,9 +839,9 @@ def test_decode_names_a_decompression_bomb(nih, monkeypatch, capsys):
 def test_decode_drive(tmp_path, capsys):
     root = write_drive(tmp_path / "drive")
     manifest = {"layout": {"files": [{"path": "training/images/21_training.tif"}, {"path": "training/mask/21_training_mask.gif"}]}}
-    assert datasets.verify("drive", root, manifest=manifest, decode=True) == []
+    assert manifests.verify("drive", root, manifest=manifest, decode=True) == []
     (root / "training" / "mask" / "21_training_mask.gif").write_bytes(b"GIF89a" + b"\x00" * 20)
-    problems = datasets.verify("drive", root, manifest=manifest, decode=True)
+    problems = manifests.verify("drive", root, manifest=manifest, decode=True)
     assert len(problems) == 1 and problems[0].startswith("wrong: training/mask/21_training_mask.gif: cannot be decoded")
     assert "decoded: 1 of 2 image(s); 1 failed" in capsys.readouterr().out
 
@@ -849,7 +849,7 @@ def test_decode_drive(tmp_path, capsys):
 def test_manifest_records_the_shipped_files(real_nih):
     import hashlib
 
-    shipped = json.loads((datasets.MANIFEST_DIR / "nih.json").read_text())["shipped_metadata"]
+    shipped = json.loads((manifests.MANIFEST_DIR / "nih.json").read_text())["shipped_metadata"]
     for name, digest in shipped["sha256"].items():
         assert hashlib.sha256((datasets.NIH_METADATA_DIR / name).read_bytes()).hexdigest() == digest, name
     counts = {**real_nih.entries[list(datasets.LABELS)].sum().to_dict(), "No Finding": int((real_nih.labels.sum(axis=1) == 0).sum())}

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from helpers import dicom, external, site, synthetic_site
+from helpers import dicom, external, site
+from helpers.synthetic import site as synthetic_site
 from helpers.errors import DataError
 
 

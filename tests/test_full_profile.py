@@ -21,7 +21,8 @@ import jupytext
 import papermill
 import pytest
 
-from helpers import config, datasets, synthetic, synthetic_cells
+from helpers import config, datasets, synthetic
+from helpers.synthetic import cells as synthetic_cells
 
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 NOTEBOOKS = sorted(TUTORIALS.glob("[0-9][0-9]_*.ipynb"))
@@ -100,12 +101,12 @@ def test_smoke_values_are_read_from_the_parameters_cell():
 # synthetic sets in the cache, with every assert. What the `full` profile adds is the same notebook code on a
 # folder in the real layouts: the reader on a partial copy (absent images left out and counted), NIH's official
 # split lists and the tf.data disk cache. Those branches sit in notebook 01 and in the helpers every later notebook
-# calls (datasets.read_nih, splits.classifier_split, preprocessing.image_dataset), so `make test` runs the full path
-# of 01 alone (the cheapest run that proves them: about half a minute); the full paths of 02 to 09 and the copies
-# without boxes, demographics or patients with several images run with `make test-full` (pytest -m full_path).
+# calls (datasets.read_nih, splits.classifier_split, preprocessing.image_dataset). The unit tests prove each of
+# those branches on its own (tests/test_datasets.py, test_classifier.py, test_preprocessing.py) in a fraction of
+# a notebook's run, so every full path here, 01's too, and the copies without boxes, demographics or patients
+# with several images run with `make test-full` (pytest -m full_path), not in `make test`.
 MEMORY_GOAL_MIB = 4096  # notebook 08's peak resident memory, read from its own process (not a stopwatch)
-IN_MAKE_TEST = ("01_preprocessing_and_splits",)
-FULL_PATH = [pytest.param(p, id=p.stem, marks=() if p.stem in IN_MAKE_TEST else pytest.mark.full_path) for p in NOTEBOOKS]
+FULL_PATH = [pytest.param(p, id=p.stem, marks=pytest.mark.full_path) for p in NOTEBOOKS]
 
 
 def execute(stem: str, tmp_path: Path) -> str:
@@ -160,8 +161,8 @@ def no_box_environment(full_environment, tmp_path):
 @pytest.mark.parametrize("stem", ["06_boxes_iobb", "07_report"])
 def test_boxes_and_report_run_on_a_copy_without_boxes(stem, no_box_environment, tmp_path):
     if stem == "07_report":  # what 06 saved from the copy with boxes goes: the report's fallback is what is tested
-        from helpers import models, report
-        report.side_file(config.load().models_dir / models.CLASSIFIER_FILE, report.BOX_SIZES_SUFFIX).unlink(missing_ok=True)
+        from helpers import models, side_files
+        side_files.side_file(config.load().models_dir / models.CLASSIFIER_FILE, side_files.BOX_SIZES_SUFFIX).unlink(missing_ok=True)
     text = execute(stem, tmp_path)
     if stem == "06_boxes_iobb":
         assert "too few to judge" in text and "no size prior is saved beside the classifier" in text

@@ -8,7 +8,8 @@ import pytest
 from scipy import ndimage as ndi
 from sklearn.metrics import roc_auc_score
 
-from helpers import instances, synthetic_cells
+from helpers import instances
+from helpers.synthetic import cells as synthetic_cells
 from helpers.errors import DataError
 
 # Two true nuclei and three predictions on a 6x6 grid (hand-drawn, areas counted in the comments).

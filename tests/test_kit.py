@@ -204,7 +204,12 @@ def test_install_plan_of_each_target(tmp_path):
     assert "requirements-app.txt" in test[4].argv  # the browser test's packages, as make test
     assert [s.env.get("MEDXAI_PROFILE") for s in test[5:]] == ["smoke"] * 4
     together = dict(test[6].together)  # the unit tests and the notebooks side by side
-    assert together["notebooks"][-5:-2] == ["tutorials", "--save-executed", str(Path("build", "smoke"))]
+    ran = [Path(a).name for job in together.values() for a in job if a.endswith(".ipynb")]
+    assert sorted(ran) == sorted(p.name for p in (ROOT / "tutorials").glob("[0-9][0-9]_*.ipynb")), "each notebook once"
+    chain = [Path(a).name[:2] for a in together["notebooks"] if a.endswith(".ipynb")]
+    assert chain == sorted(chain) and {"02", "03", "04", "05", "06", "07", "09"} <= set(chain)  # models passed on, in order
+    for job in together.values():
+        assert job[job.index("--save-executed") + 1] == str(Path("build", "smoke")) and "--nbval-lax" in job
     assert "full_path" in " ".join(together["unit"]) and test[6].clear == (str(Path("build", "smoke")),)
     assert test[-1].env["MEDXAI_SITE_DIR"] == str(Path("build", "smoke", "site")) and all(s.guards for s in test[5:])
     prepare = install.plan("prepare", tmp_path, windows=False, profile="lab")
@@ -281,6 +286,19 @@ def test_side_by_side_prefixes_each_line_and_returns_the_first_failure(capsys):
     assert any(line.startswith("side_by_side: notebooks FAILED (exit status 3) in") for line in lines)
     # the failing one ends first, yet both ran to the end: the slow one's second line came after it
     assert lines.index("[notebooks] broken") < lines.index("[unit     ] two")
+
+
+def test_side_by_side_shares_the_cores_out_unless_the_caller_chose(monkeypatch, capsys):
+    for name in side_by_side.THREAD_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the caller's choice stands
+    show = f"{sys.executable} -c \"import os; print(os.environ['TF_NUM_INTRAOP_THREADS'], os.environ['OMP_NUM_THREADS'])\""
+    assert side_by_side.main([f"a={show}", f"b={show}"]) == 0
+    each = str(max(1, side_by_side.cores() // 2))
+    assert f"[a] {each} 3" in capsys.readouterr().out.splitlines()
+    assert side_by_side.shared_threads({}, jobs=2, available=2)["TF_NUM_INTEROP_THREADS"] == "1"
+    assert side_by_side.shared_threads({}, jobs=2, available=16)["TF_NUM_INTRAOP_THREADS"] == "8"
+    assert side_by_side.shared_threads({}, jobs=3, available=2)["OMP_NUM_THREADS"] == "1"  # never 0
 
 
 @pytest.mark.parametrize("arguments, message", [

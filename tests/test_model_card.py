@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import datasets, metrics, model_card, models, report, report_render
+from helpers import datasets, metrics, model_card, models, report, report_render, side_files
 from helpers.errors import DataError
 
 LABELS = list(datasets.LABELS)
@@ -34,7 +34,7 @@ def saved(tmp_path_factory):
     """A tiny classifier saved with its thresholds, as notebook 02 leaves it (the card is written per test)."""
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     _tiny().save(path)
-    report.save_thresholds(path, pd.Series(0.0, index=LABELS), method="youden")  # every finding present
+    side_files.save_thresholds(path, pd.Series(0.0, index=LABELS), method="youden")  # every finding present
     return path
 
 
@@ -70,7 +70,7 @@ def test_write_read_update_round_trip(tmp_path):
     written = model_card.write_card(path, training_data=SYNTHETIC, profile="lab", split="official NIH lists",
                                     image_size=np.int64(128), labels=LABELS, metrics=table,
                                     thresholds="youden", architecture="DenseNet121")
-    assert written == tmp_path / "densenet121_nih.card.json" == report.side_file(path, model_card.CARD_SUFFIX)
+    assert written == tmp_path / "densenet121_nih.card.json" == side_files.side_file(path, model_card.CARD_SUFFIX)
     card = model_card.read_card(path)
     assert card["training_data"] == SYNTHETIC and card["image_size"] == 128 and card["labels"] == LABELS
     for label in LABELS[:3]:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import datasets, dicom, explain, models, report, uncertainty
+from helpers import datasets, dicom, explain, models, report, side_files, uncertainty
 
 LABELS = list(datasets.LABELS)
 SIZE = 32
@@ -160,7 +160,7 @@ def test_head_only_mc_equals_whole_model_mc(film):
     reporter = report.ChestReporter(model, pd.Series(0.5, index=LABELS), samples=4)
     assert reporter.head.layers[0].rate == pytest.approx(0.4), "the model's own dropout rate is sampled"
     item = report.read_chest(film, SIZE)
-    whole = uncertainty.mc_predict(models.with_mc_dropout(model), item.model[None], samples=400)[:, 0]
+    whole = uncertainty.mc_predict(uncertainty.with_mc_dropout(model), item.model[None], samples=400)[:, 0]
     _, pooled, _ = reporter.features(item.model[None])
     head = reporter.sample_head(pooled, samples=400)[:, 0]
     standard_error = np.sqrt(whole.var(0, ddof=1) / 400 + head.var(0, ddof=1) / 400) + 1e-9
@@ -169,7 +169,7 @@ def test_head_only_mc_equals_whole_model_mc(film):
     ratio = head.std(0) / whole.std(0)
     assert np.all((ratio > 0.75) & (ratio < 1.33)), f"spreads differ: ratios {np.round(ratio, 2)}"
     # with the same seed the dropout masks are the same: the two ways agree exactly
-    whole_model = models.with_mc_dropout(model)
+    whole_model = uncertainty.with_mc_dropout(model)
     report.reseed_dropout(whole_model, 11)
     exact_whole = uncertainty.mc_predict(whole_model, item.model[None], samples=20)[:, 0]
     report.reseed_dropout(reporter.head, 11)
@@ -253,7 +253,7 @@ def test_load_refuses_a_model_without_thresholds(tiny, tmp_path):
     tiny.save(path)
     with pytest.raises(report.ReportError, match="Run notebook 02"):
         report.ChestReporter.load(path)
-    report.save_thresholds(path, pd.Series([0.3] * 13 + [np.nan], index=LABELS), method="youden")
+    side_files.save_thresholds(path, pd.Series([0.3] * 13 + [np.nan], index=LABELS), method="youden")
     loaded = report.ChestReporter.load(path, samples=3)
     assert loaded.thresholds.iloc[0] == 0.3 and loaded.thresholds["Hernia"] == 0.5
     assert any("Hernia" in note and "no positive" in note for note in loaded.notes)
@@ -262,12 +262,12 @@ def test_load_refuses_a_model_without_thresholds(tiny, tmp_path):
 def test_saved_referral_names_its_split_and_sets_t(tiny, film, tmp_path):
     path = tmp_path / "tiny.keras"
     tiny.save(path)
-    report.save_thresholds(path, pd.Series(0.5, index=LABELS), method="youden")
+    side_files.save_thresholds(path, pd.Series(0.5, index=LABELS), method="youden")
     with pytest.raises(TypeError, match="split"):
-        report.save_referral(path, 0.02, refer_at=0.2, samples=7, images=150)  # which images set it must be said
+        side_files.save_referral(path, 0.02, refer_at=0.2, samples=7, images=150)  # which images set it must be said
     with pytest.raises(ValueError, match="split must name the images"):
-        report.save_referral(path, 0.02, refer_at=0.2, samples=7, images=150, split="held-out")
-    report.save_referral(path, 0.02, refer_at=0.2, samples=7, images=150, split="validation")
+        side_files.save_referral(path, 0.02, refer_at=0.2, samples=7, images=150, split="held-out")
+    side_files.save_referral(path, 0.02, refer_at=0.2, samples=7, images=150, split="validation")
     loaded = report.ChestReporter.load(path)
     assert loaded.samples == 7, "T comes from the referral file: mutual information depends on T"
     assert report.ChestReporter.load(path, samples=3).samples == 3
@@ -292,11 +292,11 @@ def test_referral_by_the_deciding_classifier_and_the_unfamiliar_banner(tiny, fil
     path = tmp_path / "tiny.keras"
     tiny.save(path)
     thresholds = pd.Series(0.5, index=LABELS)
-    report.save_thresholds(path, thresholds, method="youden")
+    side_files.save_thresholds(path, thresholds, method="youden")
     identity = referral.Recalibration(np.ones(len(LABELS)), np.zeros(len(LABELS)))
     probability = _probabilities(tiny, film)
     value = float(referral.expected_errors(probability[None], thresholds.to_numpy(), identity)[0])
-    report.save_referral(path, value - 1e-6, refer_at=0.2, samples=5, images=40, split="validation",
+    side_files.save_referral(path, value - 1e-6, refer_at=0.2, samples=5, images=40, split="validation",
                          signal="expected_errors", recalibration=identity.to_dict())
     reporter = report.ChestReporter.load(path)
     pooled = reporter.features(report.read_chest(film, reporter.size).model[None])[1]
@@ -307,8 +307,8 @@ def test_referral_by_the_deciding_classifier_and_the_unfamiliar_banner(tiny, fil
     rng = np.random.default_rng(0)
     far = familiarity.Familiarity.fit(pooled + 5 + rng.normal(0, 0.1, (30, pooled.shape[1])))
     far.set_cutoff(pooled + 5 + rng.normal(0, 0.1, (20, pooled.shape[1])))
-    far.save(report.side_file(path, familiarity.FAMILIAR_SUFFIX))
-    report.save_referral(path, value + 1, refer_at=0.2, samples=5, images=40, split="validation",
+    far.save(side_files.side_file(path, side_files.FAMILIAR_SUFFIX))
+    side_files.save_referral(path, value + 1, refer_at=0.2, samples=5, images=40, split="validation",
                          signal="expected_errors", recalibration=identity.to_dict())
     result = report.ChestReporter.load(path).report(film)
     assert result.unfamiliar.startswith(familiarity.OUTSIDE) and result.refer and result.details["familiarity"]["outside"]
@@ -320,7 +320,7 @@ def test_referral_by_the_deciding_classifier_and_the_unfamiliar_banner(tiny, fil
     # the same films as the training ones: no banner
     near = familiarity.Familiarity.fit(pooled + rng.normal(0, 0.1, (30, pooled.shape[1])))
     near.set_cutoff(pooled + rng.normal(0, 0.1, (20, pooled.shape[1])))
-    near.save(report.side_file(path, familiarity.FAMILIAR_SUFFIX))
+    near.save(side_files.side_file(path, side_files.FAMILIAR_SUFFIX))
     result = report.ChestReporter.load(path).report(film)
     assert result.unfamiliar is None and not result.refer and not result.details["familiarity"]["outside"]
 
@@ -330,7 +330,7 @@ def saved(tiny, tmp_path_factory):
     folder = tmp_path_factory.mktemp("model")
     path = folder / "tiny.keras"
     tiny.save(path)
-    report.save_thresholds(path, pd.Series(0.4, index=LABELS), method="youden")
+    side_files.save_thresholds(path, pd.Series(0.4, index=LABELS), method="youden")
     return path
 
 

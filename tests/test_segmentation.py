@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
 
-from helpers import fundus, losses, metrics, models, preprocessing, synthetic, viz
+from helpers import fundus, losses, metrics, models, preprocessing, synthetic, uncertainty, viz
 from helpers.errors import DataError
 
 # ---------------------------------------------------------------------------------- losses
@@ -329,7 +329,7 @@ def test_outputs_stay_float32_under_mixed_precision():
     try:
         built = {
             "unet": models.unet(base_filters=4, depth=2),
-            "heteroscedastic_unet": models.heteroscedastic_unet(base_filters=4, depth=2),
+            "heteroscedastic_unet": uncertainty.heteroscedastic_unet(base_filters=4, depth=2),
             "densenet121_classifier": models.densenet121_classifier(3, image_size=32, last_block=4),
         }
         for name, model in built.items():

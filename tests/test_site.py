@@ -372,6 +372,59 @@ def test_set_repository_refuses_a_url_off_github_and_a_setup_cell_it_cannot_rewr
 
 
 # ---------------------------------------------------------------------------------------------
+# The executed notebooks the site is built from: no warning a learner would read as a bug
+# ---------------------------------------------------------------------------------------------
+
+# Kinds of output that say "something is broken" to a learner, though the cause is known and fixable: a model
+# loaded only to predict (compile=False, or models.load_model), a dataset that runs dry (repeat it, or give
+# steps that fit), shuffle passed with a tf.data dataset, library deprecations, Keras progress bars.
+KNOWN_WARNINGS = {
+    "optimizer variables skipped on load": r"Skipping variable loading for optimizer",
+    "input ran out of data": r"Your input ran out of data",
+    "shuffle ignored for a dataset": r"shuffle.{0,120}ignored",
+    "FutureWarning": r"\bFutureWarning\b",
+    "DeprecationWarning": r"\bDeprecationWarning\b",
+    "absl warning": r"WARNING:absl",
+    "Keras progress bar": r"\u2501{8,}|\d+/\d+ \[=+",
+}
+
+
+def known_warnings(notebook) -> list[str]:
+    """``cell N: kind: text`` for every output of an executed notebook that shows a known kind of warning."""
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            text = output.get("text", "") if output.get("output_type") == "stream" else \
+                "\n".join(str(v) for k, v in output.get("data", {}).items() if k == "text/plain")
+            text = "".join(text) if isinstance(text, list) else text
+            for kind, pattern in KNOWN_WARNINGS.items():
+                hit = re.search(pattern, text)
+                if hit:
+                    line = text[text.rfind("\n", 0, hit.start()) + 1:].split("\n", 1)[0]
+                    found.append(f"cell {index}: {kind}: {line.strip()[:160]}")
+    return found
+
+
+def test_the_warning_scan_finds_each_known_kind():
+    outputs = [new_output("stream", name="stderr", text="UserWarning: Skipping variable loading for optimizer 'adam'"),
+               new_output("stream", name="stdout", text="ok\n3/3 \u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501 0s"),
+               new_output("stream", name="stderr", text="UserWarning: Your input ran out of data; interrupting training."),
+               new_output("execute_result", data={"text/plain": "FutureWarning: the default will change"}, execution_count=1)]
+    notebook = new_notebook(cells=[new_code_cell("x = 1", outputs=outputs), new_code_cell("print('fine')", outputs=[
+        new_output("stream", name="stdout", text="AUC 0.81 (a DataWarning of our own is a message, not a bug)")])])
+    kinds = [line.split(": ")[1] for line in known_warnings(notebook)]
+    assert kinds == ["optimizer variables skipped on load", "Keras progress bar", "input ran out of data", "FutureWarning"]
+
+
+def test_executed_notebooks_show_no_warning_of_a_known_kind():
+    executed = sorted(_site_dir().parent.glob("[0-9][0-9]_*.ipynb"))
+    if not executed:
+        skip_or_fail(f"no executed notebooks beside {_site_dir()}: `make test` writes them to build/smoke")
+    found = [f"{path.name} {line}" for path in executed for line in known_warnings(nbformat.read(path, as_version=4))]
+    assert not found, "warnings a learner reads as bugs, in the executed notebooks (fix the cause):\n" + "\n".join(found)
+
+
+# ---------------------------------------------------------------------------------------------
 # The built site in headless Chromium
 # ---------------------------------------------------------------------------------------------
 

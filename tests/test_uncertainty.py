@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from helpers import losses, metrics, models, uncertainty
+from helpers import losses, metrics, uncertainty
 from helpers.errors import DataError
 
 
@@ -32,18 +32,18 @@ def images(n=3, seed=1):
 
 def test_mc_dropout_layer_is_on_at_inference_and_off_at_rate_zero():
     x = np.ones((2, 100), "float32")
-    layer = models.MCDropout(0.5)
+    layer = uncertainty.MCDropout(0.5)
     assert (np.asarray(layer(x, training=False)) == 0).any()
-    assert np.array_equal(np.asarray(models.MCDropout(0.0)(x, training=False)), x)
+    assert np.array_equal(np.asarray(uncertainty.MCDropout(0.0)(x, training=False)), x)
 
 
 def test_batchnorm_stays_in_inference_mode_and_its_statistics_are_untouched():
     model = small_bn_model()
-    mc = models.with_mc_dropout(model, rate=None)
-    assert [type(mc.get_layer("drop"))] == [models.MCDropout]
+    mc = uncertainty.with_mc_dropout(model, rate=None)
+    assert [type(mc.get_layer("drop"))] == [uncertainty.MCDropout]
     x = images()
     # With dropout rate 0 the MC model must equal the deterministic inference-mode model exactly.
-    zero = models.with_mc_dropout(model)
+    zero = uncertainty.with_mc_dropout(model)
     zero.get_layer("drop").rate = 0.0
     expected = np.asarray(model(x, training=False))
     assert np.allclose(np.asarray(zero(x, training=False)), expected, atol=1e-6)
@@ -55,7 +55,7 @@ def test_batchnorm_stays_in_inference_mode_and_its_statistics_are_untouched():
     by_hand = 1 / (1 + np.exp(-(np.maximum(normed, 0) @ w[0, 0] + b)))
     assert np.allclose(by_hand, expected, atol=1e-5)
     # the common bug differs: training=True uses the batch statistics
-    with_batch_stats = np.asarray(models.with_mc_dropout(model, rate=0.01)(x, training=True))
+    with_batch_stats = np.asarray(uncertainty.with_mc_dropout(model, rate=0.01)(x, training=True))
     assert not np.allclose(with_batch_stats, expected, atol=1e-2)
     before = [np.asarray(v).copy() for v in mc.get_layer("bn").weights]
     draws = uncertainty.mc_predict(mc, x, samples=8)
@@ -65,7 +65,7 @@ def test_batchnorm_stays_in_inference_mode_and_its_statistics_are_untouched():
 
 
 def test_mc_predict_samples_differ_and_mean_converges_to_the_dropout_expectation():
-    mc = models.with_mc_dropout(small_bn_model(rate=0.5))
+    mc = uncertainty.with_mc_dropout(small_bn_model(rate=0.5))
     x = images(2)
     a, b = uncertainty.mc_predict(mc, x, samples=4), uncertainty.mc_predict(mc, x, samples=4)
     assert not np.allclose(a, b)
@@ -80,7 +80,7 @@ def test_mc_predict_samples_differ_and_mean_converges_to_the_dropout_expectation
 
 def test_weights_are_copied_into_the_clone():
     model = small_bn_model()
-    mc = models.with_mc_dropout(model)
+    mc = uncertainty.with_mc_dropout(model)
     for name in ("conv", "bn", "out"):
         for a, b in zip(model.get_layer(name).weights, mc.get_layer(name).weights):
             assert np.array_equal(np.asarray(a), np.asarray(b))
@@ -88,7 +88,7 @@ def test_weights_are_copied_into_the_clone():
 
 def test_bad_inputs_say_what_is_wrong():
     model = small_bn_model()
-    mc = models.with_mc_dropout(model)
+    mc = uncertainty.with_mc_dropout(model)
     with pytest.raises(ValueError, match="samples must be a whole number >= 2"):
         uncertainty.mc_predict(mc, images(), samples=1)
     with pytest.raises(ValueError, match="plain Dropout is off at inference"):
@@ -97,7 +97,7 @@ def test_bad_inputs_say_what_is_wrong():
     with pytest.raises(ValueError, match="has no Dropout layer"):
         uncertainty.mc_predict(plain, images(), samples=3)
     with pytest.raises(ValueError, match="has no Dropout layer"):
-        models.with_mc_dropout(plain)
+        uncertainty.with_mc_dropout(plain)
     with pytest.raises(ValueError, match="rank 3"):
         uncertainty.mc_predict(mc, images()[0], samples=3)
     with pytest.raises(ValueError, match="axis 3 differs"):
@@ -208,13 +208,13 @@ def test_heteroscedastic_loss_reduces_to_bce_without_variance_and_rewards_varian
 
 
 def test_saved_models_load_back_without_custom_objects(tmp_path):
-    hetero = models.heteroscedastic_unet(input_shape=(16, 16, 1), base_filters=2, depth=1)
+    hetero = uncertainty.heteroscedastic_unet(input_shape=(16, 16, 1), base_filters=2, depth=1)
     hetero.compile("adam", losses.HeteroscedasticBCE(samples=3))
-    mc = models.with_mc_dropout(hetero)
+    mc = uncertainty.with_mc_dropout(hetero)
     mc.compile("adam", losses.HeteroscedasticBCE(samples=3))
     mc.save(tmp_path / "h.keras")
     back = keras.models.load_model(tmp_path / "h.keras", safe_mode=True)
-    assert isinstance(back.get_layer("enc1_dropout"), models.MCDropout)
+    assert isinstance(back.get_layer("enc1_dropout"), uncertainty.MCDropout)
     assert isinstance(back.loss, losses.HeteroscedasticBCE)
     assert back.output_shape == (None, 16, 16, 2)
 
@@ -223,13 +223,13 @@ def test_insert_mc_dropout_keeps_the_head_weights_and_the_original_untouched():
     inputs = keras.Input((5,))
     hidden = keras.layers.Dense(4, name="avg_pool")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(2, activation="sigmoid", name="predictions")(hidden))
-    mc = models.insert_mc_dropout(model, rate=0.3)
-    assert isinstance(mc.get_layer("mc_dropout"), models.MCDropout)
+    mc = uncertainty.insert_mc_dropout(model, rate=0.3)
+    assert isinstance(mc.get_layer("mc_dropout"), uncertainty.MCDropout)
     for a, b in zip(model.get_layer("predictions").weights, mc.layers[-1].weights):
         assert np.array_equal(np.asarray(a), np.asarray(b))
     assert mc.layers[-1] is not model.get_layer("predictions")
     with pytest.raises(ValueError, match="not the output layer"):
-        models.insert_mc_dropout(model, before="avg_pool")
+        uncertainty.insert_mc_dropout(model, before="avg_pool")
     draws = uncertainty.mc_predict(mc, np.ones((3, 5), "float32"), samples=5)
     assert draws.shape == (5, 3, 2) and draws.std(0).max() > 0
     assert isinstance(pd.DataFrame(draws[:, 0]), pd.DataFrame)

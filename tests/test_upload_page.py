@@ -1,7 +1,7 @@
 """The upload page (app/upload.py), served as `make app` serves it and driven as a clinician would use it.
 
 One server per module: ``python -m app.upload`` in a subprocess on 127.0.0.1 and a free port, with a tiny
-classifier saved here with its thresholds the way notebook 02 saves them (``report.save_thresholds``), an 8 MB
+classifier saved here with its thresholds the way notebook 02 saves them (``side_files.save_thresholds``), an 8 MB
 upload limit and its own upload folder. The HTTP tests post files with urllib (the size limit, declared and
 streamed; the temporary folder, seen while the upload streams and empty after; the messages; no patient name or
 ID). The browser tests drive the page in headless Chromium (the system's, through Selenium and the system's
@@ -45,7 +45,7 @@ if _SERVER_MISSING:
                 "(or pip install -r requirements-app.txt) to test the upload page", allow_module_level=True)
 
 from app import upload  # noqa: E402
-from helpers import datasets, dicom, report  # noqa: E402  (after the skip: the page needs the app extra)
+from helpers import datasets, dicom, report, side_files  # noqa: E402  (after the skip: the page needs the app extra)
 
 # ---------------------------------------------------------------------------------------------
 # The model, the server, the expected report
@@ -65,7 +65,7 @@ def model_path(tmp_path_factory) -> Path:
     model.get_layer("predictions").set_weights([np.abs(kernel), bias])
     path = tmp_path_factory.mktemp("model") / "tiny_chest.keras"
     model.save(path)
-    report.save_thresholds(path, pd.Series(0.5, index=datasets.LABELS), method="0.5 (test model)")
+    side_files.save_thresholds(path, pd.Series(0.5, index=datasets.LABELS), method="0.5 (test model)")
     return path
 
 

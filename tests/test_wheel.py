@@ -22,15 +22,18 @@ USE = textwrap.dedent('''
     sys.path = [target] + [p for p in sys.path if p and os.path.realpath(p) != checkout]
     import helpers
     assert helpers.__file__.startswith(target), helpers.__file__
-    from helpers import boxes, datasets, metrics, site, synthetic
+    from helpers import boxes, datasets, manifests, metrics, site, synthetic
     print("auroc rows", len(metrics.published_auroc()))
     print("drive rows", len(metrics.published_drive()[0]))
     print("iobb rows", len(boxes.published_iobb()))
-    print("manifests", sorted(p.name for p in datasets.MANIFEST_DIR.iterdir()))
+    print("manifests", sorted(p.name for p in manifests.MANIFEST_DIR.iterdir()))
     print("template", site.TEMPLATE.is_file())
     print("nih rows", len(datasets.read_nih(datasets.NIH_METADATA_DIR, images="none").entries))
     root = synthetic.write_nih(sys.argv[2], patients=3, image_size=32, seed=1)
     print("synthetic images", len(datasets.read_nih(root).entries))
+    package = os.path.dirname(helpers.__file__)
+    print("modules", ",".join(sorted(os.path.relpath(os.path.join(d, f), package).replace(os.sep, "/")
+                                     for d, _, fs in os.walk(package) for f in fs if f.endswith(".py"))))
 ''')
 
 
@@ -44,9 +47,12 @@ def test_the_installed_wheel_carries_its_data(tmp_path):
     done = subprocess.run([sys.executable, "-c", USE, str(target), str(tmp_path / "nih"), str(ROOT)], capture_output=True,
                           text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = {line.rsplit(" ", 1)[0]: line.rsplit(" ", 1)[1] for line in done.stdout.splitlines() if not line.startswith("manifests")}
+    lines = {line.rsplit(" ", 1)[0]: line.rsplit(" ", 1)[1] for line in done.stdout.splitlines() if not line.startswith(("manifests", "modules"))}
     assert int(lines["auroc rows"]) > 0 and int(lines["drive rows"]) > 0 and int(lines["iobb rows"]) > 0
     assert lines["template"] == "True" and int(lines["nih rows"]) == 112_120 and int(lines["synthetic images"]) >= 3
     manifests = next(line for line in done.stdout.splitlines() if line.startswith("manifests"))
     for name in ("nih.json", "drive.json", "dsb2018.json", "site.md", "site_labels.csv", "published_auroc.json"):
         assert name in manifests, (name, manifests)
+    modules = next(line for line in done.stdout.splitlines() if line.startswith("modules ")).split(" ", 1)[1].split(",")
+    checkout = sorted(str(p.relative_to(ROOT / "helpers")).replace("\\", "/") for p in (ROOT / "helpers").rglob("*.py"))
+    assert modules == checkout, f"modules of the checkout missing from the wheel: {sorted(set(checkout) - set(modules))}"

@@ -7,6 +7,11 @@ and much of each is one busy Python thread (tracing, eager steps, kernel start),
 than one after the other. Each command is split like a shell line (no shell runs it). At the end: one line per
 command with its exit status, its minutes and, where the system reports it, its CPU minutes (user + system, its
 own processes and every one they waited for); the exit status is the first non-zero one, or 0.
+
+The cores are shared out, not fought over: each command gets ``cores // commands`` threads (at least one) for
+TensorFlow's two thread pools and for OpenMP (TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS, OMP_NUM_THREADS),
+unless the caller set them. Left to itself every TensorFlow process sizes its pools to the whole machine, and two
+side by side on 2 cores spend much of their CPU time spinning for each other (benchmarks/bench_threads.py).
 """
 
 from __future__ import annotations
@@ -54,10 +59,32 @@ def relay(name: str, child: subprocess.Popen, width: int, lock: threading.Lock, 
     ended[name] = time.perf_counter()
 
 
-def run(jobs: list[tuple[str, list[str]]], env: dict[str, str] | None = None, cwd=None) -> tuple[int, list[dict]]:
-    """Run ``jobs`` [(name, argv)] at once; the first non-zero exit status (or 0) and per job its name, status, wall and CPU seconds."""
+THREAD_SETTINGS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+
+
+def cores() -> int:
+    """The cores this process may run on (its affinity where the system says, else the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def shared_threads(environment: dict[str, str], jobs: int, available: int | None = None) -> dict[str, str]:
+    """``environment`` with each thread setting the caller left unset at ``available // jobs`` (at least 1)."""
+    each = str(max(1, (cores() if available is None else available) // max(1, jobs)))
+    return {**{name: each for name in THREAD_SETTINGS}, **environment}
+
+
+def run(jobs: list[tuple[str, list[str]]], env: dict[str, str] | None = None, cwd=None,
+        share: bool = True) -> tuple[int, list[dict]]:
+    """Run ``jobs`` [(name, argv)] at once; the first non-zero exit status (or 0) and per job its name, status, wall and CPU seconds.
+
+    ``share=False`` leaves the thread settings alone (each TensorFlow process then sizes its pools to the machine).
+    """
     width, lock, ended, cpu = max(len(name) for name, _ in jobs), threading.Lock(), {}, {}
     environment = dict(os.environ if env is None else env, PYTHONUNBUFFERED="1")  # the children's lines as they come
+    if share:
+        environment = shared_threads(environment, len(jobs))
     start, running = time.perf_counter(), []
     for name, command in jobs:
         try:

@@ -71,7 +71,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from helpers import config, datasets, dicom, errors, exercises, preprocessing, splits, synthetic, viz
+from helpers import config, datasets, dicom, errors, preprocessing, splits, synthetic, viz
+from helpers.exercises import preprocessing_and_splits as exercises  # this notebook's exercise checks
 
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, scikit-learn {sklearn.__version__}")
 

@@ -79,7 +79,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from helpers import config, datasets, exercises, losses, metrics, model_card, models, preprocessing, report, splits, synthetic, transfer
+from helpers import config, datasets, losses, metrics, model_card, models, preprocessing, side_files, splits, synthetic, transfer
+from helpers.exercises import densenet_transfer as exercises  # this notebook's exercise checks
 
 tf.get_logger().setLevel("ERROR")  # quiet the retracing notices that every new small model triggers
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -104,7 +105,7 @@ run_eagerly = cfg.pick(smoke=True, lab=False, full=False)  # a few steps: cheape
 sweep_size = cfg.pick(smoke=32, lab=64, full=128)  # image size of the pretraining and of the transfer comparison
 source_patients = cfg.pick(smoke=10, lab=600, full=1000)  # the synthetic source set (about 3 images a patient)
 source_epochs = cfg.pick(smoke=1, lab=6, full=10)
-label_budgets = (0.1, 0.3, 1.0)  # shares of the training labels, whole patients
+label_budgets = cfg.pick(smoke=(0.3, 1.0), lab=(0.1, 0.3, 1.0), full=(0.1, 0.3, 1.0))  # shares of the training labels, whole patients
 sweep_epochs = cfg.pick(smoke=1, lab=2, full=10)
 freeze_budget = 0.3  # the label budget of the freeze-depth sweep
 freeze_depths = cfg.pick(smoke=(1,), lab=(1,), full=(1, 2, 3))  # dense blocks fine-tuned between "head only" and "all"
@@ -314,6 +315,7 @@ print("validation AUC by phase-2 epoch:", np.round(history2.history["val_auc"], 
 
 # %%
 model = models.load_classifier(model_path, labels)
+model.run_eagerly = run_eagerly  # two predictions of a few dozen images: cheaper than tracing
 val_scores = model.predict(val_ds, verbose=0)
 test_scores = model.predict(test_ds, verbose=0)
 print(f"loaded {model_path.name} ({model_path.stat().st_size / 1e6:.0f} MB); loss: {type(model.loss).__name__}")
@@ -381,7 +383,7 @@ decisions.round(2)
 # for the report of notebook 07, which decides "present" at these values and refuses a model without them.
 
 # %%
-thresholds_file = report.save_thresholds(model_path, thresholds, method="youden")
+thresholds_file = side_files.save_thresholds(model_path, thresholds, method="youden")
 print(f"saved {thresholds_file.name}: {len(thresholds)} thresholds, chosen on validation by Youden's J")
 
 # %% [markdown]
@@ -452,7 +454,7 @@ def train_head(loss, data=None):
     steps = max(300, 60 * int(np.ceil(len(y_train) / 64)))  # 60 passes over the data, and at least 300 steps
     if data is None:  # the plain data as an endless shuffled stream too, so both are trained in steps
         data = tf.data.Dataset.from_tensor_slices((train_features, y_train)).shuffle(len(y_train), seed=seed).repeat()
-    head.fit(data.batch(64), steps_per_epoch=steps, epochs=1, verbose=0)  # one long epoch: no per-epoch overhead
+    head.fit(data.batch(64), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)  # one long epoch; the stream shuffles
     return head.predict(val_features, verbose=0), head.predict(test_features, verbose=0)
 
 

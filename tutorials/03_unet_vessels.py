@@ -58,7 +58,6 @@ if importlib.util.find_spec("helpers") is None:  # only where the series' packag
     subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "medxai-helpers @ git+https://github.com/medxai/medxai"])
     importlib.invalidate_caches()
 
-import json
 import shutil
 import tempfile
 import time
@@ -75,7 +74,8 @@ from PIL import Image
 from sklearn.metrics import precision_recall_curve, roc_curve
 from tqdm import tqdm
 
-from helpers import config, errors, exercises, fundus, losses, metrics, model_card, models, preprocessing, synthetic, viz
+from helpers import config, errors, fundus, losses, metrics, model_card, models, preprocessing, side_files, synthetic, viz
+from helpers.exercises import unet_vessels as exercises  # this notebook's exercise checks
 
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, scikit-learn {sklearn.__version__}, OpenCV {cv2.__version__}")
 
@@ -128,7 +128,6 @@ print(f"{strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}), 
 config.seed_everything(seed)
 cfg.models_dir.mkdir(parents=True, exist_ok=True)
 model_path = cfg.models_dir / models.UNET_FILE
-settings_path = model_path.with_suffix(".json")
 
 # %% [markdown]
 # ## 1. Data: the DRIVE layout
@@ -785,15 +784,15 @@ show_error(lambda: preprocessing.predict_full_image(model, small, patch_size, st
 # loss (registered as `medxai>DiceLoss` or `medxai>DiceBCELoss`, so it loads without `custom_objects`).
 # `models.load_model` loads it in Keras safe mode, which refuses arbitrary Python code such as lambdas,
 # and says what a wrong file is (a legacy `.h5`, a SavedModel folder, a layer Keras does not know).
-# The preprocessing settings, the loss and the threshold go into a small JSON file beside it.
+# The preprocessing settings, the loss and the threshold go into a small JSON file beside it
+# (`side_files.save_settings`: notebooks 04 and 05 and the fundus report read it back with `side_files.load_settings`).
 
 # %%
 model.save(model_path)
-settings_path.write_text(json.dumps({
-    "grey_method": grey_method, "clahe_clip": clahe_clip, "clahe_tile": clahe_tile, "patch_size": patch_size,
-    "stride": stride, "threshold": best_threshold, "normalization": {"mean": mean, "std": std},
-    "val_ids": [r.id for r in val_records], "profile": cfg.profile, "loss": loss_name,
-}, indent=1))
+settings_path = side_files.save_settings(
+    model_path, grey_method=grey_method, clahe_clip=clahe_clip, clahe_tile=clahe_tile, patch_size=patch_size,
+    stride=stride, threshold=best_threshold, normalization={"mean": mean, "std": std},
+    val_ids=[r.id for r in val_records], profile=cfg.profile, loss=loss_name)
 # the model card: what the U-Net was trained on and how it scored, carried by every fundus report of notebook 07
 val_at_best = metrics.segmentation_metrics(*val_stack, threshold=best_threshold)
 model_card.write_card(

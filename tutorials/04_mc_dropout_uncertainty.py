@@ -88,7 +88,6 @@ if importlib.util.find_spec("helpers") is None:  # only where the series' packag
     subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "medxai-helpers @ git+https://github.com/medxai/medxai"])
     importlib.invalidate_caches()
 
-import json
 import time
 
 import cv2
@@ -102,8 +101,9 @@ import tensorflow as tf
 from mapie.risk_control import MultiLabelClassificationController
 from sklearn.metrics import roc_auc_score
 
-from helpers import (config, conformal, datasets, exercises, familiarity, fundus, losses, metrics, model_card, models,
-                     dicom, preprocessing, referral, report, splits, synthetic, uncertainty, viz)
+from helpers import (config, conformal, datasets, familiarity, fundus, losses, metrics, model_card, models,
+                     dicom, preprocessing, referral, report, side_files, splits, synthetic, uncertainty, viz)
+from helpers.exercises import mc_dropout_uncertainty as exercises  # this notebook's exercise checks
 
 tf.get_logger().setLevel("ERROR")
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -161,7 +161,7 @@ class AlwaysOnDropout(keras.layers.Dropout):
 
 
 ones = np.ones((2, 8), "float32")
-mine, helper = AlwaysOnDropout(0.5, seed=7), models.MCDropout(0.5, seed=7)
+mine, helper = AlwaysOnDropout(0.5, seed=7), uncertainty.MCDropout(0.5, seed=7)
 assert np.array_equal(np.asarray(mine(ones, training=False)), np.asarray(helper(ones, training=False)))
 print("always-on dropout at inference:\n", np.asarray(helper(ones, training=False)))
 
@@ -205,14 +205,14 @@ if bn_trainable:
 #
 # Notebook 03 saved the U-Net with a named `Dropout` layer after each block (the cell below lists them)
 # and its preprocessing settings beside it.
-# `models.with_mc_dropout` clones the model with each `Dropout` replaced by an `MCDropout` of the same
+# `uncertainty.with_mc_dropout` clones the model with each `Dropout` replaced by an `MCDropout` of the same
 # name and rate (`keras.models.clone_model` with a `clone_function`) and copies the trained weights.
 # If the file is missing, a small U-Net is trained here for a minute.
 
 # %%
 drive = fundus.read_drive(synthetic.ensure(cfg, "drive"))
-settings = json.loads(unet_path.with_suffix(".json").read_text()) if unet_path.with_suffix(".json").is_file() else {}
-grey_method, clahe_clip, clahe_tile = (settings.get(k, d) for k, d in (("grey_method", "green"), ("clahe_clip", 2.0), ("clahe_tile", 8)))
+settings = side_files.load_settings(unet_path)  # notebook 03's preprocessing; its defaults where the file is absent
+grey_method, clahe_clip, clahe_tile = settings["grey_method"], settings["clahe_clip"], settings["clahe_tile"]
 
 
 def prepare(rgb):
@@ -239,7 +239,7 @@ else:
     fallback = preprocessing.sample_patches(train_grey, train_vessels, train_fov, 48, 150 * len(train_grey), seed=seed)
     unet.compile(keras.optimizers.Adam(1e-3), losses.DiceLoss())
     unet.fit(fallback.images, fallback.masks, epochs=cfg.pick(smoke=1, lab=3, full=30), batch_size=32, verbose=2)
-mc_unet = models.with_mc_dropout(unet)
+mc_unet = uncertainty.with_mc_dropout(unet)
 dropout_names = models.dropout_layer_names(mc_unet)
 print(f"{len(dropout_names)} MC dropout layers: {dropout_names}")
 
@@ -455,7 +455,7 @@ hetero_patches = preprocessing.sample_patches(train_grey, train_vessels, train_f
                                               hetero_patches_per_image * len(train_grey), seed=seed)
 unet_normalization = ((settings["normalization"]["mean"], settings["normalization"]["std"]) if "normalization" in settings
                       else preprocessing.fit_normalization(np.concatenate([g[..., 0][f] for g, f in zip(train_grey, train_fov)])))
-hetero = models.heteroscedastic_unet(base_filters=unet.get_layer("enc1_conv1").filters, depth=4, dropout_rate=0.1,
+hetero = uncertainty.heteroscedastic_unet(base_filters=unet.get_layer("enc1_conv1").filters, depth=4, dropout_rate=0.1,
                                      normalization=unet_normalization)
 for layer in hetero.layers:
     if layer.weights and layer.name in [l.name for l in unet.layers]:
@@ -506,7 +506,7 @@ except ValueError as err:
     print(f"ValueError: {err}")
 
 # %% [markdown]
-# `models.insert_mc_dropout` puts an `MCDropout` between the pooled features and a copy of the trained
+# `uncertainty.insert_mc_dropout` puts an `MCDropout` between the pooled features and a copy of the trained
 # head, sharing the backbone. The limitation: this head never saw dropout during training, so its
 # weights are not those of a dropout network and its spread means little. Fine-tune the head with
 # dropout on. That is cheap: the backbone is frozen, so compute the pooled features once and train the
@@ -514,7 +514,7 @@ except ValueError as err:
 # cost T passes of the head, not of DenseNet.
 
 # %%
-mc_classifier = models.insert_mc_dropout(classifier, rate=head_dropout_rate)
+mc_classifier = uncertainty.insert_mc_dropout(classifier, rate=head_dropout_rate)
 head = keras.Sequential([keras.Input(classifier.get_layer("avg_pool").output.shape[1:]),
                          mc_classifier.get_layer("mc_dropout"), mc_classifier.layers[-1]], name="mc_head")
 features_model = keras.Model(classifier.input, classifier.get_layer("avg_pool").output)
@@ -688,7 +688,7 @@ else:
 
 # %%
 if classifier_trained:
-    decision_thresholds = report.load_thresholds(classifier_path, labels)[0].to_numpy()
+    decision_thresholds = side_files.load_thresholds(classifier_path, labels)[0].to_numpy()
 else:
     decision_thresholds = np.full(len(labels), 0.5)
 probs = {"val": np.asarray(original_head(features["val"])), "test": before}
@@ -704,7 +704,7 @@ assert abs(np.mean(draws) - kept_share * wrong_films["test"].sum()) <= 4 * np.st
 def dropout_head(head_seed):
     """Notebook 02's head behind MCDropout, fine-tuned on pooled features with one seed."""
     keras.utils.set_random_seed(head_seed)
-    copy = keras.Sequential([keras.Input(features["train"].shape[1:]), models.MCDropout(head_dropout_rate, name="mc_dropout"),
+    copy = keras.Sequential([keras.Input(features["train"].shape[1:]), uncertainty.MCDropout(head_dropout_rate, name="mc_dropout"),
                              keras.layers.Dense(len(labels), activation="sigmoid")], name=f"mc_head_seed{head_seed}")
     copy.layers[-1].set_weights(original_head.get_weights())
     copy.compile(keras.optimizers.Adam(1e-3), losses.WeightedBinaryCrossentropy.from_labels(y["train"]))
@@ -834,20 +834,20 @@ unet_level = float(seg.epistemic[fov_all].mean())
 if classifier_trained and not chosen_signal.startswith("mutual information"):  # the deciding classifier's own signal
     refer_limit = report.referral_threshold(signals["val"][chosen_signal], refer_at)
     referred_share = float((signals["test"][chosen_signal] > refer_limit).mean())
-    report.save_referral(classifier_path, refer_limit, refer_at=refer_at, samples=mc_samples, images=len(wrong_films["val"]),
+    side_files.save_referral(classifier_path, refer_limit, refer_at=refer_at, samples=mc_samples, images=len(wrong_films["val"]),
                          split="validation", signal=chosen_signal, rule=referral.DESCRIPTIONS[chosen_signal],
                          recalibration=recalibration.to_dict(), test_ratio=[float(chosen_row[c]) for c in ("ratio", "low", "high")])
 elif classifier_trained:
-    report.save_referral(classifier_path, refer_limit, refer_at=refer_at, samples=mc_samples,
+    side_files.save_referral(classifier_path, refer_limit, refer_at=refer_at, samples=mc_samples,
                          images=len(validation_uncertainty), split="validation")
-    head.save(report.side_file(classifier_path, report.MC_HEAD_SUFFIX))
+    head.save(side_files.side_file(classifier_path, side_files.MC_HEAD_SUFFIX))
     if model_card.card_path(classifier_path).is_file():  # notebook 02's card: add the referral rule, the unfamiliar-input cut-off
-        model_card.update_card(classifier_path, referral=report.load_referral(classifier_path))
+        model_card.update_card(classifier_path, referral=side_files.load_referral(classifier_path))
 if unet_path.is_file():
-    report.save_referral(unet_path, unet_level, refer_at=refer_at, samples=mc_samples, images=len(fov_all),
+    side_files.save_referral(unet_path, unet_level, refer_at=refer_at, samples=mc_samples, images=len(fov_all),
                          rule="mean epistemic uncertainty inside the field of view of the test photographs", split="test")
     if model_card.card_path(unet_path).is_file():  # notebook 03's card
-        model_card.update_card(unet_path, referral={**report.load_referral(unet_path),
+        model_card.update_card(unet_path, referral={**side_files.load_referral(unet_path),
                                                     "refer_above": f"{report.FUNDUS_REFER_FACTOR:g} times this level"})
 print(f"refer when {chosen_signal} is above {refer_limit:.3g}, set on {len(validation_uncertainty)} validation "
       f"images; it refers {referred_share:.0%} of the {len(image_uncertainty)} test images. "
@@ -966,7 +966,7 @@ print(f"mean AUROC over the kinds {unfamiliar_table['AUROC'].mean():.3f}; "
 if cfg.profile != "smoke":  # smoke's few films give a rough Gaussian; from lab on the distance must see the noise and the cells
     assert unfamiliar_table.loc[["Gaussian noise", "synthetic cells"], "AUROC"].min() > 0.9, unfamiliar_table
 if classifier_trained:
-    familiar.save(report.side_file(classifier_path, familiarity.FAMILIAR_SUFFIX))
+    familiar.save(side_files.side_file(classifier_path, side_files.FAMILIAR_SUFFIX))
     if model_card.card_path(classifier_path).is_file():
         model_card.update_card(classifier_path, unfamiliar_input={"rule": familiar.rule(),
                                                                   "auroc": unfamiliar_table["AUROC"].round(4).to_dict()})
@@ -1077,7 +1077,7 @@ print(f"Spearman correlation of variance and mutual information inside the FOV: 
 # %%
 # Exercise 3: the same fine-tuned head's weights, sampled with dropout 0.5.
 keras.utils.set_random_seed(seed)
-wide = keras.Sequential([keras.Input(features["train"].shape[1:]), models.MCDropout(0.5),
+wide = keras.Sequential([keras.Input(features["train"].shape[1:]), uncertainty.MCDropout(0.5),
                          keras.layers.Dense(len(labels), activation="sigmoid")])
 wide.layers[-1].set_weights(head.layers[-1].get_weights())
 wide_epistemic = uncertainty.decompose(uncertainty.mc_predict(wide, features["test"], samples=mc_samples)).epistemic.mean()

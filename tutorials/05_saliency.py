@@ -63,7 +63,6 @@ if importlib.util.find_spec("helpers") is None:  # only where the series' packag
     subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "medxai-helpers @ git+https://github.com/medxai/medxai"])
     importlib.invalidate_caches()
 
-import json
 import time
 import warnings
 
@@ -80,7 +79,8 @@ from tf_keras_vis.saliency import Saliency
 from tf_keras_vis.scorecam import Scorecam
 from tf_keras_vis.utils.scores import CategoricalScore
 
-from helpers import boxes as box_tools, config, datasets, exercises, explain, fundus, models, preprocessing, splits, synthetic, viz
+from helpers import boxes as box_tools, config, datasets, explain, fundus, models, preprocessing, side_files, splits, synthetic, viz
+from helpers.exercises import saliency as exercises  # this notebook's exercise checks
 
 tf.get_logger().setLevel("ERROR")
 warnings.filterwarnings("ignore", message="The structure of `inputs`")  # Keras noise when tf-keras-vis calls a model
@@ -263,7 +263,7 @@ assert np.allclose(cam_by_hand, cam, atol=1e-4)
 
 # %%
 dense_kernel = model.get_layer("predictions").kernel.numpy()  # (channels, findings)
-feature_maps = keras.Model(model.input, model.get_layer(feature_layer).output).predict(images, verbose=0)
+feature_maps = np.asarray(keras.Model(model.input, model.get_layer(feature_layer).output)(images, training=False))  # one call: no predict()
 cam_raw = np.einsum("bhwk,kb->bhw", feature_maps, dense_kernel[:, class_index])  # each image with its own finding
 class_activation_map = explain.upsample(np.maximum(cam_raw, 0), images.shape[1:3])
 area = cam_raw.shape[1] * cam_raw.shape[2]
@@ -285,10 +285,10 @@ target = int(class_index[k])
 confident_model = keras.models.clone_model(model)
 confident_model.set_weights(model.get_weights())
 head_kernel, head_bias = confident_model.get_layer("predictions").get_weights()
-pooled_one = keras.Model(model.input, model.get_layer("predictions").input).predict(images[k:k + 1], verbose=0)[0]
+pooled_one = np.asarray(keras.Model(model.input, model.get_layer("predictions").input)(images[k:k + 1], training=False))[0]
 head_bias[target] = np.log(1e6) - pooled_one @ head_kernel[:, target]  # logit 13.8: p = 1 - 1e-6
 confident_model.get_layer("predictions").set_weights([head_kernel, head_bias])
-p_confident = float(confident_model.predict(images[k:k + 1], verbose=0)[0, target])
+p_confident = float(confident_model(images[k:k + 1], training=False)[0, target])
 with warnings.catch_warnings(record=True) as said:
     warnings.simplefilter("always")
     on_probability = explain.grad_cam(confident_model, images[k:k + 1], target, layer_name=feature_layer, score="probability")
@@ -550,7 +550,7 @@ plt.show()
 # %%
 drive = fundus.read_drive(synthetic.ensure(cfg, "drive"))
 rgb, vessels, fov = fundus.load_drive(drive.test[0])
-settings = json.loads(unet_path.with_suffix(".json").read_text()) if unet_path.is_file() else {"grey_method": "green", "clahe_clip": 2.0, "clahe_tile": 8}
+settings = side_files.load_settings(unet_path)  # notebook 03's preprocessing; its defaults where the file is absent
 grey = preprocessing.clahe(preprocessing.fundus_to_grey(rgb, settings["grey_method"]), settings["clahe_clip"], settings["clahe_tile"])
 top, left = (np.array(grey.shape) - unet_crop) // 2  # the centre of the photograph, where vessels cross
 crop = grey[top:top + unet_crop, left:left + unet_crop][None, ..., None].astype("float32")

@@ -67,7 +67,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from helpers import boxes, config, datasets, exercises, explain, localiser, models, preprocessing, report, splits, synthetic, viz
+from helpers import boxes, config, datasets, explain, localiser, models, preprocessing, side_files, splits, synthetic, viz
+from helpers.exercises import boxes_iobb as exercises  # this notebook's exercise checks
 
 tf.get_logger().setLevel("ERROR")
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, OpenCV {cv2.__version__}")
@@ -608,8 +609,8 @@ plt.show()
 # (image, finding) pairs the classifier calls present; the others are skipped, and counted.
 
 # %%
-if report.side_file(classifier_path, report.THRESHOLDS_SUFFIX).is_file():
-    cut, cut_method = report.load_thresholds(classifier_path, labels)
+if side_files.side_file(classifier_path, side_files.THRESHOLDS_SUFFIX).is_file():
+    cut, cut_method = side_files.load_thresholds(classifier_path, labels)
 else:  # the stand-in has no thresholds of its own
     cut, cut_method = pd.Series(0.5, index=labels), "0.5 (no thresholds saved: a stand-in)"
 first = ~test_boxes.image_index.duplicated().to_numpy()  # one forward pass per image, not per box
@@ -672,7 +673,7 @@ if classifier_trained and box_source != "this copy":
           "and notebook 07's report chooses the largest box instead (and says so)")
 elif classifier_trained:
     sizes_path = boxes.save_box_sizes(classifier_path, fit_boxes)
-    assert sizes_path == report.side_file(classifier_path, report.BOX_SIZES_SUFFIX)
+    assert sizes_path == side_files.side_file(classifier_path, side_files.BOX_SIZES_SUFFIX)
     saved = boxes.load_box_sizes(classifier_path)
     expected = boxes.mean_box_sizes(fit_boxes, image_size=1)
     assert all(np.allclose(saved[k], expected.loc[k]) for k in expected.index)

@@ -73,7 +73,8 @@ import tensorflow as tf
 from IPython.display import HTML, Image, display
 from skimage import data as skimage_data
 
-from helpers import boxes, config, datasets, dicom, exercises, explain, fundus, metrics, models, preprocessing, report, splits, synthetic, uncertainty
+from helpers import boxes, config, datasets, dicom, explain, fundus, metrics, models, preprocessing, report, side_files, splits, synthetic, uncertainty
+from helpers.exercises import report as exercises  # this notebook's exercise checks
 
 tf.get_logger().setLevel("ERROR")
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -114,10 +115,10 @@ unet_path = cfg.models_dir / models.UNET_FILE
 # | `densenet121_nih.referral.json` | 04 | the mean mutual information above which the most uncertain 20% of *validation* images were referred, with T and the image count |
 
 # %%
-for suffix in (".keras", report.THRESHOLDS_SUFFIX, report.MC_HEAD_SUFFIX, report.REFERRAL_SUFFIX):
-    path = report.side_file(classifier_path, suffix)
+for suffix in (".keras", side_files.THRESHOLDS_SUFFIX, side_files.MC_HEAD_SUFFIX, side_files.REFERRAL_SUFFIX):
+    path = side_files.side_file(classifier_path, suffix)
     print(f"{path.name:38s} {'present' if path.is_file() else 'missing'}")
-classifier_trained = classifier_path.is_file() and report.side_file(classifier_path, report.THRESHOLDS_SUFFIX).is_file()
+classifier_trained = classifier_path.is_file() and side_files.side_file(classifier_path, side_files.THRESHOLDS_SUFFIX).is_file()
 
 # %% [markdown]
 # The synthetic NIH split of notebooks 02 and 04 gives the test films (and, if notebook 02 has not run,

@@ -73,7 +73,8 @@ import tensorflow as tf
 from skimage.segmentation import find_boundaries
 from sklearn.metrics import roc_auc_score
 
-from helpers import cells, config, exercises, instances, models, preprocessing, synthetic, uncertainty
+from helpers import cells, config, instances, models, preprocessing, synthetic, uncertainty
+from helpers.exercises import cells_counting as exercises  # this notebook's exercise checks
 
 tf.get_logger().setLevel("ERROR")
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -214,14 +215,14 @@ model = cells.nuclei_unet(base_filters=base_filters, depth=3, dropout_rate=dropo
 model.compile(keras.optimizers.Adam(2e-3), "binary_crossentropy")
 print(f"{model.count_params():,} parameters; dropout layers: {len(models.dropout_layer_names(model))}")
 start = time.perf_counter()
-history = model.fit(crops(), steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=0)
+history = model.fit(crops(), steps_per_epoch=steps_per_epoch, epochs=epochs, shuffle=False, verbose=0)  # crops are random
 print(f"trained in {time.perf_counter() - start:.0f} s; loss {history.history['loss'][0]:.3f} -> {history.history['loss'][-1]:.3f}")
 assert history.history["loss"][-1] < 0.8 * history.history["loss"][0], "the training loss did not fall"
 
 # %% [markdown]
 # ## 4. T dropout samples, T instance maps, T counts
 #
-# `models.with_mc_dropout` keeps dropout on at test time (BatchNormalization, if any, stays in inference
+# `uncertainty.with_mc_dropout` keeps dropout on at test time (BatchNormalization, if any, stays in inference
 # mode). Each sample's two maps give one instance map and one count; the mean of the samples gives *the*
 # prediction we score. Sampling a whole image at once keeps the network's activations for T full-size
 # copies in memory together: a 2,048-pixel microscopy image then asks for tens of gigabytes.
@@ -231,7 +232,7 @@ assert history.history["loss"][-1] < 0.8 * history.history["loss"][0], "the trai
 # small image is one tile with all T samples in one call.
 
 # %%
-mc_model = models.with_mc_dropout(model)
+mc_model = uncertainty.with_mc_dropout(model)
 
 
 def mc_sample(ids):

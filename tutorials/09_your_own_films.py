@@ -80,8 +80,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupShuffleSplit
 
-from helpers import (config, datasets, exercises, explain, external, losses, metrics, models, preprocessing, referral,
-                     report, site, splits, synthetic, transfer, uncertainty, viz)
+from helpers import (config, datasets, explain, external, losses, metrics, models, preprocessing, referral,
+                     report, side_files, site, splits, synthetic, transfer, uncertainty, viz)
+from helpers.exercises import your_own_films as exercises  # this notebook's exercise checks
 
 tf.get_logger().setLevel("ERROR")
 print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -125,7 +126,7 @@ labels = list(datasets.LABELS)
 classifier_path = cfg.models_dir / models.CLASSIFIER_FILE
 nih = datasets.read_nih(synthetic.ensure(cfg, "nih"), images=images_mode)
 split, split_used = splits.classifier_split(nih, split_method, seed=seed)
-classifier_trained = classifier_path.is_file() and report.side_file(classifier_path, report.THRESHOLDS_SUFFIX).is_file()
+classifier_trained = classifier_path.is_file() and side_files.side_file(classifier_path, side_files.THRESHOLDS_SUFFIX).is_file()
 if classifier_trained:
     chest = report.ChestReporter.load(classifier_path, cfg=cfg, seed=seed)
 else:

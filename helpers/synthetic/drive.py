@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from helpers.synthetic_draw import _blur, _disc, _ellipse, _fx, _lowfreq, _rng, _SHIFT
+from helpers.synthetic.draw import _blur, _disc, _ellipse, _fx, _lowfreq, _rng, _SHIFT
 
 _S_DRIVE = 12  # the seed stream of the fundus photographs (helpers.synthetic numbers the chest X-ray streams 1-11)
 

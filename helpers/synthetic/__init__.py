@@ -1,4 +1,8 @@
-"""Synthetic datasets written in exactly the real NIH ChestX-ray14 and DRIVE layouts.
+"""Synthetic datasets written in exactly the real layouts: the NIH ChestX-ray14 writer here, the others beside it.
+
+The package: this module (chest films in the NIH layout, ``ensure``, the command line), ``draw`` (the drawing
+primitives), ``drive`` (fundus photographs in the DRIVE layout), ``cells`` (nuclei in the Data Science Bowl 2018
+layout) and ``site`` (an external site's DICOM export, notebook 09).
 
 Every file is a pure function of the generator's parameters and the seed: each patient, image and
 fundus photograph draws from its own NumPy generator (``default_rng([seed, stream, patient, ...])``),
@@ -27,11 +31,11 @@ import numpy as np
 from PIL import Image
 
 from helpers import config as _config
-from helpers import synthetic_cells as _cells
-from helpers import synthetic_site as _site
+from helpers.synthetic import cells as _cells
+from helpers.synthetic import site as _site
 from helpers.datasets import BOX_LABELS, LABELS
-from helpers.synthetic_draw import _ONE, _SHIFT, _bbox, _blur, _disc, _ellipse, _fx, _lowfreq, _poly_mask, _polyline, _rng, _smooth_closed
-from helpers.synthetic_drive import write_drive
+from helpers.synthetic.draw import _ONE, _SHIFT, _bbox, _blur, _disc, _ellipse, _fx, _lowfreq, _poly_mask, _polyline, _rng, _smooth_closed
+from helpers.synthetic.drive import write_drive
 from helpers.errors import DataError
 
 FORMAT_VERSION = 4  # 4: boxes only on images of test_list.txt, as in the real release
@@ -73,7 +77,7 @@ _MAX_CHRONIC = 4
 
 # Seed streams: each kind of draw has its own, so adding one kind never shifts another.
 _S_ANATOMY, _S_PATIENT, _S_PLAN, _S_IMAGE, _S_LABELS, _S_ANCHOR = 1, 2, 3, 4, 5, 6
-_S_CHRONIC_LOC, _S_ACUTE_LOC, _S_LOOK, _S_SPLIT, _S_RGBA = 7, 8, 9, 10, 11  # 12: the fundus photographs (synthetic_drive)
+_S_CHRONIC_LOC, _S_ACUTE_LOC, _S_LOOK, _S_SPLIT, _S_RGBA = 7, 8, 9, 10, 11  # 12: the fundus photographs (synthetic.drive)
 
 
 # --------------------------------------------------------------------------------------------
@@ -813,6 +817,3 @@ def _main(argv: list[str] | None = None) -> int:
         print(f"{name}: {path} ready ({time.perf_counter() - start:.1f} s)")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(_main())
