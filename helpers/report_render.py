@@ -65,22 +65,22 @@ def _figure(result):
     flag = "REFER to a radiologist" if result.refer and result.kind == "chest" else ("REFER" if result.refer else "no referral")
     if getattr(result, "unfamiliar", None):
         flag += f" ({result.unfamiliar.split(':')[0]})"
-    fig.suptitle(f"{result.source}: {flag}", color="firebrick" if result.refer else "darkgreen", fontsize=11,
+    fig.suptitle(f"{result.source}: {flag}", color="firebrick" if result.refer else "darkgreen", fontsize=14,
                  y=1 - 0.08 / fig.get_figheight(), va="top")
-    card = textwrap.wrap(_card_line(result), width=int(fig.get_figwidth() * 14))  # ~14 characters an inch at 8 pt
-    fig.text(0.5, 1 - 0.32 / fig.get_figheight(), "\n".join(card), ha="center", va="top", fontsize=8,
+    card = textwrap.wrap(_card_line(result), width=int(fig.get_figwidth() * 10))  # ~10 characters an inch at 11 pt
+    fig.text(0.5, 1 - 0.32 / fig.get_figheight(), "\n".join(card), ha="center", va="top", fontsize=11,
              color="firebrick" if _model_card.NOT_FOR_CLINICAL_USE in _card_line(result) else "dimgray")
     ax = fig.add_subplot(rows, cols, 1)
     ax.imshow(shown, cmap="gray", vmin=0, vmax=1)
-    ax.set_title("image" + (" with boxes" if result.boxes else ""), fontsize=9)
+    ax.set_title("image" + (" with boxes" if result.boxes else ""), fontsize=12)
     for label, (x, y, w, h) in result.boxes.items():
         ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor="yellow", linewidth=1.5))
-        ax.text(x, max(y - 3, 8), label, color="yellow", fontsize=7)
+        ax.text(x, max(y - 3, 8), label, color="yellow", fontsize=10)
     ax.axis("off")
     for k, (label, heat) in enumerate(maps.items(), start=2):
         ax = fig.add_subplot(rows, cols, k)
         ax.imshow(shown, cmap="gray", vmin=0, vmax=1)
-        ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        heat_shown = ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1)
         if label in result.boxes:
             x, y, w, h = result.boxes[label]
             ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor="white", linewidth=1.5))
@@ -88,9 +88,10 @@ def _figure(result):
         if result.kind == "chest":
             row = result.findings.loc[label]
             title = f"{label}: p={row['probability']:.2f}, MI={row['mutual_information']:.2g}"
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=11)
         ax.axis("off")
-    fig.tight_layout(rect=(0, 0, 1, 1 - (0.3 + 0.14 * len(card)) / fig.get_figheight()))  # room for title and card line
+        fig.colorbar(heat_shown, ax=ax, fraction=0.046, pad=0.02)  # the map's scale: 0 to 1
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.4 + 0.2 * len(card)) / fig.get_figheight()))  # room for title and card line
     return fig
 
 

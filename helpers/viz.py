@@ -38,7 +38,7 @@ def draw_box(ax, box, kind: str = "truth", label: str | None = None, linewidth: 
     x, y = x - 0.5, y - 0.5  # imshow centres pixel i on i: the box's edge x lies at x - 0.5 on the axis
     ax.add_patch(patches.Rectangle((x, y), w, h, fill=False, edgecolor=colour, linestyle=style, linewidth=linewidth))
     if label:
-        ax.text(x, y - 2, str(label), color=colour, fontsize=7, va="bottom")
+        ax.text(x, y - 2, str(label), color=colour, fontsize=9, va="bottom")
 
 
 def box_legend(ax, loc: str = "lower right") -> None:
@@ -49,7 +49,7 @@ def box_legend(ax, loc: str = "lower right") -> None:
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=c, linestyle=s, label=k) for k, (c, s) in BOX_STYLES.items()]
-    legend = ax.legend(handles=handles, loc=loc, fontsize=7, framealpha=0.6, facecolor="grey")
+    legend = ax.legend(handles=handles, loc=loc, fontsize=9, framealpha=0.6, facecolor="grey")
     legend.get_frame().set_edgecolor("none")
 
 
@@ -85,7 +85,7 @@ def image_grid(
         ax.imshow(image, cmap=cmap if image.ndim == 2 else None, vmin=None if image.ndim == 3 else image.min(),
                   vmax=None if image.ndim == 3 else image.max())
         if titles is not None:
-            ax.set_title(titles[i], fontsize=8)
+            ax.set_title(titles[i], fontsize=9)
         for j, box in enumerate(boxes[i] if boxes is not None else ()):
             if len(box) > 5:
                 draw_box(ax, box, box[5], box[4])
@@ -94,7 +94,7 @@ def image_grid(
             color = BOX_COLORS[j % len(BOX_COLORS)]
             ax.add_patch(patches.Rectangle((x, y), w, h, fill=False, edgecolor=color, linewidth=1.5))
             if len(box) > 4:
-                ax.text(x, y - 2, str(box[4]), color=color, fontsize=7, va="bottom")
+                ax.text(x, y - 2, str(box[4]), color=color, fontsize=9, va="bottom")
     fig.tight_layout()
     return fig
 
@@ -130,7 +130,7 @@ def overlay_legend(ax, loc: str = "lower right") -> None:
     Taught in 03_unet_vessels.
     """
     handles = [patches.Patch(facecolor=color, edgecolor="black", label=name) for name, color in OVERLAY_COLORS.items()]
-    ax.legend(handles=handles, loc=loc, fontsize=7, framealpha=0.8)
+    ax.legend(handles=handles, loc=loc, fontsize=9, framealpha=0.8)
 
 
 def reliability_diagram(ax, tables: dict, title: str = "reliability diagram") -> None:
@@ -142,7 +142,7 @@ def reliability_diagram(ax, tables: dict, title: str = "reliability diagram") ->
     for name, table in tables.items():
         ax.plot(table["confidence"], table["frequency"], marker="o", markersize=3, label=name)
     ax.set(xlabel="mean predicted probability", ylabel="observed frequency", xlim=(0, 1), ylim=(0, 1), title=title)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=9)
 
 
 # --------------------------------------------------------------------------------------------
@@ -193,15 +193,18 @@ def saliency_grid(images, heatmaps: dict, boxes=None, row_titles=None, size: flo
                 shown = np.asarray(image)
                 ax.imshow(shown[..., 0] if shown.ndim == 3 and shown.shape[-1] == 1 else shown, cmap="gray")
                 if row_titles is not None:
-                    ax.set_title(row_titles[i], fontsize=8)
+                    ax.set_title(row_titles[i], fontsize=9)
             else:
                 ax.imshow(heatmap_overlay(image, heatmaps[name][i], alpha=alpha))
                 if i == 0:
-                    ax.set_title(name, fontsize=8)
+                    ax.set_title(name, fontsize=9)
             if boxes is not None and boxes[i] is not None:
                 x, y, w, h = boxes[i][:4]
                 draw_box(ax, (x, y, w, h), "truth", linewidth=1.2)
     fig.tight_layout()
+    # one scale for every map: the heat's colour, from cold (0) to hot (1)
+    scale = plt.cm.ScalarMappable(norm=plt.Normalize(0.0, 1.0), cmap="jet")
+    fig.colorbar(scale, ax=axes[:, 1:].ravel().tolist(), fraction=0.025, pad=0.01, label="heat (0 to 1)")
     return fig
 
 
@@ -228,10 +231,10 @@ def iobb_bars(table, labels=None, size: tuple = (3.2, 2.6)):
             ax.bar(positions + (k - (len(sources) - 1) / 2) * width, np.nan_to_num(values), width,
                    label=source, color=BOX_COLORS[k % len(BOX_COLORS)])
         ax.set_title(f"T = {t:g}", fontsize=9)
-        ax.set_xticks(positions, [label[:6] for label in labels], rotation=60, fontsize=7)
+        ax.set_xticks(positions, [label[:6] for label in labels], rotation=60, fontsize=9)
         ax.set_ylim(0, 1)
     axes[0, 0].set_ylabel("fraction of images")
-    axes[0, -1].legend(fontsize=7, loc="upper right")
+    axes[0, -1].legend(fontsize=9, loc="upper right")
     fig.tight_layout()
     return fig
 

@@ -385,6 +385,7 @@ KNOWN_WARNINGS = {
     "FutureWarning": r"\bFutureWarning\b",
     "DeprecationWarning": r"\bDeprecationWarning\b",
     "absl warning": r"WARNING:absl",
+    "NumPy RuntimeWarning": r"RuntimeWarning: (invalid value|divide by zero|overflow) encountered",
     "Keras progress bar": r"\u2501{8,}|\d+/\d+ \[=+",
 }
 

@@ -779,10 +779,10 @@ def patient_split(entries, val_fraction, test_fraction, seed):
 exercises.check_patient_split(patient_split)
 
 # %%
-my_split = patient_split(nih.entries, val_fraction, test_fraction, seed)
-splits.assert_no_patient_overlap(**my_split)
-missing = {name: [lab for lab in datasets.LABELS if part[lab].sum() == 0] for name, part in my_split.items()}
-print(f"your split: {', '.join(f'{name} {len(part)} images' for name, part in my_split.items())}; "
+your_split = patient_split(nih.entries, val_fraction, test_fraction, seed)
+splits.assert_no_patient_overlap(**your_split)
+missing = {name: [lab for lab in datasets.LABELS if part[lab].sum() == 0] for name, part in your_split.items()}
+print(f"your split: {', '.join(f'{name} {len(part)} images' for name, part in your_split.items())}; "
       f"findings without a positive image: {missing}")
 
 # %%
@@ -798,11 +798,11 @@ def class_weights(labels):
 exercises.check_class_weights(class_weights)
 
 # %%
-my_w_p, my_w_n = class_weights(split["train"][list(datasets.LABELS)].values)
+your_w_p, your_w_n = class_weights(split["train"][list(datasets.LABELS)].values)
 hernia = datasets.LABELS.index("Hernia")
-print(f"Hernia in split['train']: w_p = {my_w_p[hernia]:.3f}, w_n = {my_w_n[hernia]:.3f} "
+print(f"Hernia in split['train']: w_p = {your_w_p[hernia]:.3f}, w_n = {your_w_n[hernia]:.3f} "
       f"(section 10: {w_p[hernia]:.3f}, {w_n[hernia]:.3f})")
-assert np.allclose(my_w_p, w_p) and np.allclose(my_w_n, w_n), "your weights passed the check but differ from section 10's"
+assert np.allclose(your_w_p, w_p) and np.allclose(your_w_n, w_n), "your weights passed the check but differ from section 10's"
 
 # %% [markdown]
 # ## Cleanup

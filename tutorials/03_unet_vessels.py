@@ -908,10 +908,10 @@ exercises.check_best_f1_threshold(best_f1_threshold)
 
 # %%
 truth_fov, scores_fov = metrics.fov_pixels(*test_stack)
-my_test_threshold = best_f1_threshold(truth_fov, scores_fov)
-called = scores_fov >= my_test_threshold
+test_chosen_threshold = best_f1_threshold(truth_fov, scores_fov)
+called = scores_fov >= test_chosen_threshold
 cheating = 2 * (called & truth_fov).sum() / (called.sum() + truth_fov.sum())  # Dice = 2 TP / (2 TP + FP + FN)
-print(f"test-chosen threshold {my_test_threshold:.3f}: Dice {cheating:.4f}; validation threshold {best_threshold:.3f}: "
+print(f"test-chosen threshold {test_chosen_threshold:.3f}: Dice {cheating:.4f}; validation threshold {best_threshold:.3f}: "
       f"Dice {at_best['Dice']:.4f}")
 assert cheating >= at_best["Dice"] - 1e-12, "a threshold chosen on test for the best F1 cannot give a lower test Dice"
 

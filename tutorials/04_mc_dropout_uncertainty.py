@@ -302,15 +302,23 @@ assert mean_gap < single_gap and hand_gap < single_gap
 # %% [markdown]
 # ### 2.2 Total = aleatoric + epistemic
 #
-# For one sigmoid output with samples $p_1..p_T$ and mean $\bar p$, with the binary entropy
-# $H(p) = -p\log p - (1-p)\log(1-p)$ (in nats):
+# For one sigmoid output with samples $p_1, \dots, p_T$ and mean $\bar p = \frac1T\sum_{t=1}^T p_t$, with the
+# binary entropy in nats
 #
-# * **total** (predictive entropy) $H(\bar p)$: how unsure the averaged answer is;
-# * **aleatoric** (expected entropy) $\frac1T\sum_t H(p_t)$: the mean over the samples of each
-#   sample's own entropy, high when every sub-network answers near 0.5 even if they all agree: noise in
-#   the data, a pixel on a vessel's edge. It is *not* the spread of the samples;
-# * **epistemic** (mutual information) total minus aleatoric: the sub-networks *disagree* (the
-#   spread of the samples is what feeds it), the model does not know; more data would reduce it.
+# $$H(p) = -p\log p - (1-p)\log(1-p),$$
+#
+# the predictive entropy splits into two parts (the decomposition Seo maps for DRIVE):
+#
+# $$\underbrace{H(\bar p)}_{\text{total}} \;=\; \underbrace{\frac1T\sum_{t=1}^T H(p_t)}_{\text{aleatoric}}
+# \;+\; \underbrace{H(\bar p) - \frac1T\sum_{t=1}^T H(p_t)}_{\text{epistemic}}.$$
+#
+# * **total** (predictive entropy): how unsure the averaged answer is;
+# * **aleatoric** (expected entropy): the mean over the samples of each sample's own entropy, high
+#   when every sub-network answers near 0.5 even if they all agree: noise in the data, a pixel on a
+#   vessel's edge. It is *not* the spread of the samples;
+# * **epistemic** (mutual information between the answer and the weights): the sub-networks
+#   *disagree* (the spread of the samples is what feeds it), the model does not know; more data would
+#   reduce it. It is never negative, since $H$ is concave (Jensen's inequality).
 #
 # By hand, then the helper:
 
@@ -342,9 +350,11 @@ panels = [(test_grey[0][..., 0], "photograph (CLAHE)"), (test_vessels[0], "vesse
 fig, axes = plt.subplots(2, 5, figsize=(18, 7.5))
 for column, (picture, title) in enumerate(panels):
     for row, view in enumerate((np.s_[:, :], zoom)):
-        axes[row, column].imshow(picture[view], cmap="gray" if column < 3 else "magma")
-        axes[row, column].set_title(title if row == 0 else "zoom", fontsize=9)
+        shown = axes[row, column].imshow(picture[view], cmap="gray" if column < 3 else "magma")
+        axes[row, column].set_title(title if row == 0 else "zoom", fontsize=10)
         axes[row, column].axis("off")
+        if column >= 3:  # the uncertainty maps: their scale, in nats
+            fig.colorbar(shown, ax=axes[row, column], fraction=0.046, pad=0.02, label="nats")
 plt.tight_layout()
 viz.export_figure(fig, "seo_figure1")
 plt.show()
@@ -484,9 +494,10 @@ fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
 for ax, picture, title in zip(axes, (hetero_probability, sigma, seg.aleatoric[0]),
                               ("heteroscedastic: sigmoid(mu)", "heteroscedastic: sigma (learned aleatoric)",
                                "MC dropout: aleatoric (expected entropy)")):
-    ax.imshow(picture[zoom], cmap="gray" if "mu" in title else "magma")
-    ax.set_title(title, fontsize=9)
+    shown = ax.imshow(picture[zoom], cmap="gray" if "mu" in title else "magma")
+    ax.set_title(title, fontsize=10)
     ax.axis("off")
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02, label="probability" if "mu" in title else "nats" if "MC" in title else "sigma (logit)")
 plt.tight_layout()
 plt.show()
 print(f"learned sigma inside the FOV: correlation with the MC aleatoric map {agreement:+.2f}; "
@@ -692,13 +703,13 @@ if classifier_trained:
 else:
     decision_thresholds = np.full(len(labels), 0.5)
 probs = {"val": np.asarray(original_head(features["val"])), "test": before}
-wrong_films = {name: referral.wrong_decisions(y[name], probs[name], decision_thresholds) for name in probs}
-draws = [wrong_films["test"][~referral.referred(np.random.default_rng(r).random(len(wrong_films["test"])), refer_at)].sum()
+wrong_images = {name: referral.wrong_decisions(y[name], probs[name], decision_thresholds) for name in probs}
+draws = [wrong_images["test"][~referral.referred(np.random.default_rng(r).random(len(wrong_images["test"])), refer_at)].sum()
          for r in range(200)]
-kept_share = 1 - referral.referred(wrong_films["test"], refer_at).mean()
-print(f"test films {len(wrong_films['test'])}, wrong decisions {wrong_films['test'].sum()}; random referral of {refer_at:.0%} leaves "
-      f"{np.mean(draws):.1f} on average over 200 draws, the closed form {kept_share * wrong_films['test'].sum():.1f}")
-assert abs(np.mean(draws) - kept_share * wrong_films["test"].sum()) <= 4 * np.std(draws) / np.sqrt(len(draws)) + 1e-9
+kept_share = 1 - referral.referred(wrong_images["test"], refer_at).mean()
+print(f"test films {len(wrong_images['test'])}, wrong decisions {wrong_images['test'].sum()}; random referral of {refer_at:.0%} leaves "
+      f"{np.mean(draws):.1f} on average over 200 draws, the closed form {kept_share * wrong_images['test'].sum():.1f}")
+assert abs(np.mean(draws) - kept_share * wrong_images["test"].sum()) <= 4 * np.std(draws) / np.sqrt(len(draws)) + 1e-9
 
 # %%
 def dropout_head(head_seed):
@@ -723,7 +734,7 @@ for head_seed in (seed, seed + 1, seed + 2):
         signals[name][f"mutual information, seed {head_seed}"] = uncertainty.decompose(draws_mc).epistemic.mean(axis=1)
 print(f"three dropout heads fine-tuned and sampled (T={mc_samples}) in {time.perf_counter() - start:.0f} s")
 test_groups = split["test"]["patient_id"].to_numpy()
-comparison = referral.compare(wrong_films["test"], signals["test"], refer_at, groups=test_groups,
+comparison = referral.compare(wrong_images["test"], signals["test"], refer_at, groups=test_groups,
                               samples=cfg.pick(smoke=200, lab=1000, full=1000), seed=seed)
 comparison.round(2)
 
@@ -732,7 +743,7 @@ comparison.round(2)
 # the fewest wrong decisions there), and the table above, on test, judges it once.
 
 # %%
-on_validation = pd.Series({s: referral.ratio(wrong_films["val"], signals["val"][s], refer_at)
+on_validation = pd.Series({s: referral.ratio(wrong_images["val"], signals["val"][s], refer_at)
                            for s in ("margin", "expected_errors", f"mutual information, seed {seed}")})
 chosen_signal = on_validation.idxmax()
 chosen_row = comparison.loc[chosen_signal]
@@ -756,15 +767,15 @@ else:
 # fine-tunings of notebook 02. What that costs per film, measured here against the head's samples:
 
 # %%
-few_films = chest[:8]
-features_model.predict(few_films, verbose=0)  # traced once (a warm-up where it runs eagerly), not timed
+few_images = chest[:8]
+features_model.predict(few_images, verbose=0)  # traced once (a warm-up where it runs eagerly), not timed
 start = time.perf_counter()
-pooled_few = features_model.predict(few_films, verbose=0)
-backbone_s = (time.perf_counter() - start) / len(few_films)
+pooled_few = features_model.predict(few_images, verbose=0)
+backbone_s = (time.perf_counter() - start) / len(few_images)
 uncertainty.mc_predict(head, pooled_few, samples=mc_samples)
 start = time.perf_counter()
 uncertainty.mc_predict(head, pooled_few, samples=mc_samples)
-head_s = (time.perf_counter() - start) / len(few_films)
+head_s = (time.perf_counter() - start) / len(few_images)
 print(f"per film: one backbone pass {backbone_s * 1e3:.0f} ms; T={mc_samples} samples of the head {head_s * 1e3:.1f} ms; "
       f"T={mc_samples} backbone passes (dropout through the network, or as many ensemble members) "
       f"{mc_samples * backbone_s * 1e3:.0f} ms, {mc_samples * backbone_s / (backbone_s + head_s):.0f}x the report's sampling")
@@ -834,7 +845,7 @@ unet_level = float(seg.epistemic[fov_all].mean())
 if classifier_trained and not chosen_signal.startswith("mutual information"):  # the deciding classifier's own signal
     refer_limit = report.referral_threshold(signals["val"][chosen_signal], refer_at)
     referred_share = float((signals["test"][chosen_signal] > refer_limit).mean())
-    side_files.save_referral(classifier_path, refer_limit, refer_at=refer_at, samples=mc_samples, images=len(wrong_films["val"]),
+    side_files.save_referral(classifier_path, refer_limit, refer_at=refer_at, samples=mc_samples, images=len(wrong_images["val"]),
                          split="validation", signal=chosen_signal, rule=referral.DESCRIPTIONS[chosen_signal],
                          recalibration=recalibration.to_dict(), test_ratio=[float(chosen_row[c]) for c in ("ratio", "low", "high")])
 elif classifier_trained:

@@ -196,14 +196,14 @@ assert np.allclose(by_hand, vanilla, atol=1e-4)
 
 # %%
 @tf.custom_gradient
-def my_guided_relu(x):
+def guided_relu_by_hand(x):
     def grad(upstream):
         return upstream * tf.cast(x > 0, upstream.dtype) * tf.cast(upstream > 0, upstream.dtype)
     return tf.nn.relu(x), grad
 
 
 x, upstream = tf.constant([-1.0, 2.0, 3.0]), tf.constant([1.0, -1.0, 2.0])
-for relu in (tf.nn.relu, my_guided_relu, explain.guided_relu):
+for relu in (tf.nn.relu, guided_relu_by_hand, explain.guided_relu):
     with tf.GradientTape() as tape:
         tape.watch(x)
         y = relu(x)
@@ -533,8 +533,12 @@ print(f"softmax of the two-way head: {keras.ops.softmax(two_way(images[:1]))[0, 
       f"the sigmoid: {model(images[:1])[0, class_index[0]]:.4f}, softmax over the 14 sigmoids: "
       f"{keras.ops.softmax(model(images[:1]))[0, class_index[0]]:.4f}")
 start = time.perf_counter()
-score_cam = Scorecam(two_way)(CategoricalScore([0]), images[:1], penultimate_layer=feature_layer,
-                              seek_penultimate_conv_layer=False, max_N=scorecam_channels)
+keras.config.disable_interactive_logging()  # tf-keras-vis calls predict() without verbose=0: no progress bar here
+try:
+    score_cam = Scorecam(two_way)(CategoricalScore([0]), images[:1], penultimate_layer=feature_layer,
+                                  seek_penultimate_conv_layer=False, max_N=scorecam_channels)
+finally:
+    keras.config.enable_interactive_logging()
 print(f"Score-CAM on {scorecam_channels} feature maps: {time.perf_counter() - start:.1f} s")
 fig = viz.saliency_grid(images[:1], {"Score-CAM (two-way head)": score_cam, "Grad-CAM": vis_cam[:1], "tf-keras-vis SmoothGrad": vis_smooth[:1]},
                         boxes=boxes[:1])
@@ -784,12 +788,12 @@ with tf.GradientTape() as tape:
 block4_gradients = tape.gradient(class_scores, block4).numpy()
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # a flat map comes back as zeros
-    my_cam = explain.normalize(explain.upsample(np.stack([grad_cam_map(a, g) for a, g in zip(block4.numpy(), block4_gradients)]),
+    your_cam_block4 = explain.normalize(explain.upsample(np.stack([grad_cam_map(a, g) for a, g in zip(block4.numpy(), block4_gradients)]),
                                                 images.shape[1:3]))
-print(f"your Grad-CAM at {localisation_layer} vs explain.grad_cam: max difference {np.abs(my_cam - cam_block4).max():.1e}; "
-      f"pointing game on the shown images {explain.pointing_game(my_cam, boxes).mean():.2f}, "
+print(f"your Grad-CAM at {localisation_layer} vs explain.grad_cam: max difference {np.abs(your_cam_block4 - cam_block4).max():.1e}; "
+      f"pointing game on the shown images {explain.pointing_game(your_cam_block4, boxes).mean():.2f}, "
       f"ceiling {explain.pointing_ceiling(boxes, block4_cells, images.shape[1:3]).mean():.2f}")
-assert np.allclose(my_cam, cam_block4, atol=1e-4), "your map passed the check but differs from explain.grad_cam at block 4"
+assert np.allclose(your_cam_block4, cam_block4, atol=1e-4), "your map passed the check but differs from explain.grad_cam at block 4"
 
 # %%
 # Exercise 2: write integrated_gradients(gradient, x, baseline, steps) -> attributions shaped like x.

@@ -116,7 +116,7 @@ classifier_path = cfg.models_dir / models.CLASSIFIER_FILE
 # scores 1.
 
 # %%
-def my_iou(a, b):
+def iou_by_hand(a, b):
     """Intersection over union of two (x, y, w, h) boxes."""
     dx = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
     dy = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
@@ -124,7 +124,7 @@ def my_iou(a, b):
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
-def my_iobb(pred, truth):
+def iobb_by_hand(pred, truth):
     """Intersection over the predicted box (ChestX-ray8's IoBB)."""
     dx = min(pred[0] + pred[2], truth[0] + truth[2]) - max(pred[0], truth[0])
     dy = min(pred[1] + pred[3], truth[1] + truth[3]) - max(pred[1], truth[1])
@@ -140,15 +140,15 @@ cases = {  # (prediction, truth, IoU, IoBB) worked out on paper
     "half overlap": ((0, 0, 10, 10), (5, 0, 10, 10), 50 / 150, 0.5),
 }
 hand = pd.DataFrame(
-    [(p, t, i, my_iou(p, t), boxes.iou(p, t), b, my_iobb(p, t), boxes.iobb(p, t)) for p, t, i, b in cases.values()],
-    index=list(cases), columns=["pred", "truth", "IoU on paper", "my_iou", "boxes.iou", "IoBB on paper", "my_iobb", "boxes.iobb"],
+    [(p, t, i, iou_by_hand(p, t), boxes.iou(p, t), b, iobb_by_hand(p, t), boxes.iobb(p, t)) for p, t, i, b in cases.values()],
+    index=list(cases), columns=["pred", "truth", "IoU on paper", "iou_by_hand", "boxes.iou", "IoBB on paper", "iobb_by_hand", "boxes.iobb"],
 )
 hand.round(3)
 
 # %%
-for column in ("my_iou", "boxes.iou"):
+for column in ("iou_by_hand", "boxes.iou"):
     assert np.allclose(hand[column], hand["IoU on paper"])
-for column in ("my_iobb", "boxes.iobb"):
+for column in ("iobb_by_hand", "boxes.iobb"):
     assert np.allclose(hand[column], hand["IoBB on paper"])
 print("IoU and IoBB by hand, in helpers.boxes and on paper agree on all six cases.")
 
@@ -304,11 +304,11 @@ plt.show()
 # box, with its mean and peak heat. By hand first:
 
 # %%
-def my_heatmap_to_boxes(heatmap, size, threshold=0.7):
+def heatmap_to_boxes_by_hand(heatmap, size, threshold=0.7):
     """Upsample, 0..255, keep > threshold * max, one box per connected component."""
     width, height = size
     big = cv2.resize(heatmap.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    heat = np.round((big - big.min()) / (big.max() - big.min()) * 255).astype(np.uint8)
+    heat = np.round((big - big.min()) / ((big.max() - big.min()) or 1.0) * 255).astype(np.uint8)  # a flat map: all 0, no box
     mask = heat > threshold * heat.max()
     count, components, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     rows = [(*stats[k, :4], stats[k, 4], heat[components == k].mean(), heat[components == k].max()) for k in range(1, count)]
@@ -316,7 +316,7 @@ def my_heatmap_to_boxes(heatmap, size, threshold=0.7):
 
 
 example = 0
-heat, mask, components, by_hand = my_heatmap_to_boxes(cams[example], original_sizes[example], box_threshold)
+heat, mask, components, by_hand = heatmap_to_boxes_by_hand(cams[example], original_sizes[example], box_threshold)
 helper_boxes = boxes.heatmap_to_boxes(cams[example], original_sizes[example], box_threshold, threshold_method)
 assert np.allclose(by_hand.to_numpy(float), helper_boxes.to_numpy(float))
 print(f"by hand and boxes.heatmap_to_boxes agree: {len(helper_boxes)} box(es)")
@@ -552,8 +552,8 @@ else:
 
 # %%
 boxed_train = nih.entries[nih.entries.image_index.isin(fit_boxes.image_index)].reset_index(drop=True)
-scored_films = nih.entries[nih.entries.image_index.isin(test_boxes.image_index)]
-splits.assert_no_patient_overlap(fit=boxed_train, score=scored_films)
+scored_images = nih.entries[nih.entries.image_index.isin(test_boxes.image_index)]
+splits.assert_no_patient_overlap(fit=boxed_train, score=scored_images)
 train_images_loc = preprocessing.load_images(boxed_train.path, localiser_size)
 train_masks = localiser.box_masks(fit_boxes, boxed_train.image_index, localiser_size)
 print(f"localiser training set: {len(boxed_train)} boxed images of {boxed_train.patient_id.nunique()} patients, "

@@ -86,7 +86,7 @@ print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
 cfg = config.load()
 images_mode = "present"  # a partial NIH copy is fine: rows whose image is absent are left out and counted
 mc_samples = cfg.pick(smoke=10, lab=20, full=20)  # T for a stand-in; a saved model's T is the one its referral was set with
-test_films = cfg.pick(smoke=20, lab=120, full=400)  # synthetic (or real) test films reported one by one
+test_images = cfg.pick(smoke=20, lab=120, full=400)  # synthetic (or real) test films reported one by one
 split_method = cfg.pick(smoke="patient", lab="patient", full="official")  # as in notebooks 02 and 04
 stand_in_images = cfg.pick(smoke=32, lab=256, full=1024)  # training films for a stand-in if notebook 02 has not run
 stand_in_size = cfg.pick(smoke=64, lab=128, full=224)  # the stand-in's input side, as notebook 02's image_size
@@ -95,7 +95,7 @@ fundus_side = cfg.pick(smoke=288, lab=584, full=584)  # the photograph's larger 
 seed = cfg.seed
 
 # %%
-print(f"profile={cfg.profile}, T={mc_samples}, test films={test_films}, split={split_method}, stand-in {stand_in_images} "
+print(f"profile={cfg.profile}, T={mc_samples}, test films={test_images}, split={split_method}, stand-in {stand_in_images} "
       f"films at {stand_in_size} px, fundus T={fundus_samples} at {fundus_side} px, seed={seed}")
 config.seed_everything(seed)
 labels = list(datasets.LABELS)
@@ -127,7 +127,7 @@ classifier_trained = classifier_path.is_file() and side_files.side_file(classifi
 # %%
 nih = datasets.read_nih(synthetic.ensure(cfg, "nih"), images=images_mode)
 split, split_used = splits.classifier_split(nih, split_method, seed=seed)
-test = split["test"].iloc[:test_films]
+test = split["test"].iloc[:test_images]
 print({name: len(part) for name, part in split.items()}, f"-> {len(test)} test films reported")
 
 # %% [markdown]
@@ -478,15 +478,15 @@ def refer_any(findings, limit):
 exercises.check_refer_any(refer_any)
 
 # %%
-val_films = split["val"].iloc[:test_films]
-_, val_pooled, _ = chest.features(np.stack([report.read_chest(path, chest.size).model for path in val_films.path]))
+val_images = split["val"].iloc[:test_images]
+_, val_pooled, _ = chest.features(np.stack([report.read_chest(path, chest.size).model for path in val_images.path]))
 val_mi = uncertainty.decompose(chest.sample_head(val_pooled)).epistemic  # (films, findings)
 limit = report.referral_threshold(val_mi.max(axis=1), 0.2)  # set on validation, never on the films it judges
 referred_val = sum(refer_any(pd.DataFrame({"mutual_information": row}), limit) for row in val_mi)
 referred_test = sum(refer_any(r.findings, limit) for r in reports)
-print(f"limit {limit:.2e} nats, set on {len(val_films)} validation films (refers {referred_val} of them); "
+print(f"limit {limit:.2e} nats, set on {len(val_images)} validation films (refers {referred_val} of them); "
       f"it refers {referred_test} of the {len(reports)} test films ({referred_test / len(reports):.0%})")
-assert referred_val <= round(0.2 * len(val_films)), "the limit refers more validation films than it was set to"
+assert referred_val <= round(0.2 * len(val_images)), "the limit refers more validation films than it was set to"
 
 # %%
 # Exercise 2: write to_original(box, displayed, original): (x, y, w, h) from the displayed image's pixels to the original's.

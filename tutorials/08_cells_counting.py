@@ -522,7 +522,7 @@ def conformal_k(true_counts, centre, spread, level):
 exercises.check_conformal_k(conformal_k)
 
 # %%
-my_k = conformal_k(val_true, val_counts.mean(axis=0), spread_val, level)
-print(f"section 6's validation images: your k {my_k:.3f}, instances.conformal_scale {k:.3f}")
-assert abs(my_k - k) < 1e-9, "your k passed the check but differs from section 6's on the validation images"
+your_k = conformal_k(val_true, val_counts.mean(axis=0), spread_val, level)
+print(f"section 6's validation images: your k {your_k:.3f}, instances.conformal_scale {k:.3f}")
+assert abs(your_k - k) < 1e-9, "your k passed the check but differs from section 6's on the validation images"
 
