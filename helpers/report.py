@@ -695,7 +695,7 @@ class FundusReporter:
             refer = level > limit
             reason = (f"{'referred' if refer else 'not referred'}: mean epistemic inside the field of view {level:.4f} "
                       f"nats {'>' if refer else '<='} {limit:.4f}, {FUNDUS_REFER_FACTOR:g} times notebook 04's mean on "
-                      "its test photographs")
+                      "its validation photographs")
         table = pd.DataFrame({"vessel_fraction": [float((parts.mean[fov] >= 0.5).mean()) if fov.any() else 0.0],
                               "mean_epistemic": [level], "mean_aleatoric": [float(parts.aleatoric[fov].mean()) if fov.any() else 0.0]},
                              index=pd.Index(["field of view"], name="region"))

@@ -84,3 +84,17 @@ def test_template_passes_every_notebook_rule(tmp_path):
     ipynb = tmp_path / "10_new.ipynb"
     jupytext.write(jupytext.read(TEMPLATE), ipynb)
     nbformat.validate(nbformat.read(ipynb, as_version=4))
+
+
+@pytest.mark.parametrize("source", SOURCES + [TEMPLATE], ids=lambda p: p.stem)
+def test_header_says_what_it_teaches_what_it_needs_and_where_its_session_plan_is(source):
+    """The keras-io header: title, a one-sentence description, what it needs, how long (the plan in TIMINGS.md)."""
+    header = next(c.source for c in jupytext.read(source).cells if c.cell_type == "markdown")
+    lines = header.splitlines()
+    assert re.fullmatch(r"# (\d\d|NN) · .+", lines[0]), f"{source.name}: the header starts with '# NN · Title'"
+    for field in ("**Description:**", "**Needs:**", "**Session:**"):
+        assert sum(line.startswith(field) for line in lines) == 1, f"{source.name}: the header needs one {field} line"
+    description = next(line for line in lines if line.startswith("**Description:**"))
+    assert description.count(". ") == 0, f"{source.name}: the description is one sentence"
+    stem = "NN_name" if source == TEMPLATE else source.stem
+    assert f"`Plan: {stem}`" in header, f"{source.name}: the Session line names its plan, section `Plan: {stem}`"

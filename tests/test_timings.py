@@ -195,6 +195,20 @@ def test_writer_sums_cells_flags_budgets_and_marks_missing_sections(builds, tmp_
     assert "| unit \\| notebooks | 10.0 | 18.0 | the rest |" in text and "| &nbsp;&nbsp;unit | 7.0 | 6.7 | |" in text
 
 
+def test_session_plans_add_talk_and_lab_run_section_by_section(builds, tmp_path):
+    smoke, lab, stages = builds
+    text = section_times.timings_markdown(section_times.load_build(smoke, "smoke"), section_times.load_build(lab, "lab"))
+    plan = text.split("### Plan: 01_alpha\n")[1].split("###")[0]
+    # by hand: Setup 2 talk + 0.2 run; Train 5 + 2.0; Extra 5 + 1.0; Summary 3 + 0.07: 18.27 minutes in all
+    assert ("| 0 | Setup | 2 | 0.2 |\n| 2 | 1. Train | 5 | 2.0 |\n| 9 | 2. Extra | 5 | 1.0 |\n| 15 | Summary | 3 | 0.1 |\n"
+            "| 18 | end | | |") in plan
+    assert "01_alpha: fits one 90-minute session (72 min to spare)." in plan
+    rows, total = section_times.session_plan([("1. Long", 6000.0), ("Exercises", 0.0)])
+    assert total == pytest.approx(5 + 100 + 15) and rows[1][0] == pytest.approx(105)
+    over = section_times._plan_markdown("99_long", section_times.Measured("t", [("1. Long", 6000.0)], 6000.0, 0))
+    assert "**over** one 90-minute session by 15 min" in "\n".join(over)
+
+
 def test_writer_without_missing_notebooks_totals_and_gives_the_same_bytes_twice(builds, tmp_path, capsys):
     smoke, lab, stages = builds
     text = section_times.timings_markdown(section_times.load_build(smoke, "smoke"), section_times.load_build(lab, "lab"))

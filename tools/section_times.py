@@ -29,6 +29,11 @@ BUDGET_MIN = {"smoke": 1.5, "lab": 5.0}  # design goals: each notebook's cells, 
 MAKES = {"smoke": "`make test` writes build/smoke", "lab": "`make tutorials` writes build"}
 REGENERATE = ("python tools/section_times.py --write tutorials/TIMINGS.md --smoke build/smoke --lab build "
               "--stages build/test-stages.json")
+SESSION_MIN = 90  # one lab session
+# Minutes of talk an instructor plans per "## " section (INSTRUCTORS.md's rule of thumb: about 5), with the
+# notebook's frame shorter and the exercises longer.
+TALK_MIN = {"Setup": 2, "Configuration": 2, "Cleanup": 1, "Summary": 3, "Exercises": 15, TITLE: 2}
+TALK_DEFAULT = 5
 
 
 def headings(cell: dict) -> list[str]:
@@ -238,6 +243,28 @@ def _merged(first: list[str], second: list[str]) -> list[str]:
     return order
 
 
+def session_plan(sections: list[tuple[str, float]]) -> tuple[list[tuple[float, str, float, float]], float]:
+    """[(clock at the section's start, section, talk minutes, run minutes)] in order, and the session's minutes."""
+    rows, clock = [], 0.0
+    for name, seconds in sections:
+        talk = TALK_MIN.get(name, TALK_DEFAULT)
+        rows.append((clock, name, float(talk), seconds / 60))
+        clock += talk + seconds / 60
+    return rows, clock
+
+
+def _plan_markdown(name: str, measured) -> list[str]:
+    rows, total = session_plan(measured.sections)
+    verdict = (f"fits one {SESSION_MIN}-minute session ({SESSION_MIN - total:.0f} min to spare)" if total <= SESSION_MIN
+               else f"**over** one {SESSION_MIN}-minute session by {total - SESSION_MIN:.0f} min: teach it in two, or set "
+                    "its optional sections aside (INSTRUCTORS.md says which)")
+    out = ["", f"### Plan: {name}", "", "| starts at (min) | section | talk (min) | run, lab (min) |",
+           "|---:|---|---:|---:|"]
+    out += [f"| {start:.0f} | {_cell(section)} | {talk:g} | {run:.1f} |" for start, section, talk, run in rows]
+    out += [f"| {total:.0f} | end | | |", "", f"{name}: {verdict}."]
+    return out
+
+
 def timings_markdown(smoke: Build | None, lab: Build | None, stages: dict | None = None, computer: dict | None = None,
                      command: str = REGENERATE, expected=()) -> str:
     """tutorials/TIMINGS.md: deterministic (sorted, no time but the builds' own) for the same inputs."""
@@ -311,6 +338,16 @@ def timings_markdown(smoke: Build | None, lab: Build | None, stages: dict | None
                  if m is not None and m.unmeasured]
         if notes:
             out += ["", "; ".join(notes) + "."]
+    out += ["", "## Session plans (lab)", "",
+            f"Minute by minute for one {SESSION_MIN}-minute lab session: each section's talk (a rule of thumb: "
+            f"{TALK_DEFAULT} minutes a section; " + ", ".join(f"{k} {v}" for k, v in TALK_MIN.items() if k != TITLE) +
+            ") and its run time in the lab build, one after the other. Start a long run, then talk while it works, "
+            "and the session is shorter than the sum."]
+    if lab is None:
+        out += ["", "No lab build given (--lab; `make tutorials` writes build)."]
+    for name in names:
+        if lab is not None and name in lab.notebooks:
+            out += _plan_markdown(name, lab.notebooks[name])
     out += ["", "## Stages of make test", ""]
     if stages is None:
         out.append("Not given (--stages; `make test` writes build/test-stages.json).")

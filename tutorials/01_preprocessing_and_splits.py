@@ -18,6 +18,10 @@
 # %% [markdown]
 # # 01 · Chest X-rays: preprocessing and patient-level splits
 #
+# **Description:** Read NIH ChestX-ray14 (or its synthetic copy in the same layout), split it by patient, and measure what leakage, class imbalance and augmentation do.<br>
+# **Needs:** nothing: this is where the series starts.<br>
+# **Session:** the minute-by-minute plan for a 90-minute lab, and whether it fits one, is in `TIMINGS.md`, section `Plan: 01_preprocessing_and_splits`.
+#
 # From the files of NIH ChestX-ray14 to a `tf.data` pipeline a model can train on, without the two
 # mistakes that quietly ruin medical-imaging results: **patient leakage** between the splits, and
 # **class imbalance** left untreated.

@@ -18,6 +18,10 @@
 # %% [markdown]
 # # 02 · DenseNet121 for fourteen chest X-ray findings
 #
+# **Description:** Train a DenseNet121 for the fourteen findings and judge it: AUROC per finding with patient-level intervals, thresholds chosen on validation.<br>
+# **Needs:** notebook 01's split and loss ideas; it saves the classifier that 04 to 07 and 09 load.<br>
+# **Session:** the minute-by-minute plan for a 90-minute lab, and whether it fits one, is in `TIMINGS.md`, section `Plan: 02_densenet_transfer`.
+#
 # Transfer learning measured: a DenseNet121 pretrained on a source task (ImageNet when its weights are
 # in the Keras cache, otherwise a larger synthetic chest set with other labels that the series makes
 # offline), compared with training from scratch at three label budgets; then the fourteen-finding

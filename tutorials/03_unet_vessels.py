@@ -18,6 +18,10 @@
 # %% [markdown]
 # # 03 · U-Net: retinal vessel segmentation
 #
+# **Description:** Segment retinal vessels in DRIVE with a U-Net and a Dice loss, scored inside the field of view.<br>
+# **Needs:** nothing; it saves the U-Net that 04, 05 and 07 load.<br>
+# **Session:** the minute-by-minute plan for a 90-minute lab, and whether it fits one, is in `TIMINGS.md`, section `Plan: 03_unet_vessels`.
+#
 # A U-Net that marks every blood-vessel pixel of a retinal photograph, trained on small patches with
 # the Dice loss, run over the whole photograph with an overlapping sliding window, and judged the way
 # the DRIVE literature does: pixel metrics **inside the field of view only**.

@@ -18,6 +18,10 @@
 # %% [markdown]
 # # 04 · Monte-Carlo dropout: how sure is the model?
 #
+# **Description:** Give each prediction a confidence: MC dropout, the entropy decomposition, calibration, and referral that catches errors.<br>
+# **Needs:** 03's U-Net and 02's classifier (a small stand-in is trained here when one is missing).<br>
+# **Session:** the minute-by-minute plan for a 90-minute lab, and whether it fits one, is in `TIMINGS.md`, section `Plan: 04_mc_dropout_uncertainty`.
+#
 # A model that answers every question with the same assurance is not safe to act on. Keep dropout
 # **on** at test time, ask the same question T times, and the spread of the answers measures what the
 # model does not know. We do it for the vessel U-Net of notebook 03 (per pixel) and the chest X-ray
@@ -263,7 +267,8 @@ print(f"{len(padded)} photographs padded to {padded.shape[1:3]}")
 
 # %%
 val_padded = np.stack([preprocessing.pad_to_multiple(g, 16)[0] for g in val_grey])
-val_mean = uncertainty.mc_predict(mc_unet, val_padded, samples=mc_samples, batch_size=batch_size)[:, :, :height, :width, 0].mean(0)
+val_samples = uncertainty.mc_predict(mc_unet, val_padded, samples=mc_samples, batch_size=batch_size)[:, :, :height, :width, 0]
+val_mean = val_samples.mean(0)  # the samples are kept: section 6 sets the fundus referral level on them
 threshold = metrics.best_f1_threshold(np.stack(val_vessels), val_mean, np.stack(val_fov))
 sliding_threshold = settings.get("threshold")
 print(f"threshold on {len(val_grey)} validation photograph(s), full image, MC mean of T={mc_samples}: {threshold:.3f}"
@@ -831,7 +836,8 @@ judged.round(3)
 # the validation images are referred. The test images then say what share it really refers (near
 # `refer_at` only when validation and test look alike). Saved with it: the split, the image count, T and
 # the rule; the head fine-tuned with dropout (the report samples it on one backbone pass); and, for the
-# U-Net, the mean epistemic uncertainty inside the field of view of the test photographs.
+# U-Net, the mean epistemic uncertainty inside the field of view of the validation photographs (the fundus
+# report refers a photograph well above it).
 
 # %%
 validation_uncertainty = uncertainty.decompose(
@@ -841,7 +847,7 @@ referred_val = int((validation_uncertainty > refer_limit).sum())
 assert referred_val <= round(refer_at * len(validation_uncertainty)), (
     f"{referred_val} validation images lie above the limit, more than {refer_at:.0%} of them")
 referred_share = float((image_uncertainty > refer_limit).mean())  # judged once, on test
-unet_level = float(seg.epistemic[fov_all].mean())
+unet_level = float(uncertainty.decompose(val_samples.astype(np.float64)).epistemic[np.stack(val_fov)].mean())  # validation, not test
 if classifier_trained and not chosen_signal.startswith("mutual information"):  # the deciding classifier's own signal
     refer_limit = report.referral_threshold(signals["val"][chosen_signal], refer_at)
     referred_share = float((signals["test"][chosen_signal] > refer_limit).mean())
@@ -856,7 +862,7 @@ elif classifier_trained:
         model_card.update_card(classifier_path, referral=side_files.load_referral(classifier_path))
 if unet_path.is_file():
     side_files.save_referral(unet_path, unet_level, refer_at=refer_at, samples=mc_samples, images=len(fov_all),
-                         rule="mean epistemic uncertainty inside the field of view of the test photographs", split="test")
+                         rule="mean epistemic uncertainty inside the field of view of the validation photographs", split="validation")
     if model_card.card_path(unet_path).is_file():  # notebook 03's card
         model_card.update_card(unet_path, referral={**side_files.load_referral(unet_path),
                                                     "refer_above": f"{report.FUNDUS_REFER_FACTOR:g} times this level"})

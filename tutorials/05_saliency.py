@@ -18,6 +18,10 @@
 # %% [markdown]
 # # 05 · Saliency: where did the model look?
 #
+# **Description:** See what the classifier looked at: CAM, gradients, SmoothGrad, integrated gradients, Grad-CAM and Grad-CAM++, and the checks that tell a map from an edge detector.<br>
+# **Needs:** 02's classifier and 03's U-Net (stand-ins when they are missing).<br>
+# **Session:** the minute-by-minute plan for a 90-minute lab, and whether it fits one, is in `TIMINGS.md`, section `Plan: 05_saliency`.
+#
 # Six ways to turn a prediction into a picture of the pixels behind it: vanilla and guided gradients,
 # SmoothGrad, integrated gradients, Grad-CAM and Grad-CAM++, for the chest X-ray classifier of
 # notebook 02 and the vessel U-Net of notebook 03. Then the two questions every saliency map must

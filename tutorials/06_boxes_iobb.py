@@ -18,6 +18,10 @@
 # %% [markdown]
 # # 06 · From heatmaps to bounding boxes: IoU, IoBB and the T(IoBB) table
 #
+# **Description:** Turn heatmaps into boxes and score them against the NIH boxes with IoBB, beside the published baseline.<br>
+# **Needs:** 02's classifier (a stand-in when it is missing).<br>
+# **Session:** the minute-by-minute plan for a 90-minute lab, and whether it fits one, is in `TIMINGS.md`, section `Plan: 06_boxes_iobb`.
+#
 # A Grad-CAM heatmap says *roughly* where the classifier looked. A radiologist's box says where the
 # finding is. This notebook turns heatmaps into boxes, scores them against the NIH boxes the way
 # ChestX-ray8 did, and puts the result beside the published table.

@@ -18,6 +18,10 @@
 # %% [markdown]
 # # 07 · One image in, one report out
 #
+# **Description:** One image (PNG or DICOM) in, one report out, with its confidence, heatmap, boxes and model card; then the upload page.<br>
+# **Needs:** 02's classifier, 03's U-Net and 04's referral files (`make prepare` makes them; without them the report says what it falls back on).<br>
+# **Session:** the minute-by-minute plan for a 90-minute lab, and whether it fits one, is in `TIMINGS.md`, section `Plan: 07_report`.
+#
 # Notebooks 02 to 06 each answered one question about a chest X-ray: which findings (02), how sure
 # (04), where the model looked (05), which box (06). A clinician asks them all at once, about one
 # image, which is usually a DICOM file. This notebook puts the pieces together into a report: the 14

@@ -18,6 +18,10 @@
 # %% [markdown]
 # # 08 · Cells: segmentation and counting, each count with its uncertainty
 #
+# **Description:** Segment and count nuclei in microscopy images, each count with an interval.<br>
+# **Needs:** nothing: it stands on its own.<br>
+# **Session:** the minute-by-minute plan for a 90-minute lab, and whether it fits one, is in `TIMINGS.md`, section `Plan: 08_cells_counting`.
+#
 # Counting nuclei is an everyday task in pathology and cell-biology labs: how many cells, how dense,
 # how many dividing. A count without an interval is as hard to trust as a diagnosis without a
 # confidence. Here a small U-Net marks each nucleus and its core, a watershed turns the pixels into

@@ -18,6 +18,10 @@
 # %% [markdown]
 # # 09 · Your own films: external validation, recalibration, subgroups and a shortcut
 #
+# **Description:** Take the classifier to a site's own images: external validation, recalibration, subgroups and shortcuts.<br>
+# **Needs:** 02's classifier (a stand-in when it is missing) and, for the referral rates, 04's files.<br>
+# **Session:** the minute-by-minute plan for a 90-minute lab, and whether it fits one, is in `TIMINGS.md`, section `Plan: 09_your_own_films`.
+#
 # A model trained at one hospital meets another hospital's films: another detector, another mix of
 # bedside and standing films, other patients. Before anyone acts on its answers there, three questions:
 # does it still separate sick from healthy films, and are its probabilities still probabilities? For

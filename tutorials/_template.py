@@ -18,12 +18,12 @@
 # %% [markdown]
 # # NN · Title: what the reader can do at the end
 #
-# One sentence: what this notebook teaches, on which data.
+# **Description:** one sentence: what this notebook teaches, on which data.<br>
+# **Needs:** which earlier notebook's saved model this one loads (and what it does without it), or
+# "nothing: it writes its own synthetic data".<br>
+# **Session:** the minute-by-minute plan for a 90-minute lab, and whether it fits one, is in `TIMINGS.md`, section `Plan: NN_name`.
 #
 # **You will:** the three to five things the reader does, each a section below.
-#
-# **You need:** which earlier notebook's saved model this one loads (and what it does without it), or
-# "nothing: it writes its own synthetic data".
 #
 # **Run time:** see `TIMINGS.md` beside this notebook, section `NN_name` (smoke and lab profiles, measured
 # on a 2-core CPU).

@@ -1,4 +1,4 @@
-"""The checks of notebook 06_boxes_iobb's exercises (see ``helpers.exercises``)."""
+"""The checks of the exercises of notebook 06_boxes_iobb (see ``helpers.exercises``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The checks of notebook 08_cells_counting's exercises (see ``helpers.exercises``)."""
+"""The checks of the exercises of notebook 08_cells_counting (see ``helpers.exercises``)."""
 
 from __future__ import annotations
 

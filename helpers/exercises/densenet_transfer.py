@@ -1,4 +1,4 @@
-"""The checks of notebook 02_densenet_transfer's exercises (see ``helpers.exercises``)."""
+"""The checks of the exercises of notebook 02_densenet_transfer (see ``helpers.exercises``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The checks of notebook 04_mc_dropout_uncertainty's exercises (see ``helpers.exercises``)."""
+"""The checks of the exercises of notebook 04_mc_dropout_uncertainty (see ``helpers.exercises``)."""
 
 from __future__ import annotations
 

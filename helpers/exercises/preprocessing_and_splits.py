@@ -1,4 +1,4 @@
-"""The checks of notebook 01_preprocessing_and_splits's exercises (see ``helpers.exercises``)."""
+"""The checks of the exercises of notebook 01_preprocessing_and_splits (see ``helpers.exercises``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The checks of notebook 07_report's exercises (see ``helpers.exercises``)."""
+"""The checks of the exercises of notebook 07_report (see ``helpers.exercises``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The checks of notebook 05_saliency's exercises (see ``helpers.exercises``)."""
+"""The checks of the exercises of notebook 05_saliency (see ``helpers.exercises``)."""
 
 from __future__ import annotations
 

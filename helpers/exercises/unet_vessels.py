@@ -1,4 +1,4 @@
-"""The checks of notebook 03_unet_vessels's exercises (see ``helpers.exercises``)."""
+"""The checks of the exercises of notebook 03_unet_vessels (see ``helpers.exercises``)."""
 
 from __future__ import annotations
 

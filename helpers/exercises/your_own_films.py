@@ -1,4 +1,4 @@
-"""The checks of notebook 09_your_own_films's exercises (see ``helpers.exercises``)."""
+"""The checks of the exercises of notebook 09_your_own_films (see ``helpers.exercises``)."""
 
 from __future__ import annotations
 
