@@ -57,7 +57,10 @@ COLUMNS = {  # the findings table: column of report.ChestReport.findings -> head
 
 
 class UploadError(DataError):
-    """An upload the page refuses before reading it: too large, empty, or not PNG, JPEG or DICOM by its name. Taught in 07_report."""
+    """An upload the page refuses before reading it: too large, empty, or not PNG, JPEG or DICOM by its name.
+
+    Taught in 07_report.
+    """
 
     status = 400
 
@@ -72,7 +75,10 @@ UPLOADED = "the uploaded file"  # how every message names the upload: never by i
 
 
 def safe_name(name) -> str:
-    """The uploaded file's name without folders or unusual characters, as the page shows it ("upload" when none). Taught in 07_report."""
+    """The uploaded file's name without folders or unusual characters, as the page shows it ("upload" when none).
+
+    Taught in 07_report.
+    """
     base = unquote(str(name or "")).replace("\\", "/").rsplit("/", 1)[-1]
     base = _UNSAFE.sub("_", base).strip(" .") or "upload"
     stem, dot, suffix = base.rpartition(".")
@@ -82,7 +88,10 @@ def safe_name(name) -> str:
 
 
 def check_upload(name, size: int | None, max_bytes: int = MAX_MB * 2**20) -> str:
-    """Refuse an upload by its name and size (None: not known yet) before it is read; return its safe name. Taught in 07_report."""
+    """Refuse an upload by its name and size (None: not known yet) before it is read; return its safe name.
+
+    Taught in 07_report.
+    """
     shown = safe_name(name)
     suffix = Path(shown).suffix.lower()
     if suffix and suffix not in SUFFIXES:
@@ -114,7 +123,10 @@ def _cell(column: str, value) -> str:
 
 
 def findings_html(findings) -> str:
-    """The findings table as HTML: one row per finding, the decision at its threshold, the MC-dropout uncertainty. Taught in 07_report."""
+    """The findings table as HTML: one row per finding, the decision at its threshold, the MC-dropout uncertainty.
+
+    Taught in 07_report.
+    """
     columns = [c for c in COLUMNS if c in findings.columns]
     head = "".join(f"<th>{html.escape(COLUMNS[c])}</th>" for c in columns)
     rows = []
@@ -127,7 +139,10 @@ def findings_html(findings) -> str:
 
 
 def answer_html(result, figure_png: bytes, report_json: str, warned: Sequence[str] = ()) -> str:
-    """The page's answer for one report: refer line and reason, figure (image, heatmaps, boxes), table, JSON link. Taught in 07_report."""
+    """The page's answer for one report: refer line and reason, figure (image, heatmaps, boxes), table, JSON link.
+
+    Taught in 07_report.
+    """
     flag, css = ("Refer to a radiologist", "refer") if result.refer else ("No referral", "ok")
     image = base64.b64encode(figure_png).decode("ascii")
     data = base64.b64encode(report_json.encode("utf-8")).decode("ascii")
@@ -136,13 +151,14 @@ def answer_html(result, figure_png: bytes, report_json: str, warned: Sequence[st
     download = html.escape(Path(result.source).stem + ".report.json", quote=True)
     return (
         f"<h2 id='refer' class='{css}'>{flag}</h2>"
-        + (f"<p id='unfamiliar' class='refer'>{html.escape(result.unfamiliar)}</p>" if getattr(result, "unfamiliar", None) else "")
+        + (f"<p id='unfamiliar' class='refer'>{html.escape(result.unfamiliar)}</p>"
+           if getattr(result, "unfamiliar", None) else "")
         + f"<p id='reason'>{html.escape(result.refer_reason)}</p>"
         f"<p id='model-card'>{html.escape(str(getattr(result, 'card_line', '')))}</p>"  # what the model was trained on
         f"<p><a id='download' download='{download}' href='data:application/json;base64,{data}'>"
         "Download the report (JSON)</a></p>"
-        f"<p id='present'>Findings predicted present: {html.escape(present)} (a Grad-CAM heatmap for each, and a box where "
-        "the heatmap has a hot region).</p>"
+        f"<p id='present'>Findings predicted present: {html.escape(present)} (a Grad-CAM heatmap for each, and a box "
+        "where the heatmap has a hot region).</p>"
         f"<img id='figure' alt='the radiograph with a Grad-CAM heatmap and a box per finding predicted present' "
         f"src='data:image/png;base64,{image}'>"
         f"{findings_html(result.findings)}"
@@ -156,7 +172,7 @@ def answer_html(result, figure_png: bytes, report_json: str, warned: Sequence[st
 # The page
 # --------------------------------------------------------------------------------------------
 
-PAGE = """<!DOCTYPE html>
+PAGE = ("""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Chest radiograph report</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
@@ -173,7 +189,8 @@ tr.present th,td.yes{font-weight:bold}
 temporary folder only while its report is made, then deleted. A research tool of a teaching series, not a medical
 device: every finding needs a radiologist's reading.</p>
 <form id="upload" data-max-bytes="{max_bytes}">
-<input type="file" id="file" name="file" accept=".png,.jpg,.jpeg,.dcm,.dicom,.dic,image/png,image/jpeg,application/dicom">
+<input type="file" id="file" name="file" """
+        """accept=".png,.jpg,.jpeg,.dcm,.dicom,.dic,image/png,image/jpeg,application/dicom">
 <button type="submit" id="send">Report</button>
 </form>
 <p id="status" role="status"></p>
@@ -181,7 +198,7 @@ device: every finding needs a radiologist's reading.</p>
 <div id="result"></div>
 <script src="upload.js"></script>
 </body></html>
-"""
+""")
 
 SCRIPT = """"use strict";
 const form = document.getElementById("upload"), input = document.getElementById("file");
@@ -251,7 +268,10 @@ def _scrub(message: str, path: Path, name: str) -> str:
 
 
 def create_app(reporter, *, max_bytes: int = MAX_MB * 2**20, upload_dir=None):
-    """The Starlette app: GET / (the page), GET /upload.js, GET /health, POST /report (the file as the request body). Taught in 07_report."""
+    """The Starlette app: GET / (the page), GET /upload.js, GET /health, POST /report (the file as the request body).
+
+    Taught in 07_report.
+    """
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -340,15 +360,20 @@ def _is_loopback(host: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m app.upload [--model FILE] [--host H] [--port P] [--max-mb N]``: serve the upload page until stopped. Taught in 07_report."""
+    """``python -m app.upload [--model FILE] [--host H] [--port P] [--max-mb N]``: serve the upload page until stopped.
+
+    Taught in 07_report.
+    """
     parser = argparse.ArgumentParser(prog="python -m app.upload", description=main.__doc__)
     parser.add_argument("--model", help="the saved classifier (.keras) with its thresholds beside it; default: "
                                         "the profile's models folder (notebook 02 saves it there)")
-    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--host", default=DEFAULT_HOST,
+                        help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     parser.add_argument("--max-mb", type=float, default=MAX_MB, help=f"largest upload in MB (default {MAX_MB})")
     parser.add_argument("--samples", type=int, default=None,
-                        help="T, MC-dropout samples per image (default: the T the referral was calibrated with, else 20)")
+                        help="T, MC-dropout samples per image (default: the T the referral was calibrated "
+                             "with, else 20)")
     parser.add_argument("--upload-dir", help="folder for the per-upload temporary folders (default: the system's)")
     args = parser.parse_args(argv)
     if args.max_mb <= 0:

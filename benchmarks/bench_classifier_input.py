@@ -49,7 +49,8 @@ def main():
     print(f"DenseNet121 at {image_size} px, {count} images, batch {BATCH}, {EPOCHS} epochs, profile {cfg.profile}")
     files_rates, memory_rates = [], []
     for _ in range(ROUNDS):  # interleaved, best of each: the machine's other load hits both alike
-        files_rates.append(images_per_second(lambda: model.fit(from_files(), epochs=EPOCHS, verbose=0, shuffle=False), count))
+        files_rates.append(images_per_second(
+            lambda: model.fit(from_files(), epochs=EPOCHS, verbose=0, shuffle=False), count))
         memory_rates.append(images_per_second(
             lambda: model.fit(in_memory, labels, batch_size=BATCH, epochs=EPOCHS, verbose=0, shuffle=True), count
         ))

@@ -40,7 +40,8 @@ def main():
     rng = np.random.default_rng(cfg.seed)
     images = rng.random((BATCH, IMAGE_SIZE, IMAGE_SIZE, 1)).astype(np.float32)
     classes = np.arange(BATCH) % 14
-    print(f"DenseNet121 at {IMAGE_SIZE} px, Grad-CAM layer {layer!r}, batch {BATCH}; integrated gradients {STEPS} steps")
+    print(f"DenseNet121 at {IMAGE_SIZE} px, Grad-CAM layer {layer!r}, batch {BATCH}; integrated gradients "
+          f"{STEPS} steps")
 
     gradcam = Gradcam(model)
     score = CategoricalScore(classes.tolist())
@@ -75,7 +76,8 @@ def main():
     cam_ratio = cam_times["explain.grad_cam"] / cam_times["tf-keras-vis Gradcam"]
     ig_ratio = ig_times["integrated_gradients"] / ig_times["one pass over 64 images"]
     print(f"time ratio explain.grad_cam / tf-keras-vis Gradcam: {cam_ratio:.2f} (target <= 1.0)")
-    print(f"time ratio integrated_gradients ({STEPS} steps) / one batched pass over {STEPS} images: {ig_ratio:.2f} (target <= 1.3)")
+    print(f"time ratio integrated_gradients ({STEPS} steps) / one batched pass over {STEPS} images: {ig_ratio:.2f} "
+          "(target <= 1.3)")
 
 
 if __name__ == "__main__":

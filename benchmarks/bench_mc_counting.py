@@ -12,7 +12,6 @@ each sample perturbed by noise, so the instance maps have the synthetic data's n
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 
@@ -52,7 +51,8 @@ def main() -> None:
     def watersheds():
         return [[instances.instances_from_maps(m[0], m[1]).max() for m in sample] for sample in noisy]
 
-    runs = {"mc_predict": sampled, "deterministic": deterministic, "MC via predict": dropout_via_predict, "watersheds": watersheds}
+    runs = {"mc_predict": sampled, "deterministic": deterministic, "MC via predict": dropout_via_predict,
+            "watersheds": watersheds}
     for run in runs.values():  # warm-up: tracing and first allocations
         run()
     best = interleaved(runs, REPEATS)

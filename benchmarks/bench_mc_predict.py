@@ -50,7 +50,8 @@ def main() -> None:
         timings[name] = best
     # the same mean within sampling error: 100 samples of each way, compared pixel by pixel in
     # standard errors of the difference of two means
-    draws = {name: np.concatenate([fn() for _ in range(5)]) for name, fn in (("naive loop", naive), ("mc_predict", tiled))}
+    draws = {name: np.concatenate([fn() for _ in range(5)])
+             for name, fn in (("naive loop", naive), ("mc_predict", tiled))}
     a, b = draws["naive loop"], draws["mc_predict"]
     difference = np.abs(a.mean(0) - b.mean(0))
     standard_error = np.sqrt(a.var(0) / len(a) + b.var(0) / len(b)) + 1e-6

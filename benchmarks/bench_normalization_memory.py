@@ -69,7 +69,8 @@ def main() -> None:
         print(f"{count} grey PNGs of {SIZE}x{SIZE} px; float32 in memory: {count * SIZE * SIZE * 4 / 2**20:.0f} MiB")
         results = {}
         for mode in ("streaming", "in memory"):
-            run = subprocess.run([sys.executable, __file__, "--child", mode, folder], capture_output=True, text=True, check=True)
+            run = subprocess.run([sys.executable, __file__, "--child", mode, folder], capture_output=True, text=True,
+                                 check=True)
             results[mode] = json.loads(run.stdout.strip().splitlines()[-1])
     added = {}
     for mode, r in results.items():

@@ -99,7 +99,8 @@ def main():
           f"{times['whole report'] / plain:.2f}, dropout through the network or a {SAMPLES}-member ensemble "
           f"(T={SAMPLES} backbone passes alone) {times[f'{SAMPLES} backbone passes'] / plain:.2f}")
     ratio = times["whole report"] / plain
-    print(f"time ratio whole report (T={SAMPLES}, {PRESENT} Grad-CAMs) / predict + one Grad-CAM: {ratio:.2f} (target <= 2.0)")
+    print(f"time ratio whole report (T={SAMPLES}, {PRESENT} Grad-CAMs) / predict + one Grad-CAM: "
+          f"{ratio:.2f} (target <= 2.0)")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ def main():
     results = timing.interleaved({"bare forward passes": bare, "predict_full_image": sliding}, REPEATS)
     for name, seconds in results.items():
         print(f"{name:20s} {seconds:6.3f} s = {HEIGHT * WIDTH / seconds / 1e6:6.3f} M image pixels/s")
-    print(f"time ratio predict_full_image / bare forward passes: {results['predict_full_image'] / results['bare forward passes']:.2f} (target <= 1.5)")
+    print("time ratio predict_full_image / bare forward passes: "
+          f"{results['predict_full_image'] / results['bare forward passes']:.2f} (target <= 1.5)")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ def main() -> None:
             times[name].append(train(name == "eager", x, y))
     eager, traced = min(times["eager"]), min(times["traced"])
     steps = -(-IMAGES // 16)
-    print(f"{steps} training steps of {IMAGES} images at {SIZE} px (models.EAGER_STEPS = {models.EAGER_STEPS}), best of {REPEATS}:")
+    print(f"{steps} training steps of {IMAGES} images at {SIZE} px (models.EAGER_STEPS = {models.EAGER_STEPS}), "
+          f"best of {REPEATS}:")
     print(f"  eager  {eager:6.1f} s")
     print(f"  traced {traced:6.1f} s")
     print(f"time ratio traced / eager: {traced / eager:.2f} (target >= 1.5)")

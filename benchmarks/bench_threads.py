@@ -2,7 +2,8 @@
 its thread pools to the whole machine (TensorFlow's default) vs the cores shared out (`tools/side_by_side.py`:
 ``cores // processes`` threads each for TensorFlow's pools and OpenMP).
 
-Run: .venv/bin/python benchmarks/bench_threads.py   (prints the wall and CPU ratios default / shared; target: wall >= 1.2)
+Run: .venv/bin/python benchmarks/bench_threads.py   (prints the wall and CPU ratios default / shared;
+target: wall >= 1.2)
 Each process trains notebook 03's U-Net (16 filters, depth 3) on random 64-px patches for a fixed number of steps,
 so both ways do the same work; the CPU time is user + system of both processes and everything they waited for.
 """

@@ -53,9 +53,12 @@ def main():
     model = models.densenet121_classifier(14, SIZE, weights=None, name="bench")
     model.compile(keras.optimizers.Adam(1e-3), losses.WeightedBinaryCrossentropy.from_labels(y))
     start_weights = model.get_weights()
-    model.fit(x[:BATCH * 2], y[:BATCH * 2], batch_size=BATCH, epochs=1, verbose=0)  # the first traces, paid by both ways
-    model.fit(tf.data.Dataset.from_tensor_slices((x[:BATCH * 2], y[:BATCH * 2])).batch(BATCH), epochs=1, verbose=0, shuffle=False)
-    seconds = {"tf.data": fits(model, start_weights, x, y, reseed=False), "re-seeded": fits(model, start_weights, x, y, reseed=True)}
+    # the first traces, paid by both ways
+    model.fit(x[:BATCH * 2], y[:BATCH * 2], batch_size=BATCH, epochs=1, verbose=0)
+    model.fit(tf.data.Dataset.from_tensor_slices((x[:BATCH * 2], y[:BATCH * 2])).batch(BATCH), epochs=1, verbose=0,
+              shuffle=False)
+    seconds = {"tf.data": fits(model, start_weights, x, y, reseed=False),
+               "re-seeded": fits(model, start_weights, x, y, reseed=True)}
     print(f"{RUNS} runs of {EPOCHS} epochs on {IMAGES} images at {SIZE} px: "
           + ", ".join(f"{name} {value:.1f} s" for name, value in seconds.items()))
     print(f"re-seeded / tf.data: {seconds['re-seeded'] / seconds['tf.data']:.2f}")

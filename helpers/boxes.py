@@ -75,7 +75,8 @@ def check_box(box, image_size=None) -> tuple[float, float, float, float]:
 
 
 def scale_box(box, from_size, to_size) -> tuple[float, float, float, float]:
-    """Move a box (x, y, w, h) from an image of from_size (width, height) to one of to_size, e.g. NIH pixels to model input.
+    """Move a box (x, y, w, h) from an image of from_size (width, height) to one of to_size, e.g. NIH pixels to model
+    input.
 
     Taught in 06_boxes_iobb.
     """
@@ -86,7 +87,8 @@ def scale_box(box, from_size, to_size) -> tuple[float, float, float, float]:
 
 
 def scaled_boxes(table: pd.DataFrame, to_size) -> list[tuple[float, float, float, float]]:
-    """The (x, y, w, h) of each row of a box table (NIH .boxes) moved from its own image_width x image_height to to_size.
+    """The (x, y, w, h) of each row of a box table (NIH .boxes) moved from its own image_width x image_height to
+    to_size.
 
     x and w scale with the widths, y and h with the heights: a non-square PNG keeps its boxes in place.
 
@@ -94,7 +96,8 @@ def scaled_boxes(table: pd.DataFrame, to_size) -> list[tuple[float, float, float
     """
     missing = {"x", "y", "w", "h", "image_width", "image_height"} - set(table.columns)
     if missing:
-        raise ValueError(f"the box table needs columns x, y, w, h, image_width, image_height (missing {sorted(missing)}).")
+        raise ValueError("the box table needs columns x, y, w, h, image_width, image_height (missing "
+                         f"{sorted(missing)}).")
     return [scale_box((r.x, r.y, r.w, r.h), (r.image_width, r.image_height), to_size) for r in table.itertuples()]
 
 
@@ -123,7 +126,8 @@ def iou(a, b, image_size=None) -> float:
 
 
 def iobb(pred, truth, image_size=None) -> float:
-    """IoBB of Wang et al. 2017 (ChestX-ray8): area(pred ∩ truth) / area(pred), the share of the predicted box on the truth.
+    """IoBB of Wang et al. 2017 (ChestX-ray8): area(pred ∩ truth) / area(pred), the share of the predicted box on the
+    truth.
 
     Intersection over the *detected* bounding box: not symmetric. A small predicted box inside a
     large truth scores 1; a huge predicted box that covers the truth scores little. Given
@@ -169,7 +173,8 @@ def heat_image(heatmap, image_size) -> np.ndarray:
 
 
 def threshold_mask(heat, threshold: float = 0.5, method: str = "fraction") -> tuple[np.ndarray, float]:
-    """Binary mask of a 0..255 heat image: above threshold*max ("fraction"), above a fixed 0..255 value ("fixed"), or Otsu's.
+    """Binary mask of a 0..255 heat image: above threshold*max ("fraction"), above a fixed 0..255 value ("fixed"), or
+    Otsu's.
 
     Taught in 06_boxes_iobb.
     """
@@ -208,11 +213,13 @@ def mask_to_boxes(mask, heat) -> pd.DataFrame:
         values = heat[components == k]
         rows.append((x, y, w, h, area, float(values.mean()), float(values.max())))
     table = pd.DataFrame(rows, columns=list(BOX_TABLE_COLUMNS))
-    return table.astype({"x": float, "y": float, "w": float, "h": float, "area": int, "mean_heat": float, "peak_heat": float})
+    return table.astype(
+        {"x": float, "y": float, "w": float, "h": float, "area": int, "mean_heat": float, "peak_heat": float})
 
 
 def heatmap_to_boxes(heatmap, image_size, threshold: float = 0.5, method: str = "fraction") -> pd.DataFrame:
-    """Heatmap -> boxes (x, y, w, h, area, mean_heat, peak_heat) in image_size pixels: upsample, 0..255, threshold, components.
+    """Heatmap -> boxes (x, y, w, h, area, mean_heat, peak_heat) in image_size pixels: upsample, 0..255, threshold,
+    components.
 
     ``image_size`` is the (width, height) of the image the boxes are wanted in (the original PNG, to
     compare with NIH's boxes). ``method``: "fraction" keeps pixels above ``threshold`` times the
@@ -227,7 +234,8 @@ def heatmap_to_boxes(heatmap, image_size, threshold: float = 0.5, method: str = 
 
 
 def probability_to_boxes(probabilities, image_size, threshold: float = 0.5) -> pd.DataFrame:
-    """A segmentation output (2-D, P(inside a box) in [0, 1]) -> boxes in image_size pixels: upsample, keep P > threshold (not min-maxed), components.
+    """A segmentation output (2-D, P(inside a box) in [0, 1]) -> boxes in image_size pixels: upsample, keep P >
+    threshold (not min-maxed), components.
 
     Unlike a heatmap, a probability has a meaning of its own: 0.5 is "as likely inside as outside", so
     the map is not stretched to its maximum (an image where the localiser sees nothing gives no box).
@@ -257,7 +265,9 @@ def mean_box_sizes(boxes: pd.DataFrame, image_size=None) -> pd.DataFrame:
     if missing:
         raise ValueError(f"the box table needs columns label, w, h (missing {sorted(missing)}).")
     if len(boxes) == 0:
-        raise ValueError("no boxes to average: give the boxes that fit the prior (notebook 06: the fitting part of boxes.fit_score_split, since every NIH box is on a test-list film, the training split has none).")
+        raise ValueError("no boxes to average: give the boxes that fit the prior (notebook 06: the fitting part of "
+                         "boxes.fit_score_split, since every NIH box is on a test-list film, the training split "
+                         "has none).")
     table = boxes[["label", "w", "h"]].copy()
     if image_size is not None:
         if not {"image_width", "image_height"} <= set(boxes.columns):
@@ -273,7 +283,8 @@ BOX_SIZES_SUFFIX = side_files.BOX_SIZES_SUFFIX  # beside the classifier, named a
 
 def fit_score_split(boxes: pd.DataFrame, entries: pd.DataFrame, *, score_fraction: float = 0.5,
                     seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split boxed images by patient into (fit, score) box tables: what may fit a localiser or a size prior, and what is scored.
+    """Split boxed images by patient into (fit, score) box tables: what may fit a localiser or a size prior, and what is
+    scored.
 
     Every NIH box is on a test-list image, so anything that learns from boxes splits the boxed test images
     again; by patient (scikit-learn's ``GroupShuffleSplit``), so no patient has a box on both sides.
@@ -299,10 +310,12 @@ def fit_score_split(boxes: pd.DataFrame, entries: pd.DataFrame, *, score_fractio
 
 
 def save_box_sizes(model_path, train_boxes: pd.DataFrame):
-    """Write the mean fitting box (w, h) per finding, as fractions of the image's width and height, beside the classifier as {finding: [w, h]}.
+    """Write the mean fitting box (w, h) per finding, as fractions of the image's width and height, beside the
+    classifier as {finding: [w, h]}.
 
-    ``train_boxes`` is the box table that fits the prior (notebook 06's fitting part, never the scored boxes) (columns label, w, h, image_width, image_height);
-    ``report.ChestReporter`` reads the file to choose its boxes with the Deep MedIA heuristic.
+    ``train_boxes`` is the box table that fits the prior (notebook 06's fitting part, never the scored boxes) (columns
+    label, w, h, image_width, image_height); ``report.ChestReporter`` reads the file to choose its boxes with the Deep
+    MedIA heuristic.
 
     Taught in 06_boxes_iobb.
     """
@@ -329,12 +342,14 @@ def load_box_sizes(model_path) -> dict:
     except (ValueError, TypeError, IndexError, AttributeError) as err:
         raise DataError(f"{path}: not a box-sizes file ({type(err).__name__}: {err}); it should map each finding to "
                         "[w, h] fractions. Run notebook 06 again to rewrite it.") from None
-    check_probabilities(np.array(list(sizes.values()), dtype=float).reshape(-1), f"{path} (fractions of the image side)")
+    check_probabilities(np.array(list(sizes.values()), dtype=float).reshape(-1),
+                        f"{path} (fractions of the image side)")
     return sizes
 
 
 def choose_box(boxes: pd.DataFrame, heuristic: str = "deep_media", mean_size=None, keep: int = 5):
-    """One row of heatmap_to_boxes by "largest" area, highest "mean_heat", or "deep_media" (keep the `keep` closest to mean_size (w, h), then hottest).
+    """One row of heatmap_to_boxes by "largest" area, highest "mean_heat", or "deep_media" (keep the `keep` closest to
+    mean_size (w, h), then hottest).
 
     The Deep MedIA heuristic measures closeness in size as the Euclidean distance between (w, h) and
     the disease's mean training box ``mean_size``, in the same pixels. Returns None when there is no box.
@@ -371,7 +386,8 @@ def _labels_default() -> list[str]:
 
 
 def published_iobb() -> pd.DataFrame:
-    """Published T(IoBB) rows "NIH" (Wang 2017) and "Deep MedIA" (IoU), index (T, source), from helpers/data/manifests/published_iobb.json.
+    """Published T(IoBB) rows "NIH" (Wang 2017) and "Deep MedIA" (IoU), index (T, source), from
+    helpers/data/manifests/published_iobb.json.
 
     Taught in 06_boxes_iobb.
     """
@@ -391,7 +407,8 @@ def published_iobb() -> pd.DataFrame:
 
 
 def canonical_labels(labels, what: str = "labels") -> list[str]:
-    """Box labels spelled as BOX_LABELS: case-insensitive exact names, BBox_List's 'Infiltrate' -> 'Infiltration'; DataError for others.
+    """Box labels spelled as BOX_LABELS: case-insensitive exact names, BBox_List's 'Infiltrate' -> 'Infiltration';
+    DataError for others.
 
     Taught in 06_boxes_iobb.
     """
@@ -416,7 +433,8 @@ def canonical_labels(labels, what: str = "labels") -> list[str]:
 
 def iobb_table(results: pd.DataFrame, thresholds: Sequence[float] = T_IOBB, value: str = "iobb", name: str = "ours",
                labels: Iterable[str] | None = None, published: bool = False) -> pd.DataFrame:
-    """Per disease, the fraction of images whose best box scores above (>) each threshold T (ChestX-ray8 layout); "no boxes" where none.
+    """Per disease, the fraction of images whose best box scores above (>) each threshold T (ChestX-ray8 layout); "no
+    boxes" where none.
 
     ``results`` has one row per (image, disease) with columns ``label`` and ``value`` (e.g. "iobb" or
     "iou"), each in [0, 1]; an image whose model found no box must carry 0. A NaN is refused (DataError
@@ -454,7 +472,8 @@ def iobb_table(results: pd.DataFrame, thresholds: Sequence[float] = T_IOBB, valu
     if published:
         reference = published_iobb()
         extra = reference[reference.index.get_level_values("T").isin(thresholds)]
-        extra = extra.reindex(columns=labels).astype(object).where(extra.reindex(columns=labels).notna(), "not reported")
+        extra = extra.reindex(columns=labels).astype(object).where(extra.reindex(columns=labels).notna(),
+                                                                   "not reported")
         table = pd.concat([table, extra]).sort_index(level=0, sort_remaining=False)
         order = {name: 0, "Deep MedIA": 1, "NIH": 2}
         table = table.loc[sorted(table.index, key=lambda ix: (ix[0], order.get(ix[1], 3)))]

@@ -50,7 +50,8 @@ class NucleiDataset:
 
 
 def read_nuclei(root) -> NucleiDataset:
-    """Find every ``<id>/images/<id>.png`` with its ``<id>/masks/*.png`` under ``root`` (or root/stage1_train), naming each broken folder.
+    """Find every ``<id>/images/<id>.png`` with its ``<id>/masks/*.png`` under ``root`` (or root/stage1_train), naming
+    each broken folder.
 
     Taught in 08_cells_counting.
     """
@@ -72,11 +73,13 @@ def read_nuclei(root) -> NucleiDataset:
                 f"{image.relative_to(base)} is missing" + (f" (images/ holds {', '.join(found[:3])})" if found else "")
             )
         elif not masks:
-            problems.append(f"{folder.name}/masks/ has no PNG mask: an image without masks cannot be scored or trained on")
+            problems.append(f"{folder.name}/masks/ has no PNG mask: an image without masks cannot be scored or "
+                            "trained on")
         else:
             records.append(NucleiRecord(folder.name, image, masks))
     if problems:
-        shown = problems[:_MAX_LISTED] + ([f"... and {len(problems) - _MAX_LISTED} more"] if len(problems) > _MAX_LISTED else [])
+        shown = (problems[:_MAX_LISTED]
+                 + ([f"... and {len(problems) - _MAX_LISTED} more"] if len(problems) > _MAX_LISTED else []))
         raise DataError(
             f"{base}: {len(problems)} image folder(s) break the Data Science Bowl layout "
             "(<id>/images/<id>.png and <id>/masks/*.png):\n  " + "\n  ".join(shown)
@@ -98,14 +101,16 @@ def _decode(path: Path, what: str) -> np.ndarray:
     except FileNotFoundError:
         raise DataError(f"{path}: {what} file not found. Restore it from the download.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DataError(f"{path}: cannot read the {what} ({err}): the file is corrupt or not a PNG; restore it.") from None
+        raise DataError(f"{path}: cannot read the {what} ({err}): the file is corrupt or not a PNG; "
+                        "restore it.") from None
 
 
 KINDS = ("fluorescence", "brightfield", "histology")  # the Bowl's three kinds of image
 
 
 def image_kind(pixels) -> str:
-    """Which of the Bowl's kinds an HxWxC [0, 1] image is: histology (stained, coloured), brightfield (light background), fluorescence (dark background).
+    """Which of the Bowl's kinds an HxWxC [0, 1] image is: histology (stained, coloured), brightfield (light
+    background), fluorescence (dark background).
 
     Taught in 08_cells_counting.
     """
@@ -137,12 +142,14 @@ def load_image(path, bright_nuclei: bool = True) -> np.ndarray:
         with Image.open(path) as img:
             mode = img.mode
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DataError(f"{path}: cannot read the image ({err}): the file is corrupt or not a PNG; restore it.") from None
+        raise DataError(f"{path}: cannot read the image ({err}): the file is corrupt or not a PNG; "
+                        "restore it.") from None
     if mode == "1":
         raise DataError(f"{path}: a 1-bit (black and white) picture, which looks like a mask, not a microscope image.")
     raw = preprocessing.read_image(path)
     if min(raw.shape[:2]) < 8:
-        raise DataError(f"{path}: an image of shape {raw.shape[:2]}; expected a 2-D picture at least 8 pixels on each side.")
+        raise DataError(f"{path}: an image of shape {raw.shape[:2]}; expected a 2-D picture at least 8 pixels on "
+                        "each side.")
     grey = raw.mean(axis=-1).astype(np.float32)
     if bright_nuclei and image_kind(raw) != "fluorescence":
         grey = 1.0 - grey
@@ -160,7 +167,9 @@ def kind_of(record: "NucleiRecord") -> str:
 
 
 def acquisition_groups(images, kinds, *, tolerance: float = 0.002, known=None) -> np.ndarray:
-    """One group number per image: the user's groups where ``known`` gives them, else images of one size and kind whose intensity statistics (mean, spread, 1st and 99th percentiles) agree within ``tolerance``, as crops of one acquisition do.
+    """One group number per image: the user's groups where ``known`` gives them, else images of one size and kind whose
+    intensity statistics (mean, spread, 1st and 99th percentiles) agree within ``tolerance``, as crops of one
+    acquisition do.
 
     Taught in 08_cells_counting.
     """
@@ -185,8 +194,9 @@ def _mask(path: Path, shape: tuple[int, int], image: Path) -> np.ndarray:
             names = {2: "grey, alpha", 3: "red, green, blue", 4: "red, green, blue, alpha"}.get(raw.shape[-1], "")
             where = [k for k in range(raw.shape[-1]) if raw[..., k].any()]
             shown = ", ".join(names.split(", ")[k] if names else str(k) for k in where)
-            raise DataError(f"{path}: the mask's first channel is empty; its pixels are in channel(s) {shown}. A nucleus "
-                            "mask is read from its grey (first) channel: save it as a grey PNG, 255 inside the nucleus.")
+            raise DataError(f"{path}: the mask's first channel is empty; its pixels are in channel(s) {shown}. A "
+                            "nucleus mask is read from its grey (first) channel: save it as a grey PNG, "
+                            "255 inside the nucleus.")
         raw = raw[..., 0]
     if raw.shape != shape:
         raise DataError(
@@ -194,7 +204,8 @@ def _mask(path: Path, shape: tuple[int, int], image: Path) -> np.ndarray:
             f"{shape[1]}x{shape[0]}: a mask must match its image pixel for pixel. Was one of them resized?"
         )
     values = np.unique(raw)
-    if not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255} or set(values.tolist()) <= {False, True}):
+    if not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}
+            or set(values.tolist()) <= {False, True}):
         shown = ", ".join(str(v) for v in values[:6]) + (" ..." if len(values) > 6 else "")
         raise DataError(
             f"{path}: the mask is not binary: found values {shown}; expected 0 and 255 (or 0 and 1). "
@@ -202,16 +213,18 @@ def _mask(path: Path, shape: tuple[int, int], image: Path) -> np.ndarray:
         )
     mask = raw > 0
     if not mask.any():
-        raise DataError(f"{path}: the mask is empty (all zero): a nucleus mask needs at least one pixel. Delete the file or restore it.")
+        raise DataError(f"{path}: the mask is empty (all zero): a nucleus mask needs at least one pixel. "
+                        "Delete the file or restore it.")
     if mask.mean() > MAX_NUCLEUS_SHARE:
         raise DataError(f"{path}: the mask covers {mask.mean():.0%} of its image {image.name}, more than the "
-                        f"{MAX_NUCLEUS_SHARE:.0%} a nucleus may: a corrupt export, or a mask saved inverted (255 outside "
-                        "the nucleus). Restore the file, or invert it if the nucleus is the part that is 0.")
+                        f"{MAX_NUCLEUS_SHARE:.0%} a nucleus may: a corrupt export, or a mask saved inverted (255 "
+                        "outside the nucleus). Restore the file, or invert it if the nucleus is the part that is 0.")
     return mask
 
 
 def load_nuclei(record: NucleiRecord, overlap: str = "raise") -> tuple[np.ndarray, np.ndarray]:
-    """One record as (grey image float32 HxW in [0, 1], instance labels int32 HxW, 0 = background, k = the k-th mask file).
+    """One record as (grey image float32 HxW in [0, 1], instance labels int32 HxW, 0 = background, k = the k-th mask
+    file).
 
     Taught in 08_cells_counting.
     """
@@ -240,11 +253,13 @@ def load_nuclei(record: NucleiRecord, overlap: str = "raise") -> tuple[np.ndarra
     return image, labels
 
 
-GROUPS_FILE = "groups.csv"  # optional, beside stage1_train/: image_id,group (the experiment or acquisition of each image)
+# optional, beside stage1_train/: image_id,group (the experiment or acquisition of each image)
+GROUPS_FILE = "groups.csv"
 
 
 def read_groups(root) -> dict | None:
-    """The user's groups (``groups.csv`` in ``root`` or beside it, e.g. beside ``stage1_train/``: ``image_id,group``), or None without the file.
+    """The user's groups (``groups.csv`` in ``root`` or beside it, e.g. beside ``stage1_train/``: ``image_id,group``),
+    or None without the file.
 
     Taught in 08_cells_counting.
     """
@@ -257,7 +272,8 @@ def read_groups(root) -> dict | None:
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     if not rows or {"image_id", "group"} - set(rows[0]):
-        raise DataError(f"{path}: expected the columns image_id,group (one row per image), found {list(rows[0]) if rows else 'no rows'}.")
+        raise DataError(f"{path}: expected the columns image_id,group (one row per image), "
+                        f"found {list(rows[0]) if rows else 'no rows'}.")
     return {row["image_id"].strip(): row["group"].strip() for row in rows}
 
 
@@ -272,7 +288,8 @@ def split_groups(records, groups, fractions=(0.6, 0.15, 0.25), seed: int = 42) -
     records, groups = list(records), np.asarray(groups)
     fractions = np.asarray(fractions, dtype=float)
     if fractions.shape != (3,) or (fractions <= 0).any() or abs(fractions.sum() - 1) > 1e-6:
-        raise ValueError(f"fractions must be three positive numbers (train, val, test) that add up to 1, not {tuple(fractions)}.")
+        raise ValueError("fractions must be three positive numbers (train, val, test) that add up to 1, "
+                         f"not {tuple(fractions)}.")
     if groups.shape != (len(records),):
         raise ValueError(f"groups must hold one group per record ({len(records)}), not shape {groups.shape}.")
     names = ("train", "val", "test")
@@ -291,7 +308,8 @@ def split_groups(records, groups, fractions=(0.6, 0.15, 0.25), seed: int = 42) -
 
 
 def split_records(records, fractions=(0.6, 0.15, 0.25), seed: int = 42, strata=None) -> dict[str, list[NucleiRecord]]:
-    """Records cut into train / val / test by ``fractions`` at random (``seed``), or stratified: alike in ``strata`` (e.g. nuclei counts).
+    """Records cut into train / val / test by ``fractions`` at random (``seed``), or stratified: alike in ``strata``
+    (e.g. nuclei counts).
 
     With ``strata`` (one number per record), records are sorted by it and dealt in consecutive blocks
     (of 3 for thirds, 4 for (0.5, 0.25, 0.25)), each block shuffled and shared by the fractions, so the
@@ -303,7 +321,8 @@ def split_records(records, fractions=(0.6, 0.15, 0.25), seed: int = 42, strata=N
     records = list(records)
     fractions = np.asarray(fractions, dtype=float)
     if fractions.shape != (3,) or (fractions <= 0).any() or abs(fractions.sum() - 1) > 1e-6:
-        raise ValueError(f"fractions must be three positive numbers (train, val, test) that add up to 1, not {tuple(fractions)}.")
+        raise ValueError("fractions must be three positive numbers (train, val, test) that add up to 1, "
+                         f"not {tuple(fractions)}.")
     if len(records) < 3:
         raise ValueError(f"{len(records)} record(s): a train / val / test split needs at least 3.")
     rng = np.random.default_rng(seed)
@@ -324,7 +343,8 @@ def split_records(records, fractions=(0.6, 0.15, 0.25), seed: int = 42, strata=N
     share = np.maximum(np.round(fractions * block).astype(int), 1)
     share[0] = block - share[1:].sum()  # what is left of a block goes to training
     if share[0] < 1 or len(records) < block:
-        raise ValueError(f"fractions {tuple(fractions)} with {len(records)} records leave no training image; use fewer, larger parts.")
+        raise ValueError(f"fractions {tuple(fractions)} with {len(records)} records leave no training image; "
+                         "use fewer, larger parts.")
     pattern = np.repeat(np.arange(3), share)
     order = np.argsort(values + rng.random(len(values)) * 1e-9, kind="stable")  # ties broken at random
     parts: dict[str, list] = {name: [] for name in names}
@@ -337,7 +357,8 @@ def split_records(records, fractions=(0.6, 0.15, 0.25), seed: int = 42, strata=N
 
 
 def nuclei_unet(base_filters: int = 8, depth: int = 3, dropout_rate: float = 0.1, normalization=None):
-    """models.unet with a 2-channel sigmoid head: channel 0 the nucleus foreground, channel 1 the nucleus cores (markers).
+    """models.unet with a 2-channel sigmoid head: channel 0 the nucleus foreground, channel 1 the nucleus cores
+    (markers).
 
     Taught in 08_cells_counting.
     """
@@ -346,7 +367,8 @@ def nuclei_unet(base_filters: int = 8, depth: int = 3, dropout_rate: float = 0.1
     from helpers import models
 
     base = models.unet(
-        base_filters=base_filters, depth=depth, dropout_rate=dropout_rate, normalization=normalization, name="nuclei_unet"
+        base_filters=base_filters, depth=depth, dropout_rate=dropout_rate, normalization=normalization,
+        name="nuclei_unet"
     )
     features = base.get_layer("vessels").input
     outputs = keras.layers.Conv2D(2, 1, activation="sigmoid", dtype="float32", name="foreground_and_cores")(features)

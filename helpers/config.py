@@ -26,7 +26,8 @@ from helpers.errors import DataError
 
 PROFILES = ("smoke", "lab", "full")
 DEFAULT_PROFILE = "lab"
-DATASETS = ("nih", "drive", "dsb2018", "site")  # dsb2018: nuclei (notebook 08); site: a site's own films and labels (09)
+# dsb2018: nuclei (notebook 08); site: a site's own films and labels (09)
+DATASETS = ("nih", "drive", "dsb2018", "site")
 DEFAULT_SEED = 42
 MAX_SEED = 2**32 - 1  # NumPy's legacy seeding and keras.utils.set_random_seed take 0 .. 2**32 - 1
 
@@ -78,7 +79,8 @@ class Config:
         return {"smoke": smoke, "lab": lab, "full": full}[self.profile]
 
     def synthetic_copy(self, profile: str = "smoke") -> "Config":
-        """These settings on the synthetic data of ``profile`` (the same cache and seed): where a real copy lacks what a section needs to show its method.
+        """These settings on the synthetic data of ``profile`` (the same cache and seed): where a real copy lacks what a
+        section needs to show its method.
 
         Taught in 06_boxes_iobb.
         """
@@ -93,7 +95,8 @@ class Config:
         return self.data_dir is None
 
     def has_dataset(self, name: str) -> bool:
-        """True when dataset ``name`` can be read: MEDXAI_DATA_DIR holds ``name/``, or, without it, the synthetic one (not in the full profile).
+        """True when dataset ``name`` can be read: MEDXAI_DATA_DIR holds ``name/``, or, without it, the synthetic one
+        (not in the full profile).
 
         Taught in 01_preprocessing_and_splits.
         """
@@ -159,7 +162,8 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
             f"MEDXAI_SEED must be a whole number from 0 to {MAX_SEED} (2**32 - 1), not {seed_text!r}."
         ) from None
     if not 0 <= seed <= MAX_SEED:
-        raise ConfigError(f"MEDXAI_SEED={seed_text} is out of range: use a whole number from 0 to {MAX_SEED} (2**32 - 1).")
+        raise ConfigError(f"MEDXAI_SEED={seed_text} is out of range: use a whole number from 0 to {MAX_SEED} "
+                          "(2**32 - 1).")
     if data_dir and not Path(data_dir).expanduser().is_dir():
         raise ConfigError(
             f"MEDXAI_DATA_DIR={data_dir!r} is not a folder. Point it at the folder that holds "

@@ -46,7 +46,8 @@ def lower_threshold(positive_scores, alpha: float, *, grid: Sequence[float] | No
     allowed = int(np.ceil(alpha * (n + 1))) - 2  # the most misses with (misses + 1) / (n + 1) < alpha
     if allowed < 0:
         raise ValueError(f"{n} calibration images with the finding: a false-negative rate of {alpha:g} cannot be "
-                         f"guaranteed with fewer than {_enough(alpha)} (then every image is called uncertain or present).")
+                         f"guaranteed with fewer than {_enough(alpha)} (then every image is called uncertain "
+                         "or present).")
     if grid is not None:  # the risk grows with lam: the last grid value before the first that breaks the bound
         grid = np.sort(np.asarray(grid, np.float64))
         broken = np.flatnonzero(np.searchsorted(scores, grid, side="right") > allowed)  # scores <= lam: misses
@@ -82,7 +83,8 @@ class Decisions(NamedTuple):
     @property
     def too_few(self) -> list[str]:
         """Findings with too few validation films on one side to guarantee alpha (never absent, or never present)."""
-        return [label for label in self.lower.index if not np.isfinite(self.lower[label]) or not np.isfinite(self.upper[label])]
+        return [label for label in self.lower.index if not np.isfinite(self.lower[label])
+                or not np.isfinite(self.upper[label])]
 
     def guarantee(self) -> str:
         """The guarantee in one sentence."""

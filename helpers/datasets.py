@@ -495,7 +495,8 @@ class _Problems:
         bad = [r for r, fatal in zip(self.rows, self.fatal) if fatal]
         if not bad:
             return
-        shown = [f"  {Path(r['file']).name}, line {r['line']} ({r['image_index']}): {r['reason']}" for r in bad[:_MAX_LISTED]]
+        shown = [f"  {Path(r['file']).name}, line {r['line']} ({r['image_index']}): {r['reason']}"
+                 for r in bad[:_MAX_LISTED]]
         more = len(bad) - len(shown)
         raise DataError(
             f"{len(bad)} bad row(s) in {what}:\n" + "\n".join(shown)
@@ -647,7 +648,8 @@ def _read_boxes(
             continue
         key = (name, label, x, y, w, h)
         if key in seen:
-            problems.add(csv_path, line, name, f"duplicate of line {seen[key]} (same image, label and box): kept once", fatal=False)
+            problems.add(csv_path, line, name, f"duplicate of line {seen[key]} (same image, label and box): kept once",
+                         fatal=False)
             repeats.append(f"line {line} repeats line {seen[key]}")
             continue
         seen[key] = line
@@ -751,12 +753,14 @@ def read_nih(root: str | Path, *, errors: str = "raise", images: str = "all") ->
     _check_images_arg(images, "read_nih")
     root = Path(root).expanduser().absolute()
     if not root.is_dir():
-        raise DataError(f"{root}: folder not found. Point read_nih at the folder holding {DATA_ENTRY_FILES[0]} and images/.")
+        raise DataError(f"{root}: folder not found. Point read_nih at the folder holding {DATA_ENTRY_FILES[0]} "
+                        "and images/.")
     csv_path = _find_data_entry(root)
     if images != "none" and not (root / IMAGES_DIR).is_dir():
         raise DataError(
             f"{root / IMAGES_DIR}: folder not found, and images={images!r} reads the PNGs. Extract the image "
-            "archives there (helpers/data/manifests/nih.md), or call read_nih(root, images='none') for the metadata only."
+            "archives there (helpers/data/manifests/nih.md), or call read_nih(root, images='none') "
+            "for the metadata only."
         )
     problems = _Problems()
     entries, sizes, missing = _read_entries(csv_path, root, images=images, problems=problems)
@@ -798,7 +802,8 @@ _GOOGLE_SETS = ("val", "test")
 
 
 def read_google_labels(path: str | Path | None = None, *, errors: str = "raise") -> pd.DataFrame:
-    """Google's radiologist-adjudicated labels for 4,376 NIH images (Majkowska et al., Radiology 2020): image_index, patient_id, four 0/1 findings, set_id.
+    """Google's radiologist-adjudicated labels for 4,376 NIH images (Majkowska et al., Radiology 2020): image_index,
+    patient_id, four 0/1 findings, set_id.
 
     ``path`` (the file, or a folder holding it, gzipped or not) defaults to the copy shipped in
     ``NIH_METADATA_DIR``. Findings must be YES or NO and

@@ -1,4 +1,5 @@
-"""DICOM radiographs in: one file to a grey image in [0, 1] (bone white, as the NIH PNGs), then to the classifier's input.
+"""DICOM radiographs in: one file to a grey image in [0, 1] (bone white, as the NIH PNGs), then to the classifier's
+input.
 
 ``read_radiograph`` reads one single-frame projection radiograph (Modality CR, DX or RG) with pydicom and applies
 the DICOM grey-scale pipeline in the standard's order (DICOM PS3.3 C.11, "Look Up Tables and Presentation States";
@@ -117,7 +118,8 @@ class Radiograph:
 
 
 def read_radiograph(path, *, keep_identity: bool = False, allow_non_chest: bool = False) -> Radiograph:
-    """Read one 2-D CR/DX/RG chest DICOM to a float32 image in [0, 1] (modality LUT, VOI LUT or window, MONOCHROME1 inverted).
+    """Read one 2-D CR/DX/RG chest DICOM to a float32 image in [0, 1] (modality LUT, VOI LUT or window, MONOCHROME1
+    inverted).
 
     A header that says another body part or a lateral view is refused; ``allow_non_chest=True`` reads it and
     puts the warning in ``Radiograph.warnings``.
@@ -148,7 +150,8 @@ def read_radiograph(path, *, keep_identity: bool = False, allow_non_chest: bool 
     return result
 
 
-def _radiograph(path: Path, ds: pydicom.Dataset, caught, keep_identity: bool, allow_non_chest: bool = False) -> Radiograph:
+def _radiograph(path: Path, ds: pydicom.Dataset, caught, keep_identity: bool,
+                allow_non_chest: bool = False) -> Radiograph:
     said = _check_header(path, ds, caught, allow_non_chest)
     pixels = _decode(path, ds, caught)
     image, window, values, lut, polarity = _grey_pipeline(path, ds, pixels)
@@ -199,7 +202,8 @@ def _told(caught) -> str:
 
 
 def _check_header(path: Path, ds: pydicom.Dataset, caught, allow_non_chest: bool = False) -> list[str]:
-    """Refuse what is not one grey 2-D projection radiograph of a chest; the warnings allow_non_chest=True lets through."""
+    """Refuse what is not one grey 2-D projection radiograph of a chest; the warnings allow_non_chest=True lets
+    through."""
     modality = str(ds.get("Modality", "")).strip().upper() or None
     if "PixelData" not in ds:
         sop_class = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID")
@@ -278,7 +282,8 @@ def _decode(path: Path, ds: pydicom.Dataset, caught) -> np.ndarray:
 
 
 def _grey_pipeline(path: Path, ds: pydicom.Dataset, pixels: np.ndarray):
-    """Modality LUT, VOI LUT or window, [0, 1], MONOCHROME1 inverted: (image, window, window_values, LUT shape, warnings)."""
+    """Modality LUT, VOI LUT or window, [0, 1], MONOCHROME1 inverted: (image, window, window_values, LUT shape,
+    warnings)."""
     try:
         values = apply_modality_lut(pixels, ds)
         if _has_voi_lut(ds):
@@ -357,7 +362,8 @@ def _spacing(ds: pydicom.Dataset) -> tuple[float, float] | None:
 
 
 def to_model_input(radiograph, size: int, *, quantize: bool = True) -> np.ndarray:
-    """A Radiograph (or HxW image in [0, 1]) as the classifier's float32 size x size x 1 input, resized as the NIH PNGs were.
+    """A Radiograph (or HxW image in [0, 1]) as the classifier's float32 size x size x 1 input, resized as the NIH PNGs
+    were.
 
     Two steps, as a ChestX-ray14 image reached the classifier: (1) the whole image to 1024 x 1024, the aspect
     ratio not kept (Wang et al., CVPR 2017), with OpenCV's INTER_AREA (pixel-area averaging) when both sides
@@ -406,7 +412,8 @@ def example_path(name: str = "RG1_UNCR.dcm") -> Path:
 
 def write_dicom(path, pixels, *, modality: str = "DX", photometric: str = "MONOCHROME2", bits_stored: int | None = None,
                 **elements) -> Path:
-    """Write a grey 2-D array as an uncompressed single-frame DICOM file (test data, examples); extra elements by keyword.
+    """Write a grey 2-D array as an uncompressed single-frame DICOM file (test data, examples); extra elements by
+    keyword.
 
     Taught in 07_report.
     """

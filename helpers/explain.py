@@ -84,7 +84,8 @@ def feature_map_layers(model: keras.Model) -> list[str]:
 
 
 def last_conv_layer(model: keras.Model) -> str:
-    """The last spatial feature map of a flat model before its output (``relu`` in DenseNet121): Grad-CAM's default layer.
+    """The last spatial feature map of a flat model before its output (``relu`` in DenseNet121): Grad-CAM's default
+    layer.
 
     Taught in 05_saliency.
     """
@@ -92,7 +93,8 @@ def last_conv_layer(model: keras.Model) -> str:
     output_names = {t._keras_history[0].name for t in model.outputs}  # the output layer itself explains nothing
     candidates = [name for name in feature_map_layers(model) if name not in output_names]
     if not candidates:
-        raise ExplainError(f"{model.name} has no layer with a (batch, height, width, channels) output: Grad-CAM needs one.")
+        raise ExplainError(f"{model.name} has no layer with a (batch, height, width, channels) output: "
+                           "Grad-CAM needs one.")
     return candidates[-1]
 
 
@@ -137,15 +139,18 @@ def _check_images(model: keras.Model, images) -> np.ndarray:
 
 def _output_weights(model: keras.Model, images: np.ndarray, class_index=None, region=None) -> np.ndarray:
     """The weight of each output element in the score: a one-hot class, or a box/mask on the output map."""
-    out_shape = model.compute_output_shape(images.shape) if None in model.output_shape[1:] else (len(images),) + tuple(model.output_shape[1:])
+    out_shape = (model.compute_output_shape(images.shape) if None in model.output_shape[1:]
+                 else (len(images),) + tuple(model.output_shape[1:]))
     out_shape = tuple(int(s) for s in out_shape)
     count = len(images)
     if (class_index is None) == (region is None):
-        raise ExplainError("give exactly one target: class_index= for a classifier, or region= (a box or mask) for a segmentation.")
+        raise ExplainError("give exactly one target: class_index= for a classifier, or region= (a box or mask) "
+                           "for a segmentation.")
     if class_index is not None:
         if len(out_shape) != 2:
             raise ExplainError(
-                f"{model.name} outputs a map {out_shape[1:]}, not classes: pass region=(x, y, w, h) or a mask instead of class_index."
+                f"{model.name} outputs a map {out_shape[1:]}, not classes: pass region=(x, y, w, h) or a mask instead "
+                "of class_index."
             )
         classes = out_shape[1]
         try:
@@ -155,14 +160,17 @@ def _output_weights(model: keras.Model, images: np.ndarray, class_index=None, re
                                "one per image.") from None
         if not np.issubdtype(index.dtype, np.integer) and index.dtype != bool:
             raise ExplainError(f"class_index {class_index!r} is not a whole number: an output's position, e.g. "
-                               f"class_index=2 or labels.index('Effusion'){' (int(...) of a float)' if np.issubdtype(index.dtype, np.floating) else ''}.")
+                               "class_index=2 or labels.index('Effusion')"
+                               f"{' (int(...) of a float)' if np.issubdtype(index.dtype, np.floating) else ''}.")
         if index.dtype == bool or (index < 0).any() or (index >= classes).any():
-            raise ExplainError(f"class_index {class_index!r} is out of range: {model.name} has {classes} outputs (0 to {classes - 1}).")
+            raise ExplainError(f"class_index {class_index!r} is out of range: {model.name} has {classes} outputs (0 to "
+                               f"{classes - 1}).")
         weights = np.zeros(out_shape, np.float32)
         weights[np.arange(count), index] = 1.0
         return weights
     if len(out_shape) != 4:
-        raise ExplainError(f"region= is for a segmentation output (a map); {model.name} outputs {out_shape[1:]}: use class_index=.")
+        raise ExplainError(f"region= is for a segmentation output (a map); {model.name} outputs {out_shape[1:]}: "
+                           "use class_index=.")
     height, width = out_shape[1:3]
     if isinstance(region, (tuple, list)) and len(region) == 4 and np.ndim(region[0]) == 0:
         x, y, w, h = (float(v) for v in region)
@@ -241,7 +249,8 @@ def _pre_activation(layer, inputs):
 
 
 def check_logit_head(model: keras.Model) -> str:
-    """Raise ExplainError unless the model's output layer exposes a pre-activation (Dense/Conv with an activation, or an Activation layer); return its name.
+    """Raise ExplainError unless the model's output layer exposes a pre-activation (Dense/Conv with an activation, or an
+    Activation layer); return its name.
 
     Taught in 05_saliency.
     """
@@ -319,7 +328,8 @@ def guided_model(model: keras.Model) -> keras.Model:
         return cached
 
     def swap(layer):
-        if isinstance(layer, keras.layers.ReLU) or (isinstance(layer, keras.layers.Activation) and _is_relu(layer.activation)):
+        if isinstance(layer, keras.layers.ReLU) or (isinstance(layer, keras.layers.Activation)
+                                                    and _is_relu(layer.activation)):
             return keras.layers.Activation(guided_relu, name=layer.name)
         clone = layer.__class__.from_config(layer.get_config())
         if _is_relu(getattr(clone, "activation", None)):
@@ -340,7 +350,8 @@ def guided_model(model: keras.Model) -> keras.Model:
 
 
 def normalize(heatmaps, what: str = "heatmap") -> np.ndarray:
-    """Min-max scale each map to [0, 1]; a flat map (no positive evidence) comes back as zeros with a warning, never NaN.
+    """Min-max scale each map to [0, 1]; a flat map (no positive evidence) comes back as zeros with a warning, never
+    NaN.
 
     Taught in 05_saliency.
     """
@@ -351,8 +362,8 @@ def normalize(heatmaps, what: str = "heatmap") -> np.ndarray:
     flat = span.reshape(-1) <= _EPSILON
     if flat.any():
         warnings.warn(
-            f"{what} of image(s) {np.flatnonzero(flat).tolist()} is flat (all zero: no positive gradient for this target); "
-            "returned as zeros. The model may not respond to this class here at all.",
+            f"{what} of image(s) {np.flatnonzero(flat).tolist()} is flat (all zero: no positive gradient for this "
+            "target); returned as zeros. The model may not respond to this class here at all.",
             stacklevel=3,
         )
     out = (heatmaps - low) / (span + _EPSILON)
@@ -397,7 +408,8 @@ def guided_backprop(model, images, class_index=None, region=None, *, normalize_m
 
 def smoothgrad(method: Callable, model, images, class_index=None, region=None, *, samples=16, noise_level=0.2,
                seed=0, normalize_map=True, batch_size=32) -> np.ndarray:
-    """SmoothGrad (Smilkov et al. 2017): the mean of ``method``'s maps over noisy copies, noise std = noise_level x (max - min).
+    """SmoothGrad (Smilkov et al. 2017): the mean of ``method``'s maps over noisy copies, noise std = noise_level x
+    (max - min).
 
     Taught in 05_saliency.
     """
@@ -408,7 +420,8 @@ def smoothgrad(method: Callable, model, images, class_index=None, region=None, *
     axes = tuple(range(1, images.ndim))
     sigma = noise_level * (images.max(axis=axes, keepdims=True) - images.min(axis=axes, keepdims=True))
     # All noisy copies of all images in one batch (samples x images), so the compiled function runs full batches.
-    noisy = (images[None] + rng.normal(size=(samples,) + images.shape).astype(np.float32) * sigma[None]).reshape((-1,) + images.shape[1:])
+    noisy = (images[None] + rng.normal(size=(samples,) + images.shape).astype(np.float32) * sigma[None]).reshape(
+        (-1,) + images.shape[1:])
     index = None if class_index is None else np.tile(np.broadcast_to(np.asarray(class_index), (len(images),)), samples)
     maps = method(model, noisy, index, region, normalize_map=False, batch_size=batch_size)
     maps = maps.reshape((samples, len(images)) + maps.shape[1:]).mean(axis=0)
@@ -421,7 +434,8 @@ def smoothgrad(method: Callable, model, images, class_index=None, region=None, *
 
 
 def make_baseline(images, kind: str = "black", *, sigma: float | None = None, seed: int = 0) -> np.ndarray:
-    """The reference image of integrated gradients: ``black`` (zeros), ``blurred`` (Gaussian, sigma = width/16) or uniform ``noise``.
+    """The reference image of integrated gradients: ``black`` (zeros), ``blurred`` (Gaussian, sigma = width/16) or
+    uniform ``noise``.
 
     Taught in 05_saliency.
     """
@@ -485,7 +499,8 @@ class IntegratedGradients:
 
 def integrated_gradients(model, images, class_index=None, region=None, *, baseline="black", steps=32,
                          tolerance=0.05, batch_size=64, seed=0) -> IntegratedGradients:
-    """Integrated gradients (Sundararajan et al. 2017), trapezoidal rule over ``steps`` points, batched; warns if completeness fails.
+    """Integrated gradients (Sundararajan et al. 2017), trapezoidal rule over ``steps`` points, batched; warns if
+    completeness fails.
 
     Taught in 05_saliency.
     """
@@ -498,8 +513,9 @@ def integrated_gradients(model, images, class_index=None, region=None, *, baseli
         try:
             base = np.broadcast_to(np.asarray(baseline, np.float32), images.shape)
         except ValueError:
-            raise ExplainError(f"baseline of shape {np.shape(baseline)} does not fit the images {images.shape}: give one "
-                               f"image's shape {images.shape[1:]}, the batch's, or a name ({', '.join(BASELINES)}).") from None
+            raise ExplainError(f"baseline of shape {np.shape(baseline)} does not fit the images {images.shape}: give "
+                               f"one image's shape {images.shape[1:]}, the batch's, "
+                               f"or a name ({', '.join(BASELINES)}).") from None
     weights = _output_weights(model, images, class_index, region)
     fn = gradient_function(model)
     alphas = np.linspace(0.0, 1.0, steps, dtype=np.float32)
@@ -538,7 +554,8 @@ def integrated_gradients(model, images, class_index=None, region=None, *, baseli
 
 
 def upsample(maps, size, method: str = "bilinear") -> np.ndarray:
-    """Resize (images, h, w) maps to ``size`` (height, width): half-pixel ``bilinear``, or ``align_corners`` as tf-keras-vis does.
+    """Resize (images, h, w) maps to ``size`` (height, width): half-pixel ``bilinear``, or ``align_corners`` as
+    tf-keras-vis does.
 
     Taught in 05_saliency.
     """
@@ -562,14 +579,16 @@ def _cam_inputs(model, images, class_index, region, layer_name, batch_size, logi
         raise ExplainError(
             f"{model.name}: the output layer {layer.name!r} ({type(layer).__name__}) has no activation to strip, so "
             "the score before the sigmoid (the logit) is out of reach. End the model with a Dense or Conv layer that "
-            "has an activation, or with an Activation layer; for Grad-CAM, score='probability' explains the output as it is."
+            "has an activation, or with an Activation layer; for Grad-CAM, score='probability' explains the "
+            "output as it is."
         )
     weights = _output_weights(model, images, class_index, region)
     fn = _cam_function(model, layer_name)
     on_logit = tf.constant(1.0 if logit else 0.0)
     features, grads = [], []
     for start in range(0, len(images), batch_size):
-        _, f, g = fn(tf.constant(images[start:start + batch_size]), tf.constant(weights[start:start + batch_size]), on_logit)
+        _, f, g = fn(tf.constant(images[start:start + batch_size]), tf.constant(weights[start:start + batch_size]),
+                     on_logit)
         features.append(f.numpy())
         grads.append(g.numpy())
     return images, np.concatenate(features), np.concatenate(grads)
@@ -600,7 +619,8 @@ def grad_cam(model, images, class_index=None, region=None, *, layer_name=None, n
 
 def grad_cam_plus_plus(model, images, class_index=None, region=None, *, layer_name=None, normalize_map=True,
                        upsampling="bilinear", batch_size=32) -> np.ndarray:
-    """Grad-CAM++ (Chattopadhay et al., WACV 2018) on the pre-sigmoid score (the logit), alphas normalised over positive gradients.
+    """Grad-CAM++ (Chattopadhay et al., WACV 2018) on the pre-sigmoid score (the logit), alphas normalised over positive
+    gradients.
 
     The closed form of alpha (second and third derivatives as powers of the first) is exact for
     Y = exp(S) with S the logit, a piecewise-linear function of the feature map; for the sigmoid
@@ -631,7 +651,8 @@ def guided_grad_cam(model, images, class_index=None, region=None, *, layer_name=
 
     Taught in 05_saliency.
     """
-    cam = grad_cam(model, images, class_index, region, layer_name=layer_name, normalize_map=False, batch_size=batch_size)
+    cam = grad_cam(model, images, class_index, region, layer_name=layer_name, normalize_map=False,
+                   batch_size=batch_size)
     guided = guided_backprop(model, images, class_index, region, normalize_map=False, batch_size=batch_size)
     return _finish(cam * guided, normalize_map, "guided Grad-CAM")
 
@@ -642,14 +663,16 @@ def guided_grad_cam(model, images, class_index=None, region=None, *, layer_name=
 
 
 def sigmoid_as_softmax(model: keras.Model, class_index: int) -> keras.Model:
-    """A flat model whose two outputs [log p, log(1-p)] of one sigmoid class make softmax give back [p, 1-p] (for tf-keras-vis ScoreCAM).
+    """A flat model whose two outputs [log p, log(1-p)] of one sigmoid class make softmax give back [p, 1-p] (for
+    tf-keras-vis ScoreCAM).
 
     Taught in 05_saliency.
     """
     check_flat(model)
     classes = model.output_shape[-1]
     if not 0 <= int(class_index) < classes:
-        raise ExplainError(f"class_index {class_index!r} is out of range: {model.name} has {classes} outputs (0 to {classes - 1}).")
+        raise ExplainError(f"class_index {class_index!r} is out of range: {model.name} has {classes} outputs (0 to "
+                           f"{classes - 1}).")
     p = model.outputs[0][:, int(class_index):int(class_index) + 1]
     p = keras.ops.clip(p, 1e-7, 1 - 1e-7)
     logits = keras.layers.Concatenate(name="log_p_log_1_minus_p")([keras.ops.log(p), keras.ops.log(1 - p)])
@@ -658,7 +681,8 @@ def sigmoid_as_softmax(model: keras.Model, class_index: int) -> keras.Model:
 
 @contextlib.contextmanager
 def randomized(model: keras.Model, layer_names, seed: int = 0):
-    """Context manager: re-draw the named layers' kernels and biases (normal, each weight's own std), restore them on exit.
+    """Context manager: re-draw the named layers' kernels and biases (normal, each weight's own std), restore them on
+    exit.
 
     Taught in 05_saliency.
     """
@@ -675,7 +699,9 @@ def randomized(model: keras.Model, layer_names, seed: int = 0):
                 scale = value.std() if value.std() > 0 else 0.05
                 variable.assign(rng.normal(0.0, scale, value.shape).astype(value.dtype))
         # The variables change in place, so the compiled gradient functions are reused, not retraced.
-        yield [name for name in layer_names if isinstance(model.get_layer(name), (keras.layers.Conv2D, keras.layers.Dense, keras.layers.Conv2DTranspose))]
+        yield [name for name in layer_names
+               if isinstance(model.get_layer(name),
+                             (keras.layers.Conv2D, keras.layers.Dense, keras.layers.Conv2DTranspose))]
     finally:
         for variable, value in saved:
             variable.assign(value)
@@ -711,7 +737,8 @@ def box_mask(box, size) -> np.ndarray:
 def _maps_and_boxes(heatmaps, boxes, what: str) -> np.ndarray:
     heatmaps = check_finite(heatmaps, f"{what}: heatmaps")
     if heatmaps.ndim != 3:
-        raise ExplainError(f"{what}: heatmaps must be a stack (images, height, width), not shape {heatmaps.shape}; for one map use heatmap[None].")
+        raise ExplainError(f"{what}: heatmaps must be a stack (images, height, width), not shape {heatmaps.shape}; "
+                           "for one map use heatmap[None].")
     if len(heatmaps) != len(boxes):
         raise ExplainError(f"{what}: {len(heatmaps)} maps but {len(boxes)} boxes; give one box per map.")
     for i, box in enumerate(boxes):
@@ -735,7 +762,8 @@ def heat_in_box(heatmaps, boxes) -> np.ndarray:
 
 
 def maximal_pixels(heatmap, tolerance: float = 1e-5) -> np.ndarray:
-    """Boolean mask of the pixels within ``tolerance`` x (max - min) of a 2-D map's maximum: the whole plateau, not one pixel.
+    """Boolean mask of the pixels within ``tolerance`` x (max - min) of a 2-D map's maximum: the whole plateau, not one
+    pixel.
 
     Taught in 05_saliency.
     """
@@ -745,7 +773,8 @@ def maximal_pixels(heatmap, tolerance: float = 1e-5) -> np.ndarray:
 
 
 def pointing_game(heatmaps, boxes, tolerance: float = 1e-5) -> np.ndarray:
-    """True per image where ANY maximal pixel (within tolerance x range of the peak) lies in the box; an all-zero map misses.
+    """True per image where ANY maximal pixel (within tolerance x range of the peak) lies in the box; an all-zero map
+    misses.
 
     An upsampled map's maximum is seldom one pixel: bilinear upsampling turns an edge cell of the
     feature grid into a flat plateau reaching the border, and an inner cell into a few equal pixels
@@ -765,7 +794,8 @@ def pointing_game(heatmaps, boxes, tolerance: float = 1e-5) -> np.ndarray:
 
 
 def pointing_ceiling(boxes, cells, size, upsampling: str = "bilinear") -> np.ndarray:
-    """Per box, whether a map peaked at one cell of a cells x cells feature grid, upsampled to size (h, w), can hit it at all.
+    """Per box, whether a map peaked at one cell of a cells x cells feature grid, upsampled to size (h, w), can hit it
+    at all.
 
     Each cell in turn is made the single maximum, upsampled as Grad-CAM upsamples, and judged by the
     pointing game: a box no cell's plateau reaches can never be hit at this resolution.

@@ -60,7 +60,8 @@ def predictive_values(sensitivity, specificity, prevalence) -> tuple[float, floa
 
 
 def at_thresholds(y_true, y_prob, thresholds, labels: Sequence[str]) -> pd.DataFrame:
-    """Per finding: positives, sensitivity, specificity, and PPV and NPV at this set's prevalence, at the given thresholds.
+    """Per finding: positives, sensitivity, specificity, and PPV and NPV at this set's prevalence, at the given
+    thresholds.
 
     Taught in 09_your_own_films.
     """
@@ -73,7 +74,8 @@ def at_thresholds(y_true, y_prob, thresholds, labels: Sequence[str]) -> pd.DataF
         se = called[truth].mean() if truth.any() else np.nan
         sp = (~called[~truth]).mean() if (~truth).any() else np.nan
         prevalence = truth.mean() if known.any() else np.nan
-        ppv, npv = predictive_values(se, sp, prevalence) if not np.isnan([se, sp, prevalence]).any() else (np.nan, np.nan)
+        ppv, npv = (predictive_values(se, sp, prevalence) if not np.isnan([se, sp, prevalence]).any()
+                    else (np.nan, np.nan))
         rows[label] = {"positives": int(truth.sum()), "sensitivity": se, "specificity": sp, "PPV": ppv, "NPV": npv}
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -94,7 +96,8 @@ def _scores(y, p, t, weight) -> tuple[float, float]:
 
 def subgroup_table(y_true, y_prob, thresholds, labels: Sequence[str], groups, patients, *, samples: int = 500,
                    confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """Per subgroup: films, mean AUROC over the findings and pooled sensitivity at the thresholds, each against the rest, with patient-bootstrap intervals of the gaps.
+    """Per subgroup: films, mean AUROC over the findings and pooled sensitivity at the thresholds, each against the
+    rest, with patient-bootstrap intervals of the gaps.
 
     ``groups``: one group name per film (None or NaN: unknown, left out). A gap is "found" when its interval
     excludes zero. Findings with fewer than ``MIN_GROUP_POSITIVES`` positives or negatives in a group are
@@ -102,7 +105,8 @@ def subgroup_table(y_true, y_prob, thresholds, labels: Sequence[str], groups, pa
 
     Taught in 09_your_own_films.
     """
-    y, p = np.asarray(y_true, np.float64), errors.check_probabilities(y_prob, "y_prob (probabilities)").astype(np.float64)
+    y, p = (np.asarray(y_true, np.float64),
+            errors.check_probabilities(y_prob, "y_prob (probabilities)").astype(np.float64))
     t = pd.Series(thresholds)[list(labels)].to_numpy(float)
     names = pd.Series(groups, dtype=object)
     known = names.notna().to_numpy()
@@ -133,7 +137,8 @@ def subgroup_table(y_true, y_prob, thresholds, labels: Sequence[str], groups, pa
         gaps = np.array(gaps)
         low, high = np.nanquantile(gaps[:, 0], tails)
         s_low, s_high = np.nanquantile(gaps[:, 1], tails)
-        rows[group] = {"films": int(inside.sum()), "AUROC": auc_in, "AUROC rest": auc_out, "AUROC gap": auc_in - auc_out,
+        rows[group] = {"films": int(inside.sum()), "AUROC": auc_in, "AUROC rest": auc_out,
+                       "AUROC gap": auc_in - auc_out,
                        "low": low, "high": high, "sensitivity": sens_in, "sensitivity rest": sens_out,
                        "sensitivity gap": sens_in - sens_out, "sens low": s_low, "sens high": s_high,
                        "found": bool(high < 0 or low > 0 or s_high < 0 or s_low > 0)}
@@ -143,7 +148,8 @@ def subgroup_table(y_true, y_prob, thresholds, labels: Sequence[str], groups, pa
 
 
 def add_marker(images, where=None, *, size: float = 0.12, value: float = 1.0) -> np.ndarray:
-    """Copies of the films with a bright square marker in the top-left corner (as portable films carry one) where ``where`` is True.
+    """Copies of the films with a bright square marker in the top-left corner (as portable films carry one) where
+    ``where`` is True.
 
     Taught in 09_your_own_films.
     """
@@ -169,7 +175,8 @@ def marker_region(image_size: int, size: float = 0.12) -> np.ndarray:
 
 
 def mask_marker(images, size: float = 0.12) -> np.ndarray:
-    """Copies with the marker's corner filled by the film's median grey: what the model sees when the marker cannot help.
+    """Copies with the marker's corner filled by the film's median grey: what the model sees when the marker cannot
+    help.
 
     Taught in 09_your_own_films.
     """
@@ -196,14 +203,16 @@ def heat_share(heatmaps, region) -> np.ndarray:
 
 def mean_auc_gap(y_true, prob_a, prob_b, patients, *, samples: int = 500, confidence: float = 0.95,
                  seed: int = 0) -> tuple[float, float, float]:
-    """Mean AUROC over the findings of ``prob_a`` minus that of ``prob_b`` on the same films, with a paired patient-bootstrap interval: (gap, low, high).
+    """Mean AUROC over the findings of ``prob_a`` minus that of ``prob_b`` on the same films, with a paired
+    patient-bootstrap interval: (gap, low, high).
 
     Taught in 09_your_own_films.
     """
     y = np.asarray(y_true, np.float64)
     a, b = (errors.check_probabilities(p, "probabilities").astype(np.float64) for p in (prob_a, prob_b))
     if not a.shape == b.shape == y.shape:
-        raise ValueError(f"labels {y.shape} and the two sets of probabilities {a.shape}, {b.shape} must have one shape.")
+        raise ValueError(f"labels {y.shape} and the two sets of probabilities {a.shape}, {b.shape} must have "
+                         "one shape.")
     t = np.full(y.shape[1], 0.5)
     ones = np.ones(len(y))
     gap = _scores(y, a, t, ones)[0] - _scores(y, b, t, ones)[0]

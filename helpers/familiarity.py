@@ -63,7 +63,8 @@ class Familiarity:
         if split not in SPLITS:
             raise ValueError(f"split {split!r}: say which images set the cut-off, one of {', '.join(SPLITS)}.")
         if not 0.5 <= quantile < 1:
-            raise ValueError(f"quantile {quantile!r}: use a value in [0.5, 1), e.g. {QUANTILE} (one in a hundred familiar films flagged).")
+            raise ValueError(f"quantile {quantile!r}: use a value in [0.5, 1), e.g. {QUANTILE} (one in a hundred "
+                             "familiar films flagged).")
         distances = self.distance(validation_features)
         self.cutoff = float(np.quantile(distances, quantile, method="higher"))
         self.meta.update(chosen_on=split, quantile=float(quantile), cutoff_images=len(distances))
@@ -86,7 +87,8 @@ class Familiarity:
         if self.cutoff is None:
             raise ValueError("set the cut-off (set_cutoff on validation features) before saving.")
         path = Path(path)
-        np.savez_compressed(path, location=self.location.astype(np.float32), precision=self.precision.astype(np.float32),
+        np.savez_compressed(path, location=self.location.astype(np.float32),
+                            precision=self.precision.astype(np.float32),
                             cutoff=np.float64(self.cutoff), meta=np.array(json.dumps(self.meta)))
         return path
 
@@ -96,10 +98,12 @@ class Familiarity:
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as saved:
-                return cls(saved["location"], saved["precision"], float(saved["cutoff"]), json.loads(str(saved["meta"])))
+                return cls(saved["location"], saved["precision"], float(saved["cutoff"]),
+                           json.loads(str(saved["meta"])))
         except (OSError, KeyError, ValueError) as err:
             raise DataError(f"{path.name}: not a familiarity file written by helpers.familiarity ({err}); run notebook "
-                            "04 again to write it, or delete it to report without the unfamiliar-input check.") from None
+                            "04 again to write it, or delete it to report without the "
+                            "unfamiliar-input check.") from None
 
 
 def _check(features, what: str, width: int | None = None) -> np.ndarray:
@@ -107,7 +111,8 @@ def _check(features, what: str, width: int | None = None) -> np.ndarray:
     if array.ndim != 2:
         raise ValueError(f"{what} must be (images, features), not of shape {array.shape}.")
     if width is not None and array.shape[1] != width:
-        raise ValueError(f"{what} have {array.shape[1]} columns, the training films {width}: they come from another model.")
+        raise ValueError(f"{what} have {array.shape[1]} columns, the training films {width}: they come from "
+                         "another model.")
     if not np.isfinite(array).all():
         raise ValueError(f"{what} hold NaN or infinite values.")
     return array

@@ -1,8 +1,9 @@
-"""The DRIVE retinal vessel dataset (Staal et al., IEEE TMI 2004): its records, photographs, vessel masks and field of view.
+"""The DRIVE retinal vessel dataset (Staal et al., IEEE TMI 2004): its records, photographs, vessel masks and field of
+view.
 
 The same reader takes the real download and the synthetic copy (``helpers.synthetic.drive``) in the layout of
-``helpers/data/manifests/drive.md``: ``training/`` (21-40) and ``test/`` (01-20), each with ``images/``, ``1st_manual/`` and
-``mask/``; the test set also has ``2nd_manual/``, the second observer.
+``helpers/data/manifests/drive.md``: ``training/`` (21-40) and ``test/`` (01-20), each with ``images/``, ``1st_manual/``
+and ``mask/``; the test set also has ``2nd_manual/``, the second observer.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def read_drive(root: str | Path) -> DriveDataset:
             continue
         out = []
         for number in sorted(ids):
-            paths = {kind: root / split / folder / pattern.format(id=ids[number]) for kind, (folder, pattern) in kinds.items()}
+            paths = {kind: root / split / folder / pattern.format(id=ids[number])
+                     for kind, (folder, pattern) in kinds.items()}
             for kind in ("image", "manual", "mask"):
                 if not paths[kind].is_file():
                     missing.append(str(paths[kind].relative_to(root)))
@@ -126,7 +128,8 @@ def _read_mask(path: Path) -> np.ndarray:
         if raw.shape[-1] in (2, 4):
             raw = raw[..., :-1]
         if not all(np.array_equal(raw[..., 0], raw[..., c]) for c in range(1, raw.shape[-1])):
-            raise DataError(f"{path}: mask is a colour image (mode {mode}): expected a single-channel 0/1 or 0/255 mask.")
+            raise DataError(f"{path}: mask is a colour image (mode {mode}): expected a single-channel 0/1 or "
+                            "0/255 mask.")
         raw = raw[..., 0]
     values = np.unique(raw)
     if not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}):

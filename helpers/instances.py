@@ -1,4 +1,5 @@
-"""From pixels to objects: instance maps by watershed, matching by IoU, the Data Science Bowl AP, counts and their intervals.
+"""From pixels to objects: instance maps by watershed, matching by IoU, the Data Science Bowl AP, counts and their
+intervals.
 
 An instance (label) map is a 2-D integer array: 0 is background, each positive value one object.
 Matching follows the 2018 Data Science Bowl: a predicted object hits a true one when their IoU is
@@ -31,7 +32,8 @@ def _label_map(labels, what: str) -> np.ndarray:
         )
     values = errors.check_finite(array, what)
     if values.ndim != 2:
-        raise errors.DataError(f"{what}: shape {values.shape}; an instance map is 2-D (height, width), one image at a time.")
+        raise errors.DataError(f"{what}: shape {values.shape}; an instance map is 2-D (height, width), "
+                               "one image at a time.")
     if values.size and (values.min() < 0 or not np.array_equal(values, np.round(values))):
         raise errors.DataError(
             f"{what}: values from {values.min():g} to {values.max():g}, but an instance map holds whole numbers >= 0 "
@@ -44,7 +46,8 @@ def _pair(true_labels, pred_labels) -> tuple[np.ndarray, np.ndarray]:
     true = _label_map(true_labels, "true_labels (instance map)")
     pred = _label_map(pred_labels, "pred_labels (instance map)")
     if true.shape != pred.shape:
-        raise ValueError(f"true_labels {true.shape} and pred_labels {pred.shape} must be maps of the same image (same shape).")
+        raise ValueError(f"true_labels {true.shape} and pred_labels {pred.shape} must be maps of the same image "
+                         "(same shape).")
     return true, pred
 
 
@@ -71,7 +74,8 @@ def count_instances(labels) -> int:
 
 
 def nucleus_targets(labels, core_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Training targets from an instance map: foreground, and each object's core (its pixels at least core_fraction of its deepest distance inside).
+    """Training targets from an instance map: foreground, and each object's core (its pixels at least core_fraction of
+    its deepest distance inside).
 
     Taught in 08_cells_counting.
     """
@@ -136,8 +140,10 @@ def classical_instances(image, min_size: int = 8, min_distance: int = 3, smooth:
     return _remove_small(labels, min_size)
 
 
-def instances_from_maps(foreground, cores, threshold: float = 0.5, core_threshold: float = 0.5, min_size: int = 8) -> np.ndarray:
-    """Instances from predicted foreground and core probabilities: cores are the markers, the watershed grows them over the foreground.
+def instances_from_maps(foreground, cores, threshold: float = 0.5, core_threshold: float = 0.5,
+                        min_size: int = 8) -> np.ndarray:
+    """Instances from predicted foreground and core probabilities: cores are the markers, the watershed grows them over
+    the foreground.
 
     Taught in 08_cells_counting.
     """
@@ -147,7 +153,8 @@ def instances_from_maps(foreground, cores, threshold: float = 0.5, core_threshol
     foreground = errors.check_probabilities(foreground, "foreground (probabilities)")
     cores = errors.check_probabilities(cores, "cores (probabilities)")
     if foreground.shape != cores.shape or foreground.ndim != 2:
-        raise ValueError(f"foreground {foreground.shape} and cores {cores.shape} must be two maps of one image, same 2-D shape.")
+        raise ValueError(f"foreground {foreground.shape} and cores {cores.shape} must be two maps of one image, "
+                         "same 2-D shape.")
     for name, value in (("threshold", threshold), ("core_threshold", core_threshold)):
         if not 0 < value < 1:
             raise ValueError(f"{name} must be in (0, 1), not {value!r}.")
@@ -163,14 +170,16 @@ def instances_from_maps(foreground, cores, threshold: float = 0.5, core_threshol
 
 
 def iou_matrix(true_labels, pred_labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """IoU of every (true, predicted) object pair from one contingency table: (iou (n_true, n_pred), true ids, predicted ids).
+    """IoU of every (true, predicted) object pair from one contingency table: (iou (n_true, n_pred), true ids, predicted
+    ids).
 
     Taught in 08_cells_counting.
     """
     true, pred = _pair(true_labels, pred_labels)
     true_ids, true_index = np.unique(true, return_inverse=True)
     pred_ids, pred_index = np.unique(pred, return_inverse=True)
-    table = np.bincount(true_index.ravel() * len(pred_ids) + pred_index.ravel(), minlength=len(true_ids) * len(pred_ids))
+    table = np.bincount(true_index.ravel() * len(pred_ids) + pred_index.ravel(),
+                        minlength=len(true_ids) * len(pred_ids))
     table = table.reshape(len(true_ids), len(pred_ids)).astype(np.float64)
     keep_t, keep_p = true_ids > 0, pred_ids > 0
     inter = table[np.ix_(keep_t, keep_p)]
@@ -212,7 +221,8 @@ def _check_threshold(threshold) -> float:
 
 
 def match_instances(true_labels, pred_labels, threshold: float = 0.5) -> Match:
-    """Match predicted to true objects at IoU above ``threshold``: TP, FP, FN, precision, recall and F1 (1.0 when both maps are empty).
+    """Match predicted to true objects at IoU above ``threshold``: TP, FP, FN, precision, recall and F1 (1.0 when both
+    maps are empty).
 
     Taught in 08_cells_counting.
     """
@@ -231,7 +241,8 @@ def match_instances(true_labels, pred_labels, threshold: float = 0.5) -> Match:
 
 
 def average_precision(true_labels, pred_labels, thresholds=DSB_THRESHOLDS) -> float:
-    """The Data Science Bowl 2018 score of one image: TP / (TP + FP + FN) averaged over IoU thresholds 0.5 to 0.95 (1.0 when both are empty).
+    """The Data Science Bowl 2018 score of one image: TP / (TP + FP + FN) averaged over IoU thresholds 0.5 to 0.95 (1.0
+    when both are empty).
 
     Taught in 08_cells_counting.
     """
@@ -251,25 +262,30 @@ def average_precision(true_labels, pred_labels, thresholds=DSB_THRESHOLDS) -> fl
 
 
 def count_errors(true_counts, pred_counts) -> pd.Series:
-    """Count errors over images: mean absolute error, mean relative error (|error| / true count, images with objects), bias (mean predicted - true).
+    """Count errors over images: mean absolute error, mean relative error (|error| / true count, images with objects),
+    bias (mean predicted - true).
 
     Taught in 08_cells_counting.
     """
     true = errors.check_finite(true_counts, "true_counts")
     pred = errors.check_finite(pred_counts, "pred_counts")
     if true.shape != pred.shape or true.ndim != 1 or true.size == 0:
-        raise ValueError(f"true_counts {true.shape} and pred_counts {pred.shape} must be two equal-length lists of counts, one per image.")
+        raise ValueError(f"true_counts {true.shape} and pred_counts {pred.shape} must be two equal-length lists of "
+                         "counts, one per image.")
     if (true < 0).any() or (pred < 0).any():
         raise errors.DataError("counts: a negative count was found; counts are numbers of objects, >= 0.")
     error = pred - true
     some = true > 0
     relative = float(np.mean(np.abs(error[some]) / true[some])) if some.any() else math.nan
-    return pd.Series({"MAE": float(np.mean(np.abs(error))), "relative error": relative, "bias": float(np.mean(error)), "images": int(true.size)})
+    return pd.Series(
+        {"MAE": float(np.mean(np.abs(error))), "relative error": relative, "bias": float(np.mean(error)),
+         "images": int(true.size)})
 
 
 def _check_level(level) -> float:
     if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0 < level < 1:
-        hint = f" It looks like a percentage: pass {level / 100:g}." if isinstance(level, (int, float)) and 1 < level < 100 else ""
+        hint = (f" It looks like a percentage: pass {level / 100:g}."
+                if isinstance(level, (int, float)) and 1 < level < 100 else "")
         raise ValueError(f"level must be a fraction in (0, 1), e.g. 0.9, not {level!r}.{hint}")
     return float(level)
 
@@ -288,7 +304,8 @@ def count_interval(counts, level: float = 0.9) -> tuple[np.ndarray, np.ndarray, 
 
 
 def conformal_scale(true_counts, centre, spread, level: float = 0.9) -> float:
-    """Split-conformal factor k from calibration images: centre +- k * spread covers ``level`` of them (finite-sample corrected).
+    """Split-conformal factor k from calibration images: centre +- k * spread covers ``level`` of them (finite-sample
+    corrected).
 
     Taught in 08_cells_counting.
     """
@@ -297,7 +314,8 @@ def conformal_scale(true_counts, centre, spread, level: float = 0.9) -> float:
     centre = errors.check_finite(centre, "centre")
     spread = errors.check_finite(spread, "spread")
     if not (true.shape == centre.shape == spread.shape) or true.ndim != 1:
-        raise ValueError(f"true_counts {true.shape}, centre {centre.shape} and spread {spread.shape} must be equal-length lists, one per image.")
+        raise ValueError(f"true_counts {true.shape}, centre {centre.shape} and spread {spread.shape} must be "
+                         "equal-length lists, one per image.")
     if (spread <= 0).any():
         raise errors.DataError(
             f"spread: {int((spread <= 0).sum())} value(s) <= 0, the first at image {int(np.argmax(spread <= 0))}; "
@@ -321,7 +339,8 @@ def coverage(true_counts, low, high) -> float:
     true = errors.check_finite(true_counts, "true_counts")
     low, high = errors.check_finite(low, "low"), errors.check_finite(high, "high")
     if not (true.shape == low.shape == high.shape) or true.ndim != 1 or true.size == 0:
-        raise ValueError(f"true_counts {true.shape}, low {low.shape} and high {high.shape} must be equal-length lists, one per image.")
+        raise ValueError(f"true_counts {true.shape}, low {low.shape} and high {high.shape} must be equal-length lists, "
+                         "one per image.")
     if (low > high).any():
         raise ValueError(f"low > high at image {int(np.argmax(low > high))}: pass the lower bound first.")
     return float(np.mean((low <= true) & (true <= high)))
@@ -362,7 +381,8 @@ def touching_fraction(labels) -> float:
 
 
 def instance_stability(reference, samples, threshold: float = 0.5) -> np.ndarray:
-    """Per object of ``reference``: the share of the sample instance maps (e.g. one per dropout sample) holding a match at IoU above ``threshold``.
+    """Per object of ``reference``: the share of the sample instance maps (e.g. one per dropout sample) holding a match
+    at IoU above ``threshold``.
 
     Taught in 08_cells_counting.
     """

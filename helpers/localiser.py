@@ -28,7 +28,8 @@ _BOX_COLUMNS = ("image_index", "x", "y", "w", "h", "image_width", "image_height"
 
 
 def box_masks(box_table: pd.DataFrame, image_indices, size: int) -> np.ndarray:
-    """Masks (images, size, size, 1) with 1 inside every box of each image (any finding) and 0 elsewhere, in image_indices order.
+    """Masks (images, size, size, 1) with 1 inside every box of each image (any finding) and 0 elsewhere, in
+    image_indices order.
 
     ``box_table`` is NIH's box table (``read_nih(...).boxes``); boxes are moved from each PNG's own
     size to ``size``. An image with no row in the table gets an all-zero mask: only give images whose
@@ -39,8 +40,8 @@ def box_masks(box_table: pd.DataFrame, image_indices, size: int) -> np.ndarray:
     """
     missing = set(_BOX_COLUMNS) - set(box_table.columns)
     if missing:
-        raise ValueError(f"box_masks: the box table needs columns {', '.join(_BOX_COLUMNS)} (missing {sorted(missing)}); "
-                         "pass read_nih(...).boxes.")
+        raise ValueError(f"box_masks: the box table needs columns {', '.join(_BOX_COLUMNS)} (missing "
+                         f"{sorted(missing)}); pass read_nih(...).boxes.")
     size = int(size)
     if size < 1:
         raise ValueError(f"box_masks: size must be a positive number of pixels, not {size!r}.")
@@ -70,7 +71,8 @@ def _settings_path(path: Path) -> Path:
 
 def train_or_load(path, images, masks, *, epochs: int, base_filters: int = 8, depth: int = 3, batch_size: int = 16,
                   learning_rate: float = 3e-3, seed: int = 42) -> tuple[keras.Model, dict]:
-    """The localiser cached at path if it was trained with these settings and data, else trained (Adam, Dice + BCE) and saved; (model, settings with training seconds).
+    """The localiser cached at path if it was trained with these settings and data, else trained (Adam, Dice + BCE) and
+    saved; (model, settings with training seconds).
 
     Taught in 06_boxes_iobb.
     """
@@ -89,8 +91,8 @@ def train_or_load(path, images, masks, *, epochs: int, base_filters: int = 8, de
     if int(epochs) < 1:
         raise ValueError(f"epochs must be at least 1, not {epochs!r}.")
     data = hashlib.sha1(images.tobytes() + masks.tobytes()).hexdigest()[:16]  # other images or boxes: train again
-    settings = {"image_size": int(images.shape[1]), "images": int(len(images)), "box_pixels": int(masks.sum()), "data_sha1": data,
-                "epochs": int(epochs), "base_filters": int(base_filters), "depth": int(depth),
+    settings = {"image_size": int(images.shape[1]), "images": int(len(images)), "box_pixels": int(masks.sum()),
+                "data_sha1": data, "epochs": int(epochs), "base_filters": int(base_filters), "depth": int(depth),
                 "batch_size": int(batch_size), "learning_rate": float(learning_rate), "seed": int(seed)}
     saved = _settings_path(path)
     if path.is_file() and saved.is_file():

@@ -100,7 +100,8 @@ class DiceBCELoss(keras.losses.Loss):
     Taught in 03_unet_vessels.
     """
 
-    def __init__(self, smooth: float = 1.0, bce_weight: float = 1.0, epsilon: float = 1e-7, name: str = "dice_bce_loss", **kwargs):
+    def __init__(self, smooth: float = 1.0, bce_weight: float = 1.0, epsilon: float = 1e-7, name: str = "dice_bce_loss",
+                 **kwargs):
         super().__init__(name=name, **kwargs)
         if smooth < 0 or bce_weight < 0:
             raise ValueError(f"smooth and bce_weight must be >= 0, got {smooth!r} and {bce_weight!r}.")
@@ -146,7 +147,8 @@ class HeteroscedasticBCE(keras.losses.Loss):
         y_true = ops.cast(y_true, y_pred.dtype)[..., 0]
         mean, log_variance = y_pred[..., 0], y_pred[..., 1]
         std = ops.exp(0.5 * log_variance)
-        noise = keras.random.normal((self.samples,) + tuple(ops.shape(mean)), dtype=mean.dtype, seed=self.seed_generator)
+        noise = keras.random.normal((self.samples,) + tuple(ops.shape(mean)), dtype=mean.dtype,
+                                    seed=self.seed_generator)
         logits = mean[None] + std[None] * noise
         # log p(y | logit) = -BCE(y, logit), computed stably from the logit
         log_likelihood = -(ops.maximum(logits, 0.0) - logits * y_true[None] + ops.log1p(ops.exp(-ops.abs(logits))))
@@ -164,7 +166,8 @@ class HeteroscedasticBCE(keras.losses.Loss):
 
 
 def oversampling_weights(labels, targets: dict, names=None, exact: bool = True) -> np.ndarray:
-    """Mixture weights (all images, then each target finding's positives) giving each target its requested frequency (``exact=False``: the nearest reachable).
+    """Mixture weights (all images, then each target finding's positives) giving each target its requested frequency
+    (``exact=False``: the nearest reachable).
 
     Drawing from the whole set with probability ``w0`` and from the positives of target finding ``j`` with
     probability ``w_j`` shows finding ``k`` with frequency ``f_k = w0 p_k + sum_j w_j q_jk`` (``p_k`` its
@@ -174,7 +177,8 @@ def oversampling_weights(labels, targets: dict, names=None, exact: bool = True) 
     """
     y = errors.check_labels(labels, "oversampling labels").astype(np.float64)
     if y.ndim != 2 or not len(y):
-        raise errors.DataError(f"oversampling labels must be a non-empty (images, findings) array, not shape {y.shape}.")
+        raise errors.DataError("oversampling labels must be a non-empty (images, findings) array, "
+                               f"not shape {y.shape}.")
     names = list(names) if names is not None else list(range(y.shape[1]))
     columns, wanted = [], []
     for key, frequency in targets.items():
@@ -182,9 +186,11 @@ def oversampling_weights(labels, targets: dict, names=None, exact: bool = True) 
             raise errors.DataError(f"oversampling target {key!r} is not a finding here; use one of {names}.")
         j = names.index(key)
         if not 0.0 < float(frequency) < 1.0:
-            raise ValueError(f"oversampling target {key!r}: the requested frequency must be in (0, 1), not {frequency!r}.")
+            raise ValueError(f"oversampling target {key!r}: the requested frequency must be in (0, 1), "
+                             f"not {frequency!r}.")
         if y[:, j].sum() == 0:
-            raise errors.DataError(f"oversampling target {key!r}: no positive image to oversample; drop it from targets.")
+            raise errors.DataError(f"oversampling target {key!r}: no positive image to oversample; "
+                                   "drop it from targets.")
         columns.append(j)
         wanted.append(float(frequency))
     if not columns:
@@ -209,14 +215,16 @@ def oversampling_weights(labels, targets: dict, names=None, exact: bool = True) 
         raise ValueError(
             f"oversampling cannot reach the requested frequencies {dict(targets)} (prevalences {found}): it can only "
             "raise a finding above its prevalence, and findings that occur together raise each other. Request "
-            "frequencies above the prevalences and lower than their sum allows, or pass exact=False for the nearest reachable."
+            "frequencies above the prevalences and lower than their sum allows, or pass exact=False for the nearest "
+            "reachable."
         )
     w = np.clip(w, 0.0, None)
     return np.concatenate([[1.0 - w.sum()], w])
 
 
 def expected_frequencies(labels, weights, targets: dict, names=None) -> np.ndarray:
-    """Frequency of every finding in a stream mixed with ``weights`` (from oversampling_weights), computed from the labels.
+    """Frequency of every finding in a stream mixed with ``weights`` (from oversampling_weights), computed from the
+    labels.
 
     Taught in 02_densenet_transfer.
     """
@@ -227,7 +235,8 @@ def expected_frequencies(labels, weights, targets: dict, names=None) -> np.ndarr
 
 
 def oversampled_dataset(inputs, labels, targets: dict, names=None, seed: int = 42, exact: bool = True):
-    """An endless, unbatched tf.data stream of (input, labels) in which each target finding appears at its requested frequency.
+    """An endless, unbatched tf.data stream of (input, labels) in which each target finding appears at its requested
+    frequency.
 
     Taught in 02_densenet_transfer.
     """

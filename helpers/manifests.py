@@ -109,7 +109,8 @@ def _check_nih(spec: Mapping, root: Path, *, decode: bool = False) -> tuple[list
             col = _entry_columns(header, path)["image_index"]
             names = [cells[col].strip() for _, cells in rows if len(cells) > col]
             if counts.get("images") and len(names) != counts["images"]:
-                notes.append(f"{path.name} has {len(names):,} rows; the release has {counts['images']:,} (a subset, or another copy)")
+                notes.append(f"{path.name} has {len(names):,} rows; the release has {counts['images']:,} (a subset, "
+                             "or another copy)")
         except DataError as err:
             problems.append(f"wrong: {err}")
     if "bbox" in found:
@@ -162,7 +163,8 @@ def _check_nih(spec: Mapping, root: Path, *, decode: bool = False) -> tuple[list
             except ValueError as err:
                 problems.append(f"wrong: {images['dir']}/{n}: {err}")
         if odd:
-            notes.append(f"{len(odd)} of the first {len(sample)} images are not {size[0]}x{size[1]} (synthetic or resized data?)")
+            notes.append(f"{len(odd)} of the first {len(sample)} images are not {size[0]}x{size[1]} (synthetic or "
+                         "resized data?)")
     if decode:
         summary, failed = _decode_all([image_dir / n for n in sorted(on_disk)], root)
         present.append(summary)
@@ -205,7 +207,8 @@ def _check_drive(spec: Mapping, root: Path, *, decode: bool = False) -> tuple[li
 def verify(
     name: str, root: str | Path, *, manifest: str | Path | Mapping | None = None, decode: bool = False
 ) -> list[str]:
-    """Check a local copy of ``nih`` or ``drive`` against helpers/data/manifests/<name>.json; returns the problems (empty: fine).
+    """Check a local copy of ``nih`` or ``drive`` against helpers/data/manifests/<name>.json; returns the problems
+    (empty: fine).
 
     With ``decode=True`` every image is also decoded with Pillow (a progress bar; slow on the full
     release): a PNG whose compressed data is corrupt behind an intact header and end marker, or a

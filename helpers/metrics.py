@@ -16,7 +16,8 @@ MIN_BOOTSTRAP_SAMPLES = 50  # fewer replicates leave a 95% interval's tails to o
 
 
 def _by_name(table, labels, what: str) -> np.ndarray:
-    """A DataFrame's columns in the order of ``labels`` (pairing by name, not position); refused when the names differ."""
+    """A DataFrame's columns in the order of ``labels`` (pairing by name, not position); refused when the names
+    differ."""
     if not isinstance(table, pd.DataFrame):
         return np.asarray(table)
     columns = [str(c) for c in table.columns]
@@ -25,16 +26,18 @@ def _by_name(table, labels, what: str) -> np.ndarray:
         return table.to_numpy()
     missing, extra = [w for w in wanted if w not in columns], [c for c in columns if c not in wanted]
     if missing or extra or len(set(columns)) != len(columns):
-        raise ValueError(f"{what}: its columns {columns[:4]}{'...' if len(columns) > 4 else ''} are not the label names "
-                         f"{wanted[:4]}{'...' if len(wanted) > 4 else ''}"
-                         + (f"; missing {missing[:3]}" if missing else "") + (f"; not among the labels {extra[:3]}" if extra else "")
+        raise ValueError(f"{what}: its columns {columns[:4]}{'...' if len(columns) > 4 else ''} are not the label "
+                         f"names {wanted[:4]}{'...' if len(wanted) > 4 else ''}"
+                         + (f"; missing {missing[:3]}" if missing else "")
+                         + (f"; not among the labels {extra[:3]}" if extra else "")
                          + (" (a name twice)" if len(set(columns)) != len(columns) else "")
                          + ": name the columns as the labels, or pass arrays in the labels' order.")
     return table[[table.columns[columns.index(w)] for w in wanted]].to_numpy()  # reordered by name
 
 
 def _check(y_true, y_score, labels, *, probabilities: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Columns by name first (DataFrames), then shapes, then 0/1 labels and finite scores (probabilities in [0, 1] where a threshold applies)."""
+    """Columns by name first (DataFrames), then shapes, then 0/1 labels and finite scores (probabilities in [0, 1] where
+    a threshold applies)."""
     y_true, y_score = _by_name(y_true, labels, "y_true (labels)"), _by_name(y_score, labels, "y_score (scores)")
     if y_true.shape != y_score.shape or y_true.ndim != 2:
         raise ValueError(f"labels {y_true.shape} and scores {y_score.shape} must be the same (images, classes) shape.")
@@ -52,7 +55,8 @@ def _has_both(column: np.ndarray) -> bool:
 def _warn_missing(labels, missing, what) -> None:
     if missing:
         warnings.warn(
-            f"{what}: no positives (or no negatives) for {', '.join(missing)}: their AUC is undefined and reported as nan.",
+            f"{what}: no positives (or no negatives) for {', '.join(missing)}: their AUC is undefined and "
+            "reported as nan.",
             stacklevel=3,
         )
 
@@ -98,7 +102,8 @@ def _best_f1_cut(truth: np.ndarray, scores: np.ndarray) -> float:
     precision, recall, thresholds = precision_recall_curve(truth, scores)
     # the last (precision, recall) pair is the (1, 0) end point, which has no threshold
     precision, recall = precision[:-1], recall[:-1]
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(precision), where=(precision + recall) > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(precision),
+                   where=(precision + recall) > 0)
     return float(thresholds[int(np.argmax(f1))])
 
 
@@ -135,7 +140,8 @@ def threshold_metrics(y_true, y_score, thresholds: pd.Series, labels: Sequence[s
     y_true, y_score = _check(y_true, y_score, labels, probabilities=True)
     absent = [label for label in labels if label not in thresholds.index]
     if absent:
-        raise ValueError(f"thresholds has no value for {', '.join(absent)}: choose them with choose_thresholds on validation.")
+        raise ValueError(f"thresholds has no value for {', '.join(absent)}: choose them with choose_thresholds on "
+                         "validation.")
     rows = {}
     for j, label in enumerate(labels):
         cut = float(thresholds[label])
@@ -178,8 +184,8 @@ def _bootstrap_arguments(samples, confidence, min_valid, n_rows, groups) -> tupl
             )
         if pd.isna(groups).any():
             raise errors.DataError(
-                f"groups: {int(pd.isna(groups).sum())} missing patient ID(s), the first at row {int(np.argmax(pd.isna(groups)))}. "
-                "Every image needs its patient's ID for a patient-level bootstrap."
+                f"groups: {int(pd.isna(groups).sum())} missing patient ID(s), the first at row "
+                f"{int(np.argmax(pd.isna(groups)))}. Every image needs its patient's ID for a patient-level bootstrap."
             )
         codes = pd.factorize(groups, sort=True)[0]
     return int(min_valid), codes
@@ -228,7 +234,8 @@ def bootstrap_auc(
         warnings.warn(
             f"bootstrap_auc: fewer than min_valid={min_valid} of {samples} replicates had both outcomes for "
             f"{', '.join(refused)}: their interval is reported as nan (too few positive "
-            f"{'patients' if codes is not None else 'images'} to bootstrap; pool more data or lower min_valid knowingly).",
+            f"{'patients' if codes is not None else 'images'} to bootstrap; pool more data or lower min_valid "
+            "knowingly).",
             stacklevel=2,
         )
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -238,7 +245,8 @@ def bootstrap_auc(
 
 
 def published_auroc() -> pd.DataFrame:
-    """Published per-class ROC AUC on ChestX-ray14 (Wang 2017, CheXNet, Deep MedIA) from helpers/data/manifests/; sources and splits in .attrs.
+    """Published per-class ROC AUC on ChestX-ray14 (Wang 2017, CheXNet, Deep MedIA) from helpers/data/manifests/;
+    sources and splits in .attrs.
 
     Taught in 02_densenet_transfer.
     """
@@ -272,8 +280,8 @@ def fov_pixels(vessels, probabilities, fov) -> tuple[np.ndarray, np.ndarray]:
         probabilities = probabilities[..., 0]
     if not vessels.shape == probabilities.shape == fov.shape:
         raise ValueError(
-            f"vessels {vessels.shape}, probabilities {probabilities.shape} and fov {fov.shape} must have the same shape "
-            "(HxW, or NxHxW for a stack of images)."
+            f"vessels {vessels.shape}, probabilities {probabilities.shape} and fov {fov.shape} must have the same "
+            "shape (HxW, or NxHxW for a stack of images)."
         )
     truth = errors.check_labels(vessels, "the vessel mask").astype(bool)
     inside = errors.check_labels(fov, "the FOV mask").astype(bool)
@@ -285,7 +293,8 @@ def fov_pixels(vessels, probabilities, fov) -> tuple[np.ndarray, np.ndarray]:
 
 
 def segmentation_metrics(vessels, probabilities, fov, threshold: float = 0.5) -> pd.Series:
-    """Dice (= F1), AUC-ROC, AUC-PR (average precision), accuracy, sensitivity, specificity over the pixels inside the FOV only.
+    """Dice (= F1), AUC-ROC, AUC-PR (average precision), accuracy, sensitivity, specificity over the pixels inside the
+    FOV only.
 
     Taught in 03_unet_vessels.
     """
@@ -320,7 +329,8 @@ def segmentation_metrics(vessels, probabilities, fov, threshold: float = 0.5) ->
 
 
 def best_f1_threshold(vessels, probabilities, fov) -> float:
-    """The threshold (predict vessel when p >= it) with the highest F1 = Dice inside the FOV; choose it on validation images.
+    """The threshold (predict vessel when p >= it) with the highest F1 = Dice inside the FOV; choose it on validation
+    images.
 
     Taught in 03_unet_vessels.
     """
@@ -331,7 +341,8 @@ def best_f1_threshold(vessels, probabilities, fov) -> float:
 
 
 def published_drive() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Published DRIVE results from helpers/data/manifests/published_drive.json: (test metrics inside the FOV, Dice losses); sources in .attrs.
+    """Published DRIVE results from helpers/data/manifests/published_drive.json: (test metrics inside the FOV, Dice
+    losses); sources in .attrs.
 
     Taught in 03_unet_vessels.
     """
@@ -364,7 +375,8 @@ def _calibration_inputs(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
 
 
 def reliability_table(y_true, y_prob, bins: int = 10) -> pd.DataFrame:
-    """Reliability-diagram data over equal-width bins: mean predicted probability, observed frequency, count (empty bins left out).
+    """Reliability-diagram data over equal-width bins: mean predicted probability, observed frequency, count (empty bins
+    left out).
 
     Taught in 04_mc_dropout_uncertainty.
     """
@@ -385,7 +397,8 @@ def reliability_table(y_true, y_prob, bins: int = 10) -> pd.DataFrame:
 def expected_calibration_error(
     y_true, y_prob, bins: int = 10, per_class: bool = False, labels: Sequence[str] | None = None
 ) -> float | pd.Series:
-    """ECE: the count-weighted mean gap |observed frequency - mean probability| over equal-width bins, pooled or per class (column).
+    """ECE: the count-weighted mean gap |observed frequency - mean probability| over equal-width bins, pooled or per
+    class (column).
 
     Pooled (default): every (image, class) prediction in one set of bins. ``per_class=True`` takes
     (images, classes) arrays and returns one ECE per column, named by ``labels`` when given; a rare
@@ -412,5 +425,6 @@ def expected_calibration_error(
     if len(names) != y_true.shape[1]:
         raise ValueError(f"{y_true.shape[1]} classes in the arrays but {len(names)} label names.")
     _calibration_inputs(y_true, y_prob)  # check the whole arrays once, so a message names the (row, class)
-    return pd.Series({name: expected_calibration_error(y_true[:, j], y_prob[:, j], bins) for j, name in enumerate(names)},
+    return pd.Series({name: expected_calibration_error(y_true[:, j], y_prob[:, j], bins)
+                      for j, name in enumerate(names)},
                      name="ECE", dtype=float)

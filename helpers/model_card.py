@@ -50,7 +50,8 @@ def card_path(model_path) -> Path:
 
 
 def _plain(value: Any, what: str):
-    """``value`` as JSON values: numpy numbers to Python ones, NaN to None, tables to dicts; else TypeError naming ``what``."""
+    """``value`` as JSON values: numpy numbers to Python ones, NaN to None, tables to dicts; else TypeError naming
+    ``what``."""
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, np.bool_):
@@ -74,11 +75,12 @@ def _plain(value: Any, what: str):
 def _check_training_data(training_data) -> dict:
     if not isinstance(training_data, dict):
         raise TypeError(f"training_data must be a dict with {', '.join(_REQUIRED)}, not {type(training_data).__name__} "
-                        "(e.g. {'kind': 'synthetic', 'source': 'helpers.synthetic, lab profile', 'images': 938, 'patients': 300}).")
+                        "(e.g. {'kind': 'synthetic', 'source': 'helpers.synthetic, lab profile', 'images': 938, "
+                        "'patients': 300}).")
     missing = [key for key in _REQUIRED if key not in training_data]
     if missing:
-        raise ValueError(f"training_data has no {', '.join(missing)}: a card says what kind of data (synthetic or real), "
-                         "where it came from, and how many images and patients (None when not known).")
+        raise ValueError(f"training_data has no {', '.join(missing)}: a card says what kind of data (synthetic or "
+                         "real), where it came from, and how many images and patients (None when not known).")
     if training_data["kind"] not in KINDS:
         raise ValueError(f"training_data kind {training_data['kind']!r}: say 'synthetic' or 'real'.")
     for key in ("images", "patients"):
@@ -92,8 +94,8 @@ def _check_metrics(table, labels: list[str]) -> dict | None:
     if table is None:
         return None
     if not isinstance(table, (pd.DataFrame, dict)):
-        raise TypeError(f"metrics must be a pandas DataFrame indexed by finding, or a dict finding -> {{column: value}}, "
-                        f"not {type(table).__name__}.")
+        raise TypeError("metrics must be a pandas DataFrame indexed by finding, "
+                        f"or a dict finding -> {{column: value}}, not {type(table).__name__}.")
     rows = _plain(table, "metrics")
     unknown = [name for name in rows if name not in labels]
     if unknown:
@@ -133,7 +135,8 @@ def _write(path: Path, card: dict) -> Path:
 
 def write_card(model_path, *, training_data: dict, profile: str, split: str, image_size, labels: Sequence[str],
                metrics=None, thresholds=None, referral=None, notes=None, **extra) -> Path:
-    """Write the model card beside a saved model: training data, profile, split, size, AUROC, thresholds, versions, date.
+    """Write the model card beside a saved model: training data, profile, split, size, AUROC, thresholds, versions,
+    date.
 
     ``training_data``: ``{"kind": "synthetic" | "real", "source": ..., "images": N, "patients": M}`` (and for real
     data the copy read, e.g. its folder). ``metrics``: per finding, e.g. ``metrics_table(val, test)``.
@@ -218,10 +221,12 @@ def metrics_table(validation: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
     for name, table in (("val", validation), ("test", test)):
         missing = [c for c in columns if c not in table.columns]
         if missing:
-            raise ValueError(f"{name} table has no {', '.join(missing)} column: pass what metrics.bootstrap_auc returns.")
+            raise ValueError(f"{name} table has no {', '.join(missing)} column: "
+                             "pass what metrics.bootstrap_auc returns.")
         parts.append(table[list(columns)].rename(columns={c: f"{name}_{v}" for c, v in columns.items()}))
     joined = parts[0].join(parts[1], how="outer")
-    joined.attrs = {f"{name}_{k}": v for name, table in (("val", validation), ("test", test)) for k, v in table.attrs.items()}
+    joined.attrs = {f"{name}_{k}": v for name, table in (("val", validation), ("test", test))
+                    for k, v in table.attrs.items()}
     return joined
 
 
@@ -244,7 +249,8 @@ def is_real_input(path_or_array) -> bool:
 
 
 def summary_line(card: dict | None, *, real_input: bool) -> str:
-    """One line on what the model was trained on and how its thresholds were chosen, with the warning a real input needs.
+    """One line on what the model was trained on and how its thresholds were chosen, with the warning a real input
+    needs.
 
     Taught in 07_report.
     """

@@ -12,6 +12,7 @@ import urllib.parse
 import warnings
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -19,6 +20,9 @@ import numpy as np
 from helpers import config
 from helpers.errors import DataError
 from helpers import losses as _losses  # noqa: F401  registers the custom losses, so a saved model loads back
+
+if TYPE_CHECKING:  # the tables two functions return; pandas is imported where they build them
+    import pandas as pd
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -67,7 +71,8 @@ def resolve_weights(weights, timeout: float = 3.0):
     if weights != "imagenet":
         path = Path(weights)
         if not path.is_file():
-            raise WeightsUnavailableError(f"{path}: weights file not found. Pass an existing .h5 file, 'imagenet' or None.")
+            raise WeightsUnavailableError(f"{path}: weights file not found. Pass an existing .h5 file, "
+                                          "'imagenet' or None.")
         return str(path)
     cached = imagenet_weights_path()
     if cached.is_file():
@@ -104,8 +109,8 @@ def densenet121_classifier(
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grey) or 3 (RGB), not {channels!r}.")
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < MIN_DENSENET_SIZE:
-        raise ValueError(f"image_size {image_size!r} is too small for DenseNet121: it halves the image five times, so it "
-                         f"needs at least {MIN_DENSENET_SIZE} pixels a side (the series uses 64 to 224).")
+        raise ValueError(f"image_size {image_size!r} is too small for DenseNet121: it halves the image five times, so "
+                         f"it needs at least {MIN_DENSENET_SIZE} pixels a side (the series uses 64 to 224).")
     resolved = resolve_weights(weights)
     inputs = keras.Input((image_size, image_size, channels), name="image")
     x = inputs
@@ -142,7 +147,8 @@ def feature_layer_name(model: keras.Model) -> str:
 
 
 def _block_of(layer) -> int | None:
-    """Dense block (1-5) a DenseNet121 layer belongs to (a transition layer poolK_ counts with block K); None outside the backbone."""
+    """Dense block (1-5) a DenseNet121 layer belongs to (a transition layer poolK_ counts with block K); None outside
+    the backbone."""
     name = layer.name
     if isinstance(layer, keras.layers.ZeroPadding2D) or name.startswith(("conv1_", "pool1")):
         return 1
@@ -153,7 +159,8 @@ def _block_of(layer) -> int | None:
 
 
 def set_trainable_blocks(model: keras.Model, blocks: int, train_batchnorm: bool = False) -> list[str]:
-    """Make the last ``blocks`` dense blocks trainable (0 freezes the backbone, 5 frees all); BatchNorm stays in inference mode unless asked.
+    """Make the last ``blocks`` dense blocks trainable (0 freezes the backbone, 5 frees all); BatchNorm stays in
+    inference mode unless asked.
 
     Taught in 02_densenet_transfer.
     """
@@ -260,8 +267,10 @@ def _check_model_file(path: Path, hint: str) -> None:
 _UNKNOWN_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
 
 
-def load_model(path, custom_objects=None, hint: str = "Check the path, or run the notebook that saves it.") -> keras.Model:
-    """Load a ``.keras`` model in Keras safe mode, or say what the file is instead (legacy .h5, SavedModel, unregistered layer) and what to do.
+def load_model(path, custom_objects=None,
+               hint: str = "Check the path, or run the notebook that saves it.") -> keras.Model:
+    """Load a ``.keras`` model in Keras safe mode, or say what the file is instead (legacy .h5, SavedModel, unregistered
+    layer) and what to do.
 
     Taught in 02_densenet_transfer.
     """
@@ -319,7 +328,8 @@ def load_classifier(path, labels) -> keras.Model:
 
 
 def strategy(devices=None):
-    """MirroredStrategy over several GPUs (or the given devices), else TensorFlow's default strategy; build and compile inside ``with strategy().scope():``.
+    """MirroredStrategy over several GPUs (or the given devices), else TensorFlow's default strategy; build and compile
+    inside ``with strategy().scope():``.
 
     Taught in 03_unet_vessels.
     """
@@ -408,7 +418,8 @@ def unet(
     name: str = "unet",
     normalization: tuple[float, float] | None = None,
 ) -> keras.Model:
-    """Fully convolutional U-Net (Ronneberger 2015; nine levels at depth 4) with named dropout per block and a 1-channel sigmoid output.
+    """Fully convolutional U-Net (Ronneberger 2015; nine levels at depth 4) with named dropout per block and a 1-channel
+    sigmoid output.
 
     Taught in 03_unet_vessels.
     """
@@ -444,7 +455,8 @@ def unet(
         x = keras.layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"dec{level}_up")(x)
         x = keras.layers.Concatenate(name=f"dec{level}_concat")([skips[level - 1], x])
         x = _unet_block(x, filters, f"dec{level}", dropout_rate, batch_norm)
-    outputs = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="vessels")(x)  # float32 under mixed precision
+    # float32 under mixed precision
+    outputs = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="vessels")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -493,7 +505,8 @@ DENSENET121_BLOCKS = {2: 6, 3: 12, 4: 24, 5: 16}
 
 
 def dense_block_table(model: keras.Model) -> "pd.DataFrame":
-    """Channels entering and leaving each dense block, per-layer growth and after its transition, read from a DenseNet121's layers.
+    """Channels entering and leaving each dense block, per-layer growth and after its transition, read from a
+    DenseNet121's layers.
 
     Taught in 02_densenet_transfer.
     """
@@ -509,16 +522,19 @@ def dense_block_table(model: keras.Model) -> "pd.DataFrame":
         growth = sorted({b - a for a, b in zip([first] + concat[:-1], concat)})
         transition = model.get_layer(f"pool{block}_pool").output.shape[-1] if block < 5 else None
         rows.append({"paper": f"dense block {block - 1}", "keras layers": f"conv{block}_block1..{layers}_*",
-                     "layers": layers, "channels in": first, "growth per layer": growth[0] if len(growth) == 1 else growth,
-                     "channels out": concat[-1], "transition": f"pool{block}_conv + pool{block}_pool" if block < 5 else "-",
+                     "layers": layers, "channels in": first,
+                     "growth per layer": growth[0] if len(growth) == 1 else growth,
+                     "channels out": concat[-1],
+                     "transition": f"pool{block}_conv + pool{block}_pool" if block < 5 else "-",
                      "after transition": transition,
                      "grid": tuple(model.get_layer(f"conv{block}_block1_concat").output.shape[1:3])})
     return pd.DataFrame(rows).set_index("paper")
 
 
-def plain_cnn(image_size: int, num_classes: int = 14, blocks=DENSENET121_BLOCKS, growth: int = 32, batch_norm: bool = True,
-              name: str = "plain_cnn") -> keras.Model:
-    """DenseNet121's layers in the same order without dense connections: each layer feeds only the next (BatchNorm optional).
+def plain_cnn(image_size: int, num_classes: int = 14, blocks=DENSENET121_BLOCKS, growth: int = 32,
+              batch_norm: bool = True, name: str = "plain_cnn") -> keras.Model:
+    """DenseNet121's layers in the same order without dense connections: each layer feeds only the next (BatchNorm
+    optional).
 
     Taught in 02_densenet_transfer.
     """
@@ -535,7 +551,8 @@ def plain_cnn(image_size: int, num_classes: int = 14, blocks=DENSENET121_BLOCKS,
     x = keras.layers.ZeroPadding2D(1, name="zero_padding2d_1")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, name="pool1")(x)
     for block, layers in blocks.items():
-        for i in range(1, layers + 1):  # DenseNet's BN-ReLU-1x1 conv (4 x growth)-BN-ReLU-3x3 conv (growth), not concatenated
+        # DenseNet's BN-ReLU-1x1 conv (4 x growth)-BN-ReLU-3x3 conv (growth), not concatenated
+        for i in range(1, layers + 1):
             p = f"conv{block}_block{i}"
             x = bn(x, f"{p}_0_bn")
             x = keras.layers.Activation("relu", name=f"{p}_0_relu")(x)
@@ -556,7 +573,8 @@ def plain_cnn(image_size: int, num_classes: int = 14, blocks=DENSENET121_BLOCKS,
 
 
 def gradient_norms_by_block(model: keras.Model, images, labels) -> "pd.Series":
-    """Root-mean-square gradient of the BCE loss over the convolution kernels of each block (1 = stem, 2-5 = dense blocks), on one batch.
+    """Root-mean-square gradient of the BCE loss over the convolution kernels of each block (1 = stem, 2-5 = dense
+    blocks), on one batch.
 
     Taught in 02_densenet_transfer.
     """

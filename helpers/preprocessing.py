@@ -41,7 +41,8 @@ def read_image(path: str | Path, channels: int | None = None) -> np.ndarray:
     except Image.DecompressionBombError as err:
         raise DataError(
             f"{path}: refused as a possible decompression bomb ({err}). If you trust this file, raise "
-            "PIL.Image.MAX_IMAGE_PIXELS before reading it; otherwise leave it out (in a dataset, remove its row from the CSV)."
+            "PIL.Image.MAX_IMAGE_PIXELS before reading it; otherwise leave it out (in a dataset, remove its row "
+            "from the CSV)."
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(
@@ -59,7 +60,8 @@ def read_image(path: str | Path, channels: int | None = None) -> np.ndarray:
 def _png_sbit(path: Path) -> int | None:
     """The first value of a PNG's sBIT chunk (significant bits of the grey or red channel), None without one.
 
-    PIL does not read sBIT (Pillow 13 leaves it out of ``img.info``), so the chunks before the image data are walked here.
+    PIL does not read sBIT (Pillow 13 leaves it out of ``img.info``), so the chunks before the image data are walked
+    here.
     """
     with open(path, "rb") as handle:
         if handle.read(8) != b"\x89PNG\r\n\x1a\n":
@@ -180,11 +182,13 @@ def _is_paths(items) -> bool:
 
 
 def _batches(images, image_size, channels, batch_size):
-    """Yield (name, array) for each batch of ``images``: an array, PNG paths, a tf.data dataset or an iterable of batches."""
+    """Yield (name, array) for each batch of ``images``: an array, PNG paths, a tf.data dataset or an iterable of
+    batches."""
     if _is_paths(images):
         if image_size is None:
             raise ValueError("fit_normalization got file paths: pass image_size= (the size the model reads them at).")
-        images = image_dataset(list(images), image_size=image_size, batch_size=batch_size, channels=channels, cache=None)
+        images = image_dataset(list(images), image_size=image_size, batch_size=batch_size, channels=channels,
+                               cache=None)
     elif isinstance(images, np.ndarray) or (isinstance(images, (list, tuple)) and images and np.isscalar(images[0])):
         images = np.atleast_1d(np.asarray(images))
         if images.dtype.kind not in "biuf" or not np.isfinite(images).all():
@@ -200,8 +204,10 @@ def _batches(images, image_size, channels, batch_size):
         yield f"fit_normalization batch {index}", batch
 
 
-def fit_normalization(images, image_size: int | None = None, channels: int = 1, batch_size: int = 64) -> tuple[float, float]:
-    """Mean and std of the training pixels (never val or test), from an array, an iterable of batches, a tf.data dataset or PNG paths (with image_size), streamed in float64.
+def fit_normalization(images, image_size: int | None = None, channels: int = 1,
+                      batch_size: int = 64) -> tuple[float, float]:
+    """Mean and std of the training pixels (never val or test), from an array, an iterable of batches, a tf.data dataset
+    or PNG paths (with image_size), streamed in float64.
 
     Taught in 01_preprocessing_and_splits.
     """
@@ -331,7 +337,8 @@ def augmentation(preset: str | tuple = "chest_xray", seed: int | None = None):
         "erase": lambda: L.RandomErasing(factor=0.5, scale=(0.01, 0.04), fill_value=0.0, value_range=(0, 1), seed=seed),
         "shear": lambda: L.RandomShear(x_factor=0.1, y_factor=0.1, fill_mode="constant", seed=seed),
     }
-    return keras.Sequential([make[name]() for name in steps], name=f"augment_{preset if isinstance(preset, str) else 'custom'}")
+    return keras.Sequential([make[name]() for name in steps],
+                            name=f"augment_{preset if isinstance(preset, str) else 'custom'}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,7 +365,8 @@ def _png_pixels(raw):
 
 
 def _decoded_in_order(paths: list[str], image_size: int, channels: int, labels=None):
-    """Every image (with its label row) in path order, decoded in parallel; a file that fails names itself instead of stopping the run anonymously.
+    """Every image (with its label row) in path order, decoded in parallel; a file that fails names itself instead of
+    stopping the run anonymously.
 
     tf.data cannot catch an op's error inside the graph, and the decoder's own message ("Invalid PNG
     data, size 4228") names no file. So a failing element is dropped (``ignore_errors``) and the gap
@@ -406,7 +414,8 @@ def _decoded_in_order(paths: list[str], image_size: int, channels: int, labels=N
     # ignore_errors leaves the length unknown to tf.data; it is count (a gap raises above), and saying so lets
     # Keras know the number of batches instead of warning that the input "ran out of data" at the end
     return tf.data.Dataset.zip(tf.data.Dataset.range(count + 1), decoded).take(count).map(
-        check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).apply(tf.data.experimental.assert_cardinality(count))
+        check, num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True).apply(tf.data.experimental.assert_cardinality(count))
 
 
 _TF_MESSAGE = re.compile(r"assertion failed: \[(.*?)\]", re.S)
@@ -436,7 +445,8 @@ def image_dataset(
     cache_dir=None,
     seed: int = 42,
 ):
-    """A tf.data pipeline: parallel PNG decode and resize (a failing file is named), cache in memory or on disk, shuffle, batch, augment, prefetch.
+    """A tf.data pipeline: parallel PNG decode and resize (a failing file is named), cache in memory or on disk,
+    shuffle, batch, augment, prefetch.
 
     Taught in 01_preprocessing_and_splits.
     """
@@ -522,7 +532,8 @@ def _check_unit_range(image: np.ndarray, what: str) -> None:
 
 
 def clahe(image, clip_limit: float = 2.0, tile: int = 8) -> np.ndarray:
-    """Contrast-limited adaptive histogram equalisation (OpenCV, on uint8) of an HxW image in [0, 1]; float32 in [0, 1] back.
+    """Contrast-limited adaptive histogram equalisation (OpenCV, on uint8) of an HxW image in [0, 1]; float32 in [0, 1]
+    back.
 
     Taught in 03_unet_vessels.
     """
@@ -573,7 +584,8 @@ def _check_window(shape, patch_size: int, stride: int | None, source=None) -> No
 
 
 def pad_to_multiple(image, multiple: int, mode: str = "reflect") -> tuple[np.ndarray, tuple[int, int]]:
-    """Pad an HxW(xC) image at the bottom and right to a multiple of ``multiple`` (a U-Net needs 2**depth); returns (padded, (H, W)).
+    """Pad an HxW(xC) image at the bottom and right to a multiple of ``multiple`` (a U-Net needs 2**depth); returns
+    (padded, (H, W)).
 
     Taught in 03_unet_vessels.
     """
@@ -598,8 +610,10 @@ class Patches(NamedTuple):
     centres: np.ndarray
 
 
-def sample_patches(images, masks, fovs, patch_size: int, count: int, seed: int = 42, augment: bool = True, names=None) -> Patches:
-    """``count`` random square patches centred inside the FOV, spread evenly over the images, with the same flip/quarter turn for image, mask and FOV.
+def sample_patches(images, masks, fovs, patch_size: int, count: int, seed: int = 42, augment: bool = True,
+                   names=None) -> Patches:
+    """``count`` random square patches centred inside the FOV, spread evenly over the images, with the same flip/quarter
+    turn for image, mask and FOV.
 
     Taught in 03_unet_vessels.
     """
@@ -609,7 +623,8 @@ def sample_patches(images, masks, fovs, patch_size: int, count: int, seed: int =
     if not images:
         raise ValueError("sample_patches got no images.")
     if not len(images) == len(masks) == len(fovs):
-        raise ValueError(f"sample_patches got {len(images)} images, {len(masks)} masks and {len(fovs)} FOV masks: one of each per image.")
+        raise ValueError(f"sample_patches got {len(images)} images, {len(masks)} masks and {len(fovs)} FOV masks: "
+                         "one of each per image.")
     if not isinstance(count, (int, np.integer)) or count < 1:
         raise ValueError(f"count must be a positive whole number of patches, not {count!r}.")
     channels = {image.shape[-1] for image in images}
@@ -656,7 +671,8 @@ def sample_patches(images, masks, fovs, patch_size: int, count: int, seed: int =
 
 
 def window_starts(length: int, patch_size: int, stride: int) -> np.ndarray:
-    """Start offsets of the sliding windows along one padded axis of ``length`` pixels (the last one flush with the end).
+    """Start offsets of the sliding windows along one padded axis of ``length`` pixels (the last one flush with the
+    end).
 
     Taught in 03_unet_vessels.
     """
@@ -667,7 +683,8 @@ def window_starts(length: int, patch_size: int, stride: int) -> np.ndarray:
 
 
 def predict_full_image(model, image, patch_size: int, stride: int, batch_size: int = 64, source=None) -> np.ndarray:
-    """Sliding-window inference on an image of any size: overlapping patches (reflection-padded borders), batched predictions averaged per pixel; HxW float32.
+    """Sliding-window inference on an image of any size: overlapping patches (reflection-padded borders), batched
+    predictions averaged per pixel; HxW float32.
 
     Taught in 03_unet_vessels.
     """
@@ -701,8 +718,10 @@ def predict_full_image(model, image, patch_size: int, stride: int, batch_size: i
     return (total / counts)[margin : margin + height, margin : margin + width]
 
 
-def tile_windows(height: int, width: int, tile: int, margin: int) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:
-    """The overlap-tile plan of an image: per tile, (core r0, r1, c0, c1) and (window r0, r1, c0, c1), the window being the core plus ``margin`` of context, clipped to the image.
+def tile_windows(height: int, width: int, tile: int,
+                 margin: int) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:
+    """The overlap-tile plan of an image: per tile, (core r0, r1, c0, c1) and (window r0, r1, c0, c1), the window being
+    the core plus ``margin`` of context, clipped to the image.
 
     Taught in 08_cells_counting.
     """
@@ -712,12 +731,16 @@ def tile_windows(height: int, width: int, tile: int, margin: int) -> list[tuple[
     for r0 in range(0, height, tile):
         for c0 in range(0, width, tile):
             r1, c1 = min(r0 + tile, height), min(c0 + tile, width)
-            plan.append(((r0, r1, c0, c1), (max(0, r0 - margin), min(height, r1 + margin), max(0, c0 - margin), min(width, c1 + margin))))
+            plan.append(
+                ((r0, r1, c0, c1),
+                 (max(0, r0 - margin), min(height, r1 + margin), max(0, c0 - margin), min(width, c1 + margin))))
     return plan
 
 
-def predict_tiled(predict, image, *, tile: int = 256, margin: int = 48, multiple: int = 8, out_dtype=np.float32) -> np.ndarray:
-    """Predict a large HxWxC image tile by tile (the overlap-tile strategy of Ronneberger et al.): memory set by the tile, not the image.
+def predict_tiled(predict, image, *, tile: int = 256, margin: int = 48, multiple: int = 8,
+                  out_dtype=np.float32) -> np.ndarray:
+    """Predict a large HxWxC image tile by tile (the overlap-tile strategy of Ronneberger et al.): memory set by the
+    tile, not the image.
 
     The image is padded (reflect) at the bottom and right to a multiple of ``multiple`` (2**depth for a U-Net);
     each tile is predicted inside a window of ``margin`` pixels of context on every side, clipped to the image,
@@ -739,8 +762,8 @@ def predict_tiled(predict, image, *, tile: int = 256, margin: int = 48, multiple
     for (r0, r1, c0, c1), (w0, w1, v0, v1) in tile_windows(padded.shape[0], padded.shape[1], tile, margin):
         result = np.asarray(predict(padded[w0:w1, v0:v1]))
         if result.shape[-3:-1] != (w1 - w0, v1 - v0):
-            raise ValueError(f"predict returned shape {result.shape} for a {w1 - w0}x{v1 - v0} window: it must keep the "
-                             "window's height and width in its last axes but one.")
+            raise ValueError(f"predict returned shape {result.shape} for a {w1 - w0}x{v1 - v0} window: it must keep "
+                             "the window's height and width in its last axes but one.")
         if out is None:
             out = np.zeros(result.shape[:-3] + padded.shape[:2] + result.shape[-1:], out_dtype)
         out[..., r0:r1, c0:c1, :] = result[..., r0 - w0:r1 - w0, c0 - v0:c1 - v0, :]

@@ -32,7 +32,8 @@ EPSILON = 1e-6
 SIGNALS = ("margin", "expected_errors", "mutual_information")
 DESCRIPTIONS = {
     "margin": "the smallest distance in logits between a finding's probability and its threshold",
-    "expected_errors": "the expected number of wrong decisions over the findings, from probabilities recalibrated on validation films",
+    "expected_errors": "the expected number of wrong decisions over the findings, from probabilities recalibrated on "
+                       "validation films",
     "mutual_information": "the mean mutual information over the findings of the dropout head's samples",
 }
 
@@ -131,7 +132,8 @@ def signal(name: str, probabilities, thresholds, recalibration: Recalibration | 
 
 
 def referred(scores, refer_at: float) -> np.ndarray:
-    """A mask of the round(refer_at N) films with the highest score (ties: the later film first, as uncertainty.referral_curve).
+    """A mask of the round(refer_at N) films with the highest score (ties: the later film first, as
+    uncertainty.referral_curve).
 
     Taught in 04_mc_dropout_uncertainty.
     """

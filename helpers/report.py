@@ -15,8 +15,8 @@ put in front of it, said in the notes), so ``mean`` may differ from ``probabilit
 The referral rule (the numbers come from notebook 04, saved as ``<model>.referral.json`` with the split that set
 them): refer the image to a radiologist when its mean mutual information over the findings is above the largest
 value notebook 04 kept when it referred the most uncertain ``refer_at`` fraction of its validation images. T
-defaults to the T that cut-off was calibrated with, since the mutual information depends on T. Without that file nothing calibrates
-the flag, so the report refers every image and says why (a conservative default, not a measured one).
+defaults to the T that cut-off was calibrated with, since the mutual information depends on T. Without that file nothing
+calibrates the flag, so the report refers every image and says why (a conservative default, not a measured one).
 
 ``FundusReporter`` does the same for a fundus photograph and the vessel U-Net of notebook 03: vessel map (MC
 mean), epistemic map, refer flag. ``to_json``, ``to_html`` and ``to_png`` render either report. The command line
@@ -42,11 +42,12 @@ import pandas as pd
 import tensorflow as tf
 
 from helpers import boxes as _boxes
-from helpers import (config, datasets, dicom, errors, explain, familiarity, model_card, models, preprocessing, side_files,
-                     uncertainty)
+from helpers import (config, datasets, dicom, errors, explain, familiarity, model_card, models, preprocessing,
+                     side_files, uncertainty)
 from helpers import referral as _referral
 from helpers.errors import DataError
-from helpers.report_render import figure_png, to_dict, to_html, to_json, to_png  # noqa: F401  the renderers, re-exported
+# the renderers, re-exported
+from helpers.report_render import figure_png, to_dict, to_html, to_json, to_png  # noqa: F401
 
 DEFAULT_SAMPLES = 20  # T when neither the caller nor the referral file says
 DEFAULT_HEAD_DROPOUT = 0.3  # notebook 04's rate, used when no fine-tuned head is saved
@@ -71,7 +72,8 @@ class ReportError(DataError):
 
 
 def referral_threshold(uncertainties, refer_at: float) -> float:
-    """The largest uncertainty kept when the most uncertain ``refer_at`` fraction is referred (as uncertainty.referral_curve keeps).
+    """The largest uncertainty kept when the most uncertain ``refer_at`` fraction is referred (as
+    uncertainty.referral_curve keeps).
 
     Taught in 04_mc_dropout_uncertainty.
     """
@@ -85,11 +87,13 @@ def referral_threshold(uncertainties, refer_at: float) -> float:
 
 
 def _samples_from(referral: dict | None, samples: int | None) -> int:
-    """T: the one given, else the T the referral cut-off was calibrated with (mutual information depends on T), else the default."""
+    """T: the one given, else the T the referral cut-off was calibrated with (mutual information depends on T), else the
+    default."""
     if samples is not None:
         return samples
     saved = (referral or {}).get("samples")
-    return int(saved) if isinstance(saved, (int, float)) and not isinstance(saved, bool) and saved >= 2 else DEFAULT_SAMPLES
+    return (int(saved) if isinstance(saved, (int, float)) and not isinstance(saved, bool) and saved >= 2
+            else DEFAULT_SAMPLES)
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,7 +102,8 @@ def _samples_from(referral: dict | None, samples: int | None) -> int:
 
 
 def pseudonym(path) -> str:
-    """The name a report uses for an input file without its identity: ``image-`` and 12 hex digits of the SHA-256 of its bytes.
+    """The name a report uses for an input file without its identity: ``image-`` and 12 hex digits of the SHA-256 of its
+    bytes.
 
     File names of PACS exports and scanned folders often hold the patient's name or record number
     (``DOE_JOHN_MRN0012345.dcm``), or repeat in every study folder (``IM0001.dcm``); a hash of the bytes
@@ -135,8 +140,8 @@ _OTHER_FORMATS = (
     (b"BM", "a BMP image"), (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"), (b"II+\x00", "a BigTIFF image"),
     (b"MM\x00+", "a BigTIFF image"), (b"GIF8", "a GIF image"), (b"\x00\x00\x01\x00", "an ICO icon"),
     (b"\x00\x00\x02\x00", "a CUR cursor"), (b"%!PS", "an EPS/PostScript file"), (b"\xc5\xd0\xd3\xc6", "an EPS file"),
-    (b"%PDF", "a PDF document"), (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"), (b"\xffO\xffQ", "a JPEG 2000 codestream"),
-    (b"PK\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "a gzip file"),
+    (b"%PDF", "a PDF document"), (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"),
+    (b"\xffO\xffQ", "a JPEG 2000 codestream"), (b"PK\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "a gzip file"),
 )
 
 
@@ -201,16 +206,17 @@ def read_chest(path_or_array, size: int, *, display_size: int | None = None, sou
                            "burned_in_annotation": radiograph.burned_in_annotation,
                            # said about the report's name for the file (a pseudonym unless keep_identity)
                            "warnings": [w.replace(path.name, source) for w in radiograph.warnings]}
-                return _Input(dicom.to_model_input(radiograph, size), dicom.to_model_input(radiograph, display_size)[..., 0],
+                return _Input(dicom.to_model_input(radiograph, size),
+                              dicom.to_model_input(radiograph, display_size)[..., 0],
                               source, details, radiograph.identity)
             kind = _chest_format(path)
             image = preprocessing.read_image(path)
         except DataError as err:
             raise ReportError(str(err)) from None
         if image.shape[-1] != 1:
-            raise ReportError(f"{path}: a colour image ({image.shape[1]}x{image.shape[0]}, {image.shape[-1]} channels), "
-                              "but a chest radiograph is grey. Export it as a grey PNG or send the DICOM file; for a "
-                              "fundus photograph use --kind fundus.")
+            raise ReportError(f"{path}: a colour image ({image.shape[1]}x{image.shape[0]}, {image.shape[-1]} "
+                              "channels), but a chest radiograph is grey. Export it as a grey PNG or send the DICOM "
+                              "file; for a fundus photograph use --kind fundus.")
         details = {"format": path.suffix.lstrip(".").upper() or kind, "original_size": list(image.shape[:2])}
         grey = image[..., 0]
     else:
@@ -218,7 +224,8 @@ def read_chest(path_or_array, size: int, *, display_size: int | None = None, sou
         grey = _check_array(path_or_array, source)
         details = {"format": "array", "original_size": list(grey.shape)}
     if min(grey.shape) < 8:
-        raise ReportError(f"{source}: the image is {grey.shape[1]}x{grey.shape[0]} pixels, too small to be a radiograph.")
+        raise ReportError(f"{source}: the image is {grey.shape[1]}x{grey.shape[0]} pixels, too small to be a "
+                          "radiograph.")
     return _Input(_resize(grey, size)[..., None], _resize(grey, display_size), source, details)
 
 
@@ -232,8 +239,8 @@ def _check_array(image, source: str) -> np.ndarray:
     if array.ndim != 2:
         raise ReportError(f"{source}: expected one grey image (HxW or HxWx1) in [0, 1], got shape {array.shape}.")
     if array.min() < 0 or array.max() > 1:
-        raise ReportError(f"{source}: values from {array.min():g} to {array.max():g}; the report takes images in [0, 1] "
-                          "(divide 8-bit images by 255).")
+        raise ReportError(f"{source}: values from {array.min():g} to {array.max():g}; the report takes images in "
+                          "[0, 1] (divide 8-bit images by 255).")
     return array
 
 
@@ -244,7 +251,8 @@ def _check_array(image, source: str) -> np.ndarray:
 
 @dataclass
 class ChestReport:
-    """The report of one chest radiograph: findings table, refer flag and reason, heatmaps and boxes for present findings.
+    """The report of one chest radiograph: findings table, refer flag and reason, heatmaps and boxes for present
+    findings.
 
     Taught in 07_report.
     """
@@ -263,7 +271,8 @@ class ChestReport:
     identity: dict | None = field(default=None, repr=False)
     kind: str = "chest"
     card_line: str = model_card.NO_CARD_LINE  # model_card.summary_line: what it was trained on, for this input
-    model_card: dict | None = field(default=None, repr=False)  # the card beside the model (helpers.model_card), None: none
+    # the card beside the model (helpers.model_card), None: none
+    model_card: dict | None = field(default=None, repr=False)
     unfamiliar: str | None = None  # "outside what this model has seen: ..." when helpers.familiarity fires, else None
 
     @property
@@ -309,7 +318,8 @@ class ChestReporter:
                  familiar: "familiarity.Familiarity | None" = None):
         labels = list(labels)
         if model.output_shape[-1] != len(labels):
-            raise ReportError(f"{model.name}: the model predicts {model.output_shape[-1]} outputs for {len(labels)} labels.")
+            raise ReportError(f"{model.name}: the model predicts {model.output_shape[-1]} outputs for "
+                              f"{len(labels)} labels.")
         if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
             raise ReportError(f"samples must be a whole number >= 2 (a spread needs two draws), not {samples!r}.")
         try:
@@ -365,18 +375,21 @@ class ChestReporter:
                 raise ReportError(str(err)) from None
             return mc_head
         dense = output.__class__.from_config(output.get_config())
-        head = keras.Sequential([keras.Input((width,)), uncertainty.MCDropout(rate or DEFAULT_HEAD_DROPOUT, name="mc_dropout"),
+        head = keras.Sequential([keras.Input((width,)),
+                                 uncertainty.MCDropout(rate or DEFAULT_HEAD_DROPOUT, name="mc_dropout"),
                                  dense], name=f"{self.name}_mc_head")
         dense.set_weights(output.get_weights())
         if rate is None:
-            self.notes.append(f"the head was not fine-tuned with dropout (no {side_files.MC_HEAD_SUFFIX} from notebook 04): "
-                              f"dropout {DEFAULT_HEAD_DROPOUT} is put before the trained head, so the spread is indicative only")
+            self.notes.append(f"the head was not fine-tuned with dropout (no {side_files.MC_HEAD_SUFFIX} from notebook "
+                              f"04): dropout {DEFAULT_HEAD_DROPOUT} is put before the trained head, so the spread is "
+                              "indicative only")
         return head
 
     @classmethod
     def load(cls, model_path=None, *, samples: int | None = None, cfg=None, thresholds=None, labels=datasets.LABELS,
              seed: int | None = None) -> "ChestReporter":
-        """Load a saved classifier (safe mode) and the files beside it: thresholds (required), MC head, referral, box sizes; T from the referral file unless given.
+        """Load a saved classifier (safe mode) and the files beside it: thresholds (required), MC head, referral, box
+        sizes; T from the referral file unless given.
 
         Taught in 07_report.
         """
@@ -439,7 +452,8 @@ class ChestReporter:
         return uncertainty.mc_predict(self.head, pooled, samples=samples or self.samples)
 
     def grad_cam(self, image: np.ndarray, feature_map: np.ndarray, indices) -> np.ndarray:
-        """Grad-CAM (of the logit) of the given findings at the model's input size, from the one forward pass when the head allows.
+        """Grad-CAM (of the logit) of the given findings at the model's input size, from the one forward pass when the
+        head allows.
 
         Taught in 07_report.
         """
@@ -459,14 +473,17 @@ class ChestReporter:
         return explain.normalize(explain.upsample(cams, (self.size, self.size)), "Grad-CAM")
 
     def refer_signal(self, probabilities: np.ndarray, mean_mi: float) -> float:
-        """The value the saved referral rule compares with its cut-off: its signal of the classifier, or the mean mutual information."""
+        """The value the saved referral rule compares with its cut-off: its signal of the classifier, or the mean mutual
+        information."""
         name = (self.referral or {}).get("signal", "mutual_information")
         if name == "mutual_information":
             return float(mean_mi)
-        return float(_referral.signal(name, np.asarray(probabilities)[None], self.thresholds.to_numpy(), self.recalibration)[0])
+        return float(
+            _referral.signal(name, np.asarray(probabilities)[None], self.thresholds.to_numpy(), self.recalibration)[0])
 
     def refer_rule(self, mean_mi: float, value: float | None = None) -> tuple[bool, str]:
-        """The referral decision and its stated reason: the saved signal's ``value`` (the mean mutual information by default).
+        """The referral decision and its stated reason: the saved signal's ``value`` (the mean mutual information by
+        default).
 
         Taught in 07_report.
         """
@@ -479,8 +496,8 @@ class ChestReporter:
             return refer, (f"{'referred' if refer else 'not referred'}: {_referral.DESCRIPTIONS[name]} is {value:.3g}, "
                            f"{'>' if refer else '<='} {limit:.3g}, the value above which notebook 04 referred the "
                            f"{refer_at:.0%} of its {self.referral.get('chosen_on', 'unrecorded')} images "
-                           f"({self.referral.get('images', '?')} images) most likely to hold a wrong decision; the same "
-                           "classifier that decides")
+                           f"({self.referral.get('images', '?')} images) most likely to hold a wrong decision; the "
+                           "same classifier that decides")
         if self.referral is None:
             return True, (f"referred: no referral threshold was calibrated for this model (notebook 04 saves it as "
                           f"{side_files.REFERRAL_SUFFIX} beside the model), so every image is referred by default; "
@@ -527,14 +544,15 @@ class ChestReporter:
             cams = self.grad_cam(item.model, fmap[0], present)
         notes = list(self.notes)
         if hidden:
-            notes.append("pixels not shown: the DICOM header says BurnedInAnnotation YES (text in the image may identify "
-                         "the patient); the findings were computed on them. Show them with --show-burned-in")
+            notes.append("pixels not shown: the DICOM header says BurnedInAnnotation YES (text in the image may "
+                         "identify the patient); the findings were computed on them. Show them with --show-burned-in")
         height, width = item.display.shape
         heatmaps, found = {}, {}
         for cam, index in zip(cams, present):
             label = self.labels[index]
             if cam.max() <= 0:
-                notes.append(f"{label}: the Grad-CAM map is flat (no positive evidence at {self.layer_name}), so no box")
+                notes.append(f"{label}: the Grad-CAM map is flat (no positive evidence at {self.layer_name}), "
+                             "so no box")
             heatmaps[label] = np.clip(cv2.resize(cam, (width, height), interpolation=cv2.INTER_LINEAR), 0, 1)
             candidates = _boxes.heatmap_to_boxes(cam, (width, height), threshold=BOX_THRESHOLD)
             if label in self.box_sizes:
@@ -544,30 +562,36 @@ class ChestReporter:
                 chosen = _boxes.choose_box(candidates, "largest")
             if chosen is not None:
                 found[label] = tuple(float(chosen[c]) for c in ("x", "y", "w", "h"))
-        refer, reason = self.refer_rule(float(parts.epistemic.mean()), self.refer_signal(probability, parts.epistemic.mean()))
+        refer, reason = self.refer_rule(float(parts.epistemic.mean()),
+                                        self.refer_signal(probability, parts.epistemic.mean()))
         unfamiliar = None
         if self.familiar is not None:
             distance = float(self.familiar.distance(pooled)[0])
             outside = bool(distance > self.familiar.cutoff)
             item.details["familiarity"] = {"distance": distance, "cutoff": self.familiar.cutoff, "outside": outside}
             if outside:
-                unfamiliar = (f"{familiarity.OUTSIDE}: the image's features lie at a distance of {distance:.4g} from the "
-                              f"training films, above the cut-off {self.familiar.cutoff:.4g} "
-                              f"({self.familiar.meta.get('quantile', familiarity.QUANTILE):.0%} of the validation films lie "
-                              "below it). Its findings are not to be trusted; it is referred.")
-                refer, reason = True, f"referred: {familiarity.OUTSIDE} (the findings below are shown, not vouched for); {reason}"
+                unfamiliar = (f"{familiarity.OUTSIDE}: the image's features lie at a distance of {distance:.4g} from "
+                              f"the training films, above the cut-off {self.familiar.cutoff:.4g} "
+                              f"({self.familiar.meta.get('quantile', familiarity.QUANTILE):.0%} of the validation "
+                              "films lie below it). Its findings are not to be trusted; it is referred.")
+                refer, reason = True, (f"referred: {familiarity.OUTSIDE} (the findings below are shown, "
+                                       f"not vouched for); {reason}")
         else:
-            notes.append(f"no unfamiliar-input check: notebook 04 saves it as {side_files.FAMILIAR_SUFFIX} beside the model")
+            notes.append(f"no unfamiliar-input check: notebook 04 saves it as {side_files.FAMILIAR_SUFFIX} "
+                         "beside the model")
         if self.referral is not None and self.referral.get("samples") not in (None, self.samples):
             notes.append(f"the referral threshold was measured with T={self.referral['samples']} samples, this report "
                          f"uses T={self.samples}: the mutual information is biased low for small T")
         if self.box_sizes:
-            notes.append("boxes: the Deep MedIA heuristic (closest to the finding's mean box saved by notebook 06, then hottest)")
+            notes.append("boxes: the Deep MedIA heuristic (closest to the finding's mean box saved by notebook 06, "
+                         "then hottest)")
         elif present:
-            notes.append("boxes: the largest component above half the heatmap's maximum (no mean box sizes saved beside the model: notebook 06 writes them when it has boxes to fit them on)")
+            notes.append("boxes: the largest component above half the heatmap's maximum (no mean box sizes saved "
+                         "beside the model: notebook 06 writes them when it has boxes to fit them on)")
         return ChestReport(item.source, item.display, table, refer, reason, heatmaps, found, self.samples, self.name,
                            notes, item.details, item.identity if keep_identity else None,
-                           card_line=model_card.summary_line(self.card, real_input=model_card.is_real_input(path_or_array)),
+                           card_line=model_card.summary_line(self.card,
+                                                             real_input=model_card.is_real_input(path_or_array)),
                            model_card=self.card, unfamiliar=unfamiliar)
 
 
@@ -597,7 +621,8 @@ class FundusReport:
     details: dict = field(default_factory=dict)
     kind: str = "fundus"
     card_line: str = model_card.NO_CARD_LINE  # model_card.summary_line: what it was trained on, for this input
-    model_card: dict | None = field(default=None, repr=False)  # the card beside the U-Net (helpers.model_card), None: none
+    # the card beside the U-Net (helpers.model_card), None: none
+    model_card: dict | None = field(default=None, repr=False)
 
     @property
     def heatmaps(self) -> dict:
@@ -627,7 +652,8 @@ class FundusReporter:
             self.mc_model = uncertainty.with_mc_dropout(model)
         except ValueError as err:
             raise ReportError(str(err)) from None
-        self.samples, self.referral, self.name, self.side, self.batch_size = int(samples), referral, name or model.name, side, batch_size
+        self.samples, self.referral, self.name, self.side, self.batch_size = (int(samples), referral,
+                                                                              name or model.name, side, batch_size)
 
     @classmethod
     def load(cls, model_path=None, *, samples: int | None = None, cfg=None) -> "FundusReporter":
@@ -647,7 +673,8 @@ class FundusReporter:
         return cls(model, samples=_samples_from(referral, samples), referral=referral, name=model_path.name, card=card,
                    settings=settings)
 
-    def read(self, path_or_array, source_name: str | None = None, keep_identity: bool = False) -> tuple[np.ndarray, str]:
+    def read(self, path_or_array, source_name: str | None = None,
+             keep_identity: bool = False) -> tuple[np.ndarray, str]:
         """A fundus photograph (PNG/JPEG path or HxWx3 array in [0, 1]) resized so its larger side is ``side``.
 
         Taught in 07_report.
@@ -678,7 +705,8 @@ class FundusReporter:
         Taught in 07_report.
         """
         rgb, source = self.read(path_or_array, source_name, keep_identity)
-        grey = preprocessing.clahe(preprocessing.fundus_to_grey(rgb, self.settings["grey_method"]),  # as notebook 03 did
+        # as notebook 03 did
+        grey = preprocessing.clahe(preprocessing.fundus_to_grey(rgb, self.settings["grey_method"]),
                                    self.settings["clahe_clip"], self.settings["clahe_tile"])
         padded, _ = preprocessing.pad_to_multiple(grey[..., None], 16)
         height, width = grey.shape
@@ -688,8 +716,8 @@ class FundusReporter:
         level = float(parts.epistemic[fov].mean()) if fov.any() else float(parts.epistemic.mean())
         if self.referral is None:
             refer, reason = True, (f"referred: no in-distribution level was saved for this U-Net (notebook 04 saves "
-                                   f"{side_files.REFERRAL_SUFFIX} beside it), so every photograph is referred by default; mean "
-                                   f"epistemic inside the field of view {level:.4f} nats")
+                                   f"{side_files.REFERRAL_SUFFIX} beside it), so every photograph is referred by "
+                                   f"default; mean epistemic inside the field of view {level:.4f} nats")
         else:
             limit = FUNDUS_REFER_FACTOR * self.referral["threshold"]
             refer = level > limit
@@ -697,11 +725,13 @@ class FundusReporter:
                       f"nats {'>' if refer else '<='} {limit:.4f}, {FUNDUS_REFER_FACTOR:g} times notebook 04's mean on "
                       "its validation photographs")
         table = pd.DataFrame({"vessel_fraction": [float((parts.mean[fov] >= 0.5).mean()) if fov.any() else 0.0],
-                              "mean_epistemic": [level], "mean_aleatoric": [float(parts.aleatoric[fov].mean()) if fov.any() else 0.0]},
+                              "mean_epistemic": [level],
+                              "mean_aleatoric": [float(parts.aleatoric[fov].mean()) if fov.any() else 0.0]},
                              index=pd.Index(["field of view"], name="region"))
         return FundusReport(source, rgb, parts.mean.astype(np.float32), parts.epistemic.astype(np.float32), fov, table,
                             bool(refer), reason, self.samples, self.name, [], {"size": [height, width]},
-                            card_line=model_card.summary_line(self.card, real_input=model_card.is_real_input(path_or_array)),
+                            card_line=model_card.summary_line(self.card,
+                                                              real_input=model_card.is_real_input(path_or_array)),
                             model_card=self.card)
 
 
@@ -711,7 +741,8 @@ class FundusReporter:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m helpers.report IMAGE... --model FILE --out DIR``: NAME.png, NAME.html, NAME.json per image; 1 if any failed.
+    """``python -m helpers.report IMAGE... --model FILE --out DIR``: NAME.png, NAME.html, NAME.json per image; 1 if any
+    failed.
 
     Taught in 07_report.
     """
@@ -723,7 +754,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for NAME.png, NAME.html and NAME.json")
     parser.add_argument("--kind", choices=("chest", "fundus"), default="chest")
     parser.add_argument("--samples", type=int, default=None,
-                        help=f"T, dropout samples per image (default: the T the referral was calibrated with, else {DEFAULT_SAMPLES})")
+                        help="T, dropout samples per image (default: the T the referral was calibrated with, "
+                             f"else {DEFAULT_SAMPLES})")
     parser.add_argument("--keep-identity", action="store_true",
                         help="name the reports and messages by the input file names and write the DICOM patient name "
                              "and ID into the reports (by default: a pseudonym from each file's bytes, no identity)")
@@ -751,7 +783,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 result = reporter.report(path, keep_identity=args.keep_identity,
-                                         **({"allow_non_chest": args.allow_non_chest, "show_burned_in": args.show_burned_in}
+                                         **({"allow_non_chest": args.allow_non_chest,
+                                             "show_burned_in": args.show_burned_in}
                                             if args.kind == "chest" else {}))
         except DataError as err:
             failed += 1
@@ -760,7 +793,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         for warning in caught:
             if issubclass(warning.category, UserWarning):
-                message = str(warning.message) if args.keep_identity else _said_about(str(warning.message), path, "this file")
+                message = (str(warning.message) if args.keep_identity
+                           else _said_about(str(warning.message), path, "this file"))
                 tqdm.write(f"{shown}: warning: {' '.join(message.split())}", file=sys.stderr)
         stem_name = path.stem if args.keep_identity else result.source
         candidate, k = stem_name, 1

@@ -1,4 +1,5 @@
-"""Renderers of a report (``report.ChestReport`` or ``report.FundusReport``): JSON, a one-page figure (PNG), an HTML page.
+"""Renderers of a report (``report.ChestReport`` or ``report.FundusReport``): JSON, a one-page figure (PNG), an HTML
+page.
 
 Nothing here reads the image files or the models; ``helpers.report`` re-exports these functions, so
 ``report.to_json(result)``, ``report.to_html(result)`` and ``report.to_png(result, path)`` are the names to use.
@@ -33,7 +34,8 @@ def to_dict(result) -> dict:
     if getattr(result, "identity", None):
         out["identity"] = dict(result.identity)
     out["model_card"] = {**_model_card.as_report(getattr(result, "model_card", None)), "line": _card_line(result)}
-    out["unfamiliar"] = getattr(result, "unfamiliar", None)  # helpers.familiarity's warning, None: within what it has seen
+    # helpers.familiarity's warning, None: within what it has seen
+    out["unfamiliar"] = getattr(result, "unfamiliar", None)
     return out
 
 
@@ -62,7 +64,8 @@ def _figure(result):
     fig = Figure(figsize=(3.2 * cols, 3.4 * rows + 0.6), dpi=100)
     FigureCanvasAgg(fig)
     shown = result.image if np.ndim(result.image) == 3 else np.stack([result.image] * 3, -1)
-    flag = "REFER to a radiologist" if result.refer and result.kind == "chest" else ("REFER" if result.refer else "no referral")
+    flag = ("REFER to a radiologist" if result.refer and result.kind == "chest"
+            else ("REFER" if result.refer else "no referral"))
     if getattr(result, "unfamiliar", None):
         flag += f" ({result.unfamiliar.split(':')[0]})"
     fig.suptitle(f"{result.source}: {flag}", color="firebrick" if result.refer else "darkgreen", fontsize=14,

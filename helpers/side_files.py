@@ -62,12 +62,14 @@ def side_file(model_path, suffix: str) -> Path:
 
 
 def save_thresholds(model_path, thresholds: pd.Series, *, method: str, split: str = "validation") -> Path:
-    """Write the per-finding thresholds (label order, method, split) as JSON beside the model; a NaN (no positive on validation) is saved as 0.5 and listed.
+    """Write the per-finding thresholds (label order, method, split) as JSON beside the model; a NaN (no positive on
+    validation) is saved as 0.5 and listed.
 
     Taught in 02_densenet_transfer.
     """
     if not isinstance(thresholds, pd.Series):
-        raise TypeError("thresholds must be a pandas Series indexed by finding (metrics.choose_thresholds returns one).")
+        raise TypeError("thresholds must be a pandas Series indexed by finding (metrics.choose_thresholds "
+                        "returns one).")
     values = np.asarray(thresholds, dtype=float)
     defaulted = [str(k) for k, v in zip(thresholds.index, values) if np.isnan(v)]
     values = errors.check_probabilities(np.where(np.isnan(values), 0.5, values), "thresholds")
@@ -103,7 +105,8 @@ def load_thresholds(model_path, labels: Sequence[str]) -> tuple[pd.Series, str]:
 
 
 def thresholds_series(thresholds, labels: Sequence[str], what: str) -> pd.Series:
-    """``thresholds`` (a Series by finding, or one value per finding in ``labels`` order) checked: a Series in label order.
+    """``thresholds`` (a Series by finding, or one value per finding in ``labels`` order) checked: a Series in label
+    order.
 
     Taught in 07_report.
     """
@@ -115,21 +118,24 @@ def thresholds_series(thresholds, labels: Sequence[str], what: str) -> pd.Series
         thresholds = pd.Series(values, index=list(labels))
     missing = [label for label in labels if label not in thresholds.index]
     if missing:
-        raise SideFileError(f"{what}: no threshold for {', '.join(missing)} (it has {', '.join(map(str, thresholds.index))}). "
-                          "The thresholds belong to another label set: run notebook 02 again for this model.")
+        raise SideFileError(f"{what}: no threshold for {', '.join(missing)} (it has "
+                          f"{', '.join(map(str, thresholds.index))}). The thresholds belong to another label set: "
+                          "run notebook 02 again for this model.")
     values = errors.check_probabilities(thresholds[list(labels)].to_numpy(dtype=float), what)
     return pd.Series(values, index=list(labels), name="threshold")
 
 
 def save_referral(model_path, threshold: float, *, refer_at: float, samples: int, images: int, split: str,
                   rule: str = "mean mutual information over the findings", **extra) -> Path:
-    """Write notebook 04's referral threshold (the largest uncertainty kept when refer_at is referred), the split that set it, its image count, T and rule, beside the model.
+    """Write notebook 04's referral threshold (the largest uncertainty kept when refer_at is referred), the split that
+    set it, its image count, T and rule, beside the model.
 
     Taught in 04_mc_dropout_uncertainty.
     """
     value = float(errors.check_finite(threshold, "referral threshold"))
     if split not in ("validation", "test", "train"):
-        raise ValueError(f"split must name the images that set the threshold (validation, test or train), not {split!r}.")
+        raise ValueError("split must name the images that set the threshold (validation, test or train), "
+                         f"not {split!r}.")
     payload = {"threshold": value, "refer_at": float(refer_at), "samples": int(samples), "images": int(images),
                "chosen_on": split, "rule": rule, **extra}
     path = side_file(model_path, REFERRAL_SUFFIX)
@@ -165,7 +171,8 @@ def present(model_path) -> dict[str, Path]:
 
 
 def save_settings(model_path, **settings) -> Path:
-    """Write how a U-Net's inputs were prepared (grey method, CLAHE, patch, stride, threshold, normalisation...) beside it.
+    """Write how a U-Net's inputs were prepared (grey method, CLAHE, patch, stride, threshold, normalisation...) beside
+    it.
 
     Taught in 03_unet_vessels.
     """
@@ -178,7 +185,8 @@ def save_settings(model_path, **settings) -> Path:
 
 
 def load_settings(model_path) -> dict:
-    """The settings notebook 03 saved beside the U-Net, over ``FUNDUS_DEFAULTS``; ``saved`` says whether the file was there.
+    """The settings notebook 03 saved beside the U-Net, over ``FUNDUS_DEFAULTS``; ``saved`` says whether the file was
+    there.
 
     Taught in 04_mc_dropout_uncertainty.
     """

@@ -43,7 +43,8 @@ class SiteDataset:
     """
 
     root: Path
-    entries: pd.DataFrame  # row (line of the label file), patient (pseudonym), the labelled findings, sex, age, age_band, view
+    # row (line of the label file), patient (pseudonym), the labelled findings, sex, age, age_band, view
+    entries: pd.DataFrame
     images: np.ndarray = field(repr=False)  # (n, size, size, 1) float32 in [0, 1], in the order of entries
     labels: list[str]  # the findings this site has labels for, in the series' order
     refused: pd.DataFrame  # row, file (pseudonym unless keep_identity), reason
@@ -66,7 +67,8 @@ class SiteDataset:
 def _pseudonymise(ids: pd.Series) -> pd.Series:
     """Keyed hashes of the IDs (a fresh random key per call): equal IDs stay equal, none can be looked up."""
     key = secrets.token_bytes(16)
-    return ids.map(lambda value: "patient-" + hashlib.blake2b(str(value).strip().encode(), key=key, digest_size=5).hexdigest())
+    return ids.map(
+        lambda value: "patient-" + hashlib.blake2b(str(value).strip().encode(), key=key, digest_size=5).hexdigest())
 
 
 def _findings(table: pd.DataFrame, path: Path) -> list[str]:
@@ -86,8 +88,8 @@ def _findings(table: pd.DataFrame, path: Path) -> list[str]:
         bad = table[label].notna() & values.isna() | ~values.isin([0, 1]) & values.notna()
         if bad.any():
             first = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{path}, line {first + 2}: {label} is {table[label].iloc[first]!r}; a finding column holds "
-                            "1 (present), 0 (absent) or nothing (not labelled for this image).")
+            raise DataError(f"{path}, line {first + 2}: {label} is {table[label].iloc[first]!r}; a finding column "
+                            "holds 1 (present), 0 (absent) or nothing (not labelled for this image).")
         table[label] = values
     return [label for label in LABELS if label in found]
 
@@ -98,15 +100,16 @@ def _demographics(table: pd.DataFrame, path: Path) -> None:
         bad = sex.notna() & ~sex.isin(SEXES)
         if bad.any():
             first = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{path}, line {first + 2}: sex {table['sex'].iloc[first]!r}; write M, F or leave it empty.")
+            raise DataError(f"{path}, line {first + 2}: sex {table['sex'].iloc[first]!r}; "
+                            "write M, F or leave it empty.")
         table["sex"] = sex.astype(object).where(sex.notna(), None)
     if "age" in table:
         age = pd.to_numeric(table["age"].astype("string").str.strip().str.rstrip("Yy"), errors="coerce")
         bad = (table["age"].notna() & age.isna()) | (age < 0) | (age > 120)
         if bad.any():
             first = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{path}, line {first + 2}: age {table['age'].iloc[first]!r}; write the age in years (0 to 120) "
-                            "or leave it empty.")
+            raise DataError(f"{path}, line {first + 2}: age {table['age'].iloc[first]!r}; write the age in years (0 to "
+                            "120) or leave it empty.")
         table["age"] = age
     if "view" in table:
         view = table["view"].astype("string").str.strip().str.upper()
@@ -143,8 +146,8 @@ def read_site(root, labels_file=None, *, image_size: int, keep_identity: bool = 
     labels = _findings(table, path)
     if table["patient_id"].isna().any():
         first = int(np.flatnonzero(table["patient_id"].isna().to_numpy())[0])
-        raise DataError(f"{path}, line {first + 2}: no patient_id; every image needs its patient (images of one patient "
-                        "are kept together when the films are split).")
+        raise DataError(f"{path}, line {first + 2}: no patient_id; every image needs its patient (images of one "
+                        "patient are kept together when the films are split).")
     _demographics(table, path)
     known = set(REQUIRED) | set(OPTIONAL) | set(labels) | {"age_band"}
     unknown = [c for c in table.columns if c not in known]

@@ -1,4 +1,5 @@
-"""Patient-level splits of chest X-ray metadata, the official NIH split, a leaky image-level split, and the leakage check.
+"""Patient-level splits of chest X-ray metadata, the official NIH split, a leaky image-level split, and the leakage
+check.
 
 A patient's images share the patient's anatomy and often a chronic finding: a split that puts the same
 patient on both sides leaks, and the leak shows as an inflated score (notebook 01 measures it). Every
@@ -27,10 +28,12 @@ def _check_fractions(fractions: Mapping[str, Any]) -> None:
                 f"{name}_fraction={value!r} is text: pass {value.strip()} as a number, not the text {value!r}."
             )
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise DataError(f"{name}_fraction must be a number strictly between 0 and 1, not {type(value).__name__} {value!r}.")
+            raise DataError(f"{name}_fraction must be a number strictly between 0 and 1, not {type(value).__name__} "
+                            f"{value!r}.")
         if not 0 < float(value) < 1:
             raise DataError(
-                f"The {name} split would be empty ({name} fraction {value!r}): choose a fraction strictly between 0 and 1."
+                f"The {name} split would be empty ({name} fraction {value!r}): choose a fraction strictly "
+                "between 0 and 1."
             )
     if sum(float(v) for v in fractions.values()) >= 1:
         raise DataError(
@@ -44,9 +47,11 @@ MAX_SEED = 2**32 - 1
 def _check_seed(seed: Any, what: str = "seed") -> int:
     """``seed`` as an int if it is a whole number from 0 to 2**32 - 1, else a DataError saying the range."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise DataError(f"{what} must be a whole number from 0 to {MAX_SEED} (2**32 - 1), not {type(seed).__name__} {seed!r}.")
+        raise DataError(f"{what} must be a whole number from 0 to {MAX_SEED} (2**32 - 1), "
+                        f"not {type(seed).__name__} {seed!r}.")
     if not 0 <= int(seed) <= MAX_SEED:
-        raise DataError(f"{what}={int(seed)} is out of range: a seed is a whole number from 0 to {MAX_SEED} (2**32 - 1).")
+        raise DataError(f"{what}={int(seed)} is out of range: a seed is a whole number from 0 to {MAX_SEED} "
+                        "(2**32 - 1).")
     return int(seed)
 
 
@@ -56,7 +61,8 @@ _INT64_MAX = np.iinfo(np.int64).max
 
 
 def _whole_numbers(values) -> np.ndarray:
-    """Whole numbers as int64, or as Python ints when one is too large (20-digit pseudonyms): compared by value either way."""
+    """Whole numbers as int64, or as Python ints when one is too large (20-digit pseudonyms): compared by value either
+    way."""
     ints = [int(v) for v in values]
     if any(abs(v) > _INT64_MAX for v in ints):
         return np.array(ints, dtype=object)
@@ -94,7 +100,8 @@ def _normalise_ids(values: Any, what: str) -> np.ndarray:
     series = pd.Series(array)
     if series.isna().any():
         first = int(np.flatnonzero(series.isna().to_numpy())[0])
-        raise DataError(f"{what}: {int(series.isna().sum())} missing patient ID(s), the first at position {first}: every image needs its patient.")
+        raise DataError(f"{what}: {int(series.isna().sum())} missing patient ID(s), the first at position {first}: "
+                        "every image needs its patient.")
     numeric = pd.to_numeric(series, errors="coerce") if series.map(lambda v: not isinstance(v, str)).all() else None
     if numeric is not None and numeric.notna().all():
         whole = numeric % 1 == 0
@@ -141,13 +148,15 @@ def _normalise_ids(values: Any, what: str) -> np.ndarray:
 
 def _patient_table(entries: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if not isinstance(entries, pd.DataFrame):
-        raise DataError(f"Expected the entries DataFrame (NIHDataset.entries from read_nih), not {type(entries).__name__}.")
+        raise DataError("Expected the entries DataFrame (NIHDataset.entries from read_nih), "
+                        f"not {type(entries).__name__}.")
     if "patient_id" not in entries.columns:
         raise DataError("The entries have no 'patient_id' column: pass NIHDataset.entries (from read_nih).")
     missing = [name for name in LABELS if name not in entries.columns]
     if missing:
         raise DataError(f"The entries have no label column(s) {missing}: pass NIHDataset.entries (from read_nih).")
-    labels = np.stack([check_labels(entries[name].to_numpy(), f"entries[{name!r}]") for name in LABELS], axis=1) if len(entries) else np.zeros((0, len(LABELS)))
+    labels = (np.stack([check_labels(entries[name].to_numpy(), f"entries[{name!r}]") for name in LABELS], axis=1)
+              if len(entries) else np.zeros((0, len(LABELS))))
     ids = _normalise_ids(entries["patient_id"].to_numpy(), "entries['patient_id']")
     patients, inverse = np.unique(ids, return_inverse=True)
     counts = np.zeros((len(patients), len(LABELS)), dtype=np.float64)
@@ -247,7 +256,8 @@ def _stratify(
     given_up: set[tuple[int, int]] = set()
     while True:
         gap = next(
-            ((int(s), j) for j in label_order for s in seed_order if present[s, j] == 0 and (int(s), j) not in given_up),
+            ((int(s), j) for j in label_order for s in seed_order if present[s, j] == 0
+             and (int(s), j) not in given_up),
             None,
         )
         if gap is None:
@@ -366,7 +376,8 @@ def _cover_exactly(has: np.ndarray, images: np.ndarray, target: np.ndarray, star
 def patient_split(
     entries: pd.DataFrame, *, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 42, rare: str = "raise"
 ) -> dict[str, pd.DataFrame]:
-    """Patient-level, multi-label stratified train/val/test split: every label in val and test, no patient in two splits.
+    """Patient-level, multi-label stratified train/val/test split: every label in val and test, no patient in two
+    splits.
 
     A label with fewer patients than splits cannot be in every split: ``rare="raise"`` refuses (the default),
     ``rare="warn"`` says which splits will lack it and goes on (a partial copy of a real dataset).
@@ -417,8 +428,8 @@ def official_split(dataset: NIHDataset, *, val_fraction: float = 0.1, seed: int 
         )
     for key in ("test", "train_val"):
         if not lists[key]:
-            raise DataError(f"{dataset.root / SPLIT_FILES[key]}: the list is empty (no image names): restore it from the "
-                            "NIH release, or delete both lists and use patient_split().")
+            raise DataError(f"{dataset.root / SPLIT_FILES[key]}: the list is empty (no image names): restore it from "
+                            "the NIH release, or delete both lists and use patient_split().")
     listed = set(lists["train_val"]) | set(lists["test"])
     unlisted = [n for n in entries["image_index"] if n not in listed]
     if unlisted:

@@ -1,4 +1,5 @@
-"""Transfer learning measured offline: a source task the series can make, a cached pretrained backbone, label budgets."""
+"""Transfer learning measured offline: a source task the series can make, a cached pretrained backbone, label
+budgets."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def source_labels(y, labels, groups: dict[str, tuple[str, ...]] = SOURCE_GROUPS)
     y = check_labels(y, "source labels")
     labels = list(labels)
     if y.ndim != 2 or y.shape[1] != len(labels):
-        raise DataError(f"source labels: expected an (images, {len(labels)}) array for the labels {labels[:3]}..., got shape {y.shape}.")
+        raise DataError(f"source labels: expected an (images, {len(labels)}) array for the labels {labels[:3]}..., "
+                        f"got shape {y.shape}.")
     columns = []
     for group, members in groups.items():
         unknown = [m for m in members if m not in labels]
@@ -49,7 +51,8 @@ def source_labels(y, labels, groups: dict[str, tuple[str, ...]] = SOURCE_GROUPS)
 
 
 def source_dataset(cfg: config.Config, patients: int) -> Path:
-    """Folder of the synthetic source chest set (another seed, ``patients`` patients, the profile's image size up to 256 px), written once and cached.
+    """Folder of the synthetic source chest set (another seed, ``patients`` patients, the profile's image size up to 256
+    px), written once and cached.
 
     Taught in 02_densenet_transfer.
     """
@@ -67,7 +70,8 @@ def backbone_file(cfg: config.Config, image_size: int, patients: int, epochs: in
 
     Taught in 02_densenet_transfer.
     """
-    return cfg.models_dir / f"densenet121_source_{cfg.profile}_{image_size}px_{patients}p_{epochs}ep_seed{cfg.seed}.keras"
+    return cfg.models_dir / (f"densenet121_source_{cfg.profile}_{image_size}px_{patients}p_"
+                             f"{epochs}ep_seed{cfg.seed}.keras")
 
 
 def pretrained_backbone(cfg: config.Config, *, image_size: int, patients: int, epochs: int, batch_size: int = 16,
@@ -93,7 +97,8 @@ def pretrained_backbone(cfg: config.Config, *, image_size: int, patients: int, e
                                        augment=preprocessing.augmentation("chest_xray", seed=cfg.seed), seed=cfg.seed)
     keras.utils.set_random_seed(cfg.seed)
     model = models.densenet121_classifier(len(SOURCE_GROUPS), image_size, weights=None, name="densenet121_source")
-    model.compile(keras.optimizers.Adam(1e-3), losses.WeightedBinaryCrossentropy.from_labels(y), run_eagerly=run_eagerly)
+    model.compile(keras.optimizers.Adam(1e-3), losses.WeightedBinaryCrossentropy.from_labels(y),
+                  run_eagerly=run_eagerly)
     model.fit(data, epochs=epochs, shuffle=False, verbose=verbose)  # the dataset shuffles itself
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
@@ -102,7 +107,8 @@ def pretrained_backbone(cfg: config.Config, *, image_size: int, patients: int, e
 
 
 def copy_backbone(source: keras.Model, target: keras.Model, skip: tuple[str, ...] = ("predictions",)) -> int:
-    """Copy the weights of every layer the two models share by name and shape (the head skipped); returns how many layers.
+    """Copy the weights of every layer the two models share by name and shape (the head skipped); returns how many
+    layers.
 
     Taught in 02_densenet_transfer.
     """
@@ -117,7 +123,8 @@ def copy_backbone(source: keras.Model, target: keras.Model, skip: tuple[str, ...
         values = original.get_weights()
         if [v.shape for v in values] != [tuple(w.shape) for w in layer.weights]:
             raise ValueError(f"layer {layer.name!r}: shapes {[v.shape for v in values]} in the source, "
-                             f"{[tuple(w.shape) for w in layer.weights]} in the target; build both with the same last_block.")
+                             f"{[tuple(w.shape) for w in layer.weights]} in the target; build both with the same "
+                             "last_block.")
         layer.set_weights(values)
         copied += 1
     if not copied:
@@ -126,7 +133,8 @@ def copy_backbone(source: keras.Model, target: keras.Model, skip: tuple[str, ...
 
 
 def budget_subset(frame: pd.DataFrame, fraction: float, seed: int = 42, group: str = "patient_id") -> pd.DataFrame:
-    """A patient-level share of a split (whole patients, about ``fraction`` of the images; smaller budgets nested in larger ones).
+    """A patient-level share of a split (whole patients, about ``fraction`` of the images; smaller budgets nested in
+    larger ones).
 
     Taught in 02_densenet_transfer.
     """
@@ -163,7 +171,8 @@ def set_start(model: keras.Model, weights: list, learning_rate: float) -> None:
 
 
 def linear_heads(train_features, y_train, eval_features, C: float = 0.1, solver: str = "liblinear") -> np.ndarray:
-    """Scores of one logistic regression per finding on frozen features (a finding without both outcomes in training scores 0).
+    """Scores of one logistic regression per finding on frozen features (a finding without both outcomes in training
+    scores 0).
 
     Taught in 02_densenet_transfer.
     """
@@ -181,5 +190,6 @@ def linear_heads(train_features, y_train, eval_features, C: float = 0.1, solver:
     for j in range(y_train.shape[1]):
         if 0 < y_train[:, j].sum() < len(y_train):
             # liblinear: the same AUC as lbfgs on 657 x 1024 features (0.939 vs 0.936), 12x faster on 2 cores
-            scores[:, j] = LogisticRegression(C=C, solver=solver, max_iter=2000).fit(a, y_train[:, j]).predict_proba(b)[:, 1]
+            scores[:, j] = (LogisticRegression(C=C, solver=solver, max_iter=2000).fit(a, y_train[:, j])
+                            .predict_proba(b)[:, 1])
     return scores

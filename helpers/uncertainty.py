@@ -64,8 +64,10 @@ def with_mc_dropout(model: keras.Model, rate: float | None = None) -> keras.Mode
     return clone
 
 
-def insert_mc_dropout(model: keras.Model, rate: float = 0.2, before: str = "predictions", name: str = "mc_dropout") -> keras.Model:
-    """A model that shares ``model``'s layers up to the output layer ``before``, with an MCDropout in front of a copy of that layer.
+def insert_mc_dropout(model: keras.Model, rate: float = 0.2, before: str = "predictions",
+                      name: str = "mc_dropout") -> keras.Model:
+    """A model that shares ``model``'s layers up to the output layer ``before``, with an MCDropout in front of a copy of
+    that layer.
 
     Taught in 04_mc_dropout_uncertainty.
     """
@@ -73,7 +75,8 @@ def insert_mc_dropout(model: keras.Model, rate: float = 0.2, before: str = "pred
         raise ValueError(f"rate must be in (0, 1), not {rate!r}.")
     head = model.get_layer(before)  # raises ValueError naming the layer if it is absent
     if len(model.outputs) != 1 or head.output is not model.outputs[0]:
-        raise ValueError(f"'{before}' is not the output layer of {model.name}: dropout can only be inserted before the last layer.")
+        raise ValueError(f"'{before}' is not the output layer of {model.name}: dropout can only be inserted before the "
+                         "last layer.")
     new_head = head.__class__.from_config(head.get_config())
     outputs = new_head(MCDropout(rate, name=name)(head.input))
     new_head.set_weights(head.get_weights())  # a copy: fine-tuning the new head leaves the original untouched
@@ -81,7 +84,8 @@ def insert_mc_dropout(model: keras.Model, rate: float = 0.2, before: str = "pred
 
 
 def heteroscedastic_unet(**unet_kwargs) -> keras.Model:
-    """The U-Net of notebook 03 with a 2-channel linear head: per-pixel logit mean and log-variance (Kendall and Gal 2017).
+    """The U-Net of notebook 03 with a 2-channel linear head: per-pixel logit mean and log-variance (Kendall and Gal
+    2017).
 
     Taught in 04_mc_dropout_uncertainty.
     """
@@ -139,7 +143,8 @@ def _check_images(model, images) -> np.ndarray:
         )
     for axis, (got, want) in enumerate(zip(images.shape[1:], expected[1:]), start=1):
         if want is not None and got != want:
-            raise ValueError(f"images have shape {images.shape}, but {model.name} takes {expected}: axis {axis} differs.")
+            raise ValueError(f"images have shape {images.shape}, but {model.name} takes {expected}: "
+                             f"axis {axis} differs.")
     if len(images) == 0:
         raise ValueError("images is empty: nothing to predict.")
     if not np.isfinite(images).all():
@@ -158,7 +163,8 @@ def _compiled_forward(model, shape):
 
 
 def mc_predict(model, images, samples: int = 20, batch_size: int = 256) -> np.ndarray:
-    """T stochastic passes (MCDropout on, BatchNorm in inference mode), tiled into few compiled calls; shape (T, N, ...).
+    """T stochastic passes (MCDropout on, BatchNorm in inference mode), tiled into few compiled calls; shape (T, N,
+    ...).
 
     Taught in 04_mc_dropout_uncertainty.
     """
@@ -202,11 +208,13 @@ def mc_predict_tiled(model, image, samples: int = 20, *, tile: int = 256, margin
         step = chunk or max(1, int(pixel_budget) // (window.shape[0] * window.shape[1]))
         draws, left = [], int(samples)
         while left > 0:
-            draws.append(mc_predict(model, window[None], samples=max(2, min(step, left)), batch_size=max(2, step))[:, 0])
+            draws.append(
+                mc_predict(model, window[None], samples=max(2, min(step, left)), batch_size=max(2, step))[:, 0])
             left -= len(draws[-1])
         return np.concatenate(draws)[:samples].astype(out_dtype)
 
-    return preprocessing.predict_tiled(sample_window, image, tile=tile, margin=margin, multiple=multiple, out_dtype=out_dtype)
+    return preprocessing.predict_tiled(sample_window, image, tile=tile, margin=margin, multiple=multiple,
+                                       out_dtype=out_dtype)
 
 
 def _binary_entropy(p: np.ndarray) -> np.ndarray:
@@ -228,7 +236,8 @@ class Uncertainty(NamedTuple):
 
 
 def decompose(samples) -> Uncertainty:
-    """Split sigmoid MC samples (T first) into predictive entropy = expected entropy (aleatoric) + mutual information (epistemic), in nats.
+    """Split sigmoid MC samples (T first) into predictive entropy = expected entropy (aleatoric) + mutual information
+    (epistemic), in nats.
 
     Taught in 04_mc_dropout_uncertainty.
     """
@@ -271,11 +280,13 @@ def referral_curve(
     return pd.DataFrame(rows).set_index("referred")
 
 
-def random_referral(y_true, y_score, metric, fractions=REFERRAL_FRACTIONS, repeats: int = 20, seed: int = 42) -> pd.DataFrame:
+def random_referral(y_true, y_score, metric, fractions=REFERRAL_FRACTIONS, repeats: int = 20,
+                    seed: int = 42) -> pd.DataFrame:
     """The referral curve of a random (uncertainty-blind) choice, averaged over ``repeats`` draws: the baseline.
 
     Taught in 04_mc_dropout_uncertainty.
     """
     rng = np.random.default_rng(seed)
-    curves = [referral_curve(y_true, y_score, rng.random(len(y_true)), metric, fractions)["metric"] for _ in range(repeats)]
+    curves = [referral_curve(y_true, y_score, rng.random(len(y_true)), metric, fractions)["metric"]
+              for _ in range(repeats)]
     return pd.concat(curves, axis=1).mean(axis=1).to_frame("metric")

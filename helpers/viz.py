@@ -27,7 +27,8 @@ BOX_STYLES = {"truth": (TRUTH_COLOUR, "-"), "prediction": (PREDICTION_COLOUR, "-
 
 
 def draw_box(ax, box, kind: str = "truth", label: str | None = None, linewidth: float = 1.5) -> None:
-    """Draw one (x, y, w, h) box, in the pixels of the image shown by imshow, as truth (white, solid) or prediction (magenta, dashed).
+    """Draw one (x, y, w, h) box, in the pixels of the image shown by imshow, as truth (white, solid) or prediction
+    (magenta, dashed).
 
     Taught in 06_boxes_iobb.
     """
@@ -61,7 +62,8 @@ def image_grid(
     size: float = 2.6,
     cmap: str = "gray",
 ):
-    """Show images in a grid with titles and boxes ``(x, y, w, h, label)`` or ``(x, y, w, h, label, kind)`` (kind "truth"/"prediction", see draw_box).
+    """Show images in a grid with titles and boxes ``(x, y, w, h, label)`` or ``(x, y, w, h, label, kind)`` (kind
+    "truth"/"prediction", see draw_box).
 
     Taught in 01_preprocessing_and_splits.
     """
@@ -101,11 +103,13 @@ def image_grid(
 
 # Colours of segmentation_overlay: agreement in white, the two kinds of error in colours that stay
 # distinct for the common colour-vision deficiencies (orange-red against blue).
-OVERLAY_COLORS = {"TP": (1.0, 1.0, 1.0), "FP": (1.0, 0.27, 0.0), "FN": (0.04, 0.52, 1.0), "outside FOV": (0.15, 0.15, 0.15)}
+OVERLAY_COLORS = {"TP": (1.0, 1.0, 1.0), "FP": (1.0, 0.27, 0.0), "FN": (0.04, 0.52, 1.0),
+                  "outside FOV": (0.15, 0.15, 0.15)}
 
 
 def segmentation_overlay(vessels, predicted, fov=None) -> np.ndarray:
-    """RGB picture of a binary segmentation against the truth: TP white, FP orange-red, FN blue, outside the FOV dark grey.
+    """RGB picture of a binary segmentation against the truth: TP white, FP orange-red, FN blue, outside the FOV dark
+    grey.
 
     Taught in 03_unet_vessels.
     """
@@ -156,7 +160,8 @@ def heatmap_overlay(image, heatmap, alpha: float = 0.45, cmap: str = "jet") -> n
     Taught in 05_saliency.
     """
     image = np.asarray(image, np.float32)
-    heatmap = check_probabilities(heatmap, "heatmap_overlay: heatmap (scale it to [0, 1] first, e.g. explain.normalize)").astype(np.float32)
+    heatmap = check_probabilities(heatmap, "heatmap_overlay: heatmap (scale it to [0, 1] first, e.g. "
+                                           "explain.normalize)").astype(np.float32)
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     if image.shape[:2] != heatmap.shape or heatmap.ndim != 2:
@@ -173,7 +178,8 @@ def heatmap_overlay(image, heatmap, alpha: float = 0.45, cmap: str = "jet") -> n
 
 
 def saliency_grid(images, heatmaps: dict, boxes=None, row_titles=None, size: float = 2.0, alpha: float = 0.5):
-    """Grid of heatmap overlays: one row per image, one column per method (``{name: (N, H, W) maps}``), the true boxes drawn (TRUTH_COLOUR).
+    """Grid of heatmap overlays: one row per image, one column per method (``{name: (N, H, W) maps}``), the true boxes
+    drawn (TRUTH_COLOUR).
 
     Taught in 05_saliency.
     """
@@ -184,7 +190,8 @@ def saliency_grid(images, heatmaps: dict, boxes=None, row_titles=None, size: flo
         if len(maps) != len(images):
             raise ValueError(f"{name}: {len(maps)} maps for {len(images)} images.")
     columns = ["image"] + list(heatmaps)
-    fig, axes = plt.subplots(len(images), len(columns), figsize=(size * len(columns), size * len(images)), squeeze=False)
+    fig, axes = plt.subplots(len(images), len(columns), figsize=(size * len(columns), size * len(images)),
+                             squeeze=False)
     for i, image in enumerate(images):
         for j, name in enumerate(columns):
             ax = axes[i, j]
@@ -209,7 +216,8 @@ def saliency_grid(images, heatmaps: dict, boxes=None, row_titles=None, size: flo
 
 
 def iobb_bars(table, labels=None, size: tuple = (3.2, 2.6)):
-    """One bar chart per threshold of a T(IoBB) table (rows (T, source)): the sources side by side per disease, "no boxes" left empty.
+    """One bar chart per threshold of a T(IoBB) table (rows (T, source)): the sources side by side per disease, "no
+    boxes" left empty.
 
     Taught in 06_boxes_iobb.
     """
@@ -220,7 +228,8 @@ def iobb_bars(table, labels=None, size: tuple = (3.2, 2.6)):
     labels = list(labels) if labels is not None else list(table.columns)
     thresholds = list(dict.fromkeys(table.index.get_level_values(0)))
     sources = list(dict.fromkeys(table.index.get_level_values(1)))
-    fig, axes = plt.subplots(1, len(thresholds), figsize=(size[0] * len(thresholds), size[1]), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(thresholds), figsize=(size[0] * len(thresholds), size[1]), sharey=True,
+                             squeeze=False)
     width = 0.8 / max(1, len(sources))
     positions = np.arange(len(labels))
     for ax, t in zip(axes[0], thresholds):
@@ -240,7 +249,8 @@ def iobb_bars(table, labels=None, size: tuple = (3.2, 2.6)):
 
 
 def export_figure(fig, name: str, folder=None) -> tuple[Path, Path] | None:
-    """Save ``fig`` as ``name.png`` (200 dpi) and ``name.svg`` in the figures folder (MEDXAI_FIGURES_DIR, ``make figures``) and return both paths; a no-op returning None when figure export is off.
+    """Save ``fig`` as ``name.png`` (200 dpi) and ``name.svg`` in the figures folder (MEDXAI_FIGURES_DIR, ``make
+    figures``) and return both paths; a no-op returning None when figure export is off.
 
     Taught in 05_saliency.
     """
@@ -264,7 +274,8 @@ def export_figure(fig, name: str, folder=None) -> tuple[Path, Path] | None:
     if folder is None:
         return None
     if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"export_figure({name!r}): {folder} is a file, not a folder: point MEDXAI_FIGURES_DIR at a folder.")
+        raise NotADirectoryError(f"export_figure({name!r}): {folder} is a file, not a folder: point MEDXAI_FIGURES_DIR "
+                                 "at a folder.")
     folder.mkdir(parents=True, exist_ok=True)
     png, svg = folder / f"{name}.png", folder / f"{name}.svg"
     fig.savefig(png, dpi=EXPORT_DPI, bbox_inches="tight", metadata={"Software": None})

@@ -23,7 +23,8 @@ def browser():
     """Debian's headless Chromium through Selenium and its chromedriver, with the console log kept."""
     if importlib.util.find_spec("selenium") is None:
         skip_or_fail("selenium is not installed: run `make app-install` (requirements-app.txt) for the browser test")
-    chromium = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+    chromium = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
+                    None)
     driver_path = shutil.which("chromedriver")
     if chromium is None or driver_path is None:
         skip_or_fail("no Chromium or chromedriver on this machine: `make browser` installs Debian's chromium and "
@@ -34,7 +35,8 @@ def browser():
 
     options = Options()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1200,900"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--window-size=1200,900"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(driver_path), options=options)

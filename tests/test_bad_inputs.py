@@ -44,7 +44,8 @@ def case(id: str, raises: type, *words: str):
 
 # ---- errors: the shared checks ------------------------------------------------------------------
 
-case("errors/labels_0_255", DataError, "255", "divide by 255")(lambda tmp: errors.check_labels(np.array([[0, 255]]), "y"))
+case("errors/labels_0_255", DataError, "255", "divide by 255")(
+    lambda tmp: errors.check_labels(np.array([[0, 255]]), "y"))
 case("errors/labels_nan", DataError, "nan", "index")(lambda tmp: errors.check_labels(np.array([0.0, np.nan]), "y"))
 case("errors/labels_half", DataError, "0.5", "only 0 and 1")(lambda tmp: errors.check_labels([0, 0.5, 1], "y"))
 case("errors/probs_logits", DataError, "sigmoid", "[0, 1]")(lambda tmp: errors.check_probabilities([-2.0, 3.0], "s"))
@@ -105,7 +106,8 @@ case("datasets/row_missing_a_field", DataError, "line 3", "10 fields but the hea
     lambda tmp: _read(tmp, "00000002_000.png,No Finding,2,40,F,AP,2500,2048,0.168,0.168"))
 case("datasets/row_one_field_too_many", DataError, "line 3", "12 fields but the header has 11")(
     lambda tmp: _read(tmp, _row() + ",0.1"))
-case("datasets/row_2017_without_trailing_comma", DataError, "Data_Entry_2017.csv", "line 2", "11 fields but the header has 12")(
+case("datasets/row_2017_without_trailing_comma", DataError, "Data_Entry_2017.csv", "line 2",
+     "11 fields but the header has 12")(
     lambda tmp: _read(tmp, _row() + ",", header=_NIH_HEADER + ",", name="Data_Entry_2017.csv"))
 case("datasets/patient_id_exponent", DataError, "'1e3'", "spreadsheet's number format", "line 3")(
     lambda tmp: _read(tmp, _row(patient="1e3")))
@@ -137,7 +139,8 @@ case("datasets/csv_utf16", DataError, "UTF-16", "comma-separated values in UTF-8
 case("datasets/csv_latin1", DataError, "not UTF-8", "Latin-1", "line 3", "UTF-8")(
     lambda tmp: _read(tmp, _row().replace("F,", "\u00e9,"), encoding="latin-1"))
 case("datasets/csv_header_only", DataError, "Data_Entry_2017_v2020.csv", "only a header, no rows")(
-    lambda tmp: (tmp / "Data_Entry_2017_v2020.csv").write_text(_NIH_HEADER + "\n") and datasets.read_nih(tmp, images="none"))
+    lambda tmp: ((tmp / "Data_Entry_2017_v2020.csv").write_text(_NIH_HEADER + "\n")
+                 and datasets.read_nih(tmp, images="none")))
 case("datasets/csv_gz_corrupt", DataError, "Data_Entry_2017_v2020.csv.gz", "not a readable gzip")(
     lambda tmp: (tmp / "Data_Entry_2017_v2020.csv.gz").write_bytes(gzip.compress(b"Image Index")[:-9])
     and datasets.read_nih(tmp, images="none"))
@@ -195,7 +198,8 @@ def _split_lists(tmp, test: str, train_val: str):
 # the leakage check handed image names instead of patient IDs: NIH names are mapped to their patients (and the
 # leak found), other file names refused; 20-digit pseudonyms compared exactly, not by numpy's int64
 case("datasets/leak_check_nih_image_names", PatientLeakageError, "1 patient(s)", "train & test")(
-    lambda tmp: splits.assert_no_patient_overlap(train=["00000013_000.png", "00000014_000.png"], test=["00000013_004.png"]))
+    lambda tmp: splits.assert_no_patient_overlap(train=["00000013_000.png", "00000014_000.png"],
+                                                 test=["00000013_004.png"]))
 case("datasets/leak_check_nih_image_names_warn", UserWarning, "NIH image names", "first 8 digits", "patient_id column")(
     lambda tmp: splits.assert_no_patient_overlap(train=["00000013_000.png"], test=["00000014_000.png"]))
 case("datasets/leak_check_file_names", DataError, "look like image file names", "'scans/a.dcm'", "patient_id column")(
@@ -207,7 +211,8 @@ case("datasets/leak_check_20_digit_ids", PatientLeakageError, "1 patient(s)")(
     lambda tmp: splits.assert_no_patient_overlap(train=["98765432109876543210"], test=["098765432109876543210", "7"]))
 case("datasets/split_one_patient", DataError, "Only 1 patient(s)", "one per split")(
     lambda tmp: splits.patient_split(_entries().assign(patient_id=0)))
-case("datasets/split_test_fraction_not_honoured", UserWarning, "test split holds", "not the 1% asked", "larger fraction")(
+case("datasets/split_test_fraction_not_honoured", UserWarning, "test split holds", "not the 1% asked",
+     "larger fraction")(
     lambda tmp: splits.patient_split(_entries(), test_fraction=0.01))
 case("datasets/official_test_list_empty", DataError, "test_list.txt", "the list is empty", "patient_split")(
     lambda tmp: _split_lists(tmp, "", "00000001_000.png\n00000002_000.png\n"))
@@ -329,8 +334,8 @@ def _pre_sbit(path, pixels, sbit):
     return _pre_save(path, pixels, pnginfo=info)
 
 
-case("preprocessing/read_image_float_tiff_in_thousands", DataError, "raw.tif", "mode F", "from 0 to 4095", "outside [0, 1]",
-     "scale it to [0, 1]")(
+case("preprocessing/read_image_float_tiff_in_thousands", DataError, "raw.tif", "mode F", "from 0 to 4095",
+     "outside [0, 1]", "scale it to [0, 1]")(
     lambda tmp: _pre.read_image(_pre_save(tmp / "raw.tif", np.array([[0.0, 1200.0], [3000.0, 4095.0]], np.float32))))
 case("preprocessing/read_image_32bit_above_16bit", DataError, "wide.tif", "mode I", "0 to 70000", "0 to 65535")(
     lambda tmp: _pre.read_image(_pre_save(tmp / "wide.tif", np.array([[0, 70000]], np.int32))))
@@ -392,7 +397,8 @@ case("models/weights_only_h5", _models.ModelFileError, "weights only", "load_wei
     lambda tmp: _models.load_classifier(_mod_saved(tmp, "m.weights.h5", lambda m, p: m.save_weights(p)), _ABC))
 case("models/savedmodel_folder", _models.ModelFileError, "SavedModel folder", "TFSMLayer")(
     lambda tmp: _models.load_classifier(_mod_saved(tmp, "exported", lambda m, p: m.export(p, verbose=False)), _ABC))
-case("models/unregistered_custom_layer", _models.ModelFileError, "_Unregistered", "not registered", "register_keras_serializable")(
+case("models/unregistered_custom_layer", _models.ModelFileError, "_Unregistered", "not registered",
+     "register_keras_serializable")(
     lambda tmp: _models.load_classifier(_mod_custom(tmp), _ABC))
 case("models/lambda_layer_refused_in_safe_mode", _models.ModelFileError, "Lambda", "safe mode")(
     lambda tmp: _models.load_classifier(_mod_lambda(tmp), _ABC))
@@ -407,7 +413,8 @@ case("models/zip_without_config", _models.ModelFileError, "no config.json", "not
 case("models/generic_loader_folder", _models.ModelFileError, "a folder, not a model file")(
     lambda tmp: _models.load_model(tmp))
 case("models/strategy_one_device", ValueError, "at least two devices")(lambda tmp: _models.strategy(devices=["/cpu:0"]))
-case("models/block_table_of_a_non_densenet", ValueError, "is not a DenseNet121")(lambda tmp: _models.dense_block_table(_mod_dense()))
+case("models/block_table_of_a_non_densenet", ValueError, "is not a DenseNet121")(
+    lambda tmp: _models.dense_block_table(_mod_dense()))
 case("models/gradient_norms_rows_mismatch", DataError, "2 images but 3 label rows")(
     lambda tmp: _models.gradient_norms_by_block(_mod_dense(), np.zeros((2, 4)), np.zeros((3, 3))))
 case("models/gradient_norms_labels_0_255", DataError, "255")(
@@ -425,7 +432,8 @@ case("transfer/source_labels_wrong_width", DataError, "(images, 14)", "(5, 3)")(
 case("transfer/source_group_unknown_finding", DataError, "unknown findings", "Pneumonitis")(
     lambda tmp: _transfer.source_labels(np.zeros((2, 3)), _ABC, {"g": ("a", "Pneumonitis")}))
 case("transfer/copy_backbone_nothing_shared", ValueError, "share no layer", "nothing was transferred")(
-    lambda tmp: _transfer.copy_backbone(_mod_dense(), _keras.Sequential([_keras.Input((2,)), _keras.layers.Dense(1, name="other")])))
+    lambda tmp: _transfer.copy_backbone(_mod_dense(),
+                                        _keras.Sequential([_keras.Input((2,)), _keras.layers.Dense(1, name="other")])))
 case("transfer/linear_heads_rows_mismatch", DataError, "4 feature rows but 3 label rows")(
     lambda tmp: _transfer.linear_heads(np.zeros((4, 2)), np.zeros((3, 1)), np.zeros((2, 2))))
 case("transfer/source_set_one_patient", ValueError, "at least 2", "source set")(
@@ -485,7 +493,8 @@ case("metrics/frame_columns_not_labels", ValueError, "y_score (scores)", "not th
 case("metrics/frame_columns_not_labels_thresholds", ValueError, "y_true (labels)", "not the label names")(
     lambda tmp: _metrics.choose_thresholds(_pd.DataFrame(_Y, columns=["b", "a"]), _S, _AB))
 case("metrics/frame_columns_ece", ValueError, "y_prob (probabilities)", "not the label names")(
-    lambda tmp: _metrics.expected_calibration_error(_pd.DataFrame(_Y, columns=_AB), _pd.DataFrame(_S, columns=["A", "X"]),
+    lambda tmp: _metrics.expected_calibration_error(_pd.DataFrame(_Y, columns=_AB),
+                                                    _pd.DataFrame(_S, columns=["A", "X"]),
                                                    per_class=True))
 
 
@@ -642,7 +651,8 @@ case("explain/class_out_of_range", _explain.ExplainError, "class_index 3", "3 ou
     lambda tmp: _explain.vanilla_gradients(_tiny_classifier(), _IMAGES, 3))
 case("explain/class_index_float", _explain.ExplainError, "class_index 2.0", "not a whole number", "int(")(
     lambda tmp: _explain.vanilla_gradients(_tiny_classifier(), _IMAGES, 2.0))
-case("explain/ig_baseline_wrong_shape", _explain.ExplainError, "baseline of shape (4, 4, 1)", "does not fit", "(8, 8, 1)")(
+case("explain/ig_baseline_wrong_shape", _explain.ExplainError, "baseline of shape (4, 4, 1)", "does not fit",
+     "(8, 8, 1)")(
     lambda tmp: _explain.integrated_gradients(_tiny_classifier(), _IMAGES, 0, baseline=np.zeros((4, 4, 1))))
 case("explain/images_without_batch", _explain.ExplainError, "image[None]")(
     lambda tmp: _explain.grad_cam(_tiny_classifier(), _IMAGES[0], 0))
@@ -682,7 +692,8 @@ case("boxes/deep_media_without_prior", ValueError, "mean_size", "mean training b
 case("boxes/mean_sizes_empty", ValueError, "no boxes to average", "fitting part")(
     lambda tmp: _boxes.mean_box_sizes(_bpd.DataFrame({"label": [], "w": [], "h": []})))
 case("boxes/scaled_boxes_missing_size", ValueError, "image_height", "missing")(
-    lambda tmp: _boxes.scaled_boxes(_bpd.DataFrame({"x": [1.0], "y": [1.0], "w": [2.0], "h": [2.0], "image_width": [10]}), 64))
+    lambda tmp: _boxes.scaled_boxes(_bpd.DataFrame({"x": [1.0], "y": [1.0], "w": [2.0], "h": [2.0],
+                                                    "image_width": [10]}), 64))
 case("boxes/probability_map_0_255", DataError, "localiser's probability map", "divide by 255")(
     lambda tmp: _boxes.probability_to_boxes(np.full((4, 4), 200.0), 64))
 case("boxes/probability_map_nan", DataError, "heatmap (4, 4)", "nan")(
@@ -694,7 +705,8 @@ case("boxes/box_sizes_without_image_size", ValueError, "image_width", "fractions
 case("boxes/box_sizes_file_garbled", DataError, "m.box_sizes.json", "not a box-sizes file", "notebook 06")(
     lambda tmp: ((tmp / "m.box_sizes.json").write_text('{"Mass": 0.2}'), _boxes.load_box_sizes(tmp / "m.keras")))
 case("boxes/box_sizes_in_pixels", DataError, "fractions of the image side", "[0, 1]")(
-    lambda tmp: ((tmp / "m.box_sizes.json").write_text('{"Mass": [51.0, 40.0]}'), _boxes.load_box_sizes(tmp / "m.keras")))
+    lambda tmp: ((tmp / "m.box_sizes.json").write_text('{"Mass": [51.0, 40.0]}'),
+                 _boxes.load_box_sizes(tmp / "m.keras")))
 case("viz/overlay_0_255", DataError, "heatmap_overlay", "divide by 255")(
     lambda tmp: _viz.heatmap_overlay(np.zeros((4, 4)), np.full((4, 4), 255.0)))
 case("viz/overlay_nan", DataError, "heatmap_overlay", "nan")(
@@ -856,7 +868,8 @@ def _nuclei(tmp, masks=(), image=None, make_masks_dir=True):
     folder = tmp / _CID
     (folder / "images").mkdir(parents=True)
     if image is not False:
-        _CImage.fromarray(np.zeros((16, 16), np.uint8) if image is None else image).save(folder / "images" / f"{_CID}.png")
+        _CImage.fromarray(np.zeros((16, 16), np.uint8) if image is None else image).save(
+            folder / "images" / f"{_CID}.png")
     if make_masks_dir:
         (folder / "masks").mkdir()
     for i, mask in enumerate(masks):
@@ -888,8 +901,8 @@ case("cells/image_missing", DataError, f"{_CID}/images/{_CID}.png is missing", "
 case("cells/mask_whole_image", DataError, "m0.png", "covers 100%", "saved inverted")(
     lambda tmp: _load_one(tmp, np.full((16, 16), 255, np.uint8)))
 case("cells/mask_whole_image_after_a_nucleus", DataError, "m1.png", "covers 100%")(  # overlap='first' would keep it
-    lambda tmp: _cells.load_nuclei(_cells.read_nuclei(_nuclei(tmp, (_C_DISC, np.full((16, 16), 255, np.uint8)))).records[0],
-                                   overlap="first"))
+    lambda tmp: _cells.load_nuclei(
+        _cells.read_nuclei(_nuclei(tmp, (_C_DISC, np.full((16, 16), 255, np.uint8)))).records[0], overlap="first"))
 case("cells/masks_duplicate", DataError, "m1.png", "(100% of it)", "saved twice")(
     lambda tmp: _load_one(tmp, _C_DISC, _C_DISC))
 case("cells/mask_in_alpha", DataError, "m0.png", "first channel is empty", "alpha", "grey PNG")(
@@ -1025,7 +1038,8 @@ def _rep_text(tmp, name="notes.png"):
 def _rep_head(width):
     import keras
 
-    head = keras.Sequential([keras.Input((width,)), _report.uncertainty.MCDropout(0.3), keras.layers.Dense(14, activation="sigmoid")])
+    head = keras.Sequential(
+        [keras.Input((width,)), _report.uncertainty.MCDropout(0.3), keras.layers.Dense(14, activation="sigmoid")])
     return _report.ChestReporter(_rep_model(), _R_HALF, mc_head=head)
 
 
@@ -1065,14 +1079,17 @@ case("report/folder", DataError, "a folder")(lambda tmp: _report.read_chest(tmp,
 case("report/colour_png", DataError, "rgb.png", "colour image", "grey")(
     lambda tmp: _rep_png(tmp, "rgb.png", np.dstack([np.zeros((20, 20), np.uint8), np.full((20, 20), 200, np.uint8),
                                                      np.zeros((20, 20), np.uint8)])))
-case("report/tiny_png", DataError, "image-", "too small")(lambda tmp: _rep_png(tmp, "dot.png", np.zeros((4, 4), np.uint8)))
+case("report/tiny_png", DataError, "image-", "too small")(
+    lambda tmp: _rep_png(tmp, "dot.png", np.zeros((4, 4), np.uint8)))
 case("report/ct_dicom", DataError, "ct.dcm", "Modality CT", "not a projection radiograph")(
     lambda tmp: _report.read_chest(_rdicom.write_dicom(tmp / "ct.dcm", _DX, modality="CT"), 16))
 case("report/array_0_255", DataError, "divide", "255")(lambda tmp: _report.read_chest(np.full((16, 16), 200.0), 16))
-case("report/array_rgb", DataError, "HxW or HxWx1", "(16, 16, 3)")(lambda tmp: _report.read_chest(np.zeros((16, 16, 3)), 16))
+case("report/array_rgb", DataError, "HxW or HxWx1", "(16, 16, 3)")(
+    lambda tmp: _report.read_chest(np.zeros((16, 16, 3)), 16))
 case("report/array_nan", DataError, "nan", "(2, 3)")(
     lambda tmp: _report.read_chest(_set_at(np.zeros((16, 16)), (2, 3), np.nan), 16))
-case("report/no_thresholds", DataError, "rep.keras", "rep.thresholds.json is missing", "Run notebook 02", "thresholds=")(
+case("report/no_thresholds", DataError, "rep.keras", "rep.thresholds.json is missing", "Run notebook 02",
+     "thresholds=")(
     lambda tmp: _rep_saved(tmp))
 case("report/thresholds_not_json", DataError, "rep.thresholds.json", "not a thresholds file", "notebook 02")(
     lambda tmp: _rep_saved(tmp, thresholds_text="{labels: oops"))
@@ -1090,9 +1107,12 @@ case("report/samples_one", DataError, "samples must be a whole number >= 2", "1"
     lambda tmp: _report.ChestReporter(_rep_model(), _R_HALF, samples=1))
 case("report/softmax_head", DataError, "not a dense sigmoid layer", "Dense(..., activation='sigmoid')")(
     lambda tmp: _report.ChestReporter(_rep_model("softmax"), _R_HALF))
-case("report/nested_model", DataError, "nested", "flat")(lambda tmp: _report.ChestReporter(_rep_model(nested=True), _R_HALF))
-case("report/mc_head_other_model", DataError, "fine-tuned for another model", "pools 4 features")(lambda tmp: _rep_head(8))
-case("report/fundus_dicom", DataError, "eye.dcm", "fundus report reads PNG or JPEG")(lambda tmp: _rep_fundus(tmp, dcm=True))
+case("report/nested_model", DataError, "nested", "flat")(
+    lambda tmp: _report.ChestReporter(_rep_model(nested=True), _R_HALF))
+case("report/mc_head_other_model", DataError, "fine-tuned for another model",
+     "pools 4 features")(lambda tmp: _rep_head(8))
+case("report/fundus_dicom", DataError, "eye.dcm", "fundus report reads PNG or JPEG")(
+    lambda tmp: _rep_fundus(tmp, dcm=True))
 case("report/fundus_grey_array", DataError, "expected an RGB photograph", "(8, 8)")(
     lambda tmp: _rep_fundus(tmp, np.zeros((8, 8))))
 case("report/fundus_no_dropout", DataError, "no Dropout layer")(
@@ -1116,7 +1136,8 @@ case("exercises/wrong_shape", _exercises.Wrong, "should have shape (4,)", "got (
 case("exercises/nan_answer", _exercises.Wrong, "nan", "clip p")(
     lambda tmp: _exercises.checks()["check_bce_by_hand"](lambda y, p, w_p, w_n: float("nan")))
 case("exercises/stub", _exercises.NotYet, "not done yet", "write dice_loss")(
-    lambda tmp: _exercises.checks()["check_dice_loss"](lambda y, p: (_ for _ in ()).throw(NotImplementedError("Exercise 1"))))
+    lambda tmp: _exercises.checks()["check_dice_loss"](
+        lambda y, p: (_ for _ in ()).throw(NotImplementedError("Exercise 1"))))
 
 
 # ---- the runner ---------------------------------------------------------------------------------
@@ -1142,4 +1163,5 @@ def test_bad_input(bad: Case, tmp_path):
             bad.call(tmp_path)
         message = str(info.value)
     for word in bad.words:
-        assert re.search(re.escape(word), message, flags=re.I), f"{bad.id}: {word!r} missing from the message: {message}"
+        assert re.search(re.escape(word), message, flags=re.I), (f"{bad.id}: {word!r} missing from the message: "
+                                                                 f"{message}")

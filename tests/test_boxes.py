@@ -196,7 +196,8 @@ def test_iobb_table_refuses_nan_and_out_of_range_values():
 
 
 def test_scaled_boxes_use_the_height_for_y_and_h():
-    table = pd.DataFrame({"x": [50.0], "y": [20.0], "w": [100.0], "h": [40.0], "image_width": [200], "image_height": [100]})
+    table = pd.DataFrame(
+        {"x": [50.0], "y": [20.0], "w": [100.0], "h": [40.0], "image_width": [200], "image_height": [100]})
     assert boxes.scaled_boxes(table, 64) == [pytest.approx((16.0, 12.8, 32.0, 25.6))]
     assert boxes.scaled_boxes(table, (100, 200)) == [pytest.approx((25.0, 40.0, 50.0, 80.0))]
 
@@ -258,7 +259,8 @@ def test_box_sizes_written_by_06_are_what_the_report_reads(tmp_path):
 
 
 def _boxed(patients: int, per_patient: int = 2):
-    entries = pd.DataFrame({"image_index": [f"{p:08d}_{k:03d}.png" for p in range(patients) for k in range(per_patient)],
+    entries = pd.DataFrame({"image_index": [f"{p:08d}_{k:03d}.png" for p in range(patients)
+                                            for k in range(per_patient)],
                             "patient_id": [p for p in range(patients) for _ in range(per_patient)]})
     table = pd.DataFrame({"image_index": entries.image_index, "label": "Mass", "x": 1.0, "y": 1.0, "w": 5.0, "h": 5.0})
     return entries, table

@@ -1,4 +1,5 @@
-"""Nuclei data (notebook 08): the synthetic Data Science Bowl layout, the reader and its checks, the split, the two-output U-Net."""
+"""Nuclei data (notebook 08): the synthetic Data Science Bowl layout, the reader and its checks, the split, the
+two-output U-Net."""
 
 import hashlib
 
@@ -17,14 +18,16 @@ def folder(tmp_path_factory):
 
 
 def _digest(root):
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.png"))}
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*.png"))}
 
 
 def test_layout_and_round_trip(folder):
     dataset = cells.read_nuclei(folder)  # the folder holding stage1_train/
     assert dataset.root == folder / "stage1_train" and len(dataset.records) == 6
     for record in dataset.records:
-        assert len(record.id) == 64 and record.image == folder / "stage1_train" / record.id / "images" / f"{record.id}.png"
+        assert (len(record.id) == 64
+                and record.image == folder / "stage1_train" / record.id / "images" / f"{record.id}.png")
         with Image.open(record.image) as img:
             assert img.mode == "RGBA"  # as the real fluorescence images
         index = [synthetic_cells.image_id(7, i) for i in range(6)].index(record.id)
@@ -223,7 +226,8 @@ def test_acquisition_groups_and_the_split_that_keeps_them_together(tmp_path):
     images = [base, base.copy(), rng.random((64, 64)).astype(np.float32) * 0.5, rng.random((48, 48)).astype(np.float32)]
     groups = cells.acquisition_groups(images, ["fluorescence"] * 4)
     assert groups[0] == groups[1] and len(set(groups)) == 3
-    assert cells.acquisition_groups(images, ["fluorescence", "brightfield", "fluorescence", "fluorescence"])[1] != groups[0]
+    assert cells.acquisition_groups(images,
+                                    ["fluorescence", "brightfield", "fluorescence", "fluorescence"])[1] != groups[0]
     assert list(cells.acquisition_groups(images, None, known=["a", "b", "a", "c"])) == [0, 1, 0, 2]
     records = [f"r{i}" for i in range(30)]
     labels = np.repeat(np.arange(10), 3)

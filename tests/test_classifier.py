@@ -78,7 +78,8 @@ def test_freezing_keeps_batchnorm_statistics(small_model):
     assert [w.path for w in small_model.trainable_weights] == ["predictions/kernel", "predictions/bias"]
     bn = small_model.get_layer("conv5_block16_1_bn")
     before = np.asarray(bn.moving_mean).copy()
-    small_model.compile(keras.optimizers.SGD(0.1), "binary_crossentropy", run_eagerly=True)  # one step: no graph to trace
+    # one step: no graph to trace
+    small_model.compile(keras.optimizers.SGD(0.1), "binary_crossentropy", run_eagerly=True)
     rng = np.random.default_rng(1)
     small_model.fit(rng.random((8, 64, 64, 1)).astype("float32"), np.ones((8, 3), "float32"), epochs=1, verbose=0)
     np.testing.assert_array_equal(np.asarray(bn.moving_mean), before)
@@ -305,7 +306,8 @@ def test_labels_and_scores_are_checked_at_every_entry(scored):
     with pytest.raises(DataError, match="divide by 255"):
         metrics.threshold_metrics(y, np.round(s * 255), pd.Series(0.5, index=LABELS), LABELS)
     # AUC ranks scores: logits are fine there and give the probabilities' AUC
-    assert metrics.roc_auc_per_class(y, logits, LABELS).to_numpy() == pytest.approx(metrics.roc_auc_per_class(y, s, LABELS).to_numpy())
+    assert (metrics.roc_auc_per_class(y, logits, LABELS).to_numpy()
+            == pytest.approx(metrics.roc_auc_per_class(y, s, LABELS).to_numpy()))
     with pytest.raises(ValueError, match="no value for C"):
         metrics.threshold_metrics(y, s, pd.Series({"A": 0.5, "B": 0.5}), LABELS)
 
@@ -342,10 +344,12 @@ def test_per_class_metrics_pair_dataframe_columns_by_name_not_position():
     names = ["Atelectasis", "Effusion", "Mass"]
     y = rng.integers(0, 2, (80, 3))
     scores = np.clip(y * 0.4 + rng.random((80, 3)) * 0.6, 0, 1)
-    truth, shuffled = pd.DataFrame(y, columns=names), pd.DataFrame(scores, columns=names)[["Mass", "Atelectasis", "Effusion"]]
+    truth, shuffled = (pd.DataFrame(y, columns=names),
+                       pd.DataFrame(scores, columns=names)[["Mass", "Atelectasis", "Effusion"]])
     expected = metrics.roc_auc_per_class(y, scores, names)
     pd.testing.assert_series_equal(metrics.roc_auc_per_class(truth, shuffled, names), expected)
     np.testing.assert_allclose(expected.to_numpy(), [roc_auc_score(y[:, j], scores[:, j]) for j in range(3)])
-    pd.testing.assert_series_equal(metrics.choose_thresholds(truth, shuffled, names), metrics.choose_thresholds(y, scores, names))
+    pd.testing.assert_series_equal(metrics.choose_thresholds(truth, shuffled, names),
+                                   metrics.choose_thresholds(y, scores, names))
     pd.testing.assert_series_equal(metrics.expected_calibration_error(truth, shuffled, per_class=True),
                                    metrics.expected_calibration_error(y, scores, per_class=True, labels=names))

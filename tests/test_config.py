@@ -109,7 +109,8 @@ def test_only_config_reads_the_environment():
 
 
 def test_public_functions_have_docstrings_ending_with_the_notebook_that_teaches_them():
-    """A short summary first; "Taught in NN_name." on its own last line (the d2l pattern), not squeezed into the first."""
+    """A short summary first; "Taught in NN_name." on its own last line (the d2l pattern), not squeezed into the
+    first."""
     import ast
 
     missing = []

@@ -386,7 +386,8 @@ def test_patient_split_infeasible_coverage_raises_naming_a_label():
         splits.patient_split(pd.DataFrame(rows))
 
 
-@pytest.mark.parametrize("kwargs", [{"val_fraction": 0.0}, {"test_fraction": 0.0}, {"val_fraction": 0.5, "test_fraction": 0.5}])
+@pytest.mark.parametrize("kwargs",
+                         [{"val_fraction": 0.0}, {"test_fraction": 0.0}, {"val_fraction": 0.5, "test_fraction": 0.5}])
 def test_patient_split_empty_split_raises(kwargs):
     with pytest.raises(DataError, match="empty"):
         splits.patient_split(nih_like_entries(), **kwargs)
@@ -442,7 +443,8 @@ def test_official_split(tmp_path):
         parts = splits.official_split(datasets.read_nih(root, images="none"))
     assert parts["train"]["Hernia"].sum() > 0 and parts["val"]["Hernia"].sum() == 0
     (root / "test_list.txt").write_text("\n".join(list(entries.loc[is_test, "image_index"]) + ["99999999_000.png"]))
-    with pytest.raises(DataError, match=r"test_list\.txt: 1 image\(s\) are not in the Data_Entry CSV, e\.g\. 99999999_000"):
+    with pytest.raises(DataError,
+                       match=r"test_list\.txt: 1 image\(s\) are not in the Data_Entry CSV, e\.g\. 99999999_000"):
         splits.official_split(datasets.read_nih(root, images="none"))
 
 
@@ -609,7 +611,8 @@ def test_manifest_path_escaping_the_folder(tmp_path):
 def test_cli(nih, capsys):
     assert manifests.main(["verify", "nih", str(nih)]) == 0
     out = capsys.readouterr().out
-    assert "present: images/: 6 of the 6 images" in out and "warning:" in out and "OK (layout" in out and "add --decode" in out
+    assert ("present: images/: 6 of the 6 images" in out and "warning:" in out and "OK (layout" in out
+            and "add --decode" in out)
     (nih / "train_val_list.txt").unlink()
     assert manifests.main(["verify", "nih", str(nih)]) == 1
     out = capsys.readouterr().out
@@ -819,7 +822,8 @@ def test_corrupt_pixel_data_is_found_only_by_decoding(nih, capsys):
     assert len(datasets.read_nih(nih).entries) == len(ROWS)  # the header check cannot see it
     assert verify_quietly("nih", nih)[0] == []
     problems, _ = verify_quietly("nih", nih, decode=True)
-    assert problems == ["wrong: images/00000004_000.png: cannot be decoded (OSError: broken data stream when reading image file)"]
+    assert problems == ["wrong: images/00000004_000.png: cannot be decoded (OSError: broken data stream when reading "
+                        "image file)"]
     assert "decoded: 5 of 6 image(s); 1 failed" in capsys.readouterr().out
     assert manifests.main(["verify", "nih", str(nih), "--decode"]) == 1
     out = capsys.readouterr().out
@@ -831,14 +835,17 @@ def test_decode_names_a_decompression_bomb(nih, monkeypatch, capsys):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", SIZE * SIZE // 3)  # every image is now "too big"
     problems, _ = verify_quietly("nih", nih, decode=True)
     assert len(problems) == 6 and all("decompression bomb" in p and "MAX_IMAGE_PIXELS" in p for p in problems)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", SIZE * SIZE - 1)  # over the limit but under twice it: a warning in Pillow
+    # over the limit but under twice it: a warning in Pillow
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", SIZE * SIZE - 1)
     problems, _ = verify_quietly("nih", nih, decode=True)
     assert len(problems) == 6 and all("decompression bomb" in p for p in problems)
 
 
 def test_decode_drive(tmp_path, capsys):
     root = write_drive(tmp_path / "drive")
-    manifest = {"layout": {"files": [{"path": "training/images/21_training.tif"}, {"path": "training/mask/21_training_mask.gif"}]}}
+    manifest = {
+        "layout": {"files": [{"path": "training/images/21_training.tif"},
+                             {"path": "training/mask/21_training_mask.gif"}]}}
     assert manifests.verify("drive", root, manifest=manifest, decode=True) == []
     (root / "training" / "mask" / "21_training_mask.gif").write_bytes(b"GIF89a" + b"\x00" * 20)
     problems = manifests.verify("drive", root, manifest=manifest, decode=True)
@@ -852,8 +859,10 @@ def test_manifest_records_the_shipped_files(real_nih):
     shipped = json.loads((manifests.MANIFEST_DIR / "nih.json").read_text())["shipped_metadata"]
     for name, digest in shipped["sha256"].items():
         assert hashlib.sha256((datasets.NIH_METADATA_DIR / name).read_bytes()).hexdigest() == digest, name
-    counts = {**real_nih.entries[list(datasets.LABELS)].sum().to_dict(), "No Finding": int((real_nih.labels.sum(axis=1) == 0).sum())}
-    assert counts == shipped["label_counts"] and {k: v for k, v in counts.items() if k in PUBLISHED_COUNTS} == PUBLISHED_COUNTS
+    counts = {**real_nih.entries[list(datasets.LABELS)].sum().to_dict(),
+              "No Finding": int((real_nih.labels.sum(axis=1) == 0).sum())}
+    assert (counts == shipped["label_counts"]
+            and {k: v for k, v in counts.items() if k in PUBLISHED_COUNTS} == PUBLISHED_COUNTS)
     assert shipped["counts"]["images"] == len(real_nih.entries) and shipped["max_age"] == real_nih.entries["age"].max()
 
 
@@ -867,7 +876,8 @@ def test_google_labels_bad_rows_are_named_or_skipped(tmp_path):
     with pytest.raises(DataError) as err:
         datasets.read_google_labels(tmp_path)  # a folder: the file found by name
     message = str(err.value)
-    assert "4 bad row(s)" in message and "line 3 (00000002_000.png): Nodule or mass is 'Y': expected YES or NO" in message
+    assert ("4 bad row(s)" in message
+            and "line 3 (00000002_000.png): Nodule or mass is 'Y': expected YES or NO" in message)
     assert "line 4" in message and "spreadsheet" in message and "Set Id 'train'" in message
     assert "line 6 (00000001_000.png): duplicate Image Index (first on line 2)" in message
     g = datasets.read_google_labels(path, errors="skip")

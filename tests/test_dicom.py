@@ -257,7 +257,8 @@ def test_real_extremity_cr_is_refused_naming_the_field_and_read_with_a_warning_w
         dicom.read_radiograph(dicom.example_path("RG3_UNCR.dcm"))
     allowed = dicom.read_radiograph(dicom.example_path("RG3_UNCR.dcm"), allow_non_chest=True)
     assert allowed.image.shape == (1760, 1760)
-    assert len(allowed.warnings) == 1 and "RG3_UNCR.dcm: BodyPartExamined (0018,0015) is 'EXTREMITY'" in allowed.warnings[0]
+    assert (len(allowed.warnings) == 1
+            and "RG3_UNCR.dcm: BodyPartExamined (0018,0015) is 'EXTREMITY'" in allowed.warnings[0])
 
 
 @pytest.mark.parametrize("elements, words", [

@@ -57,8 +57,10 @@ def test_answer_cell_is_an_exercise_with_a_check(name, index):
     number = re.match(r"# Exercise (\d+)", source).group(1)
     markdown = "\n".join(c.source for c in NOTEBOOKS[name].cells if c.cell_type == "markdown")
     exercises_text = markdown[markdown.index("## Exercises"):]
-    assert re.search(rf"^{number}\. \*\*", exercises_text, re.M), f"{name}: exercise {number} is not in the Exercises list"
-    assert re.search(r"^exercises\.check_\w+\(", source, re.M), f"{name} cell {index}: call its check from helpers.exercises"
+    assert re.search(rf"^{number}\. \*\*", exercises_text, re.M), (f"{name}: exercise {number} is not in the "
+                                                                   "Exercises list")
+    assert re.search(r"^exercises\.check_\w+\(", source, re.M), (f"{name} cell {index}: call its check from "
+                                                                 "helpers.exercises")
 
 
 @pytest.mark.parametrize("name,index", ANSWERS, ids=[f"{n}-cell{i}" for n, i in ANSWERS])
@@ -138,7 +140,8 @@ def _best_f1_value(truth, scores):
 
 
 def _best_f1_strict(truth, scores):
-    return float(max(np.unique(scores), key=lambda t: 2 * ((scores > t) & truth).sum() / ((scores > t).sum() + truth.sum())))
+    return float(
+        max(np.unique(scores), key=lambda t: 2 * ((scores > t) & truth).sum() / ((scores > t).sum() + truth.sum())))
 
 
 def _entropy(p, base=math.e, clip=True):
@@ -240,12 +243,15 @@ WRONG = {
         ("coefficient", lambda y, p: 2 * (y * p).sum() / (y.sum() + p.sum()), ("dice coefficient", "1 minus")),
         ("no factor 2", lambda y, p: 1 - (y * p).sum() / (y.sum() + p.sum()), ("factor 2",)),
         ("squared", lambda y, p: 1 - 2 * (y * p).sum() / (y.sum() + (p ** 2).sum()), ("squared p",)),
-        ("vector", lambda y, p: 1 - 2 * (y * p).sum((1, 2, 3)) / (y.sum((1, 2, 3)) + p.sum((1, 2, 3))), ("one value per image",)),
+        ("vector", lambda y, p: 1 - 2 * (y * p).sum((1, 2, 3)) / (y.sum((1, 2, 3)) + p.sum((1, 2, 3))),
+         ("one value per image",)),
     ],
     "check_fov_accuracies": [
-        ("swapped", lambda v, p, f: tuple(reversed([((p >= .5) == v).mean(), ((p >= .5) == v)[f].mean()])), ("swapped",)),
+        ("swapped", lambda v, p, f: tuple(reversed([((p >= .5) == v).mean(), ((p >= .5) == v)[f].mean()])),
+         ("swapped",)),
         ("strict", lambda v, p, f: (((p > .5) == v).mean(), ((p > .5) == v)[f].mean()), ("p = 0.5", ">= 0.5")),
-        ("whole divisor", lambda v, p, f: (((p >= .5) == v).mean(), (((p >= .5) == v) & f).mean()), ("divided by every pixel",)),
+        ("whole divisor", lambda v, p, f: (((p >= .5) == v).mean(), (((p >= .5) == v) & f).mean()),
+         ("divided by every pixel",)),
     ],
     "check_best_f1_threshold": [
         ("returns F1", _best_f1_value, ("best f1 itself",)),
@@ -259,7 +265,9 @@ WRONG = {
     ],
     "check_spearman": [
         ("pearson", lambda a, b: np.corrcoef(a, b)[0, 1], ("pearson", "rank them")),
-        ("ties", lambda a, b: np.corrcoef(np.argsort(np.argsort(a, kind="stable")), np.argsort(np.argsort(b, kind="stable")))[0, 1],
+        ("ties",
+         lambda a, b: np.corrcoef(np.argsort(np.argsort(a, kind="stable")),
+                                  np.argsort(np.argsort(b, kind="stable")))[0, 1],
          ("tied values", "rankdata")),
     ],
     "check_fit_temperature": [
@@ -291,10 +299,13 @@ WRONG = {
         ("series", lambda f, limit: f["mutual_information"] > limit, ("return true or false", "series")),
     ],
     "check_to_original": [
-        ("(w, h) shapes", lambda box, d, o: (box[0] * o[0] / d[0], box[1] * o[1] / d[1], box[2] * o[0] / d[0], box[3] * o[1] / d[1]),
+        ("(w, h) shapes",
+         lambda box, d, o: (box[0] * o[0] / d[0], box[1] * o[1] / d[1], box[2] * o[0] / d[0], box[3] * o[1] / d[1]),
          ("(height, width)",)),
-        ("only x, y", lambda box, d, o: (box[0] * o[1] / d[1], box[1] * o[0] / d[0], box[2], box[3]), ("w and h scale too",)),
-        ("inverted", lambda box, d, o: (box[0] * d[1] / o[1], box[1] * d[0] / o[0], box[2] * d[1] / o[1], box[3] * d[0] / o[0]),
+        ("only x, y", lambda box, d, o: (box[0] * o[1] / d[1], box[1] * o[0] / d[0], box[2], box[3]),
+         ("w and h scale too",)),
+        ("inverted",
+         lambda box, d, o: (box[0] * d[1] / o[1], box[1] * d[0] / o[0], box[2] * d[1] / o[1], box[3] * d[0] / o[0]),
          ("other way",)),
     ],
     "check_ap_by_hand": [
@@ -387,19 +398,23 @@ def test_student_copy_has_no_solution_and_keeps_every_other_cell(source):
     assert [c.cell_type for c in student.cells] == [c.cell_type for c in original.cells]
     changed = [i for i, (a, b) in enumerate(zip(original.cells, student.cells)) if a.source != b.source]
     assert changed == [i for n, i in ANSWERS if n == source.stem]
-    assert all(c.metadata == o.metadata for c, o in zip(student.cells, original.cells)), "tags (parameters) must survive"
+    assert all(c.metadata == o.metadata
+               for c, o in zip(student.cells, original.cells)), "tags (parameters) must survive"
 
 
 def test_stub_keeps_the_indentation_and_says_which_exercise():
-    source = "# Exercise 7: write f(x).\ndef f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n\n\nprint(f(1))"
+    source = ("# Exercise 7: write f(x).\ndef f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n\n"
+              "\nprint(f(1))")
     stub = make_student.strip_solutions(source)
-    assert stub == "# Exercise 7: write f(x).\ndef f(x):\n    raise NotImplementedError('Exercise 7: write f(x).')\n\n\nprint(f(1))"
+    assert stub == ("# Exercise 7: write f(x).\ndef f(x):\n    raise NotImplementedError('Exercise 7: write f(x).')\n\n"
+                    "\nprint(f(1))")
 
 
 @pytest.mark.parametrize("source,words", [
     ("### BEGIN SOLUTION\nx = 1", "line 1: ### BEGIN SOLUTION without its ### END SOLUTION"),
     ("x = 1\n### END SOLUTION", "line 2: ### END SOLUTION without a ### BEGIN SOLUTION"),
-    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "line 2: ### BEGIN SOLUTION inside the block opened on line 1"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION",
+     "line 2: ### BEGIN SOLUTION inside the block opened on line 1"),
 ])
 def test_unpaired_markers_are_refused_with_the_line(source, words):
     with pytest.raises(make_student.MarkerError, match=re.escape(f"nb.py, cell 3, {words}")):
@@ -454,7 +469,8 @@ def _answers_in(files: list[Path]) -> list[str]:
 
 
 def _executed_answers(folder: Path) -> Path:
-    """Two executed notebooks made from real sources: title, Setup cell and answer cells, each answer echoed in its output."""
+    """Two executed notebooks made from real sources: title, Setup cell and answer cells, each answer echoed in its
+    output."""
     folder.mkdir(parents=True, exist_ok=True)
     for source in (SOURCES[0], SOURCES[-2]):
         nb = jupytext.read(source)
@@ -501,7 +517,8 @@ def test_kit_holds_no_answer_anywhere_while_the_repository_and_its_site_do(kit, 
     found = _answers_in([ROOT / name for name in make_student.tracked_files(ROOT) if (ROOT / name).is_file()]
                         + sorted((tmp_path / "site").glob("*.html")))
     for expected in ("INSTRUCTORS.md: the instructor's notes", "README.md: links to INSTRUCTORS.md",
-                     ".py: BEGIN SOLUTION", ".ipynb: END SOLUTION", "_films.py: answer line", "_splits.html: answer line"):
+                     ".py: BEGIN SOLUTION", ".ipynb: END SOLUTION", "_films.py: answer line",
+                     "_splits.html: answer line"):
         assert any(expected in line for line in found), f"the search cannot find {expected!r}"
 
 
@@ -514,14 +531,16 @@ def test_handout_is_the_repository_with_student_notebooks_and_without_the_instru
     assert copied == sorted(n for n in tracked if n not in left_out and (ROOT / n).is_file())
     assert "left out: tests/test_exercises.py (holds solution markers); tools/make_student.py (holds solution " \
         "markers); tutorials/INSTRUCTORS.md (the instructor's notes and model answers)" in printed
-    assert "tutorials/INSTRUCTORS.md (in the instructor's copy) says which notebook" in (handout / "README.md").read_text()
+    assert ("tutorials/INSTRUCTORS.md (in the instructor's copy) "
+            "says which notebook") in (handout / "README.md").read_text()
     for source in SOURCES:  # the students' pair, in sync as `make sync` leaves it, and the .ipynb without outputs
         py, ipynb = jupytext.read(handout / "tutorials" / source.name), nbformat.read(
             handout / "tutorials" / f"{source.stem}.ipynb", as_version=4)
         assert [c.source.strip() for c in py.cells] == [c.source.strip() for c in ipynb.cells]
         assert "raise NotImplementedError(" in (handout / "tutorials" / source.name).read_text()
         assert all(not c.get("outputs") for c in ipynb.cells if c.cell_type == "code")
-        assert (handout / "tutorials" / source.name).read_text() == (root / "student" / "notebooks" / source.name).read_text()
+        assert ((handout / "tutorials" / source.name).read_text()
+                == (root / "student" / "notebooks" / source.name).read_text())
     for name in tracked:  # executable files (.ci/run, postBuild) stay executable
         if (ROOT / name).is_file() and os.access(ROOT / name, os.X_OK):
             assert os.access(handout / name, os.X_OK), name
@@ -535,7 +554,8 @@ def test_student_site_stubs_the_answers_and_opens_the_student_branch(kit):
     assert "raise NotImplementedError(" in html.unescape(re.sub(r"<[^>]+>", "", page))
     assert "# Exercise 1:" in html.unescape(re.sub(r"<[^>]+>", "", page))  # the cell stays, with its instructions
     links = [html.unescape(h) for p in sorted(site.glob("*.html")) for h in _SITE_LINK.findall(p.read_text())]
-    assert len(links) == 2 * 2 + 1 + 2 * 2, links  # the index: Colab and Binder per notebook and its Repository; each page: its two
+    # the index: Colab and Binder per notebook and its Repository; each page: its two
+    assert len(links) == 2 * 2 + 1 + 2 * 2, links
     off = [link for link in links if not re.search(r"/blob/student/tutorials/|/student\?labpath=|/tree/student$", link)]
     assert off == [], f"links that do not open the student branch: {off}"
 

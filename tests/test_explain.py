@@ -43,8 +43,10 @@ def test_grad_cam_matches_tf_keras_vis(classifier, images):
     from tf_keras_vis.utils.scores import CategoricalScore
 
     # tf-keras-vis differentiates the probability: score="probability" reproduces it
-    ours = explain.grad_cam(classifier, images, 1, layer_name="features", upsampling="align_corners", score="probability")
-    theirs = Gradcam(classifier)(CategoricalScore([1] * 4), images, penultimate_layer="features", seek_penultimate_conv_layer=False)
+    ours = explain.grad_cam(classifier, images, 1, layer_name="features", upsampling="align_corners",
+                            score="probability")
+    theirs = Gradcam(classifier)(CategoricalScore([1] * 4), images, penultimate_layer="features",
+                                 seek_penultimate_conv_layer=False)
     assert ours.shape == theirs.shape == (4, 32, 32)
     assert np.abs(ours - theirs).max() < 1e-4
     # the logit's map (the default) is the probability's divided by p (1 - p) > 0, the same once min-max scaled,
@@ -241,7 +243,8 @@ def test_guided_grad_cam_matches_the_hand_product(tiny_images):
     cam = np.maximum(((pq * _V).mean(axis=(1, 2), keepdims=True) * a).sum(-1), 0)  # Grad-CAM on p; 4x4 -> 4x4
     ours = explain.guided_grad_cam(model, tiny_images, 0, layer_name="features", normalize_map=False)
     assert np.allclose(ours, cam * guided, rtol=1e-4, atol=1e-7), np.abs(ours - cam * guided).max()
-    assert np.allclose(explain.guided_backprop(model, tiny_images, 0, normalize_map=False), guided, rtol=1e-4, atol=1e-7)
+    assert np.allclose(explain.guided_backprop(model, tiny_images, 0, normalize_map=False), guided, rtol=1e-4,
+                       atol=1e-7)
 
 
 def test_smoothgrad_is_the_mean_of_hand_gradients_over_the_same_noise(tiny_images):

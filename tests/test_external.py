@@ -46,7 +46,8 @@ def test_read_site_pseudonymises_patients_and_lists_refusals_by_row(tmp_path):
     assert "row 5: BodyPartExamined" in data.refused.reason.iloc[0] and "HAND" in data.refused.reason.iloc[0]
     assert "lateral" in data.refused.reason.iloc[1]
     again = site.read_site(tmp_path, image_size=32)
-    assert not set(again.entries.patient) & set(data.entries.patient)  # a fresh key per read: pseudonyms cannot be matched up
+    # a fresh key per read: pseudonyms cannot be matched up
+    assert not set(again.entries.patient) & set(data.entries.patient)
     named = site.read_site(tmp_path, image_size=32, keep_identity=True)
     assert named.refused.file.iloc[0] == "STUDY0004/IM0001.dcm"
 

@@ -16,7 +16,8 @@ def _features(n, d=64, shift=0.0, seed=0):
 
 
 def test_distance_matches_scikit_learn():
-    train, other = _features(40, seed=1), _features(10, seed=2)  # fewer films than features: shrinkage keeps it invertible
+    # fewer films than features: shrinkage keeps it invertible
+    train, other = _features(40, seed=1), _features(10, seed=2)
     fitted = familiarity.Familiarity.fit(train)
     reference = LedoitWolf().fit(train)
     np.testing.assert_allclose(fitted.distance(other) ** 2, reference.mahalanobis(other), rtol=1e-8)

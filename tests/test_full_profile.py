@@ -2,10 +2,10 @@
 
 What `full` runs on a GPU machine with the real data, CI runs here with the same code and small sizes:
 `MEDXAI_DATA_DIR` holds `nih/`, `drive/` and `dsb2018/` in the real layouts (the smoke profile's synthetic files, with
-the official split lists the real release has; `nih/` a partial copy, one healthy image in five absent), and papermill overrides the sizes of the notebook's
-parameters cell (every `cfg.pick(...)` whose smoke value is a number, None or a flag) with their smoke
-values. Text settings are modes, not sizes, and keep their full values: the official split, the disk
-cache, the full loss. So the branches taken are full's: the real-data reader, the official split, the disk
+the official split lists the real release has; `nih/` a partial copy, one healthy image in five absent), and papermill
+overrides the sizes of the notebook's parameters cell (every `cfg.pick(...)` whose smoke value is a number, None or a
+flag) with their smoke values. Text settings are modes, not sizes, and keep their full values: the official split, the
+disk cache, the full loss. So the branches taken are full's: the real-data reader, the official split, the disk
 cache, no synthetic-only asserts; only the ImageNet download is switched off, as CI has no network.
 """
 
@@ -29,7 +29,8 @@ NOTEBOOKS = sorted(TUTORIALS.glob("[0-9][0-9]_*.ipynb"))
 
 
 def smoke_parameters(notebook: Path) -> dict:
-    """The smoke= value of every `name = cfg.pick(smoke=..., ...)` in the parameters cell that is a size or a flag (not text)."""
+    """The smoke= value of every `name = cfg.pick(smoke=..., ...)` in the parameters cell that is a size or a flag (not
+    text)."""
     cells = [c for c in jupytext.read(notebook.with_suffix(".py")).cells if "parameters" in c.metadata.get("tags", [])]
     assert len(cells) == 1, f"{notebook.name}: exactly one parameters cell"
     values = {}
@@ -42,7 +43,8 @@ def smoke_parameters(notebook: Path) -> dict:
             try:
                 value = ast.literal_eval(smoke)
             except ValueError:
-                pytest.fail(f"{notebook.name}: {target.id}'s smoke value is not a literal; the full-path test cannot override it")
+                pytest.fail(f"{notebook.name}: {target.id}'s smoke value is not a literal; the full-path test cannot "
+                            "override it")
             if isinstance(value, tuple):
                 value = list(value)  # papermill writes a tuple as its text: "(1,)"; a list comes through as a list
             if not isinstance(value, str):
@@ -71,7 +73,8 @@ def full_environment(tmp_path_factory):
         if image not in absent:
             (data / "nih" / "images" / image).symlink_to(source / "images" / image)
     saved = {k: os.environ.get(k) for k in ("MEDXAI_PROFILE", "MEDXAI_DATA_DIR", "MEDXAI_CACHE_DIR")}
-    os.environ.update(MEDXAI_PROFILE="full", MEDXAI_DATA_DIR=str(data), MEDXAI_CACHE_DIR=str(tmp_path_factory.mktemp("medxai_cache")))
+    os.environ.update(MEDXAI_PROFILE="full", MEDXAI_DATA_DIR=str(data),
+                      MEDXAI_CACHE_DIR=str(tmp_path_factory.mktemp("medxai_cache")))
     yield data
     for key, value in saved.items():
         if value is None:
@@ -81,13 +84,15 @@ def full_environment(tmp_path_factory):
 
 
 def write_microscopy(data: Path) -> None:
-    """dsb2018/ as real microscopy is: the three kinds of image, three at 1,400 pixels, pairs of one acquisition (notebook 08 only)."""
+    """dsb2018/ as real microscopy is: the three kinds of image, three at 1,400 pixels, pairs of one acquisition
+    (notebook 08 only)."""
     if (data / "dsb2018").exists():
         return
     synthetic_cells.write_nuclei(data / "dsb2018", images=40, image_size=128, seed=5, large=3, large_size=1400,
                                  kinds=("fluorescence", "brightfield", "histology"))
     ids = sorted(p.name for p in (data / "dsb2018" / synthetic_cells.TRAIN_FOLDER).iterdir())
-    (data / "dsb2018" / "groups.csv").write_text("image_id,group\n" + "".join(f"{i},experiment-{k // 2}\n" for k, i in enumerate(ids)))
+    (data / "dsb2018" / "groups.csv").write_text("image_id,group\n"
+                                                 + "".join(f"{i},experiment-{k // 2}\n" for k, i in enumerate(ids)))
 
 
 def test_smoke_values_are_read_from_the_parameters_cell():
@@ -120,7 +125,8 @@ def execute(stem: str, tmp_path: Path) -> str:
 
 @contextlib.contextmanager
 def variant(full_environment: Path, tmp_path: Path, dataset: str):
-    """A data folder like full_environment whose ``dataset``/ starts empty (the caller fills it), MEDXAI_DATA_DIR on it."""
+    """A data folder like full_environment whose ``dataset``/ starts empty (the caller fills it), MEDXAI_DATA_DIR on
+    it."""
     data = tmp_path / "medxai_data"
     (data / dataset).mkdir(parents=True)
     for entry in full_environment.iterdir():
@@ -141,14 +147,17 @@ def test_notebook_runs_in_full_profile(notebook, full_environment, tmp_path):
     text = execute(notebook.stem, tmp_path)
     if notebook.stem == "08_cells_counting":  # large images of all three kinds, within the memory goal
         peak = float(re.search(r"peak resident memory (\d+) MiB", text).group(1))
-        assert peak < MEMORY_GOAL_MIB, f"notebook 08 peaked at {peak:.0f} MiB on 1,400-pixel images (goal {MEMORY_GOAL_MIB})"
-        assert all(kind in text for kind in ("fluorescence", "brightfield", "histology")) and "acquisition groups" in text
+        assert peak < MEMORY_GOAL_MIB, (f"notebook 08 peaked at {peak:.0f} MiB on 1,400-pixel images (goal "
+                                        f"{MEMORY_GOAL_MIB})")
+        assert (all(kind in text for kind in ("fluorescence", "brightfield", "histology"))
+                and "acquisition groups" in text)
     # how long it took is reported by pytest's --durations, never asserted: speed belongs in benchmarks/
 
 
 @pytest.fixture()
 def no_box_environment(full_environment, tmp_path):
-    """The same real-layout folder, but its box file holds only its header: a copy without boxes (models from the full runs above)."""
+    """The same real-layout folder, but its box file holds only its header: a copy without boxes (models from the full
+    runs above)."""
     with variant(full_environment, tmp_path, "nih") as (nih, source):
         for path in source.iterdir():
             if path.name != datasets.BBOX_FILE:
@@ -162,7 +171,8 @@ def no_box_environment(full_environment, tmp_path):
 def test_boxes_and_report_run_on_a_copy_without_boxes(stem, no_box_environment, tmp_path):
     if stem == "07_report":  # what 06 saved from the copy with boxes goes: the report's fallback is what is tested
         from helpers import models, side_files
-        side_files.side_file(config.load().models_dir / models.CLASSIFIER_FILE, side_files.BOX_SIZES_SUFFIX).unlink(missing_ok=True)
+        side_files.side_file(config.load().models_dir / models.CLASSIFIER_FILE,
+                             side_files.BOX_SIZES_SUFFIX).unlink(missing_ok=True)
     text = execute(stem, tmp_path)
     if stem == "06_boxes_iobb":
         assert "too few to judge" in text and "no size prior is saved beside the classifier" in text
@@ -202,7 +212,8 @@ def no_demographics_environment(full_environment, tmp_path):
         for entry in source.iterdir():
             if entry.name != "labels.csv":
                 (site / entry.name).symlink_to(entry)
-        pd.read_csv(source / "labels.csv", dtype=str).drop(columns=["sex", "age", "view"]).to_csv(site / "labels.csv", index=False)
+        pd.read_csv(source / "labels.csv", dtype=str).drop(columns=["sex", "age", "view"]).to_csv(
+            site / "labels.csv", index=False)
         yield site
 
 

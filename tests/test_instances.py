@@ -1,4 +1,5 @@
-"""Instances (notebook 08): IoU, matching and the Data Science Bowl AP against hand computations; watersheds, counts, intervals."""
+"""Instances (notebook 08): IoU, matching and the Data Science Bowl AP against hand computations; watersheds, counts,
+intervals."""
 
 import math
 import re
@@ -75,10 +76,12 @@ def test_average_precision_agrees_with_a_brute_force_loop_on_synthetic_nuclei():
     ious = []
     for t in np.unique(truth)[1:]:
         a = truth == t
-        best = max((np.sum(a & (shifted == p)) / np.sum(a | (shifted == p)) for p in np.unique(shifted[a]) if p), default=0)
+        best = max((np.sum(a & (shifted == p)) / np.sum(a | (shifted == p)) for p in np.unique(shifted[a]) if p),
+                   default=0)
         ious.append(best)
     n_true, n_pred = truth.max(), len(np.unique(shifted)) - 1
-    brute = np.mean([sum(i > t for i in ious) / (n_true + n_pred - sum(i > t for i in ious)) for t in instances.DSB_THRESHOLDS])
+    brute = np.mean(
+        [sum(i > t for i in ious) / (n_true + n_pred - sum(i > t for i in ious)) for t in instances.DSB_THRESHOLDS])
     assert instances.average_precision(truth, shifted) == pytest.approx(brute, abs=1e-12)
 
 

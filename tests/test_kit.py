@@ -1,4 +1,5 @@
-"""The instructor's kit: figure export (viz.export_figure, MEDXAI_FIGURES_DIR), the section-times table, the installer's plan and the side-by-side runner of `make test`."""
+"""The instructor's kit: figure export (viz.export_figure, MEDXAI_FIGURES_DIR), the section-times table, the installer's
+plan and the side-by-side runner of `make test`."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def test_export_writes_a_decodable_png_and_an_svg(tmp_path):
     assert 600 <= width <= 900 and 300 <= height <= 450, (width, height)
     root = ET.parse(svg).getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
-    assert "rank correlation" in svg.read_text(encoding="utf-8") or root.find(".//{http://www.w3.org/2000/svg}path") is not None
+    assert ("rank correlation" in svg.read_text(encoding="utf-8")
+            or root.find(".//{http://www.w3.org/2000/svg}path") is not None)
 
 
 def test_export_is_a_noop_when_off(tmp_path, monkeypatch):
@@ -51,7 +53,8 @@ def test_export_follows_the_environment_and_takes_an_axes(tmp_path, monkeypatch)
     fig = _figure()
     paths = viz.export_figure(fig.axes[0], "referral_curves")  # pandas' DataFrame.plot returns an Axes
     plt.close(fig)
-    assert paths == (tmp_path / "build" / "figures" / "referral_curves.png", tmp_path / "build" / "figures" / "referral_curves.svg")
+    assert paths == (tmp_path / "build" / "figures" / "referral_curves.png",
+                     tmp_path / "build" / "figures" / "referral_curves.svg")
     assert all(p.stat().st_size > 1000 for p in paths)
 
 
@@ -68,7 +71,8 @@ def test_figures_dir_setting(tmp_path, monkeypatch):
     assert config.load({"MEDXAI_CACHE_DIR": str(tmp_path), "MEDXAI_FIGURES_DIR": "  "}).figures_dir is None
     monkeypatch.chdir(tmp_path)
     cfg = config.load({"MEDXAI_CACHE_DIR": str(tmp_path), "MEDXAI_FIGURES_DIR": "build/figures"})
-    assert cfg.figures_dir == tmp_path.resolve() / "build" / "figures"  # resolved where it was read, not where a notebook runs
+    # resolved where it was read, not where a notebook runs
+    assert cfg.figures_dir == tmp_path.resolve() / "build" / "figures"
     assert not cfg.figures_dir.exists()  # created by the first export, not by reading the setting
 
 
@@ -136,7 +140,8 @@ def test_section_times_table_in_minutes(tmp_path, capsys):
 
 def test_section_times_refuses_an_unexecuted_notebook(tmp_path):
     path = tmp_path / "01_x.ipynb"
-    path.write_text(json.dumps({"metadata": {}, "cells": [_md("## Setup"), {"cell_type": "code", "metadata": {}, "source": ""}]}))
+    path.write_text(
+        json.dumps({"metadata": {}, "cells": [_md("## Setup"), {"cell_type": "code", "metadata": {}, "source": ""}]}))
     with pytest.raises(SystemExit, match="no papermill durations.*make tutorials"):
         section_times.main([str(path)])
     with pytest.raises(SystemExit, match="neither an executed .ipynb nor a folder"):
@@ -146,7 +151,8 @@ def test_section_times_refuses_an_unexecuted_notebook(tmp_path):
 def test_expected_figures_cover_the_key_plots():
     tutorials = ROOT / "tutorials"
     expected = export_figures.expected_figures(sorted(tutorials.glob("0[1-6]_*.ipynb")))
-    for name in ("leakage_bars", "seo_figure1", "referral_curves", "referral_curves_pixels", "randomisation_curve", "tiobb_bars"):
+    for name in ("leakage_bars", "seo_figure1", "referral_curves", "referral_curves_pixels", "randomisation_curve",
+                 "tiobb_bars"):
         assert name in expected, name
     assert expected["randomisation_curve"] == "05_saliency.ipynb"
     assert [p.name[:2] for p in export_figures.figure_notebooks()][:4] == ["01", "04", "05", "06"]
@@ -178,7 +184,8 @@ def test_wheelhouse_command_per_platform():
     linux = wheelhouse.download_command("linux_x86_64", Path("w/linux_x86_64"), ["numpy==2.4.6"])
     # pip does not expand manylinux tags: TensorFlow's manylinux_2_27 and 2014 wheels must be named
     assert {"manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"} <= set(linux)
-    assert linux[-1] == "numpy==2.4.6" and "--only-binary=:all:" in linux and linux[linux.index("--python-version") + 1] == "3.11"
+    assert (linux[-1] == "numpy==2.4.6" and "--only-binary=:all:" in linux
+            and linux[linux.index("--python-version") + 1] == "3.11")
     assert "win_amd64" in wheelhouse.download_command("windows_amd64", Path("w"), [])
     with pytest.raises(ValueError, match="Unknown platform 'macos_x86_64'"):
         wheelhouse.download_command("macos_x86_64", Path("w"), [])
@@ -207,7 +214,8 @@ def test_install_plan_of_each_target(tmp_path):
     ran = [Path(a).name for job in together.values() for a in job if a.endswith(".ipynb")]
     assert sorted(ran) == sorted(p.name for p in (ROOT / "tutorials").glob("[0-9][0-9]_*.ipynb")), "each notebook once"
     chain = [Path(a).name[:2] for a in together["notebooks"] if a.endswith(".ipynb")]
-    assert chain == sorted(chain) and {"02", "03", "04", "05", "06", "07", "09"} <= set(chain)  # models passed on, in order
+    # models passed on, in order
+    assert chain == sorted(chain) and {"02", "03", "04", "05", "06", "07", "09"} <= set(chain)
     for job in together.values():
         assert job[job.index("--save-executed") + 1] == str(Path("build", "smoke")) and "--nbval-lax" in job
     assert "full_path" in " ".join(together["unit"]) and test[6].clear == (str(Path("build", "smoke")),)
@@ -257,7 +265,8 @@ def test_install_ends_with_each_steps_wall_and_cpu_time(tmp_path, monkeypatch, c
 
 
 def test_install_dry_run_prints_windows_commands():
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "install.py"), "figures", "--dry-run", "--os", "windows"],
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "install.py"), "figures", "--dry-run",
+                             "--os", "windows"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -292,7 +301,8 @@ def test_side_by_side_shares_the_cores_out_unless_the_caller_chose(monkeypatch, 
     for name in side_by_side.THREAD_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the caller's choice stands
-    show = f"{sys.executable} -c \"import os; print(os.environ['TF_NUM_INTRAOP_THREADS'], os.environ['OMP_NUM_THREADS'])\""
+    show = (f"{sys.executable} -c \"import os; print(os.environ['TF_NUM_INTRAOP_THREADS'], "
+            "os.environ['OMP_NUM_THREADS'])\"")
     assert side_by_side.main([f"a={show}", f"b={show}"]) == 0
     each = str(max(1, side_by_side.cores() // 2))
     assert f"[a] {each} 3" in capsys.readouterr().out.splitlines()
@@ -314,7 +324,8 @@ def test_side_by_side_refuses_what_it_cannot_run(arguments, message):
 
 def test_side_by_side_stops_what_it_started_when_a_later_command_cannot_start(tmp_path):
     marker = tmp_path / "still running"
-    sleeper = f"{sys.executable} -c \"import time, pathlib; time.sleep(2); pathlib.Path({str(marker)!r}).write_text('x')\""
+    sleeper = (f"{sys.executable} -c \"import time, pathlib; time.sleep(2); "
+               f"pathlib.Path({str(marker)!r}).write_text('x')\"")
     with pytest.raises(SystemExit, match="b could not start"):
         side_by_side.main([f"a={sleeper}", "b=/no/such/program"])
     time.sleep(3)

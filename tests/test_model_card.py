@@ -15,7 +15,8 @@ from helpers.errors import DataError
 
 LABELS = list(datasets.LABELS)
 SIZE = 32
-SYNTHETIC = {"kind": "synthetic", "source": "helpers.synthetic (NIH ChestX-ray14 layout)", "images": 938, "patients": 300}
+SYNTHETIC = {"kind": "synthetic", "source": "helpers.synthetic (NIH ChestX-ray14 layout)", "images": 938,
+             "patients": 300}
 
 
 def _tiny() -> keras.Model:
@@ -77,16 +78,19 @@ def test_write_read_update_round_trip(tmp_path):
         for split, table in (("val", val), ("test", test)):
             for short, column in (("auroc", "ROC AUC"), ("low", "low"), ("high", "high")):
                 expected = table.loc[label, column]
-                assert card["metrics"][label][f"{split}_{short}"] == (None if np.isnan(expected) else pytest.approx(expected))
+                assert card["metrics"][label][f"{split}_{short}"] == (None if np.isnan(expected)
+                                                                      else pytest.approx(expected))
     assert card["metrics"][LABELS[2]]["test_low"] is None, "a refused (nan) interval is written as null, not NaN"
     assert card["metrics_intervals"]["test_resampled"] == "patients"
-    assert set(card["versions"]) >= {"python", "tensorflow", "keras", "helpers"} and card["versions"]["keras"] == keras.__version__
+    assert (set(card["versions"]) >= {"python", "tensorflow", "keras", "helpers"}
+            and card["versions"]["keras"] == keras.__version__)
     assert card["date"].endswith("+00:00")
 
     model_card.update_card(path, referral={"threshold": 0.01, "refer_at": 0.2})
     model_card.update_card(path, referral={"samples": 30}, box_sizes={"Mass": [0.1, 0.2]})
     again = model_card.read_card(path)
-    assert again["referral"] == {"threshold": 0.01, "refer_at": 0.2, "samples": 30}, "a dict field is merged, not replaced"
+    assert again["referral"] == {"threshold": 0.01, "refer_at": 0.2,
+                                 "samples": 30}, "a dict field is merged, not replaced"
     assert again["box_sizes"] == {"Mass": [0.1, 0.2]}
     assert again["metrics"] == card["metrics"] and again["date"] == card["date"] and "updated" in again
 
@@ -144,7 +148,8 @@ def test_synthetic_card_on_a_file_says_not_for_clinical_use(saved, film):
     assert payload["model_card"]["training_data"] == "synthetic"
     assert payload["model_card"]["training_data_details"]["images"] == 938
     line = payload["model_card"]["line"]
-    assert line == result.card_line and line.startswith("model: DenseNet121 trained on synthetic images (lab profile, 938 images")
+    assert (line == result.card_line
+            and line.startswith("model: DenseNet121 trained on synthetic images (lab profile, 938 images"))
     assert "thresholds chosen on validation" in line and line.endswith(model_card.NOT_FOR_CLINICAL_USE)
     page = report.to_html(result)
     assert "not for clinical use" in page and page.index("not for clinical use") < page.index("<img"), "near the top"
@@ -164,7 +169,8 @@ def test_real_card_and_no_card(saved, film):
     finally:
         model_card.card_path(saved).unlink()
     assert json.loads(report.to_json(real))["model_card"]["training_data"] == "real"
-    assert "trained on real images from NIH ChestX-ray14 (full profile" in real.card_line and "clinical" not in real.card_line
+    assert ("trained on real images from NIH ChestX-ray14 (full profile" in real.card_line
+            and "clinical" not in real.card_line)
     bare = report.ChestReporter.load(saved, samples=2).report(path)
     payload = json.loads(report.to_json(bare))
     assert bare.model_card is None and payload["model_card"]["training_data"] == "unknown"

@@ -25,7 +25,8 @@ def test_pair_is_in_sync_and_has_no_outputs(source):
     assert with_outputs == [], f"{ipynb.name} has stored outputs in cells {with_outputs}: run `make sync`"
     from_py = jupytext.read(source)
     pairs = list(zip(from_py.cells, stored.cells))
-    assert len(from_py.cells) == len(stored.cells), f"{source.name} and {ipynb.name} differ in cell count: run `make sync`"
+    assert len(from_py.cells) == len(stored.cells), (f"{source.name} and {ipynb.name} differ in cell count: "
+                                                     "run `make sync`")
     for i, (a, b) in enumerate(pairs):
         assert (a.cell_type, a.source.strip()) == (b.cell_type, b.source.strip()), (
             f"cell {i} differs between {source.name} and {ipynb.name}: run `make sync`"
@@ -48,30 +49,35 @@ def test_skeleton(source):
     assert "cfg.pick(" in tagged[0].source, f"{source.name}: the parameters cell should use cfg.pick(...)"
 
     imports = [i for i, c in enumerate(code) if re.search(r"^\s*(import|from)\s+\S+.*", c.source, flags=re.M)]
-    assert imports == [0], f"{source.name}: all imports belong in the Setup cell (found imports in code cells {imports})"
+    assert imports == [0], (f"{source.name}: all imports belong in the Setup cell (found imports in code cells "
+                            f"{imports})")
     assert "import *" not in source.read_text(), f"{source.name}: no star imports"
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_no_variable_shadows_an_imported_helpers_module(source):
-    """`fundus = report.FundusReporter(...)` after `from helpers import fundus` breaks every later `fundus.read_drive`."""
+    """`fundus = report.FundusReporter(...)` after `from helpers import fundus` breaks every later
+    `fundus.read_drive`."""
     import ast
 
     code = "\n".join(c.source for c in jupytext.read(source).cells if c.cell_type == "code")
     tree = ast.parse("\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!"))))
     modules = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                and node.module == "helpers" for alias in node.names}
-    assigned = {target.id for node in ast.walk(tree) if isinstance(node, (ast.Assign, ast.For, ast.AugAssign, ast.AnnAssign))
+    assigned = {target.id for node in ast.walk(tree)
+                if isinstance(node, (ast.Assign, ast.For, ast.AugAssign, ast.AnnAssign))
                 for target in ast.walk(node.targets[0] if isinstance(node, ast.Assign) else node.target)
                 if isinstance(target, ast.Name)}
-    assert not modules & assigned, f"{source.name}: {sorted(modules & assigned)} is a helpers module the notebook imports and a variable"
+    assert not modules & assigned, (f"{source.name}: {sorted(modules & assigned)} is a helpers module the notebook "
+                                    "imports and a variable")
 
 
 TEMPLATE = TUTORIALS / "_template.py"
 
 
 def test_template_passes_every_notebook_rule(tmp_path):
-    """CONTRIBUTING.md's way to add a notebook starts from the template: it must pass the checks every notebook passes."""
+    """CONTRIBUTING.md's way to add a notebook starts from the template: it must pass the checks every notebook
+    passes."""
     import sys
 
     sys.path.insert(0, str(TUTORIALS.parent / "tools"))
@@ -80,7 +86,8 @@ def test_template_passes_every_notebook_rule(tmp_path):
     test_skeleton(TEMPLATE)
     test_no_variable_shadows_an_imported_helpers_module(TEMPLATE)
     first_code = next(c.source for c in jupytext.read(TEMPLATE).cells if c.cell_type == "code")
-    assert first_code.startswith(colab_setup.LINES.strip()), "the template's Setup cell must open with tools/colab_setup.py's lines"
+    assert first_code.startswith(colab_setup.LINES.strip()), ("the template's Setup cell must open with "
+                                                              "tools/colab_setup.py's lines")
     ipynb = tmp_path / "10_new.ipynb"
     jupytext.write(jupytext.read(TEMPLATE), ipynb)
     nbformat.validate(nbformat.read(ipynb, as_version=4))

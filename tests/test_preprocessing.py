@@ -164,7 +164,8 @@ def test_disk_cache_serves_later_epochs_without_the_files(tmp_path):
         Image.fromarray(GREY[:, :40] // (i + 1)).save(tmp_path / f"{i}.png")
         paths.append(tmp_path / f"{i}.png")
     labels = np.eye(3)
-    cached = preprocessing.image_dataset(paths, labels, image_size=20, batch_size=2, cache="disk", cache_dir=tmp_path / "cache")
+    cached = preprocessing.image_dataset(paths, labels, image_size=20, batch_size=2, cache="disk",
+                                         cache_dir=tmp_path / "cache")
     uncached = preprocessing.image_dataset(paths, labels, image_size=20, batch_size=2, cache=None)
     first = np.concatenate([x for x, _ in cached])
     assert list((tmp_path / "cache").glob("images_20px_1ch_3*.index")), "the cache files should be under cache_dir"
@@ -185,7 +186,8 @@ def test_pipeline_failure_names_the_file_inside_model_fit(tmp_path):
     start = data.find(b"IDAT") + 12
     data[start : start + 30] = bytes(b ^ 0xFF for b in data[start : start + 30])
     paths[2].write_bytes(bytes(data))
-    model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten(), keras.layers.Dense(2, activation="sigmoid")])
+    model = keras.Sequential(
+        [keras.Input((16, 16, 1)), keras.layers.Flatten(), keras.layers.Dense(2, activation="sigmoid")])
     model.compile("adam", "binary_crossentropy")
     ds = preprocessing.image_dataset(paths, np.eye(4)[:, :2], image_size=16, batch_size=2)
     with pytest.raises(Exception, match=r"2\.png: cannot read or decode this PNG \(corrupt"):
@@ -230,7 +232,8 @@ def test_32bit_integer_images_are_16bit_data_scaled_by_65535_whatever_they_hold(
     # A 16-bit PNG: one pixel above 255 or not, the scale is 65535.
     Image.fromarray(np.array([[0, 255]], np.uint16)).save(tmp_path / "low16.png")
     with pytest.warns(UserWarning, match="low16.png.*below 4096"):
-        np.testing.assert_allclose(preprocessing.read_image(tmp_path / "low16.png")[0, :, 0], [0, 255 / 65535], rtol=1e-6)
+        np.testing.assert_allclose(preprocessing.read_image(tmp_path / "low16.png")[0, :, 0], [0, 255 / 65535],
+                                   rtol=1e-6)
 
 
 def _png_with_sbit(path, pixels, sbit):
@@ -252,7 +255,8 @@ def test_png_sbit_scales_unscaled_samples_and_leaves_standard_scaled_ones(tmp_pa
         np.testing.assert_allclose(preprocessing.read_image(tmp_path / name)[..., 0], scaled / 65535.0, rtol=1e-6)
     odd = twelve.copy()
     odd[0, 0] = 60000
-    with pytest.raises(DataError, match=r"odd\.png: its sBIT chunk says 12 significant bits, but the values reach 60000"):
+    with pytest.raises(DataError,
+                       match=r"odd\.png: its sBIT chunk says 12 significant bits, but the values reach 60000"):
         preprocessing.read_image(_png_with_sbit(tmp_path / "odd.png", odd, 12))
     Image.fromarray(twelve).save(tmp_path / "plain.png")
     assert preprocessing._png_sbit(tmp_path / "plain.png") is None  # no sBIT: the depth, 65535

@@ -107,7 +107,8 @@ def test_closed_form_grad_cam_equals_explain_grad_cam(tiny, film):
     mine = reporter.grad_cam(item.model, fmap[0], indices)
     reference = explain.grad_cam(tiny, np.repeat(item.model[None], 3, axis=0), class_index=indices, layer_name="relu")
     assert mine.shape == reference.shape == (3, SIZE, SIZE)
-    assert reference.reshape(3, -1).max(1).min() > 0.99, "the reference maps must not be flat, or the comparison means nothing"
+    assert reference.reshape(3, -1).max(1).min() > 0.99, ("the reference maps must not be flat, or the comparison "
+                                                          "means nothing")
     np.testing.assert_allclose(mine, reference, atol=1e-4)
 
 
@@ -125,7 +126,8 @@ def _confident(tiny, film, j: int, p_target: float = 1 - 1e-6):
 
 
 def test_grad_cam_of_a_confident_finding_is_not_flat(tiny, film):
-    """At p = 1 - 1e-6 the probability's gradient carries p (1 - p) ~ 1e-6: its map is numerically flat; the logit's is not."""
+    """At p = 1 - 1e-6 the probability's gradient carries p (1 - p) ~ 1e-6: its map is numerically flat; the logit's is
+    not."""
     item = report.read_chest(film, SIZE)
     with pytest.warns(UserWarning, match="flat"):  # some findings have no positive evidence on this film
         maps = explain.grad_cam(tiny, np.repeat(item.model[None], 14, 0), list(range(14)), layer_name="relu")
@@ -301,7 +303,8 @@ def test_referral_by_the_deciding_classifier_and_the_unfamiliar_banner(tiny, fil
     reporter = report.ChestReporter.load(path)
     pooled = reporter.features(report.read_chest(film, reporter.size).model[None])[1]
     result = reporter.report(film)
-    assert result.refer and "expected number of wrong decisions" in result.refer_reason and f"{value:.3g}" in result.refer_reason
+    assert (result.refer and "expected number of wrong decisions" in result.refer_reason
+            and f"{value:.3g}" in result.refer_reason)
     assert result.unfamiliar is None and any("no unfamiliar-input check" in n for n in result.notes)
     # a Gaussian of features far from this film: the banner, the referral, in the JSON, the HTML and the page's answer
     rng = np.random.default_rng(0)
@@ -311,7 +314,8 @@ def test_referral_by_the_deciding_classifier_and_the_unfamiliar_banner(tiny, fil
     side_files.save_referral(path, value + 1, refer_at=0.2, samples=5, images=40, split="validation",
                          signal="expected_errors", recalibration=identity.to_dict())
     result = report.ChestReporter.load(path).report(film)
-    assert result.unfamiliar.startswith(familiarity.OUTSIDE) and result.refer and result.details["familiarity"]["outside"]
+    assert (result.unfamiliar.startswith(familiarity.OUTSIDE) and result.refer
+            and result.details["familiarity"]["outside"])
     assert report_render.to_dict(result)["unfamiliar"] == result.unfamiliar
     assert familiarity.OUTSIDE in report_render.to_html(result)
     upload = pytest.importorskip("app.upload") if _app_on_path() else pytest.skip("app/ not beside the tests")

@@ -76,7 +76,8 @@ def test_unet_saved_with_dice_loss_loads_without_custom_objects(tmp_path):
     loaded = keras.models.load_model(path, safe_mode=True)
     assert isinstance(loaded.loss, losses.DiceLoss) and loaded.loss.smooth == 2.0
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
-    assert models.dropout_layer_names(loaded) == ["enc1_dropout", "enc2_dropout", "bottleneck_dropout", "dec2_dropout", "dec1_dropout"]
+    assert models.dropout_layer_names(loaded) == ["enc1_dropout", "enc2_dropout", "bottleneck_dropout", "dec2_dropout",
+                                                  "dec1_dropout"]
     combined = losses.DiceBCELoss.from_config(losses.DiceBCELoss(smooth=0.5, bce_weight=0.3).get_config())
     assert (combined.smooth, combined.bce_weight) == (0.5, 0.3)
 
@@ -178,7 +179,8 @@ def test_sliding_window_averages_every_covering_window():
     out = preprocessing.predict_full_image(model, np.zeros((height, width)), patch_size, stride, batch_size=7)
     # brute force: pad by patch - stride, windows every `stride` plus one flush with the end
     margin = patch_size - stride
-    total, count = np.zeros((height + 2 * margin, width + 2 * margin)), np.zeros((height + 2 * margin, width + 2 * margin))
+    total, count = (np.zeros((height + 2 * margin, width + 2 * margin)),
+                    np.zeros((height + 2 * margin, width + 2 * margin)))
     row_starts = sorted(set(range(0, total.shape[0] - patch_size + 1, stride)) | {total.shape[0] - patch_size})
     col_starts = sorted(set(range(0, total.shape[1] - patch_size + 1, stride)) | {total.shape[1] - patch_size})
     for r in row_starts:
@@ -234,7 +236,8 @@ def test_fov_metrics_by_hand_and_against_sklearn():
     # the same prediction scored over the whole image looks much better: the black background
     # outside the FOV is 10 free true negatives
     whole = metrics.segmentation_metrics(vessels, scores, np.ones_like(fov))
-    assert whole["accuracy"] == pytest.approx(accuracy_score(vessels.ravel(), scores.ravel() >= 0.5)) == pytest.approx(13 / 16)
+    assert (whole["accuracy"] == pytest.approx(accuracy_score(vessels.ravel(), scores.ravel() >= 0.5))
+            == pytest.approx(13 / 16))
     assert whole["specificity"] == pytest.approx(11 / 13)
     assert whole["accuracy"] > m["accuracy"] + 0.3 and whole["specificity"] > m["specificity"] + 0.3
     assert whole["AUC-ROC"] != pytest.approx(m["AUC-ROC"])
@@ -292,7 +295,8 @@ def test_overlay_colours():
     vessels, scores, fov = small_example()
     picture = viz.segmentation_overlay(vessels, scores >= 0.5, fov)
     assert tuple(picture[1, 1]) == viz.OVERLAY_COLORS["TP"] and tuple(picture[1, 0]) == viz.OVERLAY_COLORS["FP"]
-    assert tuple(picture[1, 2]) == viz.OVERLAY_COLORS["FN"] and tuple(picture[0, 0]) == viz.OVERLAY_COLORS["outside FOV"]
+    assert (tuple(picture[1, 2]) == viz.OVERLAY_COLORS["FN"]
+            and tuple(picture[0, 0]) == viz.OVERLAY_COLORS["outside FOV"])
 
 
 def test_published_drive_results():

@@ -1,4 +1,5 @@
-"""helpers.side_files: the names of the files beside a model, and the settings notebook 03 saves for the fundus report."""
+"""helpers.side_files: the names of the files beside a model, and the settings notebook 03 saves for the fundus
+report."""
 
 import json
 
@@ -27,7 +28,8 @@ def test_settings_round_trip_defaults_and_bad_files(tmp_path):
                                               "threshold": 0.42, "saved": True}
     assert list(side_files.present(path)) == [side_files.SETTINGS_SUFFIX]
     written.write_text("[1, 2]")
-    with pytest.raises(side_files.SideFileError, match=r"unet_drive\.settings\.json: not a settings file of notebook 03"):
+    with pytest.raises(side_files.SideFileError,
+                       match=r"unet_drive\.settings\.json: not a settings file of notebook 03"):
         side_files.load_settings(path)
 
 
@@ -38,8 +40,11 @@ def test_the_fundus_report_prepares_photographs_as_the_saved_settings_say(tmp_pa
     side_files.save_settings(path, grey_method="luma", clahe_clip=3.0, clahe_tile=4)
     seen = []
     real_grey, real_clahe = preprocessing.fundus_to_grey, preprocessing.clahe
-    monkeypatch.setattr(preprocessing, "fundus_to_grey", lambda rgb, method="green": seen.append(method) or real_grey(rgb, method))
-    monkeypatch.setattr(preprocessing, "clahe", lambda g, clip_limit=2.0, tile=8: seen.append((clip_limit, tile)) or real_clahe(g, clip_limit, tile))
+    monkeypatch.setattr(preprocessing, "fundus_to_grey",
+                        lambda rgb, method="green": seen.append(method) or real_grey(rgb, method))
+    monkeypatch.setattr(preprocessing, "clahe",
+                        lambda g, clip_limit=2.0, tile=8: (seen.append((clip_limit, tile))
+                                                           or real_clahe(g, clip_limit, tile)))
     reporter = report.FundusReporter.load(path, samples=2)
     reporter.side = 32
     reporter.report(np.full((30, 30, 3), 0.5, np.float32))

@@ -4,8 +4,8 @@ The build and Colab tests need no browser and no built site. The browser test se
 site``: build/site; ``make test``: build/smoke/site; ``MEDXAI_SITE_DIR`` to choose) over a local http.server on a
 free port and opens every page in headless Chromium (the system's, through Selenium): every page has a title,
 every relative link and image resolves, every image decodes, nothing is loaded from another host, no formula
-is left as TeX source, and the console has no error. Without a built site, Chromium or chromedriver it skips and says why;
-MEDXAI_REQUIRE_BROWSER=1 (set by .ci/run) turns that skip into a failure. ``make test`` runs this file after the
+is left as TeX source, and the console has no error. Without a built site, Chromium or chromedriver it skips and says
+why; MEDXAI_REQUIRE_BROWSER=1 (set by .ci/run) turns that skip into a failure. ``make test`` runs this file after the
 notebooks, once the site is built from their nbval run.
 """
 
@@ -114,7 +114,8 @@ def test_each_page_has_anchored_sections_a_table_of_contents_and_previous_next(t
         assert page.count(f'id="{anchor}"') == 1, anchor
     links = {m.group(2): m.group(1) for m in re.finditer(r'<a (?=[^>]*rel="(prev|next)")[^>]*href="([^"]+)"', page)}
     assert links == {"01_first.html": "prev", "03_third.html": "next"}, links
-    first, last = (out / "01_first.html").read_text(encoding="utf-8"), (out / "03_third.html").read_text(encoding="utf-8")
+    first, last = ((out / "01_first.html").read_text(encoding="utf-8"),
+                   (out / "03_third.html").read_text(encoding="utf-8"))
     assert 'rel="prev"' not in first and 'rel="next"' in first
     assert 'rel="next"' not in last and 'rel="prev"' in last
 
@@ -125,7 +126,8 @@ def test_build_lists_the_notebook_with_its_summed_time_and_exact_links(tmp_path,
     result = build_site.build(tmp_path / "executed", out, REPOSITORY, readme=readme)
 
     (entry,) = result["entries"]
-    assert entry.seconds == pytest.approx(1.25 + 2.5, abs=1e-9)  # code cells only: the markdown's 0.004 s is not run time
+    # code cells only: the markdown's 0.004 s is not run time
+    assert entry.seconds == pytest.approx(1.25 + 2.5, abs=1e-9)
     assert (entry.title, entry.profile) == ("A tiny notebook", "smoke")
     colab = "https://colab.research.google.com/github/medxai/medxai/blob/main/tutorials/09_tiny.ipynb"
     binder = "https://mybinder.org/v2/gh/medxai/medxai/main?labpath=tutorials%2F09_tiny.ipynb"
@@ -173,7 +175,8 @@ def _remote_links(site: Path) -> dict[str, list[str]]:
 
 def _names(link: str) -> str | None:
     """The OWNER/NAME a GitHub, Colab or Binder link opens."""
-    found = re.match(r"https://(?:github\.com|colab\.research\.google\.com/github|mybinder\.org/v2/gh)/([^/?#]+/[^/?#]+)", link)
+    found = re.match(
+        r"https://(?:github\.com|colab\.research\.google\.com/github|mybinder\.org/v2/gh)/([^/?#]+/[^/?#]+)", link)
     return found.group(1) if found else None
 
 
@@ -183,7 +186,8 @@ def test_every_colab_binder_and_repository_link_comes_from_pyproject(tmp_path, r
     build_site.build(tmp_path / "executed", tmp_path / "site", build_site.repository_url(), readme=readme)
     links = _remote_links(tmp_path / "site")
     for page, count in (("index.html", 2 * 2 + 1), ("09_tiny.html", 2), ("10_other.html", 2)):
-        assert len(links[page]) == count, f"{page}: {links[page]}"  # Colab and Binder per notebook; the index's Repository
+        # Colab and Binder per notebook; the index's Repository
+        assert len(links[page]) == count, f"{page}: {links[page]}"
     wrong = [(page, link) for page, found in links.items() for link in found if _names(link) != HOME_NAME]
     assert not wrong, f"links that do not open pyproject.toml's Repository ({HOME}): {wrong}"
     assert f'<a href="{HOME}">Repository</a>' in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
@@ -341,7 +345,8 @@ def _tiny_repository(root: Path) -> Path:
 def test_set_repository_rewrites_pyproject_and_every_setup_cell(tmp_path, capsys):
     root = _tiny_repository(tmp_path / "fork")
     before = {p: p.read_text() for p in sorted(root.rglob("*.*"))}
-    assert colab_setup.main(["--set-repository", "https://github.com/someone/medxai-fork.git", "--root", str(root)]) == 0
+    assert colab_setup.main(["--set-repository", "https://github.com/someone/medxai-fork.git", "--root",
+                             str(root)]) == 0
     out = capsys.readouterr().out
     assert "make sync" in out and "someone/medxai-fork" in out
     fork = "https://github.com/someone/medxai-fork"
@@ -366,7 +371,8 @@ def test_set_repository_refuses_a_url_off_github_and_a_setup_cell_it_cannot_rewr
     second = root / "tutorials" / "02_second.py"
     second.write_text(second.read_text().replace("--quiet", "--quiet\", \"--user"))  # edited by hand
     before[second] = second.read_text()
-    with pytest.raises(colab_setup.RepositoryError, match=r"02_second.py: its Setup cell does not start with the Colab"):
+    with pytest.raises(colab_setup.RepositoryError,
+                       match=r"02_second.py: its Setup cell does not start with the Colab"):
         colab_setup.set_repository("https://github.com/someone/medxai-fork", root)
     assert {p: p.read_text() for p in sorted(root.rglob("*.*"))} == before  # checked everything, wrote nothing
 
@@ -408,13 +414,17 @@ def known_warnings(notebook) -> list[str]:
 
 def test_the_warning_scan_finds_each_known_kind():
     outputs = [new_output("stream", name="stderr", text="UserWarning: Skipping variable loading for optimizer 'adam'"),
-               new_output("stream", name="stdout", text="ok\n3/3 \u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501 0s"),
-               new_output("stream", name="stderr", text="UserWarning: Your input ran out of data; interrupting training."),
-               new_output("execute_result", data={"text/plain": "FutureWarning: the default will change"}, execution_count=1)]
+               new_output("stream", name="stdout",
+                          text="ok\n3/3 \u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501 0s"),
+               new_output("stream", name="stderr",
+                          text="UserWarning: Your input ran out of data; interrupting training."),
+               new_output("execute_result", data={"text/plain": "FutureWarning: the default will change"},
+                          execution_count=1)]
     notebook = new_notebook(cells=[new_code_cell("x = 1", outputs=outputs), new_code_cell("print('fine')", outputs=[
         new_output("stream", name="stdout", text="AUC 0.81 (a DataWarning of our own is a message, not a bug)")])])
     kinds = [line.split(": ")[1] for line in known_warnings(notebook)]
-    assert kinds == ["optimizer variables skipped on load", "Keras progress bar", "input ran out of data", "FutureWarning"]
+    assert kinds == ["optimizer variables skipped on load", "Keras progress bar", "input ran out of data",
+                     "FutureWarning"]
 
 
 def test_executed_notebooks_show_no_warning_of_a_known_kind():
@@ -422,7 +432,8 @@ def test_executed_notebooks_show_no_warning_of_a_known_kind():
     if not executed:
         skip_or_fail(f"no executed notebooks beside {_site_dir()}: `make test` writes them to build/smoke")
     found = [f"{path.name} {line}" for path in executed for line in known_warnings(nbformat.read(path, as_version=4))]
-    assert not found, "warnings a learner reads as bugs, in the executed notebooks (fix the cause):\n" + "\n".join(found)
+    assert not found, ("warnings a learner reads as bugs, in the executed notebooks (fix the cause):\n"
+                       + "\n".join(found))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""One source of run times: tutorials/TIMINGS.md, written by `tools/section_times.py --write`, and documents that cite it.
+"""One source of run times: tutorials/TIMINGS.md, written by `tools/section_times.py --write`, and documents that cite
+it.
 
 The rule that tells a plan from a run time (test_every_minute_figure_in_the_documents_is_in_timings):
 a minute figure (``N min``, ``N minutes``, ``N.N min``, a range ``3.6 to 4.1 min``) stated in README.md,
@@ -113,7 +114,8 @@ def test_links_to_timings_land_on_a_heading_and_every_notebook_cites_it():
                for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
     for path in DOCUMENTS + NOTEBOOKS:
         for anchor in re.findall(r"TIMINGS\.md#([\w\-]+)", _markdown(path)):
-            assert anchor in anchors, f"{path.relative_to(ROOT)} links to TIMINGS.md#{anchor}, which is no heading there"
+            assert anchor in anchors, (f"{path.relative_to(ROOT)} links to TIMINGS.md#{anchor}, "
+                                       "which is no heading there")
     for notebook in NOTEBOOKS:
         header = next(c.source for c in jupytext.read(notebook).cells if c.cell_type == "markdown")
         assert "**Run time:**" in header and "`TIMINGS.md`" in header and f"`{notebook.stem}`" in header, \
@@ -189,7 +191,8 @@ def test_writer_sums_cells_flags_budgets_and_marks_missing_sections(builds, tmp_
     two = text.split("### 02_beta\n")[1].split("###")[0]
     assert "| 1. Fit | 1.7 | 4.0 |\n| 2. Smoke only | 0.1 | - |" in two
     assert "Not in either build." in text.split("### 03_gamma\n")[1]
-    # make test's stages: its date and machine, wall and CPU (user + sys, or the record's cpu_s) in minutes, what each guards
+    # make test's stages: its date and machine, wall and CPU (user + sys, or the record's cpu_s) in minutes,
+    # what each guards
     assert "`make test` on 2026-01-02 03:10 UTC (cpus 2, python 3.11.7), stage by stage" in text
     assert "| synthetic data | 0.2 | 0.4 | one sentence |" in text  # 12.3 s; 20.1 + 2.0 = 22.1 s
     assert "| unit \\| notebooks | 10.0 | 18.0 | the rest |" in text and "| &nbsp;&nbsp;unit | 7.0 | 6.7 | |" in text
@@ -197,11 +200,12 @@ def test_writer_sums_cells_flags_budgets_and_marks_missing_sections(builds, tmp_
 
 def test_session_plans_add_talk_and_lab_run_section_by_section(builds, tmp_path):
     smoke, lab, stages = builds
-    text = section_times.timings_markdown(section_times.load_build(smoke, "smoke"), section_times.load_build(lab, "lab"))
+    text = section_times.timings_markdown(section_times.load_build(smoke, "smoke"),
+                                          section_times.load_build(lab, "lab"))
     plan = text.split("### Plan: 01_alpha\n")[1].split("###")[0]
     # by hand: Setup 2 talk + 0.2 run; Train 5 + 2.0; Extra 5 + 1.0; Summary 3 + 0.07: 18.27 minutes in all
-    assert ("| 0 | Setup | 2 | 0.2 |\n| 2 | 1. Train | 5 | 2.0 |\n| 9 | 2. Extra | 5 | 1.0 |\n| 15 | Summary | 3 | 0.1 |\n"
-            "| 18 | end | | |") in plan
+    assert ("| 0 | Setup | 2 | 0.2 |\n| 2 | 1. Train | 5 | 2.0 |\n| 9 | 2. Extra | 5 | 1.0 |\n"
+            "| 15 | Summary | 3 | 0.1 |\n| 18 | end | | |") in plan
     assert "01_alpha: fits one 90-minute session (72 min to spare)." in plan
     rows, total = section_times.session_plan([("1. Long", 6000.0), ("Exercises", 0.0)])
     assert total == pytest.approx(5 + 100 + 15) and rows[1][0] == pytest.approx(105)
@@ -211,7 +215,8 @@ def test_session_plans_add_talk_and_lab_run_section_by_section(builds, tmp_path)
 
 def test_writer_without_missing_notebooks_totals_and_gives_the_same_bytes_twice(builds, tmp_path, capsys):
     smoke, lab, stages = builds
-    text = section_times.timings_markdown(section_times.load_build(smoke, "smoke"), section_times.load_build(lab, "lab"))
+    text = section_times.timings_markdown(section_times.load_build(smoke, "smoke"),
+                                          section_times.load_build(lab, "lab"))
     assert "| all, one after another | 2.4 | 7.4 |" in text  # 146.5 s and 442 s
     assert "## Stages of make test\n\nNot given (--stages; `make test` writes build/test-stages.json)." in text
     first, second = tmp_path / "a.md", tmp_path / "b.md"
@@ -246,3 +251,20 @@ def test_writer_refuses_missing_or_empty_builds_with_the_command_that_makes_them
     with pytest.raises(SystemExit, match=r"--write needs --smoke and/or --lab"):
         section_times.main(["--write", str(tmp_path / "t.md")])
     assert not (tmp_path / "t.md").exists()  # nothing half-written
+
+
+def test_the_sessions_instructors_md_plans_agree_with_the_generated_plans():
+    """A notebook whose plan in TIMINGS.md runs over 90 minutes is not planned as one session without homework."""
+    text = TIMINGS.read_text(encoding="utf-8")
+    guide = (ROOT / "tutorials" / "INSTRUCTORS.md").read_text(encoding="utf-8")
+    verdicts = dict(re.findall(r"^(\d\d_\w+): (fits|\*\*over\*\*) one", text, flags=re.M))
+    if not verdicts:
+        pytest.skip("TIMINGS.md has no lab build, so no session plans: `make tutorials`, then regenerate it")
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (\d\d) \| [^|]+ \| ([^|]+) \|", guide, flags=re.M)}
+    for name, verdict in verdicts.items():
+        sessions = rows[name[:2]]
+        if verdict == "fits":
+            assert sessions.strip().startswith("1"), f"INSTRUCTORS.md plans {name} as {sessions!r}; its plan fits one"
+        else:
+            assert sessions.strip().startswith("2") or "homework" in sessions, \
+                f"INSTRUCTORS.md plans {name} as {sessions!r}, but its plan in TIMINGS.md runs over one session"

@@ -1,4 +1,5 @@
-"""Transfer learning offline (notebook 02): the source task, label budgets, copying a backbone, linear heads, oversampling."""
+"""Transfer learning offline (notebook 02): the source task, label budgets, copying a backbone, linear heads,
+oversampling."""
 
 from __future__ import annotations
 
@@ -83,7 +84,8 @@ def test_copy_backbone_moves_every_layer_but_the_head(small_densenet):
         for a, b in zip(source.get_layer(name).get_weights(), small_densenet.get_layer(name).get_weights()):
             np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="share no layer"):
-        transfer.copy_backbone(models.plain_cnn(32, batch_norm=False), models.unet((32, 32, 1), base_filters=2, depth=1))
+        transfer.copy_backbone(models.plain_cnn(32, batch_norm=False),
+                               models.unet((32, 32, 1), base_filters=2, depth=1))
 
 
 def test_linear_heads_rank_a_separable_finding_and_leave_an_absent_one_at_chance():
@@ -125,7 +127,8 @@ def test_set_start_restores_the_weights_and_a_fresh_optimizer_without_recompilin
     transfer.set_start(model, start, 1e-3)
     assert int(model.optimizer.iterations) == 0
     assert all(np.allclose(a, b) for a, b in zip(model.get_weights(), start))
-    assert all(not np.any(v.numpy()) for v in model.optimizer.variables if "learning_rate" not in v.path and "iteration" not in v.path)
+    assert all(not np.any(v.numpy()) for v in model.optimizer.variables if "learning_rate" not in v.path
+               and "iteration" not in v.path)
     assert np.isclose(float(model.optimizer.learning_rate), 1e-3)
     model.fit(x, y, epochs=1, verbose=0)
     assert model.train_function is train_function  # the traced step was kept

@@ -175,7 +175,8 @@ def test_calibration_uses_the_shared_checks():
     with pytest.raises(DataError, match="y_prob.*sigmoid"):
         metrics.reliability_table(y, p - 1)
     with pytest.raises(DataError, match=r"NaN.*index \(2, 1\)"):
-        metrics.expected_calibration_error(np.zeros((3, 2)), np.array([[0.1, 0.2], [0.3, 0.4], [0.5, np.nan]]), per_class=True)
+        metrics.expected_calibration_error(np.zeros((3, 2)), np.array([[0.1, 0.2], [0.3, 0.4], [0.5, np.nan]]),
+                                           per_class=True)
 
 
 def test_nan_uncertainty_and_nan_samples_are_refused_with_their_position():

@@ -175,21 +175,27 @@ def test_dicom_upload_lives_only_in_a_temporary_folder_and_gets_the_report(serve
     shown = np.array([float(re.search(r"<td>([0-9.]+)</td>", cells).group(1)) for _, cells in rows])
     np.testing.assert_allclose(shown, expected.findings["probability"], atol=5e-5)  # 4 decimals on the page
     saved = _report_json(fragment)
-    np.testing.assert_allclose([f["probability"] for f in saved["findings"]], expected.findings["probability"], atol=1e-5)
-    assert [f["finding"] for f in saved["findings"] if f["present"]] == expected.present == ["Atelectasis", "Cardiomegaly"]
-    assert saved["refer"] == expected.refer and "RG1" not in json.dumps(saved) and re.fullmatch(r"image-[0-9a-f]{12}", saved["source"])
+    np.testing.assert_allclose([f["probability"] for f in saved["findings"]], expected.findings["probability"],
+                               atol=1e-5)
+    assert ([f["finding"] for f in saved["findings"] if f["present"]]
+            == expected.present == ["Atelectasis", "Cardiomegaly"])
+    assert (saved["refer"] == expected.refer and "RG1" not in json.dumps(saved)
+            and re.fullmatch(r"image-[0-9a-f]{12}", saved["source"]))
     for secret in IDENTITY:
-        assert secret not in re.sub(r"data:[^\"')]+", "", fragment) and secret not in json.dumps(saved), f"{secret!r} (patient identity) in the answer"
+        assert (secret not in re.sub(r"data:[^\"')]+", "", fragment)
+                and secret not in json.dumps(saved)), f"{secret!r} (patient identity) in the answer"
 
 
 _CT = dicom.example_path("CT_small.dcm")
 _DCM = dicom.example_path("RG1_UNCR.dcm")
 MARK = "QZX"  # in every bad file's name: the message must not repeat the name
 BAD = [  # name, body (bytes, or a callable of nothing), chunked, HTTP status, words of the message
-    ("notes_QZX1.png", b"patient notes, not an image\n" * 40, False, 422, ("the uploaded file", "cannot decode the image")),
+    ("notes_QZX1.png", b"patient notes, not an image\n" * 40, False, 422,
+     ("the uploaded file", "cannot decode the image")),
     ("CT_QZX2.dcm", lambda: _CT.read_bytes(), False, 422, ("the uploaded file", "Modality CT", "accepted: CR, DX, RG")),
     ("cut_QZX3.dcm", lambda: _DCM.read_bytes()[:3_000_000], False, 422, ("the uploaded file", "truncated")),
-    ("huge_QZX4.dcm", bytes(9 * 2**20), False, 413, ("the uploaded file", "9.0 MB", f"limit of {LIMIT_MB:.1f} MB", "--max-mb")),
+    ("huge_QZX4.dcm", bytes(9 * 2**20), False, 413,
+     ("the uploaded file", "9.0 MB", f"limit of {LIMIT_MB:.1f} MB", "--max-mb")),
     ("streamed_QZX5.dcm", bytes(9 * 2**20), True, 413, ("the uploaded file", f"limit of {LIMIT_MB:.1f} MB")),
     ("scan_QZX6.pdf", b"%PDF-1.7\n", False, 400, ("the uploaded file", "a .pdf file", "PNG, JPEG or DICOM")),
     ("empty_QZX7.png", b"", False, 400, ("the uploaded file", "an empty file")),
@@ -263,9 +269,11 @@ def _assert_report_shown(driver, expected):
     assert decisions == ["present" if p else "absent" for p in expected.findings["present"]]
     refer = driver.find_element(By.ID, "refer").text
     assert refer == ("Refer to a radiologist" if expected.refer else "No referral")
-    masked = [re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "#", text) for text in (driver.find_element(By.ID, "reason").text, expected.refer_reason)]
+    masked = [re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "#", text)
+              for text in (driver.find_element(By.ID, "reason").text, expected.refer_reason)]
     assert masked[0] == masked[1], "the refer reason differs beyond its numbers (MC draws differ between processes)"
-    width = driver.execute_script("const f = document.getElementById('figure'); return f.complete ? f.naturalWidth : 0;")
+    width = driver.execute_script("const f = document.getElementById('figure'); "
+                                  "return f.complete ? f.naturalWidth : 0;")
     assert width > 300, f"the figure did not render (natural width {width})"
     href = driver.find_element(By.ID, "download").get_attribute("href")
     saved = json.loads(base64.b64decode(href.split(",", 1)[1]))
@@ -276,7 +284,8 @@ def _assert_report_shown(driver, expected):
         assert secret not in source, f"{secret!r} (patient identity) shown in the page"
 
 
-def test_browser_uploads_the_dicom_then_bad_files_and_the_page_keeps_serving(browser, server, expected, tmp_path, capsys):
+def test_browser_uploads_the_dicom_then_bad_files_and_the_page_keeps_serving(browser, server, expected, tmp_path,
+                                                                             capsys):
     from selenium.webdriver.common.by import By
 
     browser.get(server.url)

@@ -1,4 +1,5 @@
-"""The wheel is the package: built from the repository, installed non-editable into an empty folder, it carries its data.
+"""The wheel is the package: built from the repository, installed non-editable into an empty folder, it carries its
+data.
 
 Colab's Setup line installs the package from git, non-editable: everything `helpers` reads at run time (the
 published tables, the dataset manifests, the site's label template, the real NIH metadata) must be inside the
@@ -39,15 +40,17 @@ USE = textwrap.dedent('''
 
 def test_the_installed_wheel_carries_its_data(tmp_path):
     dist, target = tmp_path / "dist", tmp_path / "installed"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(dist),
-                    str(ROOT)], check=True, cwd=tmp_path)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w",
+                    str(dist), str(ROOT)], check=True, cwd=tmp_path)
     wheel = next(dist.glob("medxai_helpers-*.whl"))
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(wheel)],
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target),
+                    str(wheel)],
                    check=True, cwd=tmp_path)
-    done = subprocess.run([sys.executable, "-c", USE, str(target), str(tmp_path / "nih"), str(ROOT)], capture_output=True,
-                          text=True, cwd=tmp_path)
+    done = subprocess.run([sys.executable, "-c", USE, str(target), str(tmp_path / "nih"), str(ROOT)],
+                          capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = {line.rsplit(" ", 1)[0]: line.rsplit(" ", 1)[1] for line in done.stdout.splitlines() if not line.startswith(("manifests", "modules"))}
+    lines = {line.rsplit(" ", 1)[0]: line.rsplit(" ", 1)[1] for line in done.stdout.splitlines()
+             if not line.startswith(("manifests", "modules"))}
     assert int(lines["auroc rows"]) > 0 and int(lines["drive rows"]) > 0 and int(lines["iobb rows"]) > 0
     assert lines["template"] == "True" and int(lines["nih rows"]) == 112_120 and int(lines["synthetic images"]) >= 3
     manifests = next(line for line in done.stdout.splitlines() if line.startswith("manifests"))
@@ -55,4 +58,5 @@ def test_the_installed_wheel_carries_its_data(tmp_path):
         assert name in manifests, (name, manifests)
     modules = next(line for line in done.stdout.splitlines() if line.startswith("modules ")).split(" ", 1)[1].split(",")
     checkout = sorted(str(p.relative_to(ROOT / "helpers")).replace("\\", "/") for p in (ROOT / "helpers").rglob("*.py"))
-    assert modules == checkout, f"modules of the checkout missing from the wheel: {sorted(set(checkout) - set(modules))}"
+    assert modules == checkout, ("modules of the checkout missing from the wheel: "
+                                 f"{sorted(set(checkout) - set(modules))}")

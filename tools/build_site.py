@@ -42,7 +42,7 @@ SITE_TITLE = "medxai: trustworthy medical imaging with Keras"
 NO_FAVICON = '<link rel="icon" href="data:,">'  # no /favicon.ico request, so no 404 in the browser console
 
 # The notebook pages: nbconvert's lab template without its CDN scripts (require.js, MathJax, mermaid, widgets).
-PAGE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+PAGE_TEMPLATE = ("""{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js -%}{%- endblock html_head_js -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
@@ -52,7 +52,8 @@ PAGE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 nav.medxai { font-family: system-ui, sans-serif; font-size: 14px; padding: 8px 16px; border-bottom: 1px solid #ddd; }
 nav.medxai a { margin-right: 1.2em; }
 nav.medxai.steps { border-bottom: none; }
-details.medxai.toc { font-family: system-ui, sans-serif; font-size: 14px; padding: 4px 16px 8px; border-bottom: 1px solid #ddd; }
+details.medxai.toc { font-family: system-ui, sans-serif; font-size: 14px; padding: 4px 16px 8px; """
+                 """border-bottom: 1px solid #ddd; }
 details.medxai.toc ol { margin: 4px 0; columns: 2; }
 img.math { vertical-align: middle; }
 </style>
@@ -61,7 +62,7 @@ img.math { vertical-align: middle; }
 {{ super() }}
 {{ resources.medxai_nav }}
 {%- endblock body_header -%}
-"""
+""")
 
 SIMPLE_PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -312,7 +313,8 @@ def _markdown_html(text: str) -> str:
 
 
 def _shared_css(page: str, least: int = 2000) -> tuple[str, tuple[str, str] | None]:
-    """Move the page's large inline <style> blocks (nbconvert's JupyterLab theme, the same on every page) to one file."""
+    """Move the page's large inline <style> blocks (nbconvert's JupyterLab theme, the same on every page) to one
+    file."""
     import hashlib
 
     blocks = [m for m in re.finditer(r"<style[^>]*>(.*?)</style>", page, re.S) if len(m.group(1)) >= least]
@@ -326,10 +328,10 @@ def _shared_css(page: str, least: int = 2000) -> tuple[str, tuple[str, str] | No
     return page, (name, text)
 
 
-SMOKE_BANNER = ('<div class="medxai-smoke" role="note" style="background:#fff3cd;border:1px solid #d6a100;padding:6px 10px;'
-                'margin:0 0 1em 0">A <b>smoke</b> build: every notebook ran at the tiny sizes of the test suite (a few '
-                'dozen images, one epoch), so its models are sketches and its numbers mean nothing. The course site is '
-                'the lab build (<code>make site</code>).</div>')
+SMOKE_BANNER = ('<div class="medxai-smoke" role="note" style="background:#fff3cd;border:1px solid #d6a100;'
+                'padding:6px 10px;margin:0 0 1em 0">A <b>smoke</b> build: every notebook ran at the tiny sizes of the '
+                'test suite (a few dozen images, one epoch), so its models are sketches and its numbers mean nothing. '
+                'The course site is the lab build (<code>make site</code>).</div>')
 
 
 def banner(profile: str) -> str:
@@ -404,7 +406,8 @@ def notebook_page(entry: Entry, nb, out: Path, repository: str, branch: str, pro
         template_file="medxai_page.html.j2", exclude_anchor_links=True,
     )
     exporter.register_preprocessor(ExtractOutputPreprocessor(), enabled=True)
-    nav = (f'{banner(entry.profile)}<nav class="medxai"><a href="index.html">Course index</a><a href="references.html">References</a>'
+    nav = (f'{banner(entry.profile)}<nav class="medxai"><a href="index.html">Course index</a>'
+           f'<a href="references.html">References</a>'
            f'{_links(entry, repository, branch)} <span>Run time in the {entry.profile} profile: '
            f'{_minutes(entry.seconds)}</span></nav>{_page_nav(entry, previous, following, found)}')
     resources = {"output_files_dir": f"{entry.name}_files", "medxai_nav": nav,
@@ -444,7 +447,8 @@ def index_page(entries: list[Entry], repository: str, branch: str) -> str:
     total = f"; all of them together {_minutes(sum(measured))}" if measured else ""
     body = (
         f"{banner(profile)}<h1>{html.escape(SITE_TITLE)}</h1>\n"
-        f'<nav><a href="references.html">References</a><a href="{html.escape(repository_link(repository, branch))}">Repository</a></nav>\n'
+        '<nav><a href="references.html">References</a>'
+        f'<a href="{html.escape(repository_link(repository, branch))}">Repository</a></nav>\n'
         f"<p>Every notebook below was executed in the <b>{profile}</b> profile for this site; the run time is the "
         f"sum of its cells' times in that run{total}. Colab and Binder open the notebook without outputs, "
         "ready to run.</p>\n"

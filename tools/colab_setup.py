@@ -99,7 +99,8 @@ def with_package(text: str, package: str) -> str:
 
 
 def insert(text: str, name: str = "notebook", lines: str | None = None) -> str:
-    """``text`` (a jupytext percent-format notebook) with ``lines`` (default LINES) at the top of its first code cell, once."""
+    """``text`` (a jupytext percent-format notebook) with ``lines`` (default LINES) at the top of its first code cell,
+    once."""
     lines = setup_lines(package_spec()) if lines is None else lines
     header = _CODE_HEADER.search(text)
     if header is None:
@@ -135,9 +136,9 @@ def set_repository(url: str, root: Path = ROOT) -> list[Path]:
             after = insert(before, str(source), lines)  # no Colab lines yet: put them in
         header = _CODE_HEADER.search(after)
         if header is None or not after[header.end():].startswith(lines):
-            raise RepositoryError(f"{source}: its Setup cell does not start with the Colab lines of tools/colab_setup.py, "
-                                  f"so its install line was not rewritten; put them back (`python tools/colab_setup.py "
-                                  f"{source}` adds them) and run this again.")
+            raise RepositoryError(f"{source}: its Setup cell does not start with the Colab lines of "
+                                  "tools/colab_setup.py, so its install line was not rewritten; put them back (`python "
+                                  f"tools/colab_setup.py {source}` adds them) and run this again.")
         new[source] = after
     changed = []
     for path, after in new.items():
@@ -162,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             for path in changed:
                 print(f"{path}: now {github_name(args.set_repository)}")
             print(f"repository set to https://github.com/{github_name(args.set_repository)} "
-                  f"({len(changed)} file(s) changed); now run `make sync` to pair the .ipynb files, then commit and push.")
+                  f"({len(changed)} file(s) changed); now run `make sync` to pair the .ipynb files, "
+                  "then commit and push.")
             return 0
         if not args.files:
             print(setup_lines(package_spec(pyproject=args.root / "pyproject.toml")), end="")

@@ -1,4 +1,5 @@
-"""Run the notebooks that hold the series' key plots with figure export on; list the PNG and SVG files; fail on a missing one.
+"""Run the notebooks that hold the series' key plots with figure export on; list the PNG and SVG files; fail on a \
+missing one.
 
 Usage: python tools/export_figures.py [--out build/figures] [NOTEBOOK ...]   (`make figures`, PROFILE=lab by default)
 The notebooks run through tools/run_tutorials.py (executed copies in OUT/notebooks/) with MEDXAI_FIGURES_DIR=OUT;
@@ -55,7 +56,8 @@ def expected_figures(notebooks) -> dict[str, str]:
 
 
 def check_figures(folder: Path, expected: dict[str, str]) -> tuple[list[dict], list[str]]:
-    """Rows (name, PNG pixels and kB, SVG kB) for every figure in ``folder``, and one line per expected figure missing or unreadable."""
+    """Rows (name, PNG pixels and kB, SVG kB) for every figure in ``folder``, and one line per expected figure missing
+    or unreadable."""
     from PIL import Image
 
     rows, problems = [], []

@@ -107,10 +107,12 @@ def target_steps(target: str, py: str, profile: str, notebooks: tuple[str, ...] 
                            ("notebooks", [py, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider",
                                           *[str(Path("tutorials", n)) for n in CHAIN], "--save-executed", executed,
                                           "--durations", "9"])]),
-            Step("course site (smoke)", [py, str(Path("tools", "build_site.py")), "--executed", str(Path("build", "smoke")),
-                                         "--out", site, "--profile", "smoke"], env,
+            Step("course site (smoke)",
+                 [py, str(Path("tools", "build_site.py")), "--executed", str(Path("build", "smoke")),
+                  "--out", site, "--profile", "smoke"], env,
                  guards="the executed notebooks render as pages, with the smoke banner"),
-            Step("course site in Chromium", [py, "-m", "pytest", "-p", "no:cacheprovider", str(Path("tests", "test_site.py"))],
+            Step("course site in Chromium",
+                 [py, "-m", "pytest", "-p", "no:cacheprovider", str(Path("tests", "test_site.py"))],
                  {**env, "MEDXAI_SITE_DIR": site},
                  guards="every page, link and image of the site in headless Chromium; the Colab lines and links"),
         ]
@@ -127,7 +129,8 @@ def target_steps(target: str, py: str, profile: str, notebooks: tuple[str, ...] 
 
 def plan(target: str, root: Path = ROOT, *, windows: bool = os.name == "nt", profile: str = "lab", app: bool = False,
          python: str = sys.executable, install: bool = True, notebooks: tuple[str, ...] = PREPARE) -> list[Step]:
-    """The commands of ``make TARGET`` for this machine, in order, run from the repository's root (nothing is run here)."""
+    """The commands of ``make TARGET`` for this machine, in order, run from the repository's root (nothing is run
+    here)."""
     if target not in TARGETS:
         raise ValueError(f"Unknown target {target!r}: choose one of {', '.join(TARGETS)}.")
     if profile not in PROFILES:
@@ -180,7 +183,8 @@ def run_step(step: Step) -> tuple[int, dict]:
     after = _children_cpu()
     row = {"name": step.what, "status": status, "wall_s": round(time.perf_counter() - start, 1),
            "cpu_s": None if cpu is None else round(after - cpu, 1), "guards": step.guards,
-           "parts": [{**p, "wall_s": round(p["wall_s"], 1), "cpu_s": None if p["cpu_s"] is None else round(p["cpu_s"], 1)}
+           "parts": [{**p, "wall_s": round(p["wall_s"], 1),
+                      "cpu_s": None if p["cpu_s"] is None else round(p["cpu_s"], 1)}
                      for p in parts]}
     return status, row
 
@@ -216,8 +220,10 @@ def machine() -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("target", nargs="?", default="install", choices=TARGETS)
-    parser.add_argument("--profile", default="lab", choices=PROFILES, help="for data, tutorials, prepare, figures (default lab)")
-    parser.add_argument("--app", action="store_true", help="also install the upload page's packages (requirements-app.txt)")
+    parser.add_argument("--profile", default="lab", choices=PROFILES,
+                        help="for data, tutorials, prepare, figures (default lab)")
+    parser.add_argument("--app", action="store_true",
+                        help="also install the upload page's packages (requirements-app.txt)")
     parser.add_argument("--no-install", dest="install", action="store_false",
                         help="skip the install steps (the Makefile has installed already)")
     parser.add_argument("--notebooks", nargs="+", default=list(PREPARE), help="for prepare (default 02 03 04)")
@@ -228,8 +234,8 @@ def main(argv=None) -> int:
     windows = args.os == "windows"
     version = sys.version_info[:2]
     if args.install and not SUPPORTED[0] <= version <= SUPPORTED[1] and not args.dry_run:
-        print(f"Python 3.10 to 3.12 is needed (3.11 recommended); this is {version[0]}.{version[1]}. Run this file with "
-              "another Python, e.g. `py -3.11 tools/install.py` on Windows (or make PYTHON=/path/to/python3.11).",
+        print(f"Python 3.10 to 3.12 is needed (3.11 recommended); this is {version[0]}.{version[1]}. Run this file "
+              "with another Python, e.g. `py -3.11 tools/install.py` on Windows (or make PYTHON=/path/to/python3.11).",
               file=sys.stderr)
         return 2
     steps = plan(args.target, windows=windows, profile=args.profile, app=args.app, install=args.install,
@@ -247,7 +253,8 @@ def main(argv=None) -> int:
             break
         print(f"    done in {row['wall_s']:.0f} s", flush=True)
     if rows and len(rows) > 1:
-        print(f"\n{args.target}: time per step (CPU = user + system of every process the step ran)\n{table(rows)}", flush=True)
+        print(f"\n{args.target}: time per step (CPU = user + system of every process the step ran)\n{table(rows)}",
+              flush=True)
     if args.target == "test" and rows:
         (ROOT / STAGES_FILE).parent.mkdir(parents=True, exist_ok=True)
         record = {"machine": machine(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

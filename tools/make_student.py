@@ -59,7 +59,8 @@ def solution_blocks(source: str, where: str = "cell") -> list[tuple[int, int]]:
         marker = line.strip()
         if marker == BEGIN:
             if start is not None:
-                raise MarkerError(f"{where}, line {number + 1}: {BEGIN} inside the block opened on line {start + 1}; close it first.")
+                raise MarkerError(f"{where}, line {number + 1}: {BEGIN} inside the block opened on line {start + 1}; "
+                                  "close it first.")
             start = number
         elif marker == END:
             if start is None:
@@ -78,7 +79,8 @@ def stub_message(source: str) -> str:
 
 
 def strip_solutions(source: str, where: str = "cell") -> str:
-    """The cell's source with every solution block replaced by a NotImplementedError stub at the marker's indentation."""
+    """The cell's source with every solution block replaced by a NotImplementedError stub at the marker's
+    indentation."""
     blocks = solution_blocks(source, where)
     if not blocks:
         return source
@@ -140,7 +142,8 @@ def tracked_files(root: Path) -> list[str]:
                        "install git, or run `make student` in a clone of the repository.") from None
     except subprocess.CalledProcessError as err:
         raise KitError(f"{root} is not a git checkout ({err.stderr.decode(errors='replace').strip()}): the handout "
-                       "copies the repository's tracked files (`git ls-files`); run `make student` in a clone.") from None
+                       "copies the repository's tracked files (`git ls-files`); run `make student` "
+                       "in a clone.") from None
     return [name for name in listed.stdout.decode("utf-8").split("\0") if name]
 
 
@@ -227,8 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executed", type=Path, default=ROOT / "build",
                         help="executed notebooks for the student site (default: build/, from `make tutorials`)")
     parser.add_argument("--branch", default="student",
-                        help="branch the student site's Colab/Binder links open, where the handout is pushed (default: student)")
-    parser.add_argument("--repository", help="GitHub URL of the repository the handout is pushed to (default: pyproject's)")
+                        help="branch the student site's Colab/Binder links open, where the handout is pushed "
+                             "(default: student)")
+    parser.add_argument("--repository",
+                        help="GitHub URL of the repository the handout is pushed to (default: pyproject's)")
     parser.add_argument("sources", nargs="*", type=Path,
                         help="tutorials/NN_name.py files for notebooks/ (default: all; the handout always has all)")
     args = parser.parse_args(argv)
@@ -248,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             total += blocks
             write_notebook(notebook, out / "notebooks", source.stem)
             print(f"{source.stem}: {blocks} answer(s) stubbed")
-        print(f"student copies of {len(sources)} notebook(s), {total} answer(s) stubbed, written to {out / 'notebooks'}/")
+        print(f"student copies of {len(sources)} notebook(s), {total} answer(s) stubbed, "
+              f"written to {out / 'notebooks'}/")
         handout = write_handout(ROOT, out / "handout", package, repository,
                                 {s.stem: made[s.stem] for s in sources if s.resolve() == ROOT / "tutorials" / s.name})
         print(f"handout: {len(handout['copied'])} tracked files in {out / 'handout'}/, left out: "

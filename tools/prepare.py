@@ -55,8 +55,8 @@ def main(argv=None) -> int:
         return 1
     minutes = (time.perf_counter() - start) / 60
     files = sorted(p for p in cfg.models_dir.glob("*") if p.is_file())
-    print(f"\nprepare: {len(notebooks)} notebooks in {minutes:.1f} min ({cfg.profile} profile). Models and their settings in "
-          f"{cfg.models_dir}:")
+    print(f"\nprepare: {len(notebooks)} notebooks in {minutes:.1f} min ({cfg.profile} profile). Models and their "
+          f"settings in {cfg.models_dir}:")
     for path in files:
         age = (time.time() - path.stat().st_mtime) / 60
         print(f"  {path.name:42s} {path.stat().st_size / 1e6:7.1f} MB   written {age:.0f} min ago")

@@ -6,7 +6,8 @@ the last "## " heading above it; cells above the first heading count as "(title)
 cells; the notebook's own papermill duration (kernel start included) is shown beside it.
 
 The series' one source of run times, tutorials/TIMINGS.md, is written by
-  python tools/section_times.py --write tutorials/TIMINGS.md --smoke build/smoke --lab build [--stages build/test-stages.json]
+  python tools/section_times.py --write tutorials/TIMINGS.md --smoke build/smoke --lab build
+      [--stages build/test-stages.json]
 after `make test` (it writes build/smoke and build/test-stages.json) and `make tutorials` (it writes build/): the
 machine, the date each build ran, minutes per notebook against the profiles' budgets, minutes per section with
 smoke and lab side by side, and `make test`'s stages. The same inputs give the same bytes.
@@ -57,7 +58,8 @@ def section_seconds(notebook: dict) -> tuple[list[tuple[str, float]], float | No
             unmeasured += cell.get("cell_type") == "code"
             continue
         sections[current] += float(duration)
-    rows = [(name, seconds) for name, seconds in sections.items() if name != TITLE or seconds >= 3]  # not the imports' blip
+    # not the imports' blip
+    rows = [(name, seconds) for name, seconds in sections.items() if name != TITLE or seconds >= 3]
     total = notebook.get("metadata", {}).get("papermill", {}).get("duration")
     return rows, (float(total) if total is not None else None), unmeasured
 
@@ -145,7 +147,8 @@ def load_build(folder, profile: str) -> Build:
     path = Path(folder)
     make = MAKES[profile]
     if not path.is_dir():
-        raise SystemExit(f"section_times: the {profile} build {path}/ does not exist ({make}); then run\n  {REGENERATE}")
+        raise SystemExit(f"section_times: the {profile} build {path}/ does not exist ({make}); then run\n"
+                         f"  {REGENERATE}")
     paths = sorted(p for p in path.glob("[0-9][0-9]_*.ipynb") if p.is_file())
     if not paths:
         raise SystemExit(f"section_times: no executed NN_name.ipynb in {path}/, so no {profile} times ({make}); "
@@ -256,8 +259,8 @@ def session_plan(sections: list[tuple[str, float]]) -> tuple[list[tuple[float, s
 def _plan_markdown(name: str, measured) -> list[str]:
     rows, total = session_plan(measured.sections)
     verdict = (f"fits one {SESSION_MIN}-minute session ({SESSION_MIN - total:.0f} min to spare)" if total <= SESSION_MIN
-               else f"**over** one {SESSION_MIN}-minute session by {total - SESSION_MIN:.0f} min: teach it in two, or set "
-                    "its optional sections aside (INSTRUCTORS.md says which)")
+               else f"**over** one {SESSION_MIN}-minute session by {total - SESSION_MIN:.0f} min: teach it in two, or "
+                    "set its optional sections aside (INSTRUCTORS.md says which)")
     out = ["", f"### Plan: {name}", "", "| starts at (min) | section | talk (min) | run, lab (min) |",
            "|---:|---|---:|---:|"]
     out += [f"| {start:.0f} | {_cell(section)} | {talk:g} | {run:.1f} |" for start, section, talk, run in rows]

@@ -77,7 +77,8 @@ def shared_threads(environment: dict[str, str], jobs: int, available: int | None
 
 def run(jobs: list[tuple[str, list[str]]], env: dict[str, str] | None = None, cwd=None,
         share: bool = True) -> tuple[int, list[dict]]:
-    """Run ``jobs`` [(name, argv)] at once; the first non-zero exit status (or 0) and per job its name, status, wall and CPU seconds.
+    """Run ``jobs`` [(name, argv)] at once; the first non-zero exit status (or 0) and per job its name, status, wall and
+    CPU seconds.
 
     ``share=False`` leaves the thread settings alone (each TensorFlow process then sizes its pools to the machine).
     """

@@ -84,7 +84,8 @@ def main(argv=None) -> int:
                                 if subprocess.run(download_command(platform, target, [r], args.python_version),
                                                   capture_output=True).returncode != 0]
         count, size = folder_size(target)
-        print(f"wheelhouse: {platform}: {count} wheels, {size / 1e6:.0f} MB in {time.perf_counter() - start:.0f} s", flush=True)
+        print(f"wheelhouse: {platform}: {count} wheels, {size / 1e6:.0f} MB in {time.perf_counter() - start:.0f} s",
+              flush=True)
     if args.dry_run:
         return 0
     print("\nSize per platform:")
@@ -93,8 +94,9 @@ def main(argv=None) -> int:
             count, size = folder_size(out / platform)
             print(f"  {platform:15s} {count:4d} wheels {size / 1e6:8.0f} MB")
     for platform, missing in failed.items():
-        print(f"wheelhouse: no Python {args.python_version} wheel for {platform} of: {', '.join(missing) or '(see pip above)'}; "
-              "those laptops need internet for them (or another Python version).", file=sys.stderr)
+        print(f"wheelhouse: no Python {args.python_version} wheel for {platform} of: "
+              f"{', '.join(missing) or '(see pip above)'}; those laptops need internet for them (or another "
+              "Python version).", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -17,7 +17,8 @@ def check_box_of_mask(fn: Callable) -> None:
     from helpers import boxes
 
     title = "Box of a mask"
-    todo = "Write box_of_mask(mask) returning (x, y, w, h) of the True pixels: x the first column, w the number of columns."
+    todo = ("Write box_of_mask(mask) returning (x, y, w, h) of the True pixels: x the first column, w the number "
+            "of columns.")
     mask = np.zeros((9, 14), bool)
     mask[2:6, 3:11] = True
     mask[5, 3:5] = False
@@ -29,14 +30,17 @@ def check_box_of_mask(fn: Callable) -> None:
         "That is (y, x, h, w): x is the column (axis 1), y the row (axis 0).": np.array([y, x, h, w]),
         "The width and height are one short: a box from column 3 to 10 covers 8 columns (last - first + 1).":
             np.array([x, y, w - 1, h - 1]),
-        "That is (x0, y0, x1, y1): the series' boxes are (x, y, width, height).": np.array([x, y, x + w - 1, y + h - 1]),
-    }, 1e-9, f"your box {yours.tolist()} differs from cv2.connectedComponentsWithStats' {reference.tolist()} on a 9 x 14 mask.")
+        "That is (x0, y0, x1, y1): the series' boxes are (x, y, width, height).":
+            np.array([x, y, x + w - 1, y + h - 1]),
+    }, 1e-9, f"your box {yours.tolist()} differs from cv2.connectedComponentsWithStats' {reference.tolist()} "
+             "on a 9 x 14 mask.")
     single = np.zeros((5, 5), bool)
     single[1, 3] = True
     one = numbers(title, attempt(title, todo, fn, single), (4,), "the box of one pixel")
     if not np.allclose(one, [3, 1, 1, 1]):
         raise Wrong(f"{title}: a single True pixel at row 1, column 3 should give (3, 1, 1, 1), got {one.tolist()}.")
-    _passed(title, f"{yours.astype(int).tolist()} on a 9 x 14 mask and (3, 1, 1, 1) for one pixel, as cv2's component stats.")
+    _passed(title,
+            f"{yours.astype(int).tolist()} on a 9 x 14 mask and (3, 1, 1, 1) for one pixel, as cv2's component stats.")
 
 
 def _between(heat: np.ndarray, level: float) -> float:
@@ -58,7 +62,8 @@ def check_otsu_level(fn: Callable) -> None:
     todo = ("Write otsu_by_hand(heat) for a 0..255 uint8 image: the level t (pixels > t are kept) that maximises the "
             "between-class variance w0 w1 (mu1 - mu0)^2.")
     rng = _rng(14)
-    heat = np.concatenate([rng.normal(60, 15, 300), rng.normal(170, 25, 120)]).clip(0, 255).astype(np.uint8).reshape(20, 21)
+    heat = (np.concatenate([rng.normal(60, 15, 300), rng.normal(170, 25, 120)])
+            .clip(0, 255).astype(np.uint8).reshape(20, 21))
     yours = number(title, attempt(title, todo, fn, heat.copy()), "the level")
     reference, _ = cv2.threshold(heat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     if np.array_equal(heat > yours, heat > reference):

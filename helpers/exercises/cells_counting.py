@@ -29,15 +29,16 @@ def _nuclei() -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_ap_by_hand(fn: Callable) -> None:
-    """Exercise of 08: ``fn(true_labels, pred_labels, thresholds)`` is the Bowl's mean of TP / (TP + FP + FN) over IoU thresholds.
+    """Exercise of 08: ``fn(true_labels, pred_labels, thresholds)`` is the Bowl's mean of TP / (TP + FP + FN) over IoU
+    thresholds.
 
     Taught in 08_cells_counting.
     """
     from helpers import instances
 
     title = "AP by hand"
-    todo = ("Write ap_by_hand(true_labels, pred_labels, thresholds): the IoU of every (true, predicted) pair (label 0 is "
-            "background), a hit when IoU > t, TP / (TP + FP + FN) per threshold, then their mean.")
+    todo = ("Write ap_by_hand(true_labels, pred_labels, thresholds): the IoU of every (true, predicted) pair (label 0 "
+            "is background), a hit when IoU > t, TP / (TP + FP + FN) per threshold, then their mean.")
     truth, pred = _nuclei()
     checked = []
     for thresholds in ([0.5], [0.75], [0.5, 0.75]):
@@ -57,19 +58,21 @@ def check_ap_by_hand(fn: Callable) -> None:
         }, 1e-9, f"at IoU thresholds {thresholds} your score is {yours:.4f} where instances.average_precision gives "
                  f"{reference:.4f} (5 true nuclei, 6 predicted, IoUs 1, 0.75, 0.5 and 0.33 exactly).")
         checked.append(f"{thresholds}: {yours:.3f}")
-    _passed(title, f"on 5 true and 6 predicted nuclei with IoUs on the thresholds, as instances.average_precision: {'; '.join(checked)}.")
+    _passed(title, "on 5 true and 6 predicted nuclei with IoUs on the thresholds, as instances.average_precision: "
+                   f"{'; '.join(checked)}.")
 
 
 def check_conformal_k(fn: Callable) -> None:
-    """Exercise of 08: ``fn(true_counts, centre, spread, level)`` is the split-conformal factor k, as instances.conformal_scale.
+    """Exercise of 08: ``fn(true_counts, centre, spread, level)`` is the split-conformal factor k, as
+    instances.conformal_scale.
 
     Taught in 08_cells_counting.
     """
     from helpers import instances
 
     title = "Per-image intervals (conformal k by hand)"
-    todo = ("Write conformal_k(true_counts, centre, spread, level): the scores |true - centre| / spread sorted, and the "
-            "one at rank ceil((n + 1) level) (1-based).")
+    todo = ("Write conformal_k(true_counts, centre, spread, level): the scores |true - centre| / spread sorted, and "
+            "the one at rank ceil((n + 1) level) (1-based).")
     rng = _rng(15)
     n = 18  # ceil((n + 1) 0.9) = 18 and ceil(n 0.9) = 17 differ
     true = rng.integers(5, 40, n).astype(float)
@@ -82,7 +85,10 @@ def check_conformal_k(fn: Callable) -> None:
         "That is the plain 90% quantile: split conformal takes rank ceil((n + 1) level) of the sorted scores, "
         "which covers at least 90% of new images.": np.quantile(scores, 0.9),
         "You took rank ceil(n level), without the + 1 for the new image.": scores[math.ceil(n * 0.9) - 1],
-        "Divide each error by its image's spread before sorting.": np.sort(np.abs(true - centre))[math.ceil((n + 1) * 0.9) - 1],
-        "The scores need the absolute error |true - centre|.": np.sort((true - centre) / spread)[math.ceil((n + 1) * 0.9) - 1],
-    }, 1e-9, f"your k is {yours:.4f} where instances.conformal_scale gives {reference:.4f} on {n} calibration images at level 0.9.")
+        "Divide each error by its image's spread before sorting.":
+            np.sort(np.abs(true - centre))[math.ceil((n + 1) * 0.9) - 1],
+        "The scores need the absolute error |true - centre|.":
+            np.sort((true - centre) / spread)[math.ceil((n + 1) * 0.9) - 1],
+    }, 1e-9, f"your k is {yours:.4f} where instances.conformal_scale gives {reference:.4f} on {n} calibration images "
+             "at level 0.9.")
     _passed(title, f"on {n} calibration images at level 0.9: k = {yours:.4f}, as instances.conformal_scale.")

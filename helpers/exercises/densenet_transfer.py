@@ -37,9 +37,10 @@ def check_bce_by_hand(fn: Callable) -> None:
         "It is the unweighted BCE: multiply the two terms by w_p and w_n.": bce(1, 1).mean(),
         "You summed over the findings: average over them (and over the images).": bce(w_p, w_n).sum(1).mean(),
         "The minus sign is missing: a loss is -log likelihood, >= 0.": -bce(w_p, w_n).mean(),
-    }, 1e-5, f"your loss is {yours:.5f} where losses.WeightedBinaryCrossentropy gives {reference:.5f} on the same batch "
-             "(tolerance 1e-5).")
-    _passed(title, f"on a 6 x 4 batch with p = 0 and p = 1 in it: {yours:.5f}, as losses.WeightedBinaryCrossentropy within 1e-5.")
+    }, 1e-5, f"your loss is {yours:.5f} where losses.WeightedBinaryCrossentropy gives {reference:.5f} on the same "
+             "batch (tolerance 1e-5).")
+    _passed(title, f"on a 6 x 4 batch with p = 0 and p = 1 in it: {yours:.5f}, as losses.WeightedBinaryCrossentropy "
+                   "within 1e-5.")
 
 
 def _youden(truth: np.ndarray, scores: np.ndarray, cut: float) -> float:

@@ -30,7 +30,8 @@ def check_entropy_bits(fn: Callable) -> None:
         "These are nats: divide by ln 2 (or use np.log2).": parts.total,
         "That is the mean of each sample's entropy, the aleatoric part: total is the entropy of the MEAN.":
             parts.aleatoric / np.log(2),
-        "That is the mutual information (epistemic part): total is the entropy of the mean.": parts.epistemic / np.log(2),
+        "That is the mutual information (epistemic part): total is the entropy of the mean.":
+            parts.epistemic / np.log(2),
     }, 1e-5, f"your values {np.round(yours, 4).tolist()} differ from uncertainty.decompose(samples).total / ln 2 = "
              f"{np.round(reference, 4).tolist()} (tolerance 1e-5; samples averaging 0.5 carry exactly 1 bit).")
     _passed(title, f"on 5 outputs x 6 samples: {np.round(yours, 4).tolist()} bits, as decompose().total / ln 2 "
@@ -38,7 +39,8 @@ def check_entropy_bits(fn: Callable) -> None:
 
 
 def check_spearman(fn: Callable) -> None:
-    """Exercise of 04: ``fn(a, b)`` is Spearman's rank correlation, ties given their mean rank, as scipy.stats.spearmanr.
+    """Exercise of 04: ``fn(a, b)`` is Spearman's rank correlation, ties given their mean rank, as
+    scipy.stats.spearmanr.
 
     Taught in 04_mc_dropout_uncertainty.
     """
@@ -87,8 +89,9 @@ def check_fit_temperature(fn: Callable) -> None:
     if yours > 0 and abs(yours - reference) <= 0.01 * reference:
         _passed(title, f"on 1,200 over-confident logits: T = {yours:.3f}, the NLL's minimum {reference:.3f} within 1%.")
         return
-    head = (f"your T = {yours:.3f} gives a mean NLL of {_nll(logits, labels, yours) if yours > 0 else float('nan'):.4f}; "
-            f"the minimum is {_nll(logits, labels, reference):.4f} at T = {reference:.3f} (tolerance 1%).")
+    head = (f"your T = {yours:.3f} gives a mean NLL of "
+            f"{_nll(logits, labels, yours) if yours > 0 else float('nan'):.4f}; the minimum is "
+            f"{_nll(logits, labels, reference):.4f} at T = {reference:.3f} (tolerance 1%).")
     if yours > 0 and abs(1 / yours - reference) <= 0.01 * reference:
         head += " That is 1/T: divide the logits by T, do not multiply them."
     elif yours == 1:

@@ -33,8 +33,8 @@ def check_patient_split(fn: Callable) -> None:
     parts = attempt(title, todo, fn, entries.copy(), 0.2, 0.2, 0)
     if not isinstance(parts, dict) or set(parts) != {"train", "val", "test"} or not all(
             isinstance(p, pd.DataFrame) for p in parts.values()):
-        raise Wrong(f"{title}: return a dict with the keys 'train', 'val', 'test', each a DataFrame of rows of entries; "
-                    f"got {type(parts).__name__} {sorted(parts) if isinstance(parts, dict) else ''}.")
+        raise Wrong(f"{title}: return a dict with the keys 'train', 'val', 'test', each a DataFrame of rows of "
+                    f"entries; got {type(parts).__name__} {sorted(parts) if isinstance(parts, dict) else ''}.")
     try:
         splits.assert_no_patient_overlap(**parts)
     except PatientLeakageError as err:
@@ -43,8 +43,8 @@ def check_patient_split(fn: Callable) -> None:
     used = pd.concat(list(parts.values())).image_index
     missing, repeated = len(set(entries.image_index) - set(used)), int(used.duplicated().sum())
     if missing or repeated:
-        raise Wrong(f"{title}: of the {len(entries)} images, {missing} are in no split and {repeated} are in two or more: "
-                    "every row of entries belongs to exactly one split.")
+        raise Wrong(f"{title}: of the {len(entries)} images, {missing} are in no split and {repeated} are in two or "
+                    "more: every row of entries belongs to exactly one split.")
     share = {name: part.patient_id.nunique() / entries.patient_id.nunique() for name, part in parts.items()}
     if abs(share["val"] - 0.2) > 0.1 or abs(share["test"] - 0.2) > 0.1:
         raise Wrong(f"{title}: with val_fraction = test_fraction = 0.2 your splits hold {share['val']:.0%} and "
@@ -65,7 +65,8 @@ def check_class_weights(fn: Callable) -> None:
     from helpers import preprocessing
 
     title = "Weights by hand"
-    todo = "Write class_weights(labels) returning (w_p, w_n): one weight per column, w_p = negatives/total, w_n = positives/total."
+    todo = ("Write class_weights(labels) returning (w_p, w_n): one weight per column, w_p = negatives/total, "
+            "w_n = positives/total.")
     labels = (_rng(2).random((50, 3)) < np.array([0.5, 0.2, 0.04])).astype(np.float32)
     labels[0, 2] = 1  # every column has both values
     result = attempt(title, todo, fn, labels.copy())
@@ -81,6 +82,7 @@ def check_class_weights(fn: Callable) -> None:
         "These are one pair for all findings: compute one per column (axis=0).":
             np.stack([np.full(3, 1 - labels.mean()), np.full(3, labels.mean())]),
     }, 1e-6, f"your (w_p, w_n) are {np.round(w_p, 3).tolist()}, {np.round(w_n, 3).tolist()} where "
-             f"preprocessing.class_weights gives {np.round(ref_p, 3).tolist()}, {np.round(ref_n, 3).tolist()} (tolerance 1e-6).")
-    _passed(title, f"on 50 images x 3 findings (prevalence {np.round(labels.mean(0, dtype=np.float64), 2).tolist()}) your weights equal "
-            "preprocessing.class_weights within 1e-6.")
+             f"preprocessing.class_weights gives {np.round(ref_p, 3).tolist()}, {np.round(ref_n, 3).tolist()} "
+             "(tolerance 1e-6).")
+    _passed(title, f"on 50 images x 3 findings (prevalence {np.round(labels.mean(0, dtype=np.float64), 2).tolist()}) "
+            "your weights equal preprocessing.class_weights within 1e-6.")

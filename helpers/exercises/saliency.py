@@ -16,7 +16,8 @@ def check_grad_cam_map(fn: Callable) -> None:
     """
     title = "Resolution (Grad-CAM at block 4 by hand)"
     todo = ("Write grad_cam_map(features, gradients) for one image's (h, w, k) feature maps and the score's gradients "
-            "with respect to them: weight each channel by its mean gradient, sum over channels, keep the positive part.")
+            "with respect to them: weight each channel by its mean gradient, sum over channels, "
+            "keep the positive part.")
     rng = _rng(12)
     features = np.maximum(rng.normal(0.2, 1.0, (4, 5, 6)), 0)  # after a ReLU, as pool4_relu
     gradients = rng.normal(0.0, 1.0, (4, 5, 6))
@@ -32,8 +33,8 @@ def check_grad_cam_map(fn: Callable) -> None:
         "over the map.": np.maximum((features * gradients).sum(-1), 0),
         "The map should be raw (the notebook scales it afterwards), not min-max scaled.":
             (reference - reference.min()) / (reference.max() - reference.min()),
-    }, 1e-6, f"your map differs from ReLU(sum_k mean(gradient_k) * feature_k) by up to {np.abs(yours - reference).max():.3g} "
-             "on a 4 x 5 x 6 example (tolerance 1e-6).")
+    }, 1e-6, "your map differs from ReLU(sum_k mean(gradient_k) * feature_k) by up to "
+             f"{np.abs(yours - reference).max():.3g} on a 4 x 5 x 6 example (tolerance 1e-6).")
     _passed(title, "on a 4 x 5 map of 6 channels: your map equals ReLU(sum_k mean(dS/dA_k) A_k) within 1e-6.")
 
 
@@ -43,9 +44,9 @@ def check_integrated_gradients(fn: Callable) -> None:
     Taught in 05_saliency.
     """
     title = "Baselines (integrated gradients by hand)"
-    todo = ("Write integrated_gradients(gradient, x, baseline, steps): the points baseline + a (x - baseline) for steps "
-            "values of a in [0, 1] (one batch for gradient()), the mean gradient along them (trapezoid or Riemann), "
-            "times (x - baseline).")
+    todo = ("Write integrated_gradients(gradient, x, baseline, steps): the points baseline + a (x - baseline) for "
+            "steps values of a in [0, 1] (one batch for gradient()), the mean gradient along them (trapezoid or "
+            "Riemann), times (x - baseline).")
     rng = _rng(13)
     x, baseline = rng.uniform(0.2, 1.0, (3, 4)), rng.uniform(0.0, 0.5, (3, 4))
     c, w = rng.uniform(0.5, 2.0, (3, 4)), rng.normal(0.0, 1.0, (3, 4))
@@ -54,11 +55,13 @@ def check_integrated_gradients(fn: Callable) -> None:
     def gradient(points):
         points = np.asarray(points, np.float64)
         if points.shape[1:] != x.shape:
-            raise ValueError(f"gradient() takes a batch of points of shape (n, {x.shape[0]}, {x.shape[1]}), got {points.shape}")
+            raise ValueError(f"gradient() takes a batch of points of shape (n, {x.shape[0]}, {x.shape[1]}), "
+                             f"got {points.shape}")
         return 2 * c * points + w
 
     steps = 64
-    yours = numbers(title, attempt(title, todo, fn, gradient, x.copy(), baseline.copy(), steps), x.shape, "the attributions")
+    yours = numbers(title, attempt(title, todo, fn, gradient, x.copy(), baseline.copy(), steps), x.shape,
+                    "the attributions")
     exact = c * (x ** 2 - baseline ** 2) + w * (x - baseline)  # the integral, in closed form
     tolerance = 0.03 * np.abs(exact).max()
     gap = f(x) - f(baseline)
@@ -72,6 +75,6 @@ def check_integrated_gradients(fn: Callable) -> None:
         "You used the gradient at x alone (gradient x input): average it along the path baseline -> x.":
             (2 * c * x + w) * (x - baseline),
         f"You summed the gradients over the {steps} points: average them.": mean_gradient * (x - baseline) * steps,
-    }, tolerance, f"your attributions sum to {yours.sum():.4f} where f(x) - f(baseline) = {gap:.4f}, and differ from the "
-                  f"exact integral by up to {np.abs(yours - exact).max():.3g} (f(v) = sum(c v^2 + w v), {steps} steps, "
-                  "tolerance 3% of the largest).")
+    }, tolerance, f"your attributions sum to {yours.sum():.4f} where f(x) - f(baseline) = {gap:.4f}, and differ from "
+                  f"the exact integral by up to {np.abs(yours - exact).max():.3g} (f(v) = sum(c v^2 + w v), {steps} "
+                  "steps, tolerance 3% of the largest).")

@@ -37,19 +37,22 @@ def check_dice_loss(fn: Callable) -> None:
     reference = float(keras.losses.Dice()(y, p))
     s_yp, s_y, s_p = float((y * p).sum()), float(y.sum()), float(p.sum())
     _diagnose(title, yours, reference, {
-        "Did you average a Dice per image? One Dice over the whole batch: sum over every pixel first.": per_image.mean(),
+        "Did you average a Dice per image? One Dice over the whole batch: sum over every pixel first.":
+            per_image.mean(),
         "That is the Dice coefficient: the loss is 1 minus it.": 1 - reference,
         "The numerator needs the factor 2: 2 sum(y p).": 1 - s_yp / (s_y + s_p),
         "You thresholded p: the soft Dice uses the probabilities themselves.":
             1 - 2 * (y * (p >= 0.5)).sum() / (s_y + (p >= 0.5).sum()),
         "You squared p in the denominator (the V-Net variant); keras.losses.Dice sums p itself.":
             1 - 2 * s_yp / (s_y + float((p ** 2).sum())),
-    }, 1e-5, f"your Dice loss is {yours:.4f} where keras.losses.Dice gives {reference:.4f} on the same batch (tolerance 1e-5).")
+    }, 1e-5, f"your Dice loss is {yours:.4f} where keras.losses.Dice gives {reference:.4f} on the same batch "
+             "(tolerance 1e-5).")
     _passed(title, f"on a 3-patch batch (one without vessels): {yours:.4f}, as keras.losses.Dice within 1e-5.")
 
 
 def check_fov_accuracies(fn: Callable) -> None:
-    """Exercise of 03: ``fn(vessels, probabilities, fov)`` returns (accuracy on the whole image, inside the FOV) at p >= 0.5.
+    """Exercise of 03: ``fn(vessels, probabilities, fov)`` returns (accuracy on the whole image, inside the FOV)
+    at p >= 0.5.
 
     Taught in 03_unet_vessels.
     """
@@ -61,7 +64,8 @@ def check_fov_accuracies(fn: Callable) -> None:
     fov = (rows - 3.5) ** 2 / 16 + (cols - 4.5) ** 2 / 25 <= 1
     vessels = (rng.random((8, 10)) < 0.35) & fov
     probabilities = np.where(vessels, rng.uniform(0.3, 1.0, (8, 10)), rng.uniform(0.0, 0.7, (8, 10))) * fov
-    probabilities[fov & vessels] = np.where(rng.random(int((fov & vessels).sum())) < 0.3, 0.5, probabilities[fov & vessels])
+    probabilities[fov & vessels] = np.where(rng.random(int((fov & vessels).sum())) < 0.3, 0.5,
+                                            probabilities[fov & vessels])
     result = attempt(title, todo, fn, vessels.copy(), probabilities.copy(), fov.copy())
     yours = numbers(title, result, (2,), "(whole, inside)")
     correct = (probabilities >= 0.5) == vessels
@@ -104,7 +108,8 @@ def check_best_f1_threshold(fn: Callable) -> None:
         _passed(title, f"on 60 pixels: your threshold {yours:.3f} reaches F1 {best:.3f}, the maximum "
                 f"(metrics.best_f1_threshold gives {reference:.3f}).")
         return
-    head = f"your threshold {yours:.3f} gives F1 {_f1(truth, scores, yours):.3f}, but {reference:.3f} reaches {best:.3f}."
+    head = (f"your threshold {yours:.3f} gives F1 {_f1(truth, scores, yours):.3f}, but {reference:.3f} reaches "
+            f"{best:.3f}.")
     if np.isclose(yours, best):
         head += " You returned the best F1 itself: return the threshold that reaches it."
     elif _f1(truth, scores, yours, strict=True) >= best - 1e-12:

@@ -29,12 +29,15 @@ def check_predictive_values(fn: Callable) -> None:
             "Weigh the false positives by (1 - prevalence), the share of films without the finding.":
                 np.array([se * prevalence / (se * prevalence + (1 - sp)), reference[1]]),
         }, 1e-9, f"at sensitivity {se}, specificity {sp} and prevalence {prevalence} your (PPV, NPV) is "
-                 f"({yours[0]:.4f}, {yours[1]:.4f}), external.predictive_values gives ({reference[0]:.4f}, {reference[1]:.4f}).")
-    _passed(title, f"on {len(cases)} settings, from a rare finding (5%) to an even one: the same (PPV, NPV) as external.predictive_values.")
+                 f"({yours[0]:.4f}, {yours[1]:.4f}), external.predictive_values gives ({reference[0]:.4f}, "
+                 f"{reference[1]:.4f}).")
+    _passed(title, f"on {len(cases)} settings, from a rare finding (5%) to an even one: the same (PPV, NPV) "
+                   "as external.predictive_values.")
 
 
 def check_calibration_line(fn: Callable) -> None:
-    """Exercise of 09: ``fn(y_true, y_prob)`` is (intercept, slope) of the logistic recalibration, as external.calibration_line.
+    """Exercise of 09: ``fn(y_true, y_prob)`` is (intercept, slope) of the logistic recalibration, as
+    external.calibration_line.
 
     Taught in 09_your_own_films.
     """
@@ -58,4 +61,5 @@ def check_calibration_line(fn: Callable) -> None:
             np.array([on_p.intercept_[0], on_p.coef_[0, 0]]),
     }, 2e-3, f"on {len(y)} films whose truth is logit P = -0.4 + 0.7 logit(p), your line is ({yours[0]:.3f}, "
              f"{yours[1]:.3f}), external.calibration_line gives ({reference[0]:.3f}, {reference[1]:.3f}).")
-    _passed(title, f"on {len(y)} films: intercept {yours[0]:.3f} and slope {yours[1]:.3f}, near the -0.4 and 0.7 that made them.")
+    _passed(title, f"on {len(y)} films: intercept {yours[0]:.3f} and slope {yours[1]:.3f}, near the -0.4 and 0.7 that "
+                   "made them.")

@@ -20,7 +20,6 @@ import argparse
 import json
 import math
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +33,8 @@ from helpers import config as _config
 from helpers.synthetic import cells as _cells
 from helpers.synthetic import site as _site
 from helpers.datasets import BOX_LABELS, LABELS
-from helpers.synthetic.draw import _ONE, _SHIFT, _bbox, _blur, _disc, _ellipse, _fx, _lowfreq, _poly_mask, _polyline, _rng, _smooth_closed
+from helpers.synthetic.draw import (_ONE, _SHIFT, _bbox, _blur, _disc, _ellipse, _fx, _lowfreq, _poly_mask, _polyline,
+                                    _rng, _smooth_closed)
 from helpers.synthetic.drive import write_drive
 from helpers.errors import DataError
 
@@ -77,7 +77,8 @@ _MAX_CHRONIC = 4
 
 # Seed streams: each kind of draw has its own, so adding one kind never shifts another.
 _S_ANATOMY, _S_PATIENT, _S_PLAN, _S_IMAGE, _S_LABELS, _S_ANCHOR = 1, 2, 3, 4, 5, 6
-_S_CHRONIC_LOC, _S_ACUTE_LOC, _S_LOOK, _S_SPLIT, _S_RGBA = 7, 8, 9, 10, 11  # 12: the fundus photographs (synthetic.drive)
+# 12: the fundus photographs (synthetic.drive)
+_S_CHRONIC_LOC, _S_ACUTE_LOC, _S_LOOK, _S_SPLIT, _S_RGBA = 7, 8, 9, 10, 11
 
 
 # --------------------------------------------------------------------------------------------
@@ -460,7 +461,8 @@ def _nih_plan(patients: int, seed: int) -> list[dict]:
     meta = []
     for p in range(1, P + 1):
         r = _rng(seed, _S_PATIENT, p)
-        meta.append(dict(n=1 + int(r.binomial(5, 0.4)), sex="M" if r.random() < 0.55 else "F", age=int(r.integers(18, 86))))
+        meta.append(
+            dict(n=1 + int(r.binomial(5, 0.4)), sex="M" if r.random() < 0.55 else "F", age=int(r.integers(18, 86))))
     N = sum(m["n"] for m in meta)
 
     rng = _rng(seed, _S_PLAN, P)
@@ -471,7 +473,8 @@ def _nih_plan(patients: int, seed: int) -> list[dict]:
     for label in sorted(LABELS, key=lambda lb: (_TARGET[lb], lb)):  # rarest first
         need = (_TARGET[label] - _ACUTE.get(label, 0.0)) * N
         keys = rng.random(len(sick))
-        order = sorted(range(len(sick)), key=lambda i: (len(chronic[sick[i]]) >= _MAX_CHRONIC, len(chronic[sick[i]]), keys[i]))
+        order = sorted(range(len(sick)),
+                       key=lambda i: (len(chronic[sick[i]]) >= _MAX_CHRONIC, len(chronic[sick[i]]), keys[i]))
         got, count = 0.0, 0
         for i in order:
             p = sick[i]
@@ -511,7 +514,8 @@ def _nih_plan(patients: int, seed: int) -> list[dict]:
 
 
 def _nih_split(records: list[dict], seed: int) -> set[int]:
-    """Test patients: about 20%, with about a fifth (at least one) of the patients of every label present on two or more."""
+    """Test patients: about 20%, with about a fifth (at least one) of the patients of every label present on two or
+    more."""
     patients = sorted({r["patient"] for r in records})
     has: dict[str, set[int]] = {lb: set() for lb in LABELS}
     for r in records:
@@ -719,7 +723,8 @@ def _params(name: str, profile: str) -> dict:
 
 
 def _marker(name: str, params: dict, seed: int) -> dict:
-    return {"generator": "helpers.synthetic", "format_version": FORMAT_VERSION, "dataset": name, "seed": int(seed), "params": params}
+    return {"generator": "helpers.synthetic", "format_version": FORMAT_VERSION, "dataset": name, "seed": int(seed),
+            "params": params}
 
 
 def _is_complete(path: Path, expected: dict) -> bool:
@@ -741,7 +746,8 @@ def _generate(path: Path, name: str, params: dict, seed: int, force: bool = Fals
             f"{len(params['train_ids']) + len(params['test_ids'])} photographs" if name == "drive" else
             f"{params['patients']} patients' films" if name == _site.NAME else
             f"{params['images']} nuclei images")  # fmt: skip
-        layout = {"nih": "NIH", "drive": "DRIVE", _cells.NAME: "Data Science Bowl 2018", _site.NAME: "PACS-export"}[name]
+        layout = {"nih": "NIH", "drive": "DRIVE", _cells.NAME: "Data Science Bowl 2018",
+                  _site.NAME: "PACS-export"}[name]
         print(f"Writing synthetic {layout}-layout data ({what}) to {path} ...", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))

@@ -57,7 +57,8 @@ def image_id(seed: int, index: int) -> str:
 def _outline(rng: np.random.Generator, center, radius: float, elongation: float, angle: float) -> np.ndarray:
     """A nucleus outline: an ellipse with a little low-order wobble, as (k x 2) points."""
     t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
-    wobble = 1 + sum(rng.uniform(0, a) * np.cos(k * t + rng.uniform(0, 2 * np.pi)) for k, a in ((2, 0.08), (3, 0.07), (4, 0.04)))
+    wobble = 1 + sum(rng.uniform(0, a) * np.cos(k * t + rng.uniform(0, 2 * np.pi))
+                     for k, a in ((2, 0.08), (3, 0.07), (4, 0.04)))
     ax, ay = radius * elongation * wobble, radius / elongation * wobble
     x, y = ax * np.cos(t), ay * np.sin(t)
     c, s = math.cos(angle), math.sin(angle)
@@ -101,13 +102,15 @@ def _place(rng: np.random.Generator, size: int, regime: str, scale: float = 1.0)
             a = rng.uniform(0, np.pi)
             d = 0.62 * r * np.array([math.cos(a), math.sin(a)])
             for sign in (-1, 1):
-                nuclei.append(dict(c=c + sign * d, r=0.6 * r, **{**look, "brightness": 1.0, "focus": 0.0, "elongation": 1.1}))
+                nuclei.append(
+                    dict(c=c + sign * d, r=0.6 * r, **{**look, "brightness": 1.0, "focus": 0.0, "elongation": 1.1}))
         else:
             nuclei.append(dict(c=c, r=r, **look))
     return nuclei
 
 
-def render(seed: int, index: int, size: int, scale: float = 1.0, regime: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def render(seed: int, index: int, size: int, scale: float = 1.0,
+           regime: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic fluorescence image: (grey uint8 HxW, instance labels int32 HxW, 0 = background, 1..n = nuclei).
 
     Taught in 08_cells_counting.
@@ -142,7 +145,8 @@ def render(seed: int, index: int, size: int, scale: float = 1.0, regime: str | N
     labels = _renumber(labels)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     tilt = rng.uniform(-1, 1, 2)
-    background = rng.uniform(0.02, 0.10) + rng.uniform(0.03, 0.12) * (0.5 + 0.5 * (tilt[0] * (xx - 0.5) + tilt[1] * (yy - 0.5)))
+    background = (rng.uniform(0.02, 0.10)
+                  + rng.uniform(0.03, 0.12) * (0.5 + 0.5 * (tilt[0] * (xx - 0.5) + tilt[1] * (yy - 0.5))))
     grid = cv2.resize(rng.standard_normal((4, 4)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
     background += 0.03 * grid
     image = background + light * rng.uniform(0.55, 0.85)
@@ -166,7 +170,8 @@ def _png(path: Path, array: np.ndarray) -> None:
 
 
 def as_kind(grey: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """A fluorescence rendering (uint8 HxW) as the Bowl's other kinds: RGBA brightfield (dark nuclei on a light field) or histology (H&E-like purple on pink).
+    """A fluorescence rendering (uint8 HxW) as the Bowl's other kinds: RGBA brightfield (dark nuclei on a light field)
+    or histology (H&E-like purple on pink).
 
     Taught in 08_cells_counting.
     """
@@ -189,7 +194,8 @@ def as_kind(grey: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray
 
 def write_nuclei(root, *, images: int, image_size: int, seed: int = 42, kinds=("fluorescence",), large: int = 0,
                  large_size: int = 1400) -> Path:
-    """Write ``images`` synthetic nuclei images in the Data Science Bowl 2018 layout under ``root``/stage1_train; return ``root``.
+    """Write ``images`` synthetic nuclei images in the Data Science Bowl 2018 layout under ``root``/stage1_train; return
+    ``root``.
 
     ``kinds``: the kinds of image, dealt in turn (the Bowl has fluorescence, brightfield and histology);
     ``large``: how many images (the last ones) are ``large_size`` pixels a side at a higher magnification, as
@@ -208,8 +214,8 @@ def write_nuclei(root, *, images: int, image_size: int, seed: int = 42, kinds=("
     for index in range(int(images)):
         big = index >= int(images) - int(large)
         # a large image: nuclei about 2.7x larger (a higher magnification) and sparse, a few tens to a few hundred
-        grey, labels = (render(seed, index, int(large_size), scale=max(1.0, int(large_size) / 512), regime="sparse") if big
-                        else render(seed, index, size))
+        grey, labels = (render(seed, index, int(large_size), scale=max(1.0, int(large_size) / 512), regime="sparse")
+                        if big else render(seed, index, size))
         kind = kinds[index % len(kinds)]
         name = image_id(seed, index)
         folder = root / TRAIN_FOLDER / name

@@ -1,4 +1,5 @@
-"""Drawing primitives shared by the synthetic chest X-ray and fundus generators (float32 images, sub-pixel via cv2 "shift")."""
+"""Drawing primitives shared by the synthetic chest X-ray and fundus generators (float32 images, sub-pixel via cv2
+"shift")."""
 
 from __future__ import annotations
 

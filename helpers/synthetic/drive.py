@@ -1,4 +1,5 @@
-"""Synthetic fundus photographs, vessel trees and FOV masks written in exactly the DRIVE layout (``helpers.synthetic`` caches them)."""
+"""Synthetic fundus photographs, vessel trees and FOV masks written in exactly the DRIVE layout (``helpers.synthetic``
+caches them)."""
 
 from __future__ import annotations
 
@@ -113,7 +114,8 @@ def _render_fundus(seed: int, image_id: int, width: int, height: int):
     lx, ly = cx + rng.normal(0, 25), cy + rng.normal(0, 25)
     rr = np.sqrt((xx - lx) ** 2 + (yy - ly) ** 2) / R
     illum = np.clip(1.0 - 0.55 * rr**2.4, 0.15, 1.0)
-    tex = 1 + 0.03 * _lowfreq(rng, max(width, height), 12)[:height, :width] + 0.02 * _lowfreq(rng, max(width, height), 40)[:height, :width]
+    tex = (1 + 0.03 * _lowfreq(rng, max(width, height), 12)[:height, :width]
+           + 0.02 * _lowfreq(rng, max(width, height), 40)[:height, :width])
     base = np.array([0.86, 0.40, 0.14], np.float32) * rng.uniform(0.9, 1.08, 3).astype(np.float32)
     img = (illum * tex)[..., None] * base
     dm = np.exp(-((xx - mac[0]) ** 2 + (yy - mac[1]) ** 2) / (2 * 55.0**2))

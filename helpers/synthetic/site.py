@@ -59,7 +59,8 @@ def write_site(root, *, patients: int, image_size: int, seed: int = 42) -> Path:
     rng = np.random.default_rng([site_seed, 1])
     real = datasets.read_nih(datasets.NIH_METADATA_DIR, images="none").entries
     adults = real[(real["age"] >= 18) & (real["age"] <= 90)]
-    people = adults.drop_duplicates("patient_id").sample(n=patients, random_state=site_seed, replace=len(adults) < patients)
+    people = adults.drop_duplicates("patient_id").sample(n=patients, random_state=site_seed,
+                                                         replace=len(adults) < patients)
     views = adults["view"].to_numpy()
     rows = ["file,patient_id," + ",".join(SITE_FINDINGS) + ",sex,age,view,accession"]
     anatomy, cache, current, study = None, {}, None, 0
@@ -91,7 +92,8 @@ def write_site(root, *, patients: int, image_size: int, seed: int = 42) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         dicom.write_dicom(folder / "IM0001.dcm", np.full((image_size, image_size), 1800, np.uint16) +
                           rng.integers(0, 400, (image_size, image_size)).astype(np.uint16), modality="DX",
-                          bits_stored=12, BodyPartExamined=body_part, ViewPosition=view, PatientID=f"MRN{800000 + study:07d}")
+                          bits_stored=12, BodyPartExamined=body_part, ViewPosition=view,
+                          PatientID=f"MRN{800000 + study:07d}")
         rows.append(f"STUDY{study:04d}/IM0001.dcm,MRN{800000 + study:07d}," + ",".join("0" for _ in SITE_FINDINGS)
                     + f",F,50,{view},A{study:06d}")
     (root / LABEL_FILE).write_text("\n".join(rows) + "\n", encoding="utf-8")
