@@ -98,8 +98,9 @@ def target_steps(target: str, py: str, profile: str, notebooks: tuple[str, ...] 
         steps += [
             Step("unit tests | notebooks under nbval (side by side)", env=env, clear=(str(Path("build", "smoke")),),
                  guards="unit: helpers against hand computations, reference libraries and bad inputs, the upload "
-                        "page in Chromium, the wheel; notebooks: every notebook top to bottom in smoke with its "
-                        "asserts, kept for the site",
+                        "page in Chromium, the wheel, then notebooks 01 and 08; notebooks: 02 to 07 and 09 in "
+                        "order, passing their models on; every notebook top to bottom in smoke with its asserts, "
+                        "kept for the site",
                  together=[("unit", [py, "-m", "pytest", "-p", "no:cacheprovider", "tests", "--ignore",
                                      str(Path("tests", "test_site.py")), "-m", "not full_path", "--nbval-lax",
                                      *[str(Path("tutorials", n)) for n in ALONE], "--save-executed", executed,
