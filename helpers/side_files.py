@@ -161,15 +161,6 @@ def load_referral(model_path) -> dict | None:
     return payload
 
 
-def present(model_path) -> dict[str, Path]:
-    """The side files that exist beside ``model_path``, by suffix.
-
-    Taught in 07_report.
-    """
-    found = {suffix: side_file(model_path, suffix) for suffix in SUFFIXES}
-    return {suffix: path for suffix, path in found.items() if path.exists()}
-
-
 def save_settings(model_path, **settings) -> Path:
     """Write how a U-Net's inputs were prepared (grey method, CLAHE, patch, stride, threshold, normalisation...) beside
     it.

@@ -26,7 +26,6 @@ def test_settings_round_trip_defaults_and_bad_files(tmp_path):
     assert written == tmp_path / "unet_drive.settings.json"
     assert side_files.load_settings(path) == {"grey_method": "luma", "clahe_clip": 3.0, "clahe_tile": 4,
                                               "threshold": 0.42, "saved": True}
-    assert list(side_files.present(path)) == [side_files.SETTINGS_SUFFIX]
     written.write_text("[1, 2]")
     with pytest.raises(side_files.SideFileError,
                        match=r"unet_drive\.settings\.json: not a settings file of notebook 03"):
