@@ -1,6 +1,6 @@
-"""Notebook 02's repeated training runs: re-seeding TensorFlow before each fit vs a seeded tf.data pipeline.
+"""Notebook 02b's repeated training runs: re-seeding TensorFlow before each fit vs a seeded tf.data pipeline.
 
-Sections 11 and 12 of notebook 02 train one compiled DenseNet121 several times from reset weights, and
+Sections 3 and 4 of notebook 02b train one compiled DenseNet121 several times from reset weights, and
 each run must see the same shuffled batches. Two ways to get them: `keras.utils.set_random_seed(seed)`
 before every `fit` on arrays, or a `tf.data` pipeline whose shuffle carries its own seed. Both give
 identical batches; the first makes TensorFlow build the training step again at each fit. Also: the

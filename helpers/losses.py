@@ -173,7 +173,7 @@ def oversampling_weights(labels, targets: dict, names=None, exact: bool = True) 
     probability ``w_j`` shows finding ``k`` with frequency ``f_k = w0 p_k + sum_j w_j q_jk`` (``p_k`` its
     prevalence, ``q_jk`` its share among finding ``j``'s positives): a linear system in the ``w_j``.
 
-    Taught in 02_densenet_transfer.
+    Taught in 02b_transfer_and_imbalance.
     """
     y = errors.check_labels(labels, "oversampling labels").astype(np.float64)
     if y.ndim != 2 or not len(y):
@@ -226,7 +226,7 @@ def expected_frequencies(labels, weights, targets: dict, names=None) -> np.ndarr
     """Frequency of every finding in a stream mixed with ``weights`` (from oversampling_weights), computed from the
     labels.
 
-    Taught in 02_densenet_transfer.
+    Taught in 02b_transfer_and_imbalance.
     """
     y = errors.check_labels(labels, "oversampling labels").astype(np.float64)
     names = list(names) if names is not None else list(range(y.shape[1]))
@@ -238,7 +238,7 @@ def oversampled_dataset(inputs, labels, targets: dict, names=None, seed: int = 4
     """An endless, unbatched tf.data stream of (input, labels) in which each target finding appears at its requested
     frequency.
 
-    Taught in 02_densenet_transfer.
+    Taught in 02b_transfer_and_imbalance.
     """
     import tensorflow as tf
 

@@ -508,7 +508,7 @@ def dense_block_table(model: keras.Model) -> "pd.DataFrame":
     """Channels entering and leaving each dense block, per-layer growth and after its transition, read from a
     DenseNet121's layers.
 
-    Taught in 02_densenet_transfer.
+    Taught in 02b_transfer_and_imbalance.
     """
     import pandas as pd
 
@@ -536,7 +536,7 @@ def plain_cnn(image_size: int, num_classes: int = 14, blocks=DENSENET121_BLOCKS,
     """DenseNet121's layers in the same order without dense connections: each layer feeds only the next (BatchNorm
     optional).
 
-    Taught in 02_densenet_transfer.
+    Taught in 02b_transfer_and_imbalance.
     """
 
     def bn(x, layer_name):
@@ -576,7 +576,7 @@ def gradient_norms_by_block(model: keras.Model, images, labels) -> "pd.Series":
     """Root-mean-square gradient of the BCE loss over the convolution kernels of each block (1 = stem, 2-5 = dense
     blocks), on one batch.
 
-    Taught in 02_densenet_transfer.
+    Taught in 02b_transfer_and_imbalance.
     """
     import pandas as pd
     import tensorflow as tf

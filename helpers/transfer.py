@@ -3,6 +3,7 @@ budgets."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -101,7 +102,9 @@ def pretrained_backbone(cfg: config.Config, *, image_size: int, patients: int, e
                   run_eagerly=run_eagerly)
     model.fit(data, epochs=epochs, shuffle=False, verbose=verbose)  # the dataset shuffles itself
     path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.keras")  # notebooks 02 and 02b may run side by side:
+    model.save(partial)  # a reader never sees a half-written file, and the last writer wins whole
+    os.replace(partial, path)
     return model, {"source": "synthetic source task", "seconds": time.perf_counter() - start, "from_cache": False,
                    "images": len(entries), "path": path}
 
@@ -136,7 +139,7 @@ def budget_subset(frame: pd.DataFrame, fraction: float, seed: int = 42, group: s
     """A patient-level share of a split (whole patients, about ``fraction`` of the images; smaller budgets nested in
     larger ones).
 
-    Taught in 02_densenet_transfer.
+    Taught in 02b_transfer_and_imbalance.
     """
     if not 0.0 < float(fraction) <= 1.0:
         raise ValueError(f"fraction must be in (0, 1] (the share of the training labels to keep), not {fraction!r}.")
@@ -160,7 +163,7 @@ def budget_subset(frame: pd.DataFrame, fraction: float, seed: int = 42, group: s
 def set_start(model: keras.Model, weights: list, learning_rate: float) -> None:
     """Put a compiled model back to ``weights`` with a fresh optimizer state, without recompiling.
 
-    Taught in 02_densenet_transfer.
+    Taught in 02b_transfer_and_imbalance.
     """
     model.set_weights(weights)
     optimizer = model.optimizer
@@ -174,7 +177,7 @@ def linear_heads(train_features, y_train, eval_features, C: float = 0.1, solver:
     """Scores of one logistic regression per finding on frozen features (a finding without both outcomes in training
     scores 0).
 
-    Taught in 02_densenet_transfer.
+    Taught in 02b_transfer_and_imbalance.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler

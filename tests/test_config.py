@@ -119,7 +119,8 @@ def test_public_functions_have_docstrings_ending_with_the_notebook_that_teaches_
             if not isinstance(node, (ast.FunctionDef, ast.ClassDef)) or node.name.startswith("_"):
                 continue
             lines = (ast.get_docstring(node) or "").strip().splitlines()
-            if len(lines) < 3 or not re.fullmatch(r"Taught in \d\d_[a-z0-9_]+\.", lines[-1]) or "Taught in" in lines[0]:
+            taught = re.fullmatch(r"Taught in \d\d[a-z]?_[a-z0-9_]+\.", lines[-1]) if lines else None
+            if len(lines) < 3 or not taught or "Taught in" in lines[0]:
                 missing.append(f"{path.relative_to(HELPERS)}:{node.lineno} {node.name}")
     assert missing == [], ("public names whose docstring does not end with its own line 'Taught in NN_name.' after a "
                            "summary line and a blank line:\n" + "\n".join(missing))

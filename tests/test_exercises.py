@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import make_student  # noqa: E402
 
-SOURCES = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
+SOURCES = sorted((ROOT / "tutorials").glob("[0-9][0-9]*_*.py"))
 NOTEBOOKS = {source.stem: jupytext.read(source) for source in SOURCES}
 ANSWERS = [(name, index) for name, nb in NOTEBOOKS.items() for index, cell in enumerate(nb.cells)
            if cell.cell_type == "code" and make_student.solution_blocks(cell.source)]
@@ -329,6 +329,31 @@ WRONG["check_predictive_values"] = [
 WRONG["check_calibration_line"] = [
     ("swapped", lambda y, p: exercises_reference_line(y, p)[::-1], ("swapped",)),
     ("on p", lambda y, p: _line_on_p(y, p), ("logit of the probability",)),
+]
+
+
+def _channels(compress=True, after=False, new_only=False):
+    """densenet_channels with one of the usual mistakes."""
+    def fn(stem, layers, growth, compression):
+        out, entering = [], stem
+        for count in layers:
+            leaving = (0 if new_only else entering) + count * growth
+            entering = int((entering + count * growth) * (compression if compress else 1.0))
+            out.append(entering if after and len(out) < len(layers) - 1 else leaving)
+        return out
+    return fn
+
+
+WRONG["check_densenet_channels"] = [
+    ("no transitions", _channels(compress=False), ("transitions are missing",)),
+    ("after the transition", _channels(after=True), ("after each transition",)),
+    ("new channels only", _channels(new_only=True), ("only the new channels",)),
+    ("one number", lambda stem, layers, growth, compression: stem + sum(layers) * growth, ("shape (4,)",)),
+]
+WRONG["check_oversampling_weight"] = [
+    ("the target", lambda y, target: target, ("the target itself",)),
+    ("no division", lambda y, target: target - np.mean(y), ("divide by 1 - p",)),
+    ("the other share", lambda y, target: 1 - (target - np.mean(y)) / (1 - np.mean(y)), ("share of the whole set",)),
 ]
 WRONG_CASES = [(check, label, fn, words) for check, cases in WRONG.items() for label, fn, words in cases]
 

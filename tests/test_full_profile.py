@@ -25,7 +25,7 @@ from helpers import config, datasets, synthetic
 from helpers.synthetic import cells as synthetic_cells
 
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
-NOTEBOOKS = sorted(TUTORIALS.glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted(TUTORIALS.glob("[0-9][0-9]*_*.ipynb"))
 
 
 def smoke_parameters(notebook: Path) -> dict:
@@ -99,7 +99,7 @@ def test_smoke_values_are_read_from_the_parameters_cell():
     values = smoke_parameters(TUTORIALS / "01_preprocessing_and_splits.ipynb")
     assert values["image_size"] == 64 and values["leak_max_images"] is None and "cache" not in values
     # a tuple reaches the notebook as a list: papermill would write a tuple as the text "(1,)"
-    assert smoke_parameters(TUTORIALS / "02_densenet_transfer.ipynb")["freeze_depths"] == [1]
+    assert smoke_parameters(TUTORIALS / "02b_transfer_and_imbalance.ipynb")["freeze_depths"] == [1]
 
 
 # What each run proves, and where it runs. nbval (`make test`) runs every notebook top to bottom in smoke, on the

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
-SOURCES = sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))
+SOURCES = sorted(TUTORIALS.glob("[0-9][0-9]*_*.py"))
 HEADINGS = ("Setup", "Configuration", "Summary", "Exercises")
 
 
@@ -98,10 +98,45 @@ def test_header_says_what_it_teaches_what_it_needs_and_where_its_session_plan_is
     """The keras-io header: title, a one-sentence description, what it needs, how long (the plan in TIMINGS.md)."""
     header = next(c.source for c in jupytext.read(source).cells if c.cell_type == "markdown")
     lines = header.splitlines()
-    assert re.fullmatch(r"# (\d\d|NN) · .+", lines[0]), f"{source.name}: the header starts with '# NN · Title'"
+    assert re.fullmatch(r"# (\d\d[a-z]?|NN) · .+", lines[0]), f"{source.name}: the header starts with '# NN · Title'"
     for field in ("**Description:**", "**Needs:**", "**Session:**"):
         assert sum(line.startswith(field) for line in lines) == 1, f"{source.name}: the header needs one {field} line"
     description = next(line for line in lines if line.startswith("**Description:**"))
     assert description.count(". ") == 0, f"{source.name}: the description is one sentence"
     stem = "NN_name" if source == TEMPLATE else source.stem
     assert f"`Plan: {stem}`" in header, f"{source.name}: the Session line names its plan, section `Plan: {stem}`"
+
+
+ROOT = TUTORIALS.parent
+STEMS = {p.stem for p in SOURCES}
+NUMBERS = {stem.split("_")[0] for stem in STEMS}
+# Where the series names its notebooks: the notebooks, the package, the tools that build the site and the kit, the
+# upload page, and the documents a reader or an instructor opens.
+REFERRING = sorted({*SOURCES, *ROOT.glob("helpers/**/*.py"), *ROOT.glob("tools/*.py"), *ROOT.glob("app/**/*.py"),
+                    ROOT / "README.md", ROOT / "CONTRIBUTING.md", TUTORIALS / "README.md", TUTORIALS / "INSTRUCTORS.md",
+                    TUTORIALS / "_template.py"})
+NAME = re.compile(r"(?<![\w.])(\d\d[a-z]?_[a-z][a-z0-9_]*[a-z0-9])\b(?!\.(?:tif|gif|png|jpg))")  # not DRIVE's files
+NUMBERED = re.compile(r"\b[Nn]otebooks? ((?:\d\d[a-z]?(?:, | and | to | or |-|/))*\d\d[a-z]?)\b")
+
+
+def _references(text: str) -> tuple[set[str], set[str]]:
+    """The notebook names (NN_name, NNb_name) and the numbers after "notebook(s)" in ``text``."""
+    names = set(NAME.findall(text))
+    numbers = {n for found in NUMBERED.findall(text) for n in re.findall(r"\d\d[a-z]?", found)}
+    return names, numbers
+
+
+def test_references_to_notebooks_name_notebooks_that_exist():
+    """A renumbered or split notebook leaves no "notebook NN" or NN_name behind that points nowhere."""
+    bad = []
+    for path in REFERRING:
+        names, numbers = _references(path.read_text(encoding="utf-8"))
+        bad += [f"{path.relative_to(ROOT)}: {n}" for n in sorted(names - STEMS)]
+        bad += [f"{path.relative_to(ROOT)}: notebook {n}" for n in sorted(numbers - NUMBERS)]
+    assert not bad, "references to notebooks that do not exist:\n" + "\n".join(bad)
+
+
+def test_the_reference_check_sees_a_wrong_reference():
+    names, numbers = _references("see 02_densenet_transfer and 02_densenet, notebooks 04 to 07 and 11, notebook 02b; "
+                                  "DRIVE's 21_training.tif")
+    assert names - STEMS == {"02_densenet"} and numbers - NUMBERS == {"11"}

@@ -31,7 +31,7 @@ import section_times  # noqa: E402
 
 TIMINGS = ROOT / "tutorials" / "TIMINGS.md"
 DOCUMENTS = [ROOT / "README.md", ROOT / "tutorials" / "README.md", ROOT / "tutorials" / "INSTRUCTORS.md"]
-NOTEBOOKS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
+NOTEBOOKS = sorted((ROOT / "tutorials").glob("[0-9][0-9]*_*.py"))
 NUMBER = r"\d+(?:\.\d+)?"
 FIGURE = re.compile(rf"(?<![\w.])({NUMBER})(?:\s*(?:to|-|–)\s*({NUMBER}))?\s*(?:minutes?|mins?)\b")
 REGENERATE = section_times.REGENERATE
@@ -211,6 +211,14 @@ def test_session_plans_add_talk_and_lab_run_section_by_section(builds, tmp_path)
     assert total == pytest.approx(5 + 100 + 15) and rows[1][0] == pytest.approx(105)
     over = section_times._plan_markdown("99_long", section_times.Measured("t", [("1. Long", 6000.0)], 6000.0, 0))
     assert "**over** one 90-minute session by 15 min" in "\n".join(over)
+    # an optional section runs in the session, but its talk is homework: 0 here, and the verdict says what it adds
+    sections = [("1. Core", 60.0), ("2. Extra (optional)", 120.0), ("Exercises", 0.0)]
+    rows, total = section_times.session_plan(sections)
+    assert [talk for _, _, talk, _ in rows] == [5, 0, 15] and total == pytest.approx(5 + 1 + 2 + 15)
+    plan = "\n".join(section_times._plan_markdown("98_opt", section_times.Measured("t", sections, 180.0, 0)))
+    assert "| 6 | 2. Extra (optional) | 0 | 2.0 |" in plan
+    assert "98_opt: fits one 90-minute session (67 min to spare); its optional sections, run but not taught in the " \
+           "session, would add 5 min of talk" in plan
 
 
 def test_writer_without_missing_notebooks_totals_and_gives_the_same_bytes_twice(builds, tmp_path, capsys):
@@ -257,12 +265,12 @@ def test_the_sessions_instructors_md_plans_agree_with_the_generated_plans():
     """A notebook whose plan in TIMINGS.md runs over 90 minutes is not planned as one session without homework."""
     text = TIMINGS.read_text(encoding="utf-8")
     guide = (ROOT / "tutorials" / "INSTRUCTORS.md").read_text(encoding="utf-8")
-    verdicts = dict(re.findall(r"^(\d\d_\w+): (fits|\*\*over\*\*) one", text, flags=re.M))
+    verdicts = dict(re.findall(r"^(\d\d[a-z]?_\w+): (fits|\*\*over\*\*) one", text, flags=re.M))
     if not verdicts:
         pytest.skip("TIMINGS.md has no lab build, so no session plans: `make tutorials`, then regenerate it")
-    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (\d\d) \| [^|]+ \| ([^|]+) \|", guide, flags=re.M)}
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (\d\d[a-z]?) \| [^|]+ \| ([^|]+) \|", guide, flags=re.M)}
     for name, verdict in verdicts.items():
-        sessions = rows[name[:2]]
+        sessions = rows[name.split("_")[0]]
         if verdict == "fits":
             assert sessions.strip().startswith("1"), f"INSTRUCTORS.md plans {name} as {sessions!r}; its plan fits one"
         else:

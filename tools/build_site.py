@@ -37,7 +37,7 @@ import colab_setup  # noqa: E402  (the repository setting, shared with the Setup
 
 TUTORIALS = ROOT / "tutorials"
 PROFILES = ("smoke", "lab", "full")
-NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+NOTEBOOK_GLOB = "[0-9][0-9]*_*.ipynb"
 SITE_TITLE = "medxai: trustworthy medical imaging with Keras"
 NO_FAVICON = '<link rel="icon" href="data:,">'  # no /favicon.ico request, so no 404 in the browser console
 

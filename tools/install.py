@@ -37,10 +37,11 @@ SUPPORTED = ((3, 10), (3, 12))
 PREPARE = ("02", "03", "04")
 STAGES_FILE = Path("build", "test-stages.json")
 # `make test` runs two jobs side by side on the 2 cores. The notebooks that pass models on (02 -> 04 -> 05 -> 06 ->
-# 07 -> 09, and 03 -> 04) run in order in one job; the two that need no other notebook and feed none (01, 08) run
-# after the unit tests in the other, so both jobs end at about the same time.
-ALONE = ("01_preprocessing_and_splits.ipynb", "08_cells_counting.ipynb")
-CHAIN = tuple(sorted(p.name for p in (ROOT / "tutorials").glob("[0-9][0-9]_*.ipynb") if p.name not in ALONE))
+# 07 -> 09, and 03 -> 04) run in order in one job; those that feed no other notebook and need none, or only 02's
+# source backbone, which they pretrain themselves when it is not cached yet (01, 02b, 08), run after the unit tests
+# in the other, so both jobs end at about the same time.
+ALONE = ("01_preprocessing_and_splits.ipynb", "02b_transfer_and_imbalance.ipynb", "08_cells_counting.ipynb")
+CHAIN = tuple(sorted(p.name for p in (ROOT / "tutorials").glob("[0-9][0-9]*_*.ipynb") if p.name not in ALONE))
 
 
 @dataclass
@@ -98,8 +99,8 @@ def target_steps(target: str, py: str, profile: str, notebooks: tuple[str, ...] 
         steps += [
             Step("unit tests | notebooks under nbval (side by side)", env=env, clear=(str(Path("build", "smoke")),),
                  guards="unit: helpers against hand computations, reference libraries and bad inputs, the upload "
-                        "page in Chromium, the wheel, then notebooks 01 and 08; notebooks: 02 to 07 and 09 in "
-                        "order, passing their models on; every notebook top to bottom in smoke with its asserts, "
+                        "page in Chromium, the wheel, then notebooks 01, 02b and 08; notebooks: 02 to 07 and 09 "
+                        "in order, passing their models on; every notebook top to bottom in smoke with its asserts, "
                         "kept for the site",
                  together=[("unit", [py, "-m", "pytest", "-p", "no:cacheprovider", "tests", "--ignore",
                                      str(Path("tests", "test_site.py")), "-m", "not full_path", "--nbval-lax",

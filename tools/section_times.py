@@ -149,7 +149,7 @@ def load_build(folder, profile: str) -> Build:
     if not path.is_dir():
         raise SystemExit(f"section_times: the {profile} build {path}/ does not exist ({make}); then run\n"
                          f"  {REGENERATE}")
-    paths = sorted(p for p in path.glob("[0-9][0-9]_*.ipynb") if p.is_file())
+    paths = sorted(p for p in path.glob("[0-9][0-9]*_*.ipynb") if p.is_file())
     if not paths:
         raise SystemExit(f"section_times: no executed NN_name.ipynb in {path}/, so no {profile} times ({make}); "
                          f"then run\n  {REGENERATE}")
@@ -246,14 +246,28 @@ def _merged(first: list[str], second: list[str]) -> list[str]:
     return order
 
 
+def optional(section: str) -> bool:
+    """A section whose heading ends "(optional)": the class runs its cells but talks about it only as homework."""
+    return section.rstrip().endswith("(optional)")
+
+
 def session_plan(sections: list[tuple[str, float]]) -> tuple[list[tuple[float, str, float, float]], float]:
-    """[(clock at the section's start, section, talk minutes, run minutes)] in order, and the session's minutes."""
+    """[(clock at the section's start, section, talk minutes, run minutes)] in order, and the session's minutes.
+
+    An optional section's cells still run (the class runs the notebook top to bottom), but its talk is not in the
+    session: it is 0 here, and ``optional_talk`` says what it would add.
+    """
     rows, clock = [], 0.0
     for name, seconds in sections:
-        talk = TALK_MIN.get(name, TALK_DEFAULT)
+        talk = 0 if optional(name) else TALK_MIN.get(name, TALK_DEFAULT)
         rows.append((clock, name, float(talk), seconds / 60))
         clock += talk + seconds / 60
     return rows, clock
+
+
+def optional_talk(sections: list[tuple[str, float]]) -> float:
+    """Minutes of talk the optional sections would add to the session."""
+    return float(sum(TALK_MIN.get(name, TALK_DEFAULT) for name, _ in sections if optional(name)))
 
 
 def _plan_markdown(name: str, measured) -> list[str]:
@@ -261,6 +275,10 @@ def _plan_markdown(name: str, measured) -> list[str]:
     verdict = (f"fits one {SESSION_MIN}-minute session ({SESSION_MIN - total:.0f} min to spare)" if total <= SESSION_MIN
                else f"**over** one {SESSION_MIN}-minute session by {total - SESSION_MIN:.0f} min: teach it in two, or "
                     "set its optional sections aside (INSTRUCTORS.md says which)")
+    extra = optional_talk(measured.sections)
+    if extra:
+        verdict += (f"; its optional sections, run but not taught in the session, would add {extra:g} min of talk "
+                    "(homework, or a second session)")
     out = ["", f"### Plan: {name}", "", "| starts at (min) | section | talk (min) | run, lab (min) |",
            "|---:|---|---:|---:|"]
     out += [f"| {start:.0f} | {_cell(section)} | {talk:g} | {run:.1f} |" for start, section, talk, run in rows]
@@ -396,7 +414,7 @@ def main(argv=None) -> int:
     parser.add_argument("--stages", metavar="JSON", help="with --write: `make test`'s build/test-stages.json")
     args = parser.parse_args(argv)
     if args.write:
-        expected = [p.stem for p in (ROOT / "tutorials").glob("[0-9][0-9]_*.py")]
+        expected = [p.stem for p in (ROOT / "tutorials").glob("[0-9][0-9]*_*.py")]
         target = write_timings(args.write, args.smoke, args.lab, args.stages, expected)
         print(f"section_times: wrote {target}")
         return 0

@@ -22,12 +22,13 @@
 # **Needs:** notebook 01's split and loss ideas; it saves the classifier that 04 to 07 and 09 load.<br>
 # **Session:** the minute-by-minute plan for a 90-minute lab, and whether it fits one, is in `TIMINGS.md`, section `Plan: 02_densenet_transfer`.
 #
-# Transfer learning measured: a DenseNet121 pretrained on a source task (ImageNet when its weights are
+# The classifier end to end: a DenseNet121 pretrained on a source task (ImageNet when its weights are
 # in the Keras cache, otherwise a larger synthetic chest set with other labels that the series makes
-# offline), compared with training from scratch at three label budgets; then the fourteen-finding
-# classifier started from that backbone, trained with the weighted binary cross-entropy of notebook 01,
-# first with the backbone frozen and then fine-tuned; evaluated per finding with ROC curves, AUCs with
-# patient-level confidence intervals, and decision thresholds chosen on validation.
+# offline) becomes the fourteen-finding classifier, trained with the weighted binary cross-entropy of
+# notebook 01, first with the backbone frozen and then fine-tuned; evaluated per finding with ROC
+# curves, AUROCs with patient-level confidence intervals, and decision thresholds chosen on validation.
+# Notebook 02b measures the choices taken here on trust: what the pretraining is worth, how deep to
+# fine-tune, what DenseNet's dense blocks do, and weighting against oversampling.
 #
 # **What CheXNet did, and what differs here.** Rajpurkar et al. fine-tuned the whole DenseNet121 end to
 # end from ImageNet weights (no frozen phase), on 224 px images, and for their fourteen-finding model
@@ -37,14 +38,11 @@
 # findings), trains in two phases (frozen backbone, then the last blocks) to fit a CPU, uses smaller
 # images outside the `full` profile, and in `full` trains and tests on the official split.
 #
-# **You will:** see why unweighted BCE fails rare findings; read DenseNet's dense blocks, growth rate
-# and transition layers off the Keras model and measure its gradients against a plain deep CNN;
-# pretrain a backbone on a source task and measure what it is worth (from scratch, frozen features,
-# fine-tuned) at 10%, 30% and 100% of the training labels, and how deep to fine-tune; build a flat
-# DenseNet121 classifier from the pretrained backbone; freeze and unfreeze it by block
-# (BatchNormalization kept in inference mode); plot fourteen ROC curves; choose per-class thresholds
-# on validation and report sensitivity, specificity, PPV and NPV on test; compare plain BCE, weighted
-# BCE and oversampling on the rarest findings; save the model for notebooks 04 to 06.
+# **You will:** see why unweighted BCE fails rare findings; pretrain a backbone on a source task (or
+# load it); build a flat DenseNet121 classifier from it; freeze and unfreeze it by block
+# (BatchNormalization kept in inference mode); plot fourteen ROC curves; choose per-finding thresholds
+# on validation and report sensitivity, specificity, PPV and NPV on test; save the model, its
+# thresholds and its model card for notebooks 04 to 07 and 09.
 #
 # **You need:** notebook 01's ideas (the data is prepared here again with the same helpers).
 # ImageNet weights are used when they are in the Keras cache (`~/.keras/models/`); offline the source
@@ -60,8 +58,7 @@
 # against NIH), Rajpurkar et al., *CheXNet: Radiologist-Level Pneumonia Detection on Chest X-Rays with
 # Deep Learning*, arXiv:1711.05225, 2017, and Wang et al., *ChestX-ray8: Hospital-scale Chest X-ray
 # Database and Benchmarks*, CVPR 2017; Huang et al., *Densely Connected Convolutional Networks*, CVPR
-# 2017; Yosinski et al., *How transferable are features in deep neural networks?*, NeurIPS 2014; Raghu
-# et al., *Transfusion: Understanding Transfer Learning for Medical Imaging*, NeurIPS 2019.
+# 2017; Raghu et al., *Transfusion: Understanding Transfer Learning for Medical Imaging*, NeurIPS 2019.
 
 # %% [markdown]
 # ## Setup
@@ -106,14 +103,9 @@ learning_rate = 1e-3
 finetune_learning_rate = cfg.pick(smoke=2e-4, lab=2e-4, full=1e-4)
 finetune_blocks = 5  # phase 2 unfreezes the last blocks: 5 = all (BatchNorm stays in inference mode)
 run_eagerly = cfg.pick(smoke=True, lab=False, full=False)  # a few steps: cheaper than tracing DenseNet's training graph
-sweep_size = cfg.pick(smoke=32, lab=64, full=128)  # image size of the pretraining and of the transfer comparison
+sweep_size = cfg.pick(smoke=32, lab=64, full=128)  # image size of the source pretraining (and of notebook 02b)
 source_patients = cfg.pick(smoke=10, lab=600, full=1000)  # the synthetic source set (about 3 images a patient)
 source_epochs = cfg.pick(smoke=1, lab=6, full=10)
-label_budgets = cfg.pick(smoke=(0.3, 1.0), lab=(0.1, 0.3, 1.0), full=(0.1, 0.3, 1.0))  # shares of the training labels, whole patients
-sweep_epochs = cfg.pick(smoke=1, lab=2, full=10)
-freeze_budget = 0.3  # the label budget of the freeze-depth sweep
-freeze_depths = cfg.pick(smoke=(1,), lab=(1,), full=(1, 2, 3))  # dense blocks fine-tuned between "head only" and "all"
-pretraining_margin = 0.05  # AUC by which pretraining must beat scratch at the smallest budget
 split_method = cfg.pick(smoke="patient", lab="patient", full="official")  # "official": NIH's lists, as Wang et al.
 bootstrap_samples = cfg.pick(smoke=50, lab=200, full=1000)
 seed = cfg.seed
@@ -121,8 +113,7 @@ seed = cfg.seed
 # %%
 print(f"profile={cfg.profile}, image_size={image_size}, source={'ImageNet' if use_imagenet else 'synthetic source task'}, "
       f"split={split_method}, epochs {epochs_phase1}+{epochs_phase2}, bootstrap samples={bootstrap_samples}, eager={run_eagerly}")
-print(f"transfer comparison at {sweep_size} px: source {source_patients} patients x {source_epochs} epochs, "
-      f"budgets {label_budgets}, {sweep_epochs} epochs each, freeze-depth sweep at {freeze_budget:.0%}")
+print(f"source backbone at {sweep_size} px: {source_patients} patients x {source_epochs} epochs, unless cached")
 config.seed_everything(seed)
 labels = list(datasets.LABELS)
 cfg.models_dir.mkdir(parents=True, exist_ok=True)
@@ -282,7 +273,7 @@ print(f"phase 1: {epochs_phase1} epochs in {time.perf_counter() - start:.0f} s; 
 # Unfreeze the last `finetune_blocks` blocks (5: all of them; BatchNormalization still in inference
 # mode) and continue at a lower learning rate, now on augmented images. Changing what is trainable
 # needs a recompile. The checkpoint keeps the best epoch by validation AUC, phase 1's head included.
-# Section 12 measures how deep to fine-tune at a smaller label budget; with all the training labels
+# Notebook 02b measures how deep to fine-tune at a smaller label budget; with all the training labels
 # here, the lecture's rule (more data, fine-tune more layers) points to all of them.
 
 # %%
@@ -420,309 +411,7 @@ print(model_card.summary_line(model_card.read_card(model_path), real_input=False
 # a 90%-specific test raises mostly false alarms. That is the base rate, not a bug.
 
 # %% [markdown]
-# ## 9. Plain BCE, weighted BCE or oversampling: what each does to the rare findings
-#
-# Georgieva's lecture gives two answers to rare classes: resample the data (its solution 1) or
-# weight the loss (solution 3); the Deep MedIA report sampled a fixed number of images per class.
-# Retraining the whole network three times would take too long here, so compare them where they act
-# most directly: three fresh heads on the pooled features of section 4 (the pretrained backbone's, before
-# fine-tuning), everything else equal.
-# One is trained with plain BCE on the data as it is, one with the weighted BCE, and one with plain BCE
-# on a stream in which each of the four rarest findings is oversampled to `oversample_to` of the
-# images. `losses.oversampled_dataset` builds that stream with `tf.data.Dataset.sample_from_datasets`,
-# mixing the whole set with each rare finding's positives in the proportions that give the requested
-# frequencies. Each head gets its own thresholds, chosen on validation by Youden's J as in section 8.
-
-# %%
-rarest = list(pd.Series(prevalence, index=labels)[prevalence > 0].sort_values().index[:4])  # the rarest that have a positive to oversample
-oversample_to = 0.15
-targets = {name: oversample_to for name in rarest}
-# exact=False: findings that share images raise each other, so the nearest reachable frequencies are used
-stream = losses.oversampled_dataset(train_features, y_train, targets, names=labels, seed=seed, exact=False)
-mixture = losses.oversampling_weights(y_train, targets, names=labels, exact=False)
-drawn = np.stack([y for _, y in stream.take(3000).as_numpy_iterator()]).mean(axis=0)
-frequencies = pd.DataFrame({"in the training labels": prevalence, "requested": oversample_to,
-                            "reachable": losses.expected_frequencies(y_train, mixture, targets, names=labels),
-                            "drawn (3000 draws)": drawn}, index=labels).loc[rarest]
-assert (frequencies["drawn (3000 draws)"] - frequencies["reachable"]).abs().max() < 0.03, frequencies
-assert (frequencies["drawn (3000 draws)"] > 2 * frequencies["in the training labels"]).all(), frequencies
-frequencies.round(3)
-
-
-# %%
-def train_head(loss, data=None):
-    """A fresh sigmoid head on the frozen pooled features, trained with the given loss (on ``data``, a stream, if given)."""
-    keras.utils.set_random_seed(seed)
-    head = keras.Sequential([keras.Input(train_features.shape[1:]), keras.layers.Dense(len(labels), activation="sigmoid")])
-    head.compile(keras.optimizers.Adam(1e-2 if len(y_train) < 200 else 1e-3), loss)  # a few dozen images: larger steps
-    steps = max(300, 60 * int(np.ceil(len(y_train) / 64)))  # 60 passes over the data, and at least 300 steps
-    if data is None:  # the plain data as an endless shuffled stream too, so both are trained in steps
-        data = tf.data.Dataset.from_tensor_slices((train_features, y_train)).shuffle(len(y_train), seed=seed).repeat()
-    head.fit(data.batch(64), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)  # one long epoch; the stream shuffles
-    return head.predict(val_features, verbose=0), head.predict(test_features, verbose=0)
-
-
-heads = {"plain BCE": train_head(plain_bce), "weighted BCE": train_head(weighted_bce),
-         "oversampled": train_head(plain_bce, stream)}
-head_scores = {name: test for name, (_, test) in heads.items()}
-columns = {}
-for name, (val_s, test_s) in heads.items():
-    cuts = metrics.choose_thresholds(y_val, val_s, labels, method="youden")
-    columns[f"AUC, {name}"] = metrics.roc_auc_per_class(y_test, test_s, labels)
-    columns[f"sensitivity at 0.5, {name}"] = metrics.threshold_metrics(y_test, test_s, pd.Series(0.5, index=labels), labels)["sensitivity"]
-    columns[f"sensitivity at its validation threshold, {name}"] = metrics.threshold_metrics(y_test, test_s, cuts, labels)["sensitivity"]
-head_table = pd.DataFrame(columns).loc[rarest]
-head_table.T.round(3)
-
-# %%
-sensitivity_gain = (head_table["sensitivity at 0.5, weighted BCE"] - head_table["sensitivity at 0.5, plain BCE"]).mean()
-auc_change = (head_table["AUC, weighted BCE"] - head_table["AUC, plain BCE"]).abs().mean()
-print(f"On the four rarest findings, weighting changes sensitivity at 0.5 by {sensitivity_gain:+.2f} on average "
-      f"and the AUC by {auc_change:.3f} (mean absolute change).")
-if np.isfinite(auc_change) and auc_change < abs(sensitivity_gain):
-    print("The AUC, a ranking measure, moves less than the decisions at 0.5 do.")
-rare_columns = [labels.index(name) for name in rarest]
-rare_positive = y_test[:, rare_columns] == 1
-base_rate = {name: float(s[:, rare_columns].mean()) for name, s in head_scores.items()}  # over every test image
-mean_score = {name: float(s[:, rare_columns][rare_positive].mean()) for name, s in head_scores.items()}
-print("mean score of the rare findings on every test image: "
-      + ", ".join(f"{name} {value:.3f}" for name, value in base_rate.items()))
-print(f"... on their {int(rare_positive.sum())} positive labels: "
-      + ", ".join(f"{name} {value:.2f}" for name, value in mean_score.items()))
-# Plain BCE pulls a rare finding's scores towards its prevalence; weighting and oversampling both push back.
-# With 20 or more positive labels their mean score is the measure; with fewer it is noise, and the mean score
-# over every test image (the base rate the head learned) is judged instead.
-enough = rare_positive.sum() >= 20
-measure, what = (mean_score, "positives") if enough else (base_rate, "base rate")
-lift = {name: measure[name] - measure["plain BCE"] for name in ("weighted BCE", "oversampled")}
-print(f"lift over plain BCE ({what}): " + ", ".join(f"{name} {value:+.3f}" for name, value in lift.items()))
-assert lift["weighted BCE"] > (0.05 if enough else 0.5 * measure["plain BCE"]), "the weighted loss should lift the rare findings' scores"
-assert lift["oversampled"] > 0, "oversampling should lift the rare findings' scores"
-if lift["oversampled"] < 0.5 * lift["weighted BCE"]:
-    print("Oversampling moves these scores less than half as far as weighting: it shows the same few positives again.")
-if len(y_train) >= 200:  # smoke's 48 training images are too few to promise the decisions at 0.5
-    assert sensitivity_gain > 0, "the weighted head should find more rare positives at threshold 0.5"
-
-# %%
-summary = pd.DataFrame({name: {"mean AUC": head_table[f"AUC, {name}"].mean(),
-                               "mean sensitivity at its validation threshold": head_table[f"sensitivity at its validation threshold, {name}"].mean()}
-                        for name in heads}).T
-print(summary.round(3))
-ranked = summary["mean AUC"].dropna().sort_values(ascending=False)
-if len(ranked) == len(heads) and ranked.iloc[0] - ranked.iloc[1] > 0.02:
-    print(f"On these rare findings, {ranked.index[0]} ranks best (by {ranked.iloc[0] - ranked.iloc[1]:.3f} AUC over the next).")
-elif len(ranked) == len(heads):
-    print(f"The three heads rank the rare findings within {ranked.iloc[0] - ranked.iloc[-1]:.3f} AUC of one another: "
-          "here the choice moves the decisions, not the ranking.")
-
-# %% [markdown]
-# Plain BCE pushes the rare findings' probabilities towards their prevalence, so at 0.5 it finds
-# almost none: the ranking (AUC) can survive, the decisions do not. Weighted BCE centres the
-# probabilities so that 0.5 means something for every finding; oversampling does the same by changing
-# what the head sees (the rare findings' prior rises to the requested frequency), at the price of
-# showing the same few positive images again and again. A threshold chosen on validation repairs
-# much of plain BCE's damage to the decisions, which is why the table reports both.
-
-# %% [markdown]
-# ## 10. DenseNet inside: dense blocks, growth rate, transition layers
-#
-# Huang et al. (CVPR 2017) connect each layer of a **dense block** to all earlier layers of the block:
-# layer ℓ receives the concatenation of the block's input and the outputs of layers 1 to ℓ-1, and adds
-# its own `k` new channels, the **growth rate** (32 in DenseNet121). Each layer is BN-ReLU-1x1 conv
-# (4k channels, the bottleneck) then BN-ReLU-3x3 conv (k channels). Between blocks, a **transition
-# layer** (BN-ReLU, 1x1 conv halving the channels: compression 0.5, then 2x2 average pooling) halves
-# the grid. DenseNet121 has blocks of 6, 12, 24 and 16 layers.
-#
-# **Keras numbers them differently.** `conv1_*` is the stem (7x7 conv and max pooling); the paper's dense
-# blocks 1-4 are Keras's `conv2_*` to `conv5_*`, and its transition layers 1-3 are `pool2_*`, `pool3_*`,
-# `pool4_*`. So the paper's "dense block 3 + transition 3" ends at Keras's `pool4_pool`, and the last
-# dense block (the paper's 4) is `conv5_*`, followed by the final `bn` and `relu`. The table reads the
-# channel counts off the model's concatenation layers `convN_blockM_concat`.
-
-# %%
-block_table = models.dense_block_table(model)
-assert list(block_table["growth per layer"]) == [32] * 4  # every layer adds k = 32 channels
-assert block_table.loc["dense block 1", "channels out"] == 64 + 6 * 32 == 256  # the stem's 64, plus 6 layers of 32
-assert block_table.loc["dense block 1", "after transition"] == 256 // 2  # compression 0.5
-assert block_table.loc["dense block 3", "channels out"] == 256 + 24 * 32 == 1024 and block_table.loc["dense block 3", "transition"].startswith("pool4")
-block_table
-
-# %% [markdown]
-# **Why it trains.** The gradient of the loss must cross every layer on its way back to the first
-# ones; in a long chain it shrinks or grows by a factor at every layer. Dense connections give every
-# layer a short path to the output. Measured here at initialisation, on one batch: the root-mean-square
-# gradient of the convolution kernels in each block (1 = stem, 2-5 = dense blocks 1-4) for DenseNet121
-# and for a **plain CNN** with DenseNet121's layers in the same order (`models.plain_cnn`: the same stem,
-# the same BN-ReLU-1x1 conv (128)-BN-ReLU-3x3 conv (32) layers, 6/12/24/16 of them, the same
-# transition layers) but without concatenation: each layer feeds only the next. Twice: with
-# BatchNormalization, as in DenseNet, and without it.
-
-# %%
-keras.utils.set_random_seed(seed)
-probe_images = np.concatenate([x for x, _ in val_ds.take(1).as_numpy_iterator()])[:16]
-probe_labels = y_val[: len(probe_images)]
-gradient_table = pd.DataFrame({
-    "DenseNet121": models.gradient_norms_by_block(models.densenet121_classifier(len(labels), image_size), probe_images, probe_labels),
-    "plain CNN": models.gradient_norms_by_block(models.plain_cnn(image_size), probe_images, probe_labels),
-    "plain CNN, no BatchNorm": models.gradient_norms_by_block(models.plain_cnn(image_size, batch_norm=False), probe_images, probe_labels),
-})
-gradient_table.index.name = "block"
-spread = gradient_table.max() / gradient_table.min()
-print("largest / smallest block gradient:", {name: f"{value:.3g}" for name, value in spread.items()})
-gradient_table
-
-# %%
-assert spread["plain CNN"] > 1000 * spread["DenseNet121"], spread
-assert gradient_table["plain CNN, no BatchNorm"].max() < 1e-6 * gradient_table["DenseNet121"].min(), gradient_table
-print(f"With BatchNorm, the plain chain's gradient grows {spread['plain CNN']:.1e}-fold from the last block to the first; "
-      f"DenseNet121's blocks stay within a factor of {spread['DenseNet121']:.0f}. Without BatchNorm the plain chain's "
-      f"gradient vanishes (largest {gradient_table['plain CNN, no BatchNorm'].max():.1e}).")
-
-# %% [markdown]
-# Measured, the problem of the plain chain is not always "vanishing": with BatchNormalization its
-# gradient at initialisation **explodes** towards the first layers, without it the signal dies and the
-# gradient vanishes. Either way, its blocks would learn at wildly different speeds. Dense connections
-# keep every block within a modest factor of the others.
-
-# %% [markdown]
-# ## 11. Transfer learning measured: from scratch, frozen features, fine-tuned
-#
-# Engelhard's lecture: fine-tuning a pretrained model tends to be at least as good as learning from
-# scratch, and pays most when labels are few. Measure it at three label budgets: 10%, 30% and 100% of
-# the training images, whole patients (`transfer.budget_subset`; the smaller budgets nested in the
-# larger). Three regimes, all at `sweep_size` px (4x cheaper than `image_size` in lab), without
-# augmentation, scored by mean ROC AUC on the test split over the findings it holds both ways:
-#
-# * **from scratch**: DenseNet121 from random initialisation, trained end to end;
-# * **frozen**: the pretrained backbone's pooled features, extracted once, and one logistic regression
-#   per finding on them (a finding without positives in the budget scores 0: chance);
-# * **fine-tuned**: DenseNet121 started from the pretrained backbone, trained end to end at a lower
-#   learning rate.
-#
-# From scratch and fine-tuned share one compiled model, reset to their starting weights before each
-# run (`transfer.set_start`), so the training step is built once. Each run gets the same shuffled
-# batches from a `tf.data` pipeline with its own seed. Re-seeding TensorFlow before each run
-# (`keras.utils.set_random_seed`) would give the same batches too, but it made every later run of the
-# same model about three times slower here (15 s instead of 4.6 s for 200 images x 2 epochs): the
-# training step is built again.
-
-# %%
-def sweep_arrays(part):
-    """Images at sweep_size and labels of a split, in memory."""
-    data = preprocessing.image_dataset(part.path, part[labels].values, image_size=sweep_size, batch_size=64)
-    return np.concatenate([x for x, _ in data.as_numpy_iterator()]), part[labels].values.astype("float32")
-
-
-sweep_train, sweep_y = sweep_arrays(split["train"])
-sweep_test, sweep_y_test = sweep_arrays(split["test"])
-scored = [j for j in range(len(labels)) if 0 < sweep_y_test[:, j].sum() < len(sweep_y_test)]
-
-
-def mean_test_auc(scores):
-    """Mean ROC AUC on the test split over the findings it holds both ways."""
-    return float(metrics.roc_auc_per_class(sweep_y_test[:, scored], np.asarray(scores)[:, scored], [labels[j] for j in scored]).mean())
-
-
-def shuffled(images, y):
-    """The same shuffled batches for every run (reshuffled each epoch): a dataset seeded on its own."""
-    return tf.data.Dataset.from_tensor_slices((images, y)).shuffle(len(images), seed=seed).batch(batch_size)
-
-
-def in_batches(network, images):
-    """Outputs of a network on images, 64 at a time, in inference mode."""
-    return np.concatenate([keras.ops.convert_to_numpy(network(images[i:i + 64], training=False)) for i in range(0, len(images), 64)])
-
-
-pooled = keras.Model(backbone.input, backbone.get_layer("avg_pool").output)
-frozen_train, frozen_test = in_batches(pooled, sweep_train), in_batches(pooled, sweep_test)
-keras.utils.set_random_seed(seed)
-sweep_model = models.densenet121_classifier(len(labels), sweep_size, weights=None, name="sweep")
-sweep_model.compile(keras.optimizers.Adam(learning_rate), losses.WeightedBinaryCrossentropy.from_labels(sweep_y), run_eagerly=run_eagerly)
-scratch_start = sweep_model.get_weights()
-transfer.copy_backbone(backbone, sweep_model)
-pretrained_start = sweep_model.get_weights()
-budget_rows = {fraction: transfer.budget_subset(split["train"], fraction, seed=seed) for fraction in label_budgets}
-rows, start = {}, time.perf_counter()
-for fraction, part in budget_rows.items():
-    keep = np.flatnonzero(split["train"].index.isin(part.index))
-    row = {"images": len(keep), "patients": part["patient_id"].nunique()}
-    row["frozen"] = mean_test_auc(transfer.linear_heads(frozen_train[keep], sweep_y[keep], frozen_test))
-    for regime, weights_start, rate in (("from scratch", scratch_start, learning_rate), ("fine-tuned", pretrained_start, finetune_learning_rate)):
-        transfer.set_start(sweep_model, weights_start, rate)
-        sweep_model.fit(shuffled(sweep_train[keep], sweep_y[keep]), epochs=sweep_epochs, shuffle=False, verbose=0)
-        row[regime] = mean_test_auc(in_batches(sweep_model, sweep_test))
-    rows[fraction] = row
-transfer_table = pd.DataFrame(rows).T[["images", "patients", "from scratch", "frozen", "fine-tuned"]]
-transfer_table.index.name = "label budget"
-print(f"{len(label_budgets)} budgets x 3 regimes in {time.perf_counter() - start:.0f} s; AUC over {len(scored)} findings")
-transfer_table.round(3)
-
-# %%
-fig, ax = plt.subplots(figsize=(5, 3.5))
-for regime in ("from scratch", "frozen", "fine-tuned"):
-    ax.plot(transfer_table.index * 100, transfer_table[regime], marker="o", label=regime)
-ax.axhline(0.5, color="grey", linestyle=":")
-ax.set(xscale="log", xlabel="training labels used (%)", ylabel="mean ROC AUC on test",
-       title=f"source: {source_info['source']}")
-ax.set_xticks([f * 100 for f in label_budgets], [f"{f:.0%}" for f in label_budgets])
-ax.legend()
-plt.tight_layout()
-plt.show()
-
-# %%
-smallest = transfer_table.iloc[0]
-pretraining_gain = max(smallest["frozen"], smallest["fine-tuned"]) - smallest["from scratch"]
-print(f"at {transfer_table.index[0]:.0%} of the labels ({int(smallest['images'])} images): best pretrained regime "
-      f"{max(smallest['frozen'], smallest['fine-tuned']):.3f} vs from scratch {smallest['from scratch']:.3f} ({pretraining_gain:+.3f})")
-if source_patients >= 300 or use_imagenet:  # smoke's source (10 patients, one epoch) only exercises the code: it teaches nothing
-    assert pretraining_gain > pretraining_margin, f"pretraining should beat training from scratch by {pretraining_margin} AUC at the smallest budget"
-    print(f"Pretraining beats training from scratch by more than {pretraining_margin} AUC at the smallest budget.")
-else:
-    print(f"(a {source_patients}-patient source set trained for {source_epochs} epoch(s) only runs the code; the effect is asserted from lab sizes on)")
-
-# %% [markdown]
-# ## 12. How deep to fine-tune
-#
-# "More data, fine-tune more layers; the best depth should be explored." At the `freeze_budget` label
-# budget, fine-tune from a given block on and keep the earlier ones frozen (their BatchNormalization in
-# inference mode): the head only (the frozen regime above), the last `blocks` dense blocks for each entry
-# of `freeze_depths`, and everything (the fine-tuned regime above). One block is dense block 4 (Keras
-# `conv5_*`); two add dense block 3 (`conv4_*`, with the transition `pool4_*`). Each depth needs its own
-# training graph, about 15 s to trace on 2 cores, so lab tries one block and `full` tries one to three.
-
-# %%
-part = budget_rows[freeze_budget]
-keep = np.flatnonzero(split["train"].index.isin(part.index))
-depth_scores = {"head only": transfer_table.loc[freeze_budget, "frozen"]}
-for blocks in freeze_depths:
-    name = f"from dense block {5 - blocks} (conv{6 - blocks})"
-    sweep_model.set_weights(pretrained_start)
-    models.set_trainable_blocks(sweep_model, blocks, train_batchnorm=True)
-    sweep_model.compile(keras.optimizers.Adam(finetune_learning_rate), losses.WeightedBinaryCrossentropy.from_labels(sweep_y),
-                        run_eagerly=run_eagerly)
-    sweep_model.fit(shuffled(sweep_train[keep], sweep_y[keep]), epochs=sweep_epochs, shuffle=False, verbose=0)
-    depth_scores[name] = mean_test_auc(in_batches(sweep_model, sweep_test))
-depth_scores["all blocks"] = transfer_table.loc[freeze_budget, "fine-tuned"]
-depth_table = pd.Series(depth_scores, name=f"mean ROC AUC at {freeze_budget:.0%} of the labels")
-ax = depth_table.plot.barh(figsize=(6, 2.5), xlim=(0.4, 1.0), title=depth_table.name)
-ax.axvline(transfer_table.loc[freeze_budget, "from scratch"], color="grey", linestyle=":", label="from scratch")
-ax.legend()
-plt.tight_layout()
-plt.show()
-depth_table.round(3)
-
-# %%
-gain_by_budget = transfer_table["fine-tuned"] - transfer_table["frozen"]
-print("fine-tuned minus frozen, by budget:", {f"{k:.0%}": round(v, 3) for k, v in gain_by_budget.items()})
-print(f"test ROC AUC by depth at {freeze_budget:.0%}: " + ", ".join(f"{k} {v:.3f}" for k, v in depth_table.items())
-      + " (a measurement, not a choice: to pick a depth, compare them on validation, then score the one picked on test)")
-if gain_by_budget.iloc[-1] > gain_by_budget.iloc[0] + 0.02:
-    print("More labels, more to gain from fine-tuning the backbone rather than freezing it: the lecture's rule holds here.")
-else:
-    print("Here fine-tuning does not gain more over frozen features as the labels grow: the rule is not borne out at these sizes.")
-
-# %% [markdown]
-# ## 13. Beside the published results
+# ## 9. Beside the published results
 #
 # On the real data (`full` profile), our AUCs sit beside Wang et al. 2017, CheXNet and its
 # reproduction, and the Deep MedIA report (sources in `helpers/data/manifests/published_auroc.json`). They were
@@ -752,14 +441,8 @@ comparison_table.round(3)
 #   then the last blocks at a lower learning rate on augmented images, BatchNormalization kept in
 #   inference mode. Offline, the backbone comes from a source task the series
 #   makes (coarse finding groups on a larger synthetic set from another seed), pretrained once and cached.
-# * What the pretraining is worth is measured, not assumed: from scratch, frozen features and fine-tuned
-#   at 10%, 30% and 100% of the labels, and the depth of fine-tuning at one budget (sections 11 and 12).
-# * DenseNet121: dense blocks whose layers each add 32 channels (the growth rate), transition layers
-#   that halve channels and grid; Keras's `conv2`-`conv5` and `pool2`-`pool4` are the paper's dense blocks
-#   1-4 and transitions 1-3. At initialisation its blocks' gradients stay within a modest factor of one
-#   another; a plain chain of the same layers explodes (with BatchNorm) or vanishes (without).
-# * Rare findings: plain BCE, weighted BCE and oversampling in `tf.data` compared on the same frozen
-#   features; weighting and oversampling both lift the rare findings' scores (section 9).
+# * What the pretraining is worth, how deep to fine-tune, why DenseNet trains, and weighting against
+#   oversampling are measured in notebook 02b.
 # * Report per finding: ROC AUC with a patient-level bootstrap interval (a handful of positive
 #   patients means a wide one, or none), and thresholds chosen on validation with sensitivity,
 #   specificity, PPV and NPV on test.
@@ -777,17 +460,12 @@ comparison_table.round(3)
 #
 # 1. **Weighted BCE by hand.** Write the loss of section 2 in NumPy and compare it with the model's
 #    loss on the validation scores.
-# 2. **Plain BCE.** Section 9 compared the losses on the head alone: retrain the whole model with
-#    `keras.losses.BinaryCrossentropy()` and compare the sensitivity of the three rarest findings at 0.5. Which model finds more of them, and at what price?
-#    (Discussion.)
-# 3. **Thresholds.** Write Youden's threshold for one finding, then choose the thresholds with
+# 2. **Thresholds.** Write Youden's threshold for one finding, then choose the thresholds with
 #    `method="f1"` instead: which metric moves most on test, and why? (Why: discussion.)
-# 4. **Resolution.** Set `last_block = 4` and rebuild: the cell below prints the feature map's shape and
+# 3. **Resolution.** Set `last_block = 4` and rebuild: the cell below prints the feature map's shape and
 #    the number of parameters. Notebook 05 shows what this does to Grad-CAM. (Discussion.)
-# 5. **ImageNet.** On a machine with internet, run `keras.applications.DenseNet121(include_top=False)`
+# 4. **ImageNet.** On a machine with internet, run `keras.applications.DenseNet121(include_top=False)`
 #    once, copy `~/.keras/models/` here, and re-run: how many epochs does phase 1 need now? (Discussion.)
-# 6. **How deep.** Set `freeze_depths = (1, 2, 3)` and `freeze_budget = 1.0`, and re-run section 12:
-#    does the best depth (judged on validation AUC, then scored on test) move as the labels grow? (Discussion.)
 
 # %%
 # Exercise 1: write bce_by_hand(y, p, w_p, w_n), the weighted BCE of a batch in NumPy: one number.
@@ -808,7 +486,7 @@ print(f"validation scores: your weighted BCE {mine:.5f}, losses.WeightedBinaryCr
 assert abs(mine - theirs) <= 1e-4 * max(1.0, theirs), "your loss passed the check but differs from the model's on validation"
 
 # %%
-# Exercise 3: write youden_threshold(truth, scores) for one finding: the t maximising sensitivity + specificity - 1.
+# Exercise 2: write youden_threshold(truth, scores) for one finding: the t maximising sensitivity + specificity - 1.
 def youden_threshold(truth, scores):
     """A finding is called present when its score is >= t."""
     ### BEGIN SOLUTION
@@ -842,7 +520,7 @@ print(f"your Youden thresholds reach section 8's J on validation for {len(both)}
       f"the metric that moves most on test is {moved.idxmax()} (mean change {moved.max():.3f})")
 
 # %%
-# Exercise 4: the model cut after block 4, from the trained model's own layers (no new weights), beside the full model.
+# Exercise 3: the model cut after block 4, from the trained model's own layers (no new weights), beside the full model.
 trunk = keras.Model(model.input, model.get_layer("pool4_relu").output)
 cut_parameters = trunk.count_params() + trunk.output.shape[-1] * len(labels) + len(labels)  # + a new head on block 4
 print(f"last_block=4: {cut_parameters:,} parameters, feature map {trunk.output.shape[1:3]}; "

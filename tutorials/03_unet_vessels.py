@@ -572,7 +572,7 @@ ax.set_ylim(0, 1)
 plt.show()
 
 # %% [markdown]
-# ## 9. Which loss? Dice, BCE, or both
+# ## 9. Which loss? Dice, BCE, or both (optional)
 #
 # Dice and F1 reward a good mask at **one** threshold; AUC-ROC rewards a good **ranking** of all
 # pixels. The soft Dice loss only cares about the overlap, and it gets there fastest by pushing every
@@ -741,7 +741,7 @@ for key, text in sources.items():
     print(f"- {key}: {text}")
 
 # %% [markdown]
-# ## 13. Bad input: what the errors say
+# ## 13. Bad input: what the errors say (optional)
 #
 # Broken files should stop the notebook with a message that names the file and says what is wrong,
 # not with a shape error three functions later. A scratch copy of one training and one test photograph

@@ -192,7 +192,7 @@ print(f"by hand vs explain.vanilla_gradients: max difference {np.abs(by_hand - v
 assert np.allclose(by_hand, vanilla, atol=1e-4)
 
 # %% [markdown]
-# ## 4. Guided backpropagation (Springenberg et al. 2014)
+# ## 4. Guided backpropagation (Springenberg et al. 2014) (optional)
 #
 # On the way back, a ReLU passes the gradient where its *input* was positive. Guided backpropagation
 # also blocks the *negative gradients*: only what would increase the score flows back. That is a
@@ -483,7 +483,7 @@ fig = viz.saliency_grid(images, methods, boxes=boxes, row_titles=list(shown.labe
 plt.show()
 
 # %% [markdown]
-# ## 9. The same with tf-keras-vis
+# ## 9. The same with tf-keras-vis (optional)
 #
 # tf-keras-vis implements these methods too. On the same model and class the helpers must agree with
 # it. One difference is deliberate: tf-keras-vis upsamples with `scipy.ndimage.zoom(order=1)`, which
@@ -549,7 +549,7 @@ fig = viz.saliency_grid(images[:1], {"Score-CAM (two-way head)": score_cam, "Gra
 plt.show()
 
 # %% [markdown]
-# ## 10. Segmentation: what makes the U-Net see a vessel here?
+# ## 10. Segmentation: what makes the U-Net see a vessel here? (optional)
 #
 # For a segmentation the score is a sum over a **region** of the output: the predicted vessel
 # probability inside a box (or a mask). Every method then explains that region. The U-Net of notebook

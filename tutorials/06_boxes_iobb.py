@@ -532,7 +532,7 @@ else:
     print("no failures of these kinds in this split")
 
 # %% [markdown]
-# ## 13. The second route: a localiser trained on the boxes
+# ## 13. The second route: a localiser trained on the boxes (optional)
 #
 # The Deep MedIA report located findings two ways and compared them in one T(IoBB) table: Grad-CAM
 # boxes (weakly supervised: the classifier never saw a box) and a segmentation network, Mask R-CNN,

@@ -17,7 +17,8 @@ from typing import Callable
 from helpers.exercises.core import NotYet, Wrong  # noqa: F401  the two outcomes a notebook may catch
 
 # notebook number -> module
-MODULES = {"01": "preprocessing_and_splits", "02": "densenet_transfer", "03": "unet_vessels",
+MODULES = {"01": "preprocessing_and_splits", "02": "densenet_transfer", "02b": "transfer_and_imbalance",
+           "03": "unet_vessels",
            "04": "mc_dropout_uncertainty", "05": "saliency", "06": "boxes_iobb",
            "07": "report", "08": "cells_counting", "09": "your_own_films"}
 
