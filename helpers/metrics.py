@@ -1,4 +1,4 @@
-"""Metrics of the series: per-class ROC AUC, thresholds and their confusion counts, bootstrap intervals."""
+"""Metrics of the series: per-class AUROC, thresholds and their confusion counts, bootstrap intervals."""
 
 from __future__ import annotations
 
@@ -69,11 +69,11 @@ def _auc_table(y_true: np.ndarray, y_score: np.ndarray, labels: Sequence[str]) -
         else:
             aucs[label] = np.nan
             missing.append(label)
-    return pd.Series(aucs, name="ROC AUC", dtype=float), missing
+    return pd.Series(aucs, name="AUROC", dtype=float), missing
 
 
 def roc_auc_per_class(y_true, y_score, labels: Sequence[str], split: str = "this split") -> pd.Series:
-    """ROC AUC per class (scikit-learn); a class without both outcomes is nan with a warning naming it.
+    """AUROC per class (scikit-learn); a class without both outcomes is nan with a warning naming it.
 
     Taught in 02_densenet_transfer.
     """
@@ -195,7 +195,7 @@ def bootstrap_auc(
     y_true, y_score, labels: Sequence[str], samples: int = 200, confidence: float = 0.95, seed: int = 42, *,
     groups=None, min_valid: int | None = None,
 ) -> pd.DataFrame:
-    """ROC AUC per class with a percentile bootstrap interval, resampling patients when ``groups`` gives their IDs.
+    """AUROC per class with a percentile bootstrap interval, resampling patients when ``groups`` gives their IDs.
 
     ``groups`` (one patient ID per image): a cluster bootstrap draws patients with replacement and keeps all
     of their images, since images of one patient are not independent; without it, images are drawn. A
@@ -228,7 +228,7 @@ def bootstrap_auc(
         low, high = np.quantile(values[j], tails) if valid >= min_valid else (np.nan, np.nan)
         if valid < min_valid:
             refused.append(f"{label} ({valid} valid)")
-        rows[label] = {"ROC AUC": point[label], "low": low, "high": high, "positives": int(y_true[:, j].sum()),
+        rows[label] = {"AUROC": point[label], "low": low, "high": high, "positives": int(y_true[:, j].sum()),
                        "valid": valid}
     if refused:
         warnings.warn(
@@ -245,7 +245,7 @@ def bootstrap_auc(
 
 
 def published_auroc() -> pd.DataFrame:
-    """Published per-class ROC AUC on ChestX-ray14 (Wang 2017, CheXNet, Deep MedIA) from helpers/data/manifests/;
+    """Published per-class AUROC on ChestX-ray14 (Wang 2017, CheXNet, Deep MedIA) from helpers/data/manifests/;
     sources and splits in .attrs.
 
     Taught in 02_densenet_transfer.

@@ -216,7 +216,7 @@ def metrics_table(validation: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
 
     Taught in 02_densenet_transfer.
     """
-    columns = {"ROC AUC": "auroc", "low": "low", "high": "high", "positives": "positives"}
+    columns = {"AUROC": "auroc", "low": "low", "high": "high", "positives": "positives"}
     parts = []
     for name, table in (("val", validation), ("test", test)):
         missing = [c for c in columns if c not in table.columns]

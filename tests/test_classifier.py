@@ -193,7 +193,7 @@ def test_bootstrap_interval_brackets_the_auc_and_narrows_with_more_data(scored):
     y, s = scored
     small = metrics.bootstrap_auc(y[:60], s[:60], LABELS, samples=200)
     large = metrics.bootstrap_auc(y, s, LABELS, samples=200)
-    assert ((large["low"] <= large["ROC AUC"]) & (large["ROC AUC"] <= large["high"])).all()
+    assert ((large["low"] <= large["AUROC"]) & (large["AUROC"] <= large["high"])).all()
     assert ((large.high - large.low) < (small.high - small.low)).sum() >= 2
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -218,7 +218,7 @@ def test_patient_bootstrap_does_not_shrink_when_images_are_duplicated(scored):
     np.testing.assert_allclose(by_patient[["low", "high"]].to_numpy(), original[["low", "high"]].to_numpy(), atol=1e-12)
     assert (width["image"] < 0.7 * width["original"]).all(), width
     assert by_patient.attrs["resampled"] == "patients" and by_patient.attrs["units"] == len(y)
-    np.testing.assert_allclose(by_patient["ROC AUC"], original["ROC AUC"])
+    np.testing.assert_allclose(by_patient["AUROC"], original["AUROC"])
 
 
 def test_bootstrap_counts_valid_replicates_and_refuses_too_few():
@@ -233,7 +233,7 @@ def test_bootstrap_counts_valid_replicates_and_refuses_too_few():
     with pytest.warns(UserWarning, match=r"min_valid=180 of 200 replicates had both outcomes for A \(\d+ valid\)"):
         table = metrics.bootstrap_auc(y, s, ["A", "B"], samples=200, groups=patients)
     assert 0.55 < table.loc["A", "valid"] / 200 < 0.75  # 1 - 0.9^10 = 0.65, binomial SE 0.034
-    assert np.isnan(table.loc["A", "low"]) and np.isfinite(table.loc["A", "ROC AUC"])
+    assert np.isnan(table.loc["A", "low"]) and np.isfinite(table.loc["A", "AUROC"])
     assert table.loc["B", "valid"] == 200 and table.loc["B", "low"] < table.loc["B", "high"]
     # the same data bootstrapped by image: A's 20 positives are almost never all missed
     by_image = metrics.bootstrap_auc(y, s, ["A", "B"], samples=200)

@@ -76,7 +76,7 @@ def test_write_read_update_round_trip(tmp_path):
     assert card["training_data"] == SYNTHETIC and card["image_size"] == 128 and card["labels"] == LABELS
     for label in LABELS[:3]:
         for split, table in (("val", val), ("test", test)):
-            for short, column in (("auroc", "ROC AUC"), ("low", "low"), ("high", "high")):
+            for short, column in (("auroc", "AUROC"), ("low", "low"), ("high", "high")):
                 expected = table.loc[label, column]
                 assert card["metrics"][label][f"{split}_{short}"] == (None if np.isnan(expected)
                                                                       else pytest.approx(expected))

@@ -296,6 +296,19 @@ def _first_code_cell(path: Path) -> str:
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=[s.stem for s in SOURCES])
+def test_every_notebook_fits_one_session_by_its_plan_and_its_page_says_so(source, tmp_path):
+    verdict = build_site.session_verdict(source.stem)
+    if verdict is None:
+        pytest.skip("TIMINGS.md has no lab build, so no session plans: `make tutorials`, then regenerate it")
+    assert verdict.startswith("fits one 90-minute session"), f"{source.stem}: {verdict}"
+    entry = build_site.Entry(source.stem, "T", "t", 60.0, "lab")
+    assert f"Lab session: {verdict}" in build_site._session(entry, REPOSITORY, "main")
+    timings = tmp_path / "TIMINGS.md"
+    timings.write_text(f"{source.stem}: **over** one 90-minute session by 3 min: teach it in two.\n")
+    assert build_site.session_verdict(source.stem, timings) == "over one 90-minute session by 3 min: teach it in two"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[s.stem for s in SOURCES])
 def test_setup_cell_installs_from_the_repository_of_pyproject(source):
     installs = re.findall(r'"pip", "install", "--quiet", "([^"]*)"', _first_code_cell(source))
     assert installs == [f"{PROJECT['name']} @ git+{HOME}"], (
@@ -520,6 +533,10 @@ def test_every_page_loads_offline_with_links_figures_and_no_console_error(site, 
                 problems.append(f"{page}: broken link {href} ({err})")
         problems += [f"{page}: console {entry['level']}: {entry['message'][:300]}"
                      for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+        plan = f"tutorials/TIMINGS.md#plan-{page[:-len('.html')]}"
+        if page in notebooks and build_site.session_verdict(page[:-len(".html")]) is not None and \
+                not any(h.endswith(plan) for h in state["links"]):
+            problems.append(f"{page}: no link to its session plan ({plan})")
         if page == "index.html":
             missing = [n for n in notebooks if n not in state["links"]]
             colab = [h for h in state["links"] if h.startswith("https://colab.research.google.com/github/")]

@@ -300,6 +300,29 @@ def _links(entry: Entry, repository: str, branch: str) -> str:
             f'<a href="{html.escape(binder_url(repository, entry.name, branch))}">Launch Binder</a>')
 
 
+def number(name: str) -> str:
+    """A notebook's number as the series writes it: 02 for 02_densenet_transfer, 02b for 02b_transfer_and_imbalance."""
+    return name.split("_", 1)[0]
+
+
+def session_verdict(name: str, timings: Path = TUTORIALS / "TIMINGS.md") -> str | None:
+    """What TIMINGS.md's lab session plan says of a notebook ("fits one 90-minute session (...)"); None without one."""
+    try:
+        text = timings.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    found = re.search(rf"^{re.escape(name)}: (.+)\.$", text, re.M)
+    return found.group(1).replace("**", "") if found else None
+
+
+def _session(entry: Entry, repository: str, branch: str) -> str:
+    verdict = session_verdict(entry.name)
+    if verdict is None:
+        return ""
+    plan = f"https://github.com/{_github(repository)}/blob/{branch}/tutorials/TIMINGS.md#plan-{entry.name}"
+    return f' <span class="session">Lab session: {html.escape(verdict)} (<a href="{html.escape(plan)}">plan</a>)</span>'
+
+
 def _minutes(seconds: float | None) -> str:
     if seconds is None:
         return "not measured"
@@ -378,10 +401,10 @@ def _page_nav(entry: Entry, previous: Entry | None, following: Entry | None, fou
     """Previous / next notebook and the page's table of contents."""
     steps = []
     if previous is not None:
-        steps.append(f'<a rel="prev" href="{previous.name}.html">&larr; {html.escape(previous.name[:2])} '
+        steps.append(f'<a rel="prev" href="{previous.name}.html">&larr; {html.escape(number(previous.name))} '
                      f'{html.escape(previous.title)}</a>')
     if following is not None:
-        steps.append(f'<a rel="next" href="{following.name}.html">{html.escape(following.name[:2])} '
+        steps.append(f'<a rel="next" href="{following.name}.html">{html.escape(number(following.name))} '
                      f'{html.escape(following.title)} &rarr;</a>')
     toc = "".join(f'<li><a href="#{anchor}">{html.escape(heading)}</a></li>' for heading, anchor in found)
     return (f'<nav class="medxai steps">{"".join(steps)}</nav>'
@@ -395,7 +418,7 @@ def notebook_page(entry: Entry, nb, out: Path, repository: str, branch: str, pro
     from nbconvert.preprocessors import ExtractOutputPreprocessor
 
     nb = copy.deepcopy(nb)
-    nb.metadata["title"] = f"{entry.name[:2]} · {entry.title}"
+    nb.metadata["title"] = f"{number(entry.name)} · {entry.title}"
     found = sections(nb)
     _anchored(nb, found)
     for number, cell in enumerate(nb.cells, 1):
@@ -409,7 +432,7 @@ def notebook_page(entry: Entry, nb, out: Path, repository: str, branch: str, pro
     nav = (f'{banner(entry.profile)}<nav class="medxai"><a href="index.html">Course index</a>'
            f'<a href="references.html">References</a>'
            f'{_links(entry, repository, branch)} <span>Run time in the {entry.profile} profile: '
-           f'{_minutes(entry.seconds)}</span></nav>{_page_nav(entry, previous, following, found)}')
+           f'{_minutes(entry.seconds)}</span>{_session(entry, repository, branch)}</nav>{_page_nav(entry, previous, following, found)}')
     resources = {"output_files_dir": f"{entry.name}_files", "medxai_nav": nav,
                  "metadata": {"name": entry.name}}
     body, resources = exporter.from_notebook_node(nb, resources=resources)
@@ -440,7 +463,7 @@ def index_page(entries: list[Entry], repository: str, branch: str) -> str:
     rows = []
     for e in entries:
         rows.append(
-            f'<tr><td>{e.name[:2]}</td><td><a href="{e.name}.html">{html.escape(e.title)}</a>'
+            f'<tr><td>{number(e.name)}</td><td><a href="{e.name}.html">{html.escape(e.title)}</a>'
             f"<br>{_markdown_html(e.teaches)}</td>"
             f'<td class="time">{_minutes(e.seconds)}</td><td>{_links(e, repository, branch)}</td></tr>'
         )

@@ -37,7 +37,7 @@ def figure_notebooks(tutorials: Path = ROOT / "tutorials") -> list[Path]:
     for notebook in sorted(tutorials.glob("[0-9]*.ipynb")):
         source = notebook.with_suffix(".py")
         calls = source.is_file() and "export_figure(" in source.read_text(encoding="utf-8")
-        if notebook.name[:2] in KEY_FIGURES or calls:
+        if notebook.name.split("_", 1)[0] in KEY_FIGURES or calls:
             found.append(notebook)
     return found
 
@@ -46,7 +46,7 @@ def expected_figures(notebooks) -> dict[str, str]:
     """Figure name -> notebook for the notebooks given: KEY_FIGURES plus the literal names in their .py sources."""
     expected = {}
     for notebook in map(Path, notebooks):
-        for name in KEY_FIGURES.get(notebook.name[:2], ()):
+        for name in KEY_FIGURES.get(notebook.name.split("_", 1)[0], ()):
             expected[name] = notebook.name
         source = notebook.with_suffix(".py")
         if source.is_file():

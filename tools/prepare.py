@@ -30,7 +30,7 @@ def notebook_paths(numbers, tutorials: Path = ROOT / "tutorials") -> list[Path]:
         else:
             matches = sorted(tutorials.glob(f"{item}_*.ipynb"))
             if len(matches) != 1:
-                available = ", ".join(p.name[:2] for p in sorted(tutorials.glob("[0-9]*.ipynb")))
+                available = ", ".join(p.name.split("_", 1)[0] for p in sorted(tutorials.glob("[0-9]*.ipynb")))
                 raise SystemExit(f"prepare: no notebook numbered {item!r} in {tutorials} (there are {available}).")
             path = matches[0]
         if not path.is_file():

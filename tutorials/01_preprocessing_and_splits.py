@@ -507,7 +507,7 @@ print(f"{features.shape[0]} thumbnails of {leak_size}x{leak_size} = {features.sh
 
 # %%
 def knn_auroc(parts):
-    """Mean ROC AUC over the findings present in the test part, and how often the nearest training image is the same patient."""
+    """Mean AUROC over the findings present in the test part, and how often the nearest training image is the same patient."""
     train, test = parts["train"], parts["test"]
     train, test = train[train.image_index.isin(features.index)], test[test.image_index.isin(features.index)]
     x_train, x_test = features.loc[train.image_index].values, features.loc[test.image_index].values
@@ -523,13 +523,13 @@ def knn_auroc(parts):
 leaky_auc, leaky_same = knn_auroc(leaky) if repeat_patients >= min_repeat_patients else (np.nan, np.nan)
 patient_auc, patient_same = knn_auroc(split)
 cost = pd.DataFrame(
-    {"mean ROC AUC on test": [leaky_auc, patient_auc], "nearest neighbour is the same patient": [leaky_same, patient_same]},
+    {"mean AUROC on test": [leaky_auc, patient_auc], "nearest neighbour is the same patient": [leaky_same, patient_same]},
     index=["random split (leaky)", "patient split"],
 )
 cost.round(3)
 
 # %%
-ax = cost["mean ROC AUC on test"].plot.barh(figsize=(6, 2), xlim=(0.4, 1.0), title="The same classifier, two splits")
+ax = cost["mean AUROC on test"].plot.barh(figsize=(6, 2), xlim=(0.4, 1.0), title="The same classifier, two splits")
 ax.axvline(0.5, color="grey", linestyle=":")
 viz.export_figure(ax, "leakage_bars")
 plt.show()

@@ -115,7 +115,7 @@ print(f"profile={cfg.profile}, image_size={image_size}, source={'ImageNet' if us
       f"split={split_method}, epochs {epochs_phase1}+{epochs_phase2}, bootstrap samples={bootstrap_samples}, eager={run_eagerly}")
 print(f"source backbone at {sweep_size} px: {source_patients} patients x {source_epochs} epochs, unless cached")
 config.seed_everything(seed)
-labels = list(datasets.LABELS)
+finding_names = list(datasets.LABELS)
 cfg.models_dir.mkdir(parents=True, exist_ok=True)
 model_path = cfg.models_dir / models.CLASSIFIER_FILE
 
@@ -144,13 +144,13 @@ augment = preprocessing.augmentation("chest_xray", seed=seed)
 def pipeline(part, training=False):
     """A split as a tf.data pipeline of (images in [0, 1], 14 labels)."""
     return preprocessing.image_dataset(
-        part.path, part[labels].values, image_size=image_size, batch_size=batch_size,
+        part.path, part[finding_names].values, image_size=image_size, batch_size=batch_size,
         shuffle=training, augment=augment if training else None, seed=seed,
     )
 
 
 train_ds, val_ds, test_ds = pipeline(split["train"], True), pipeline(split["val"]), pipeline(split["test"])
-y_train, y_val, y_test = (split[name][labels].values for name in ("train", "val", "test"))
+y_train, y_val, y_test = (split[name][finding_names].values for name in ("train", "val", "test"))
 print(f"{split_used}:", {name: len(part) for name, part in split.items()})
 
 # %% [markdown]
@@ -217,7 +217,7 @@ strategy = models.strategy()  # MirroredStrategy over several GPUs, else the def
 mixed = models.use_mixed_precision()  # mixed_float16 on a GPU (the sigmoid outputs stay float32); off on a CPU
 print(f"{strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}), mixed precision: {mixed}")
 with strategy.scope():  # the variables of the model and its optimizer live on every replica
-    model = models.densenet121_classifier(len(labels), image_size, weights=weights, last_block=last_block)
+    model = models.densenet121_classifier(len(finding_names), image_size, weights=weights, last_block=last_block)
     if not use_imagenet:  # every layer but the fourteen-output head comes from the source task
         copied = transfer.copy_backbone(backbone, model)
         print(f"{copied} layers copied from the source backbone (pretrained at {sweep_size} px; the weights do not depend on the image size)")
@@ -250,8 +250,8 @@ print(f"pooled features of {len(train_features) + len(val_features) + len(test_f
 
 
 def auc_metric():
-    """Keras's mean ROC AUC over the fourteen findings, the number the checkpoint watches."""
-    return keras.metrics.AUC(multi_label=True, num_labels=len(labels), name="auc")
+    """Keras's mean AUROC over the fourteen findings, the number the checkpoint watches."""
+    return keras.metrics.AUC(multi_label=True, num_labels=len(finding_names), name="auc")
 
 
 keras.utils.set_random_seed(seed)
@@ -309,7 +309,7 @@ print("validation AUC by phase-2 epoch:", np.round(history2.history["val_auc"], 
 # no `custom_objects`: the weighted loss is registered as serialisable. Notebooks 04 to 06 reuse it.
 
 # %%
-model = models.load_classifier(model_path, labels)
+model = models.load_classifier(model_path, finding_names)
 model.run_eagerly = run_eagerly  # two predictions of a few dozen images: cheaper than tracing
 val_scores = model.predict(val_ds, verbose=0)
 test_scores = model.predict(test_ds, verbose=0)
@@ -318,7 +318,7 @@ print(f"loaded {model_path.name} ({model_path.stat().st_size / 1e6:.0f} MB); los
 assert np.allclose(model.loss.pos_weights, weighted_bce.pos_weights) and np.allclose(model.loss.neg_weights, weighted_bce.neg_weights)
 
 # %% [markdown]
-# ## 7. Evaluation: ROC AUC per finding, with 95% bootstrap intervals by patient
+# ## 7. Evaluation: AUROC per finding, with 95% bootstrap intervals by patient
 #
 # A patient's images are not independent: follow-ups look alike and share findings. Resampling
 # images would treat them as independent evidence and make the interval too narrow, so the bootstrap
@@ -328,21 +328,21 @@ assert np.allclose(model.loss.pos_weights, weighted_bce.pos_weights) and np.allc
 # warning: such an interval would describe only the lucky replicates.
 
 # %%
-auc_table = metrics.bootstrap_auc(y_test, test_scores, labels, samples=bootstrap_samples, seed=seed,
+auc_table = metrics.bootstrap_auc(y_test, test_scores, finding_names, samples=bootstrap_samples, seed=seed,
                                   groups=split["test"]["patient_id"].to_numpy())
-mean_auc = auc_table["ROC AUC"].mean()
-print(f"mean ROC AUC on test: {mean_auc:.3f} ({split['test']['patient_id'].nunique()} patients, {len(y_test)} images); "
+mean_auc = auc_table["AUROC"].mean()
+print(f"mean AUROC on test: {mean_auc:.3f} ({split['test']['patient_id'].nunique()} patients, {len(y_test)} images); "
       f"an interval for {auc_table['low'].notna().sum()} of {len(labels)} findings")
 auc_table.round(3)
 
 # %%
-curves_roc = metrics.roc_curves(y_test, test_scores, labels)
+curves_roc = metrics.roc_curves(y_test, test_scores, finding_names)
 fig, axes = plt.subplots(2, 7, figsize=(17, 5.5), sharex=True, sharey=True)
-for ax, label in zip(axes.flat, labels):
+for ax, label in zip(axes.flat, finding_names):
     if label in curves_roc:
         fpr, tpr = curves_roc[label]
         ax.plot(fpr, tpr)
-        ax.set_title(f"{label}\nAUC {auc_table.loc[label, 'ROC AUC']:.2f}", fontsize=9)
+        ax.set_title(f"{label}\nAUC {auc_table.loc[label, 'AUROC']:.2f}", fontsize=9)
     else:
         ax.set_title(f"{label}\n(no positives)", fontsize=9)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
@@ -357,7 +357,7 @@ if cfg.profile == "lab" and cfg.synthetic:
     print(f"judged one by one: {len(judged)} findings with at least 10 positive test images; "
           f"too few to judge alone: {', '.join(auc_table.index.difference(judged.index)) or 'none'}")
     assert mean_auc >= 0.80, f"mean AUROC {mean_auc:.3f} should reach 0.80 on the synthetic findings"
-    assert (judged["ROC AUC"] > 0.6).all(), judged["ROC AUC"].sort_values().head(3)
+    assert (judged["AUROC"] > 0.6).all(), judged["AUROC"].sort_values().head(3)
 
 # %% [markdown]
 # ## 8. Thresholds: chosen on validation, judged on test
@@ -369,8 +369,8 @@ if cfg.profile == "lab" and cfg.synthetic:
 # (specificity); of the alarms, how many real (PPV); of the all-clears, how many right (NPV).
 
 # %%
-thresholds = metrics.choose_thresholds(y_val, val_scores, labels, method="youden")
-decisions = metrics.threshold_metrics(y_test, test_scores, thresholds, labels)
+thresholds = metrics.choose_thresholds(y_val, val_scores, finding_names, method="youden")
+decisions = metrics.threshold_metrics(y_test, test_scores, thresholds, finding_names)
 decisions.round(2)
 
 # %% [markdown]
@@ -389,7 +389,7 @@ print(f"saved {thresholds_file.name}: {len(thresholds)} thresholds, chosen on va
 # "not for clinical use". Notebooks 04 and 06 add what they measure to it.
 
 # %%
-val_auc_table = metrics.bootstrap_auc(y_val, val_scores, labels, samples=bootstrap_samples, seed=seed,
+val_auc_table = metrics.bootstrap_auc(y_val, val_scores, finding_names, samples=bootstrap_samples, seed=seed,
                                       groups=split["val"]["patient_id"].to_numpy())
 training_data = {
     "kind": "synthetic" if cfg.synthetic else "real",
@@ -398,7 +398,7 @@ training_data = {
     "patients": int(split["train"]["patient_id"].nunique()), "rows_left_out": len(nih.skipped),
 }
 card_file = model_card.write_card(
-    model_path, training_data=training_data, profile=cfg.profile, split=split_used, image_size=image_size, labels=labels,
+    model_path, training_data=training_data, profile=cfg.profile, split=split_used, image_size=image_size, labels=finding_names,
     metrics=model_card.metrics_table(val_auc_table, auc_table),
     thresholds={"method": "youden", "chosen_on": "validation", "file": thresholds_file.name},
     architecture="DenseNet121", pretrained="ImageNet" if use_imagenet else "synthetic source task",
@@ -423,9 +423,9 @@ print(model_card.summary_line(model_card.read_card(model_path), real_input=False
 published = metrics.published_auroc()
 splits_used = pd.Series({**published.attrs["splits"], "ours": split_used}, name="test split")
 if cfg.synthetic:
-    comparison_table = auc_table[["ROC AUC"]].rename(columns={"ROC AUC": "ours (synthetic)"})
+    comparison_table = auc_table[["AUROC"]].rename(columns={"AUROC": "ours (synthetic)"})
 else:
-    comparison_table = published.join(auc_table["ROC AUC"].rename("ours"))
+    comparison_table = published.join(auc_table["AUROC"].rename("ours"))
 splits_used.to_frame()
 
 # %%
@@ -443,7 +443,7 @@ comparison_table.round(3)
 #   makes (coarse finding groups on a larger synthetic set from another seed), pretrained once and cached.
 # * What the pretraining is worth, how deep to fine-tune, why DenseNet trains, and weighting against
 #   oversampling are measured in notebook 02b.
-# * Report per finding: ROC AUC with a patient-level bootstrap interval (a handful of positive
+# * Report per finding: AUROC with a patient-level bootstrap interval (a handful of positive
 #   patients means a wide one, or none), and thresholds chosen on validation with sensitivity,
 #   specificity, PPV and NPV on test.
 # * Compare with published numbers only on the same split: Wang et al. used the official lists,
@@ -501,20 +501,20 @@ def youden_threshold(truth, scores):
 exercises.check_youden_threshold(youden_threshold)
 
 # %%
-both = [j for j in range(len(labels)) if 0 < y_val[:, j].sum() < len(y_val)]  # J needs positives and negatives
-mine = pd.Series({labels[j]: youden_threshold(y_val[:, j], val_scores[:, j]) for j in both}).reindex(labels)
+both = [j for j in range(len(finding_names)) if 0 < y_val[:, j].sum() < len(y_val)]  # J needs positives and negatives
+mine = pd.Series({finding_names[j]: youden_threshold(y_val[:, j], val_scores[:, j]) for j in both}).reindex(finding_names)
 
 
 def validation_j(cuts):
     """Youden's J per finding on validation at the given thresholds."""
-    table = metrics.threshold_metrics(y_val, val_scores, cuts, labels)
+    table = metrics.threshold_metrics(y_val, val_scores, cuts, finding_names)
     return table.sensitivity + table.specificity - 1
 
 
 shortfall = (validation_j(thresholds) - validation_j(mine)).dropna()
 assert (shortfall <= 1e-12).all(), f"section 8's threshold beats yours on validation J for {list(shortfall[shortfall > 1e-12].index)}"
-f1_thresholds = metrics.choose_thresholds(y_val, val_scores, labels, method="f1")
-moved = (metrics.threshold_metrics(y_test, test_scores, f1_thresholds, labels) - decisions)[
+f1_thresholds = metrics.choose_thresholds(y_val, val_scores, finding_names, method="f1")
+moved = (metrics.threshold_metrics(y_test, test_scores, f1_thresholds, finding_names) - decisions)[
     ["sensitivity", "specificity", "PPV", "NPV"]].abs().mean()
 print(f"your Youden thresholds reach section 8's J on validation for {len(both)} findings; with F1 thresholds instead, "
       f"the metric that moves most on test is {moved.idxmax()} (mean change {moved.max():.3f})")
@@ -522,7 +522,7 @@ print(f"your Youden thresholds reach section 8's J on validation for {len(both)}
 # %%
 # Exercise 3: the model cut after block 4, from the trained model's own layers (no new weights), beside the full model.
 trunk = keras.Model(model.input, model.get_layer("pool4_relu").output)
-cut_parameters = trunk.count_params() + trunk.output.shape[-1] * len(labels) + len(labels)  # + a new head on block 4
+cut_parameters = trunk.count_params() + trunk.output.shape[-1] * len(finding_names) + len(finding_names)  # + a new head on block 4
 print(f"last_block=4: {cut_parameters:,} parameters, feature map {trunk.output.shape[1:3]}; "
       f"last_block=5: {model.count_params():,} parameters, feature map {model.get_layer(feature_layer).output.shape[1:3]}")
 

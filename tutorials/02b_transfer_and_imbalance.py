@@ -223,7 +223,7 @@ print(f"With BatchNorm, the plain chain's gradient grows {spread['plain CNN']:.1
 # scratch, and pays most when labels are few. Measure it at three label budgets: 10%, 30% and 100% of
 # the training images, whole patients (`transfer.budget_subset`; the smaller budgets nested in the
 # larger). Three regimes, all at `sweep_size` px (4x cheaper than `image_size` in lab), without
-# augmentation, scored by mean ROC AUC on the test split over the findings it holds both ways:
+# augmentation, scored by mean AUROC on the test split over the findings it holds both ways:
 #
 # * **from scratch**: DenseNet121 from random initialisation, trained end to end;
 # * **frozen**: the pretrained backbone's pooled features, extracted once, and one logistic regression
@@ -243,7 +243,7 @@ scored = [j for j in range(len(finding_names)) if 0 < y_test[:, j].sum() < len(y
 
 
 def mean_test_auc(scores):
-    """Mean ROC AUC on the test split over the findings it holds both ways."""
+    """Mean AUROC on the test split over the findings it holds both ways."""
     return float(metrics.roc_auc_per_class(y_test[:, scored], np.asarray(scores)[:, scored], [finding_names[j] for j in scored]).mean())
 
 
@@ -279,7 +279,7 @@ fig, ax = plt.subplots(figsize=(5, 3.5))
 for regime in ("from scratch", "frozen", "fine-tuned"):
     ax.plot(transfer_table.index * 100, transfer_table[regime], marker="o", label=regime)
 ax.axhline(0.5, color="grey", linestyle=":")
-ax.set(xscale="log", xlabel="training labels used (%)", ylabel="mean ROC AUC on test",
+ax.set(xscale="log", xlabel="training labels used (%)", ylabel="mean AUROC on test",
        title=f"source: {source_info['source']}")
 ax.set_xticks([f * 100 for f in label_budgets], [f"{f:.0%}" for f in label_budgets])
 ax.legend()
@@ -320,7 +320,7 @@ for blocks in freeze_depths:
     sweep_model.fit(shuffled(sweep_train[keep], y_train[keep]), epochs=sweep_epochs, shuffle=False, verbose=0)
     depth_scores[name] = mean_test_auc(in_batches(sweep_model, sweep_test))
 depth_scores["all blocks"] = transfer_table.loc[freeze_budget, "fine-tuned"]
-depth_table = pd.Series(depth_scores, name=f"mean ROC AUC at {freeze_budget:.0%} of the labels")
+depth_table = pd.Series(depth_scores, name=f"mean AUROC at {freeze_budget:.0%} of the labels")
 ax = depth_table.plot.barh(figsize=(6, 2.5), xlim=(0.4, 1.0), title=depth_table.name)
 ax.axvline(transfer_table.loc[freeze_budget, "from scratch"], color="grey", linestyle=":", label="from scratch")
 ax.legend()
@@ -331,7 +331,7 @@ depth_table.round(3)
 # %%
 gain_by_budget = transfer_table["fine-tuned"] - transfer_table["frozen"]
 print("fine-tuned minus frozen, by budget:", {f"{k:.0%}": round(v, 3) for k, v in gain_by_budget.items()})
-print(f"test ROC AUC by depth at {freeze_budget:.0%}: " + ", ".join(f"{k} {v:.3f}" for k, v in depth_table.items())
+print(f"test AUROC by depth at {freeze_budget:.0%}: " + ", ".join(f"{k} {v:.3f}" for k, v in depth_table.items())
       + " (a measurement, not a choice: to pick a depth, compare them on validation, then score the one picked on test)")
 if len(gain_by_budget) < 2:
     print("One label budget: nothing to compare across budgets (the lab profile runs three).")

@@ -139,7 +139,7 @@ seed = cfg.seed
 print(f"profile={cfg.profile}, T={mc_samples}, test photographs={test_photographs}, validation photographs={val_photographs}, "
       f"head dropout={head_dropout_rate}, head epochs={head_epochs}, split={split_method}")
 config.seed_everything(seed)
-labels = list(datasets.LABELS)
+finding_names = list(datasets.LABELS)
 unet_path = cfg.models_dir / models.UNET_FILE
 classifier_path = cfg.models_dir / models.CLASSIFIER_FILE
 
@@ -176,11 +176,11 @@ print("always-on dropout at inference:\n", np.asarray(helper(ones, training=Fals
 
 # %%
 if classifier_path.is_file():
-    classifier = models.load_classifier(classifier_path, labels)
+    classifier = models.load_classifier(classifier_path, finding_names)
     classifier_trained = True
 else:
     print(f"{classifier_path} is missing: run notebook 02 first. Continuing with an untrained DenseNet121.")
-    classifier = models.densenet121_classifier(len(labels), cfg.pick(smoke=64, lab=128, full=224), weights=None)
+    classifier = models.densenet121_classifier(len(finding_names), cfg.pick(smoke=64, lab=128, full=224), weights=None)
     classifier_trained = False
 image_size = classifier.input_shape[1]
 nih = datasets.read_nih(synthetic.ensure(cfg, "nih"), images=images_mode)
@@ -193,7 +193,7 @@ if max_train_images:
 
 def pipeline(part):
     """A split as a tf.data pipeline of (images in [0, 1], 14 labels), in order."""
-    return preprocessing.image_dataset(part.path, part[labels].values, image_size=image_size, batch_size=32)
+    return preprocessing.image_dataset(part.path, part[finding_names].values, image_size=image_size, batch_size=32)
 
 
 chest = np.concatenate([x for x, _ in pipeline(split["test"].iloc[:ood_images])])
@@ -388,7 +388,7 @@ else:
 # %% [markdown]
 # ### 2.4 Is the model unsure where it is wrong?
 #
-# Per pixel inside the FOV: is the uncertainty higher on the misclassified pixels? The ROC AUC of
+# Per pixel inside the FOV: is the uncertainty higher on the misclassified pixels? The AUROC of
 # the uncertainty as a detector of errors answers in one number (0.5: no better than chance).
 
 # %%
@@ -537,7 +537,7 @@ features_model = keras.Model(classifier.input, classifier.get_layer("avg_pool").
 features_model.run_eagerly = run_eagerly  # a few dozen films: cheaper than tracing the prediction step
 start = time.perf_counter()
 features = {name: features_model.predict(pipeline(part), verbose=0) for name, part in split.items()}
-y = {name: part[labels].values for name, part in split.items()}
+y = {name: part[finding_names].values for name, part in split.items()}
 print(f"pooled features {({k: v.shape for k, v in features.items()})} in {time.perf_counter() - start:.0f} s")
 
 # %%
@@ -609,7 +609,7 @@ pd.concat([calibration, segmentation_ece]).round(4)
 # calibrated and barely move it. Per finding (`per_class=True`):
 
 # %%
-per_finding = pd.DataFrame({name: metrics.expected_calibration_error(y["test"], p, per_class=True, labels=labels)
+per_finding = pd.DataFrame({name: metrics.expected_calibration_error(y["test"], p, per_class=True, labels=finding_names)
                             for name, p in predictions.items()})
 mc_name = f"MC mean, T={mc_samples}"
 change = calibration[mc_name] - calibration["fine-tuned head, dropout off"]
@@ -630,14 +630,14 @@ per_finding.round(3)
 #
 # One uncertainty per image: the mean over the fourteen findings of the mutual information. Refer the
 # most uncertain images; on the images kept, score the decisions (each finding called present at 0.5 of
-# the MC mean: the share that are right) and the mean ROC AUC over the findings. The two can disagree:
+# the MC mean: the share that are right) and the mean AUROC over the findings. The two can disagree:
 # the AUROC ranks images against each other, and referral removes the hardest positives from the ranking.
 # Measured, not asserted: for the series' lab classifiers it has been close to random referral (+0.018
 # AUROC and −0.017 decisions with one, +0.000 and −0.014 with another), unlike the vessel pixels of
 # section 2, whose errors the U-Net's uncertainty finds (asserted there).
 
 # %%
-scored = [j for j in range(len(labels)) if y["test"][:, j].sum() >= 3]
+scored = [j for j in range(len(finding_names)) if y["test"][:, j].sum() >= 3]
 
 
 def mean_auroc(t, s):
@@ -704,9 +704,9 @@ else:
 
 # %%
 if classifier_trained:
-    decision_thresholds = side_files.load_thresholds(classifier_path, labels)[0].to_numpy()
+    decision_thresholds = side_files.load_thresholds(classifier_path, finding_names)[0].to_numpy()
 else:
-    decision_thresholds = np.full(len(labels), 0.5)
+    decision_thresholds = np.full(len(finding_names), 0.5)
 probs = {"val": np.asarray(original_head(features["val"])), "test": before}
 wrong_images = {name: referral.wrong_decisions(y[name], probs[name], decision_thresholds) for name in probs}
 draws = [wrong_images["test"][~referral.referred(np.random.default_rng(r).random(len(wrong_images["test"])), refer_at)].sum()
@@ -721,7 +721,7 @@ def dropout_head(head_seed):
     """Notebook 02's head behind MCDropout, fine-tuned on pooled features with one seed."""
     keras.utils.set_random_seed(head_seed)
     copy = keras.Sequential([keras.Input(features["train"].shape[1:]), uncertainty.MCDropout(head_dropout_rate, name="mc_dropout"),
-                             keras.layers.Dense(len(labels), activation="sigmoid")], name=f"mc_head_seed{head_seed}")
+                             keras.layers.Dense(len(finding_names), activation="sigmoid")], name=f"mc_head_seed{head_seed}")
     copy.layers[-1].set_weights(original_head.get_weights())
     copy.compile(keras.optimizers.Adam(1e-3), losses.WeightedBinaryCrossentropy.from_labels(y["train"]))
     copy.fit(features["train"], y["train"], epochs=head_epochs, batch_size=64, verbose=0)
@@ -802,9 +802,9 @@ print(f"per film: one backbone pass {backbone_s * 1e3:.0f} ms; T={mc_samples} sa
 
 # %%
 alpha = 0.1
-decisions = conformal.calibrate(y["val"], probs["val"], labels, alpha=alpha)
+decisions = conformal.calibrate(y["val"], probs["val"], finding_names, alpha=alpha)
 grid = np.arange(0, 1, 0.01)
-checked = [j for j, label in enumerate(labels) if label not in decisions.too_few]
+checked = [j for j, label in enumerate(finding_names) if label not in decisions.too_few]
 for j in checked:
     scores = probs["val"][y["val"][:, j] == 1, j][:, None]
     controller = MultiLabelClassificationController(predict_function=lambda x: x, risk="recall", method="crc",
@@ -1095,7 +1095,7 @@ print(f"Spearman correlation of variance and mutual information inside the FOV: 
 # Exercise 3: the same fine-tuned head's weights, sampled with dropout 0.5.
 keras.utils.set_random_seed(seed)
 wide = keras.Sequential([keras.Input(features["train"].shape[1:]), uncertainty.MCDropout(0.5),
-                         keras.layers.Dense(len(labels), activation="sigmoid")])
+                         keras.layers.Dense(len(finding_names), activation="sigmoid")])
 wide.layers[-1].set_weights(head.layers[-1].get_weights())
 wide_epistemic = uncertainty.decompose(uncertainty.mc_predict(wide, features["test"], samples=mc_samples)).epistemic.mean()
 print(f"mean epistemic uncertainty of the chest X-ray findings: {cls.epistemic.mean():.4f} at dropout {head_dropout_rate} "
@@ -1103,10 +1103,10 @@ print(f"mean epistemic uncertainty of the chest X-ray findings: {cls.epistemic.m
 
 # %%
 # Exercise 4: write fit_temperature(logits, labels) -> the T > 0 minimising the mean BCE of sigmoid(logits / T).
-def fit_temperature(logits, labels):
+def fit_temperature(logits, finding_names):
     """One temperature for every output: a search on log T (the NLL has one minimum)."""
     ### BEGIN SOLUTION
-    z, y = np.ravel(logits).astype(np.float64), np.ravel(labels).astype(np.float64)
+    z, y = np.ravel(logits).astype(np.float64), np.ravel(finding_names).astype(np.float64)
     nll = lambda log_t: np.mean(np.logaddexp(0.0, z / np.exp(log_t)) - y * z / np.exp(log_t))  # noqa: E731
     low, high = np.log(0.05), np.log(20.0)
     for _ in range(60):  # golden-section search

@@ -117,7 +117,7 @@ print(f"profile={cfg.profile}, image_size={image_size}, images shown={show_count
       f"SmoothGrad samples={smooth_samples} (noise {noise_level:.0%}), IG steps={ig_steps}/{ig_eval_steps}, "
       f"Score-CAM channels={scorecam_channels}, U-Net crop={unet_crop}, localisation layer={localisation_layer}, seed={seed}")
 config.seed_everything(seed)
-labels = list(datasets.LABELS)
+finding_names = list(datasets.LABELS)
 classifier_path = cfg.models_dir / models.CLASSIFIER_FILE
 unet_path = cfg.models_dir / models.UNET_FILE
 
@@ -136,7 +136,7 @@ split, split_used = splits.classifier_split(nih, split_method, seed=seed)  # not
 test_boxes = nih.boxes[nih.boxes.image_index.isin(split["test"].image_index)]
 test_boxes = test_boxes.drop_duplicates("image_index").reset_index(drop=True)  # one finding per image
 test_boxes["box"] = box_tools.scaled_boxes(test_boxes, image_size)
-test_boxes["class_index"] = [labels.index(label) for label in test_boxes.label]
+test_boxes["class_index"] = [finding_names.index(label) for label in test_boxes.label]
 print(f"{len(test_boxes)} test images with a box; findings: {test_boxes.label.value_counts().to_dict()}")
 
 shown = test_boxes.iloc[:show_count]
@@ -158,7 +158,7 @@ plt.show()
 classifier_trained = classifier_path.is_file()  # False: a stand-in, whose maps say little
 start = time.perf_counter()
 train = split["train"].iloc[: cfg.pick(smoke=32, lab=256, full=1024)]  # used only if notebook 02's model is missing
-model = models.classifier_or_stand_in(classifier_path, labels, image_size, train.path, train[labels].values)
+model = models.classifier_or_stand_in(classifier_path, finding_names, image_size, train.path, train[finding_names].values)
 print(f"classifier ready in {time.perf_counter() - start:.0f} s")
 assert model.input_shape[1:3] == (image_size, image_size), f"the classifier takes {model.input_shape}: set image_size"
 feature_layer = explain.last_conv_layer(model)

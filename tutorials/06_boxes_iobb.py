@@ -108,7 +108,7 @@ print(f"profile={cfg.profile}, image_size={image_size}, threshold={box_threshold
       f"localiser: {localiser_size} px, depth {localiser_depth}, {localiser_epochs} epochs of batch {localiser_batch}, {localiser_filters} filters, "
       f"P > {localiser_threshold}; seed={seed}")
 config.seed_everything(seed)
-labels = list(datasets.LABELS)
+finding_names = list(datasets.LABELS)
 classifier_path = cfg.models_dir / models.CLASSIFIER_FILE
 
 # %% [markdown]
@@ -257,7 +257,7 @@ mean_sizes.round(1).T
 
 # %%
 images = preprocessing.load_images(test_boxes.path, image_size)
-class_index = np.array([labels.index(label) for label in test_boxes.label])
+class_index = np.array([finding_names.index(label) for label in test_boxes.label])
 truth = [(r.x, r.y, r.w, r.h) for r in test_boxes.itertuples()]
 original_sizes = list(zip(test_boxes.image_width, test_boxes.image_height))
 print(f"images {images.shape}; first PNG {original_sizes[0][0]}x{original_sizes[0][1]} px")
@@ -274,7 +274,7 @@ print(f"images {images.shape}; first PNG {original_sizes[0][0]}x{original_sizes[
 classifier_trained = classifier_path.is_file()  # False: a stand-in, whose boxes say little
 start = time.perf_counter()
 train = split["train"].iloc[: cfg.pick(smoke=32, lab=256, full=1024)]  # used only if notebook 02's model is missing
-model = models.classifier_or_stand_in(classifier_path, labels, image_size, train.path, train[labels].values)
+model = models.classifier_or_stand_in(classifier_path, finding_names, image_size, train.path, train[finding_names].values)
 print(f"classifier ready in {time.perf_counter() - start:.0f} s ({'notebook 02' if classifier_trained else 'stand-in'})")
 assert model.input_shape[1:3] == (image_size, image_size), f"the classifier takes {model.input_shape}: set image_size"
 coarse_layer = models.feature_layer_name(model)  # the last feature map: "relu", or "pool4_relu" with last_block=4
@@ -614,9 +614,9 @@ plt.show()
 
 # %%
 if side_files.side_file(classifier_path, side_files.THRESHOLDS_SUFFIX).is_file():
-    cut, cut_method = side_files.load_thresholds(classifier_path, labels)
+    cut, cut_method = side_files.load_thresholds(classifier_path, finding_names)
 else:  # the stand-in has no thresholds of its own
-    cut, cut_method = pd.Series(0.5, index=labels), "0.5 (no thresholds saved: a stand-in)"
+    cut, cut_method = pd.Series(0.5, index=finding_names), "0.5 (no thresholds saved: a stand-in)"
 first = ~test_boxes.image_index.duplicated().to_numpy()  # one forward pass per image, not per box
 scores = model.predict(images[first], verbose=0)[pd.Index(test_boxes.image_index[first]).get_indexer(test_boxes.image_index)]
 present = scores[np.arange(len(scores)), class_index] >= cut[list(test_boxes.label)].to_numpy()

@@ -102,7 +102,7 @@ seed = cfg.seed
 print(f"profile={cfg.profile}, T={mc_samples}, test films={test_images}, split={split_method}, stand-in {stand_in_images} "
       f"films at {stand_in_size} px, fundus T={fundus_samples} at {fundus_side} px, seed={seed}")
 config.seed_everything(seed)
-labels = list(datasets.LABELS)
+finding_names = list(datasets.LABELS)
 classifier_path = cfg.models_dir / models.CLASSIFIER_FILE
 unet_path = cfg.models_dir / models.UNET_FILE
 
@@ -141,7 +141,7 @@ print({name: len(part) for name, part in split.items()}, f"-> {len(test)} test f
 # %%
 with tempfile.TemporaryDirectory() as folder:
     bare = Path(folder) / "bare.keras"
-    models.densenet121_classifier(len(labels), 32, weights=None).save(bare)
+    models.densenet121_classifier(len(finding_names), 32, weights=None).save(bare)
     try:
         report.ChestReporter.load(bare)
     except report.ReportError as err:
@@ -160,10 +160,10 @@ if classifier_trained:
     chest = report.ChestReporter.load(classifier_path, cfg=cfg, seed=seed)  # T from 04's referral file, box sizes from 06
 else:
     train = split["train"].iloc[:stand_in_images]
-    stand_in = models.classifier_or_stand_in(classifier_path, labels, stand_in_size, train.path, train[labels].values)
+    stand_in = models.classifier_or_stand_in(classifier_path, finding_names, stand_in_size, train.path, train[finding_names].values)
     val = split["val"]
     val_scores = stand_in.predict(preprocessing.load_images(val.path, stand_in.input_shape[1]), verbose=0)
-    chest = report.ChestReporter(stand_in, metrics.choose_thresholds(val[labels].values, val_scores, labels).fillna(0.5),
+    chest = report.ChestReporter(stand_in, metrics.choose_thresholds(val[finding_names].values, val_scores, finding_names).fillna(0.5),
                                  samples=mc_samples, name="stand-in", seed=seed)
 print(f"box sizes: {len(chest.box_sizes)} findings from notebook 06" if chest.box_sizes else
       "box sizes: none saved by notebook 06 beside this classifier, so each box is the largest component (the report says so)")
@@ -181,10 +181,10 @@ for note in chest.notes:
 # reads a PNG (bilinear resize with antialiasing), and keeps a larger copy for display.
 
 # %%
-sick = test[test[labels].sum(axis=1) > 0]
+sick = test[test[finding_names].sum(axis=1) > 0]
 row = (sick if len(sick) else test).iloc[0]
 item = report.read_chest(row.path, image_size)
-truth = [label for label in labels if row[label] == 1]
+truth = [label for label in finding_names if row[label] == 1]
 pipeline = next(iter(preprocessing.image_dataset([row.path], image_size=image_size, batch_size=1, cache=None)))[0].numpy()
 assert np.allclose(item.model, pipeline, atol=1e-5), "the report must read a PNG as the training pipeline did"
 print(f"truth: {truth or 'no finding'}; model input {item.model.shape}, displayed {item.display.shape}")
@@ -239,7 +239,7 @@ assert gap < 1e-3
 
 # %%
 height, width = item.display.shape
-label = labels[shown[0]]
+label = finding_names[shown[0]]
 candidates = boxes.heatmap_to_boxes(closed[0], (width, height), threshold=report.BOX_THRESHOLD)
 if label in chest.box_sizes:
     mean_w, mean_h = chest.box_sizes[label]
@@ -297,7 +297,7 @@ start = time.perf_counter()
 reports = [chest.report(path) for path in test.path]
 elapsed = time.perf_counter() - start
 decided = np.stack([r.findings["present"].to_numpy() for r in reports])
-truth_table = test[labels].to_numpy() == 1
+truth_table = test[finding_names].to_numpy() == 1
 errors_per_image = (decided != truth_table).sum(axis=1)
 referred = np.array([r.refer for r in reports])
 mi = np.array([r.findings["mutual_information"].mean() for r in reports])
@@ -306,7 +306,7 @@ print(f"{len(reports)} reports in {elapsed:.1f} s ({elapsed / len(reports) * 100
 
 # %%
 scores = np.stack([r.findings["probability"].to_numpy() for r in reports])
-per_finding = metrics.threshold_metrics(truth_table.astype(float), scores, chest.thresholds, labels)
+per_finding = metrics.threshold_metrics(truth_table.astype(float), scores, chest.thresholds, finding_names)
 per_finding[["sensitivity", "specificity"]].round(2).T
 
 # %%

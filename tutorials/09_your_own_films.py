@@ -117,7 +117,7 @@ print(f"profile={cfg.profile}, local share {local_share:.0%}, bootstrap {bootstr
       f"shortcut: {shortcut_finding} at {shortcut_size} px, {shortcut_epochs} epochs, marker on "
       f"{marker_rates[0]:.0%} / {marker_rates[1]:.0%} of films with / without it")
 config.seed_everything(seed)
-labels = list(datasets.LABELS)
+finding_names = list(datasets.LABELS)
 
 # %% [markdown]
 # ## 1. The imported model and its card
@@ -135,9 +135,9 @@ if classifier_trained:
     chest = report.ChestReporter.load(classifier_path, cfg=cfg, seed=seed)
 else:
     train = split["train"].iloc[:stand_in_images]
-    stand_in = models.classifier_or_stand_in(classifier_path, labels, 64, train.path, train[labels].values)
+    stand_in = models.classifier_or_stand_in(classifier_path, finding_names, 64, train.path, train[finding_names].values)
     val_scores = stand_in.predict(preprocessing.load_images(split["val"].path, stand_in.input_shape[1]), verbose=0)
-    chest = report.ChestReporter(stand_in, metrics.choose_thresholds(split["val"][labels].values, val_scores, labels).fillna(0.5),
+    chest = report.ChestReporter(stand_in, metrics.choose_thresholds(split["val"][finding_names].values, val_scores, finding_names).fillna(0.5),
                                  name="stand-in", seed=seed)
 card = chest.card or {}
 print(f"{chest.name}: {chest.size} px; {card.get('training_data', {}).get('kind', 'no card')} training data, "
@@ -181,7 +181,7 @@ prevalence.round(3).T
 outputs = [chest.features(site_data.images[i:i + 64]) for i in range(0, len(site_data.images), 64)]
 pooled = np.concatenate([o[1] for o in outputs])
 probs_all = np.concatenate([o[2] for o in outputs])
-probs = probs_all[:, [labels.index(label) for label in site_labels]]
+probs = probs_all[:, [finding_names.index(label) for label in site_labels]]
 
 
 def site_auroc(y, p, names, groups):
@@ -198,7 +198,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="bootstrap_auc")
     at_site = site_auroc(y_site, probs, site_labels, patients)
 card_metrics = pd.DataFrame(card.get("metrics", {})).T.reindex(index=site_labels, columns=["test_auroc", "test_positives"])
-discrimination = pd.DataFrame({"site AUROC": at_site["ROC AUC"], "low": at_site["low"], "high": at_site["high"],
+discrimination = pd.DataFrame({"site AUROC": at_site["AUROC"], "low": at_site["low"], "high": at_site["high"],
                                "site positives": at_site["positives"],
                                "card test AUROC": card_metrics["test_auroc"].astype(float),
                                "card positives": card_metrics["test_positives"].astype(float)})
@@ -355,7 +355,7 @@ if cfg.synthetic and classifier_trained and cfg.profile != "smoke":
 # 4. at the external site, where a marker is on films at random, the AUROC falls.
 
 # %%
-finding_index = labels.index(shortcut_finding)
+finding_index = finding_names.index(shortcut_finding)
 train_part = pd.concat([split["train"], split["val"]])
 rng = np.random.default_rng(seed)
 
