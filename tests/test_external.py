@@ -148,12 +148,12 @@ def test_subgroup_table_finds_a_planted_gap_and_not_a_blind_one():
     group = np.where(rng.random(n) < 0.3, "old", "young")
     noise = np.where(group == "old", 3.0, 0.7)[:, None]
     p = 1 / (1 + np.exp(-(2 * (y - 0.5) + rng.normal(0, 1, (n, 2)) * noise)))
-    table = external.subgroup_table(y, p, pd.Series({"A": 0.5, "B": 0.5}), ["A", "B"], group, np.arange(n), samples=200)
+    table = external.subgroup_table(y, p, pd.Series({"A": 0.5, "B": 0.5}), ["A", "B"], group, np.arange(n), samples=100)
     assert table.loc["old", "found"] and table.loc["old", "high"] < 0
     expected = np.mean([roc_auc_score(y[group == "old", j], p[group == "old", j]) for j in range(2)])
     assert table.loc["old", "AUROC"] == pytest.approx(expected)
     blind = external.subgroup_table(y, p, pd.Series({"A": 0.5, "B": 0.5}), ["A", "B"], rng.choice(["a", "b"], n),
-                                    np.arange(n), samples=200)
+                                    np.arange(n), samples=100)
     assert not blind["found"].any()
 
 

@@ -334,7 +334,9 @@ def saved(tiny, tmp_path_factory):
     folder = tmp_path_factory.mktemp("model")
     path = folder / "tiny.keras"
     tiny.save(path)
-    side_files.save_thresholds(path, pd.Series(0.4, index=LABELS), method="youden")
+    # two findings present (the tiny model says about 0.45 for each): a figure of three panels, not fifteen, is
+    # enough for what the command-line tests check (files, names, identity)
+    side_files.save_thresholds(path, pd.Series([0.4] * 2 + [0.9] * 12, index=LABELS), method="youden")
     return path
 
 

@@ -300,7 +300,7 @@ def _links(entry: Entry, repository: str, branch: str) -> str:
             f'<a href="{html.escape(binder_url(repository, entry.name, branch))}">Launch Binder</a>')
 
 
-def number(name: str) -> str:
+def notebook_number(name: str) -> str:
     """A notebook's number as the series writes it: 02 for 02_densenet_transfer, 02b for 02b_transfer_and_imbalance."""
     return name.split("_", 1)[0]
 
@@ -401,10 +401,10 @@ def _page_nav(entry: Entry, previous: Entry | None, following: Entry | None, fou
     """Previous / next notebook and the page's table of contents."""
     steps = []
     if previous is not None:
-        steps.append(f'<a rel="prev" href="{previous.name}.html">&larr; {html.escape(number(previous.name))} '
+        steps.append(f'<a rel="prev" href="{previous.name}.html">&larr; {html.escape(notebook_number(previous.name))} '
                      f'{html.escape(previous.title)}</a>')
     if following is not None:
-        steps.append(f'<a rel="next" href="{following.name}.html">{html.escape(number(following.name))} '
+        steps.append(f'<a rel="next" href="{following.name}.html">{html.escape(notebook_number(following.name))} '
                      f'{html.escape(following.title)} &rarr;</a>')
     toc = "".join(f'<li><a href="#{anchor}">{html.escape(heading)}</a></li>' for heading, anchor in found)
     return (f'<nav class="medxai steps">{"".join(steps)}</nav>'
@@ -418,7 +418,7 @@ def notebook_page(entry: Entry, nb, out: Path, repository: str, branch: str, pro
     from nbconvert.preprocessors import ExtractOutputPreprocessor
 
     nb = copy.deepcopy(nb)
-    nb.metadata["title"] = f"{number(entry.name)} · {entry.title}"
+    nb.metadata["title"] = f"{notebook_number(entry.name)} · {entry.title}"
     found = sections(nb)
     _anchored(nb, found)
     for number, cell in enumerate(nb.cells, 1):
@@ -432,7 +432,8 @@ def notebook_page(entry: Entry, nb, out: Path, repository: str, branch: str, pro
     nav = (f'{banner(entry.profile)}<nav class="medxai"><a href="index.html">Course index</a>'
            f'<a href="references.html">References</a>'
            f'{_links(entry, repository, branch)} <span>Run time in the {entry.profile} profile: '
-           f'{_minutes(entry.seconds)}</span>{_session(entry, repository, branch)}</nav>{_page_nav(entry, previous, following, found)}')
+           f'{_minutes(entry.seconds)}</span>{_session(entry, repository, branch)}</nav>'
+           f'{_page_nav(entry, previous, following, found)}')
     resources = {"output_files_dir": f"{entry.name}_files", "medxai_nav": nav,
                  "metadata": {"name": entry.name}}
     body, resources = exporter.from_notebook_node(nb, resources=resources)
@@ -463,7 +464,7 @@ def index_page(entries: list[Entry], repository: str, branch: str) -> str:
     rows = []
     for e in entries:
         rows.append(
-            f'<tr><td>{number(e.name)}</td><td><a href="{e.name}.html">{html.escape(e.title)}</a>'
+            f'<tr><td>{notebook_number(e.name)}</td><td><a href="{e.name}.html">{html.escape(e.title)}</a>'
             f"<br>{_markdown_html(e.teaches)}</td>"
             f'<td class="time">{_minutes(e.seconds)}</td><td>{_links(e, repository, branch)}</td></tr>'
         )

@@ -332,7 +332,7 @@ auc_table = metrics.bootstrap_auc(y_test, test_scores, finding_names, samples=bo
                                   groups=split["test"]["patient_id"].to_numpy())
 mean_auc = auc_table["AUROC"].mean()
 print(f"mean AUROC on test: {mean_auc:.3f} ({split['test']['patient_id'].nunique()} patients, {len(y_test)} images); "
-      f"an interval for {auc_table['low'].notna().sum()} of {len(labels)} findings")
+      f"an interval for {auc_table['low'].notna().sum()} of {len(finding_names)} findings")
 auc_table.round(3)
 
 # %%

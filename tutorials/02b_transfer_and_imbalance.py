@@ -81,7 +81,6 @@ print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
 # %% tags=["parameters"]
 cfg = config.load()
 images_mode = "present"  # a partial NIH copy is fine: rows whose image is absent are left out and counted ("all": refuse)
-image_size = cfg.pick(smoke=64, lab=128, full=224)  # notebook 02's classifier size: the gradient probe of section 2
 use_imagenet = cfg.pick(smoke=False, lab=models.imagenet_weights_path().is_file(), full=True)
 max_train_images = cfg.pick(smoke=48, lab=None, full=None)  # None: the whole training split
 batch_size = cfg.pick(smoke=48, lab=16, full=32)
@@ -172,7 +171,7 @@ print(f"pooled features: {frozen_train.shape[1]} numbers per image")
 
 # %%
 keras.utils.set_random_seed(seed)
-densenet = models.densenet121_classifier(len(finding_names), image_size)  # untrained: the block table and the probe
+densenet = models.densenet121_classifier(len(finding_names), sweep_size)  # untrained: the block table and the probe
 block_table = models.dense_block_table(densenet)
 assert list(block_table["growth per layer"]) == [32] * 4  # every layer adds k = 32 channels
 assert block_table.loc["dense block 1", "channels out"] == 64 + 6 * 32 == 256  # the stem's 64, plus 6 layers of 32
@@ -191,12 +190,11 @@ block_table
 # BatchNormalization, as in DenseNet, and without it.
 
 # %%
-probe = preprocessing.image_dataset(split["val"].path[:16], y_val[:16], image_size=image_size, batch_size=16)
-probe_images, probe_labels = next(probe.as_numpy_iterator())  # 16 validation images at notebook 02's size
+probe_images, probe_labels = sweep_val[:16], y_val[:16]  # validation images: depth, not size, is what is probed
 gradient_table = pd.DataFrame({
     "DenseNet121": models.gradient_norms_by_block(densenet, probe_images, probe_labels),
-    "plain CNN": models.gradient_norms_by_block(models.plain_cnn(image_size), probe_images, probe_labels),
-    "plain CNN, no BatchNorm": models.gradient_norms_by_block(models.plain_cnn(image_size, batch_norm=False), probe_images, probe_labels),
+    "plain CNN": models.gradient_norms_by_block(models.plain_cnn(sweep_size), probe_images, probe_labels),
+    "plain CNN, no BatchNorm": models.gradient_norms_by_block(models.plain_cnn(sweep_size, batch_norm=False), probe_images, probe_labels),
 })
 gradient_table.index.name = "block"
 spread = gradient_table.max() / gradient_table.min()
@@ -222,7 +220,7 @@ print(f"With BatchNorm, the plain chain's gradient grows {spread['plain CNN']:.1
 # Engelhard's lecture: fine-tuning a pretrained model tends to be at least as good as learning from
 # scratch, and pays most when labels are few. Measure it at three label budgets: 10%, 30% and 100% of
 # the training images, whole patients (`transfer.budget_subset`; the smaller budgets nested in the
-# larger). Three regimes, all at `sweep_size` px (4x cheaper than `image_size` in lab), without
+# larger). Three regimes, all at `sweep_size` px (4x cheaper than notebook 02's image size in lab), without
 # augmentation, scored by mean AUROC on the test split over the findings it holds both ways:
 #
 # * **from scratch**: DenseNet121 from random initialisation, trained end to end;

@@ -96,7 +96,7 @@ print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, scikit-learn {sk
 cfg = config.load()
 patch_size = cfg.pick(smoke=48, lab=48, full=48)  # training and inference windows, pixels per side (a multiple of 2**depth)
 patches_per_image = cfg.pick(smoke=200, lab=250, full=4000)  # random training patches per training photograph
-epochs = cfg.pick(smoke=3, lab=4, full=60)
+epochs = cfg.pick(smoke=2, lab=4, full=60)
 batch_size = 32
 base_filters = cfg.pick(smoke=8, lab=8, full=32)  # filters of the first level; doubled at each level down
 depth = 4  # poolings: 4 down + bottleneck + 4 up = the nine levels of Seo's U-Net

@@ -616,7 +616,7 @@ change = calibration[mc_name] - calibration["fine-tuned head, dropout off"]
 effect = "barely changes" if abs(change) < 0.002 else ("lowers" if change < 0 else "raises")
 print(f"pooled ECE: MC averaging {effect} it here "
       f"({calibration['fine-tuned head, dropout off']:.4f} -> {calibration[mc_name]:.4f}); "
-      f"per finding it is lower for {(per_finding[mc_name] < per_finding['fine-tuned head, dropout off']).sum()} of {len(labels)}")
+      f"per finding it is lower for {(per_finding[mc_name] < per_finding['fine-tuned head, dropout off']).sum()} of {len(finding_names)}")
 per_finding.round(3)
 
 # %% [markdown]
@@ -811,7 +811,7 @@ for j in checked:
                                                     target_level=1 - alpha, predict_params=grid)
     mapie_lambda = float(np.ravel(controller.calibrate(scores, np.ones_like(scores, dtype=int)).best_predict_param)[0])
     ours = conformal.lower_threshold(scores, alpha, grid=grid)
-    assert abs(ours - mapie_lambda) < 1e-9, f"{labels[j]}: ours {ours}, MAPIE {mapie_lambda}"
+    assert abs(ours - mapie_lambda) < 1e-9, f"{finding_names[j]}: ours {ours}, MAPIE {mapie_lambda}"
 print(f"MAPIE and conformal.lower_threshold agree for the {len(checked)} findings with enough validation films; "
       f"too few to guarantee {alpha:.0%} (kept uncertain on that side): {', '.join(decisions.too_few) or 'none'}")
 print(decisions.guarantee())

@@ -199,7 +199,7 @@ feature_map, pooled, probabilities = chest.features(item.model[None])
 assert np.allclose(probabilities, chest.model.predict(item.model[None], verbose=0), atol=1e-5)
 present = probabilities[0] >= chest.thresholds.to_numpy()
 print(f"feature map {feature_map.shape}, pooled {pooled.shape}; predicted present: "
-      f"{[l for l, p in zip(labels, present) if p] or 'none'}")
+      f"{[l for l, p in zip(finding_names, present) if p] or 'none'}")
 
 # %% [markdown]
 # **Only the head is sampled.** T passes of the dropout head on the pooled features cost T small matrix

@@ -91,7 +91,7 @@ started = time.perf_counter()
 cfg = config.load()
 patch_size = 64  # training crops; the U-Net is fully convolutional and predicts whole images
 steps_per_epoch = cfg.pick(smoke=16, lab=30, full=60)  # batches of training crops per epoch
-epochs = cfg.pick(smoke=15, lab=14, full=40)
+epochs = cfg.pick(smoke=10, lab=14, full=40)
 batch_size = 16
 base_filters = cfg.pick(smoke=4, lab=12, full=16)  # filters of the first U-Net level (depth 3)
 dropout_rate = 0.15
@@ -129,7 +129,7 @@ config.seed_everything(seed)
 dataset = cells.read_nuclei(synthetic.ensure(cfg, "dsb2018"))
 loaded = {r.id: cells.load_nuclei(r) for r in dataset.records}
 kinds = pd.Series({r.id: cells.kind_of(r) for r in dataset.records})  # brightfield and histology come inverted
-counts = pd.Series({i: int(labels.max()) for i, (_, labels) in loaded.items()})
+counts = pd.Series({i: int(instance_map.max()) for i, (_, instance_map) in loaded.items()})
 known = cells.read_groups(dataset.root)
 groups = cells.acquisition_groups([loaded[r.id][0] for r in dataset.records], kinds[[r.id for r in dataset.records]],
                                   known=None if known is None else [known.get(r.id, r.id) for r in dataset.records])
@@ -139,7 +139,7 @@ if len(set(groups)) < len(groups):  # some images share an acquisition: they go 
 else:  # every image its own acquisition: stratified by the number of nuclei, validation and test drawn alike
     split = cells.split_records(dataset.records, fractions=split_fractions, seed=seed, strata=[counts[r.id] for r in dataset.records])
     split_kind = "by image, stratified by nuclei count (every image its own acquisition)"
-touching = pd.Series({i: instances.touching_fraction(labels) for i, (_, labels) in loaded.items()})
+touching = pd.Series({i: instances.touching_fraction(instance_map) for i, (_, instance_map) in loaded.items()})
 print(f"{len(dataset.records)} images in {dataset.root}; split {split_kind}: " + ", ".join(f"{k} {len(v)}" for k, v in split.items()))
 print("kinds: " + ", ".join(f"{kind} {n}" for kind, n in kinds.value_counts().items())
       + ("; the synthetic default holds fluorescence only" if cfg.synthetic else ""))
@@ -150,10 +150,10 @@ print(f"nuclei per image: min {counts.min()}, median {counts.median():.0f}, max 
 shown = [counts.idxmin(), counts.index[np.argsort(counts.values)[len(counts) // 2]], touching.idxmax(), counts.idxmax()]
 fig, axes = plt.subplots(2, 4, figsize=(12, 6))
 for ax_img, ax_lab, image_id in zip(axes[0], axes[1], shown):
-    image, labels = loaded[image_id]
+    image, instance_map = loaded[image_id]
     ax_img.imshow(image, cmap="gray")
-    ax_img.set_title(f"{image_id[:8]}: {labels.max()} nuclei")
-    ax_lab.imshow(np.where(labels > 0, labels % 17 + 1, 0), cmap="nipy_spectral", interpolation="nearest")
+    ax_img.set_title(f"{image_id[:8]}: {instance_map.max()} nuclei")
+    ax_lab.imshow(np.where(instance_map > 0, instance_map % 17 + 1, 0), cmap="nipy_spectral", interpolation="nearest")
     ax_lab.set_title(f"instances, {touching[image_id]:.0%} touching")
 for ax in axes.ravel():
     ax.axis("off")
@@ -174,10 +174,10 @@ true_test = [loaded[i][1] for i in test_ids]
 classical = [instances.classical_instances(loaded[i][0]) for i in test_ids]
 example = int(np.argmax([touching[i] for i in test_ids]))
 fig, axes = plt.subplots(1, 2, figsize=(8, 4))
-for ax, labels, title in zip(axes, (true_test[example], classical[example]), ("truth", "Otsu + watershed")):
+for ax, instance_map, title in zip(axes, (true_test[example], classical[example]), ("truth", "Otsu + watershed")):
     ax.imshow(loaded[test_ids[example]][0], cmap="gray")
-    ax.contour(find_boundaries(labels), levels=[0.5], colors="yellow", linewidths=0.6)
-    ax.set_title(f"{title}: {labels.max()} nuclei")
+    ax.contour(find_boundaries(instance_map), levels=[0.5], colors="yellow", linewidths=0.6)
+    ax.set_title(f"{title}: {instance_map.max()} nuclei")
     ax.axis("off")
 plt.show()
 
@@ -193,8 +193,8 @@ plt.show()
 # %%
 def with_targets(image_id):
     """One image and its two targets as H x W x 3: image, foreground, cores."""
-    image, labels = loaded[image_id]
-    return np.dstack([image, *instances.nucleus_targets(labels)])
+    image, instance_map = loaded[image_id]
+    return np.dstack([image, *instances.nucleus_targets(instance_map)])
 
 
 train = [with_targets(r.id) for r in split["train"]]  # the real images differ in size: a list, not an array
@@ -271,7 +271,7 @@ print(f"peak resident memory so far: {models.peak_memory_mib() or float('nan'):.
 #   averaged over images. It rewards outlines, not only counts.
 
 # %%
-true_counts = np.array([labels.max() for labels in true_test], dtype=float)
+true_counts = np.array([instance_map.max() for instance_map in true_test], dtype=float)
 clumped = np.array([touching[i] >= clumped_at for i in test_ids])
 
 
@@ -375,11 +375,11 @@ print(f"calibrated intervals {'are' if honest else 'are not'} honest on these {l
 # %%
 mutual_information = [uncertainty.decompose(image[..., 0]).epistemic for image in test_samples]
 rows = []
-for j, labels in enumerate(learned):
-    match = instances.match_instances(true_test[j], labels)
-    mi = instances.per_instance_mean(labels, mutual_information[j])
-    stable = instances.instance_stability(labels, test_maps[j])
-    rows += [{"image": j, "nucleus": int(p), "pixels": int((labels == p).sum()), "mutual information": m,
+for j, instance_map in enumerate(learned):
+    match = instances.match_instances(true_test[j], instance_map)
+    mi = instances.per_instance_mean(instance_map, mutual_information[j])
+    stable = instances.instance_stability(instance_map, test_maps[j])
+    rows += [{"image": j, "nucleus": int(p), "pixels": int((instance_map == p).sum()), "mutual information": m,
               "instability": 1 - s, "wrong": not h} for p, m, s, h in zip(match.pred_ids, mi, stable, match.pred_hit)]
 nuclei = pd.DataFrame(rows)
 both = nuclei["wrong"].nunique() == 2
@@ -417,7 +417,7 @@ widest = int(np.argmax(spread_test / np.maximum(true_counts, 1)))
 picked = list(dict.fromkeys([example, widest]))
 fig, axes = plt.subplots(len(picked), 3, figsize=(11, 3.7 * len(picked)), squeeze=False)
 for row, j in zip(axes, picked):
-    labels = learned[j]
+    instance_map = learned[j]
     wrong_ids = nuclei.query("image == @j and wrong")["nucleus"].to_numpy()
     row[0].imshow(loaded[test_ids[j]][0], cmap="gray")
     row[0].set_title(f"true {int(true_counts[j])}, counted {mean[j]:.0f} [{cal_low[j]:.0f}, {cal_high[j]:.0f}]")
@@ -426,9 +426,9 @@ for row, j in zip(axes, picked):
     row[1].set_title("mutual information (nats)")
     row[2].imshow(loaded[test_ids[j]][0], cmap="gray")
     row[2].contour(find_boundaries(true_test[j]), levels=[0.5], colors="yellow", linewidths=0.5)
-    row[2].contour(find_boundaries(np.where(np.isin(labels, wrong_ids), 0, labels)), levels=[0.5], colors="lime", linewidths=0.7)
-    row[2].contour(find_boundaries(np.where(np.isin(labels, wrong_ids), labels, 0)), levels=[0.5], colors="red", linewidths=0.9)
-    row[2].set_title(f"{len(wrong_ids)} of {labels.max()} predicted nuclei wrong (red)")
+    row[2].contour(find_boundaries(np.where(np.isin(instance_map, wrong_ids), 0, instance_map)), levels=[0.5], colors="lime", linewidths=0.7)
+    row[2].contour(find_boundaries(np.where(np.isin(instance_map, wrong_ids), instance_map, 0)), levels=[0.5], colors="red", linewidths=0.9)
+    row[2].set_title(f"{len(wrong_ids)} of {instance_map.max()} predicted nuclei wrong (red)")
     for ax in row:
         ax.axis("off")
 plt.tight_layout()
