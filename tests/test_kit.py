@@ -330,3 +330,24 @@ def test_side_by_side_stops_what_it_started_when_a_later_command_cannot_start(tm
         side_by_side.main([f"a={sleeper}", "b=/no/such/program"])
     time.sleep(3)
     assert not marker.exists(), "the first command kept running after the second failed to start"
+
+
+
+def test_make_tutorials_runs_kernels_that_keep_the_process_stderr_out_of_the_pages(tmp_path, monkeypatch):
+    """TensorFlow's C++ start-up lines (cuInit, oneDNN) go to the terminal, as under nbval, not into the pages."""
+    import nbformat
+    import papermill
+
+    import run_tutorials
+
+    calls = []
+
+    def execute(source, target, **kwargs):
+        calls.append(kwargs)
+        nbformat.write(nbformat.read(source, as_version=4), target)
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    notebook = nbformat.v4.new_notebook()
+    nbformat.write(notebook, tmp_path / "01_probe.ipynb")
+    assert run_tutorials.main(["--out", str(tmp_path / "out"), str(tmp_path / "01_probe.ipynb")]) == 0
+    assert calls and calls[0]["extra_arguments"] == ["--IPKernelApp.capture_fd_output=False"]

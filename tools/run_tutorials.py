@@ -3,6 +3,11 @@
 Usage: python tools/run_tutorials.py [--out build] [NOTEBOOK ...]
 The profile comes from MEDXAI_PROFILE (the Makefile sets it). Prints one line per notebook with its
 run time; a failure names the notebook and the cell, and the run stops there.
+
+The kernels run with ``capture_fd_output`` off, as nbval's do in ``make test``: what C++ libraries write straight
+to the process's stderr (TensorFlow's start-up lines about oneDNN, CUDA stubs and cuInit on a machine without a
+GPU, which TF_CPP_MIN_LOG_LEVEL does not silence) goes to this terminal, not into the pages; Python's warnings,
+printed through sys.stderr, still land in the cell that raised them.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import papermill
 from nbconvert import HTMLExporter
 
 ROOT = Path(__file__).resolve().parents[1]
+KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
 
 
 def main(argv=None) -> int:
@@ -36,7 +42,8 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         try:
             papermill.execute_notebook(
-                str(notebook), str(target), cwd=str(notebook.parent), progress_bar=True, kernel_name="python3"
+                str(notebook), str(target), cwd=str(notebook.parent), progress_bar=True, kernel_name="python3",
+                extra_arguments=KERNEL_ARGUMENTS,
             )
         except papermill.PapermillExecutionError as err:
             print(
