@@ -1,4 +1,5 @@
-"""Shared fixtures: headless Chromium for the browser tests of the upload page and of the course site."""
+"""Shared fixtures: headless Chromium for the browser tests of the upload page and of the course site, and one fresh
+interpreter for the checks that need TensorFlow started anew."""
 
 from __future__ import annotations
 
@@ -44,3 +45,56 @@ def browser():
         yield driver
     finally:
         driver.quit()
+
+
+# The checks that need a Python in which TensorFlow has not started yet share one such interpreter (each costs a
+# TensorFlow import of several CPU-seconds): two logical CPUs must be declared before TensorFlow starts (the
+# MirroredStrategy fit of tests/test_segmentation.py), and a model saved with the weighted loss must load where
+# only helpers.models was imported (tests/test_classifier.py). Each part reports on its own line, so one failing
+# part does not hide the other.
+FRESH_SCRIPT = """
+import sys, traceback
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+try:
+    from helpers import models
+    loaded = models.load_classifier(sys.argv[1], ["a", "b", "c"])
+    print("LOADED", type(loaded.loss).__name__)
+except Exception:
+    print("LOAD FAILED", traceback.format_exc().replace(chr(10), " | "))
+try:
+    import keras
+    from helpers import losses, models
+    assert models.strategy().num_replicas_in_sync == 1  # no GPU here: the default strategy
+    strategy = models.strategy(devices=[d.name for d in tf.config.list_logical_devices("CPU")])
+    with strategy.scope():
+        model = models.unet(base_filters=4, depth=2, dropout_rate=0.1)
+        model.compile(keras.optimizers.Adam(1e-3), losses.DiceBCELoss())
+    x = np.random.default_rng(0).random((8, 16, 16, 1)).astype("float32")
+    y = (x > 0.5).astype("float32")
+    history = model.fit(x, y, batch_size=8, epochs=1, steps_per_epoch=1, verbose=0)
+    print("REPLICAS", strategy.num_replicas_in_sync, type(strategy).__name__, "LOSS", history.history["loss"][0])
+except Exception:
+    print("MIRRORED FAILED", traceback.format_exc().replace(chr(10), " | "))
+"""
+
+
+@pytest.fixture(scope="session")
+def fresh_interpreter(tmp_path_factory):
+    """The completed run of FRESH_SCRIPT in a new Python: its stdout holds a LOADED and a REPLICAS line."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import keras
+
+    from helpers import losses
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="sigmoid")])
+    model.compile("adam", losses.WeightedBinaryCrossentropy([0.9, 0.8, 0.7], [0.1, 0.2, 0.3]))
+    path = tmp_path_factory.mktemp("fresh") / "weighted.keras"
+    model.save(path)
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "-c", FRESH_SCRIPT, str(path)], cwd=root, capture_output=True, text=True,
+                          timeout=300)

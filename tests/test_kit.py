@@ -337,7 +337,6 @@ def test_make_tutorials_runs_kernels_that_keep_the_process_stderr_out_of_the_pag
     """TensorFlow's C++ start-up lines (cuInit, oneDNN) go to the terminal, as under nbval, not into the pages."""
     import nbformat
     import papermill
-
     import run_tutorials
 
     calls = []

@@ -348,36 +348,13 @@ def test_outputs_stay_float32_under_mixed_precision():
         keras.mixed_precision.set_global_policy("float32")
 
 
-MIRRORED_SCRIPT = """
-import numpy as np, tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import keras
-from helpers import losses, models
-assert models.strategy().num_replicas_in_sync == 1  # no GPU here: the default strategy
-strategy = models.strategy(devices=[d.name for d in tf.config.list_logical_devices("CPU")])
-with strategy.scope():
-    model = models.unet(base_filters=4, depth=2, dropout_rate=0.1)
-    model.compile(keras.optimizers.Adam(1e-3), losses.DiceBCELoss())
-x = np.random.default_rng(0).random((8, 16, 16, 1)).astype("float32")
-y = (x > 0.5).astype("float32")
-history = model.fit(x, y, batch_size=8, epochs=1, steps_per_epoch=1, verbose=0)
-print("REPLICAS", strategy.num_replicas_in_sync, type(strategy).__name__, "LOSS", history.history["loss"][0])
-"""
-
-
-def test_mirrored_strategy_fits_a_unet_on_two_logical_cpus():
-    """Two logical CPU devices must be declared before TensorFlow starts: a fresh interpreter."""
+def test_mirrored_strategy_fits_a_unet_on_two_logical_cpus(fresh_interpreter):
+    """Two logical CPU devices must be declared before TensorFlow starts: a fresh interpreter (tests/conftest.py)."""
     import re
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
-    run = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], cwd=root, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    found = re.search(r"REPLICAS (\d+) (\w+) LOSS (\S+)", run.stdout)
-    assert found, run.stdout[-2000:]
+    assert fresh_interpreter.returncode == 0, fresh_interpreter.stderr[-3000:]
+    found = re.search(r"REPLICAS (\d+) (\w+) LOSS (\S+)", fresh_interpreter.stdout)
+    assert found, fresh_interpreter.stdout[-2000:]
     assert found.group(1) == "2" and found.group(2) == "MirroredStrategy"
     assert np.isfinite(float(found.group(3))) and float(found.group(3)) > 0
 
