@@ -23,8 +23,9 @@ from helpers import exercises
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import make_student  # noqa: E402
+import series  # noqa: E402
 
-SOURCES = sorted((ROOT / "tutorials").glob("[0-9][0-9]*_*.py"))
+SOURCES = series.notebooks(ROOT / "tutorials", ".py")
 NOTEBOOKS = {source.stem: jupytext.read(source) for source in SOURCES}
 ANSWERS = [(name, index) for name, nb in NOTEBOOKS.items() for index, cell in enumerate(nb.cells)
            if cell.cell_type == "code" and make_student.solution_blocks(cell.source)]

@@ -96,6 +96,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import export_figures  # noqa: E402
 import install  # noqa: E402
 import section_times  # noqa: E402
+import series  # noqa: E402
 import side_by_side  # noqa: E402
 import wheelhouse  # noqa: E402
 
@@ -212,7 +213,7 @@ def test_install_plan_of_each_target(tmp_path):
     assert [s.env.get("MEDXAI_PROFILE") for s in test[5:]] == ["smoke"] * 4
     together = dict(test[6].together)  # the unit tests and the notebooks side by side
     ran = [Path(a).name for job in together.values() for a in job if a.endswith(".ipynb")]
-    assert sorted(ran) == sorted(p.name for p in (ROOT / "tutorials").glob("[0-9][0-9]*_*.ipynb")), "each notebook once"
+    assert sorted(ran) == sorted(p.name for p in series.notebooks(ROOT / "tutorials")), "each notebook once"
     chain = [Path(a).name[:2] for a in together["notebooks"] if a.endswith(".ipynb")]
     # models passed on, in order
     assert chain == sorted(chain) and {"02", "03", "04", "05", "06", "07", "09"} <= set(chain)
@@ -350,3 +351,13 @@ def test_make_tutorials_runs_kernels_that_keep_the_process_stderr_out_of_the_pag
     nbformat.write(notebook, tmp_path / "01_probe.ipynb")
     assert run_tutorials.main(["--out", str(tmp_path / "out"), str(tmp_path / "01_probe.ipynb")]) == 0
     assert calls and calls[0]["extra_arguments"] == ["--IPKernelApp.capture_fd_output=False"]
+
+
+def test_series_names_its_notebooks_and_their_numbers(tmp_path):
+    for name in ("01_a.ipynb", "02_b.ipynb", "02b_c.ipynb", "10_d.ipynb", "02_b.py", "_template.py", "1_x.ipynb",
+                 "03_Upper.ipynb", "notes.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in series.notebooks(tmp_path)] == ["01_a.ipynb", "02_b.ipynb", "02b_c.ipynb", "10_d.ipynb"]
+    assert [p.name for p in series.notebooks(tmp_path, ".py")] == ["02_b.py"]
+    assert [series.number(p.name) for p in series.notebooks(tmp_path)] == ["01", "02", "02b", "10"]
+    assert series.number("tutorials/02b_transfer_and_imbalance.ipynb") == "02b"

@@ -50,6 +50,7 @@ def _tool(name: str):
 
 build_site = _tool("build_site")
 colab_setup = _tool("colab_setup")
+series = _tool("series")
 
 # A 2x3 red PNG (Pillow's), so the tiny notebook has a real figure to extract.
 PNG = base64.b64decode(
@@ -285,7 +286,7 @@ def test_binder_environment_has_the_pins_of_requirements_and_postbuild_installs_
 # The Colab lines: first in every notebook's Setup cell, and idle where the package is installed
 # ---------------------------------------------------------------------------------------------
 
-SOURCES = sorted((ROOT / "tutorials").glob("[0-9][0-9]*_*.py"))
+SOURCES = series.notebooks(ROOT / "tutorials", ".py")
 
 
 def _first_code_cell(path: Path) -> str:
@@ -441,7 +442,7 @@ def test_the_warning_scan_finds_each_known_kind():
 
 
 def test_executed_notebooks_show_no_warning_of_a_known_kind():
-    executed = sorted(_site_dir().parent.glob("[0-9][0-9]*_*.ipynb"))
+    executed = series.notebooks(_site_dir().parent)
     if not executed:
         skip_or_fail(f"no executed notebooks beside {_site_dir()}: `make test` writes them to build/smoke")
     found = [f"{path.name} {line}" for path in executed for line in known_warnings(nbformat.read(path, as_version=4))]

@@ -28,10 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 import section_times  # noqa: E402
+import series  # noqa: E402
 
 TIMINGS = ROOT / "tutorials" / "TIMINGS.md"
 DOCUMENTS = [ROOT / "README.md", ROOT / "tutorials" / "README.md", ROOT / "tutorials" / "INSTRUCTORS.md"]
-NOTEBOOKS = sorted((ROOT / "tutorials").glob("[0-9][0-9]*_*.py"))
+NOTEBOOKS = series.notebooks(ROOT / "tutorials", ".py")
 NUMBER = r"\d+(?:\.\d+)?"
 FIGURE = re.compile(rf"(?<![\w.])({NUMBER})(?:\s*(?:to|-|–)\s*({NUMBER}))?\s*(?:minutes?|mins?)\b")
 REGENERATE = section_times.REGENERATE
@@ -270,7 +271,7 @@ def test_the_sessions_instructors_md_plans_agree_with_the_generated_plans():
         pytest.skip("TIMINGS.md has no lab build, so no session plans: `make tutorials`, then regenerate it")
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (\d\d[a-z]?) \| [^|]+ \| ([^|]+) \|", guide, flags=re.M)}
     for name, verdict in verdicts.items():
-        sessions = rows[name.split("_")[0]]
+        sessions = rows[series.number(name)]
         if verdict == "fits":
             assert sessions.strip().startswith("1"), f"INSTRUCTORS.md plans {name} as {sessions!r}; its plan fits one"
         else:

@@ -34,10 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "tools") not in sys.path:
     sys.path.insert(0, str(ROOT / "tools"))
 import colab_setup  # noqa: E402  (the repository setting, shared with the Setup cell's install line)
+import series  # noqa: E402
+from series import number as notebook_number  # noqa: E402  (02, 02b: the number a notebook goes by)
 
 TUTORIALS = ROOT / "tutorials"
 PROFILES = ("smoke", "lab", "full")
-NOTEBOOK_GLOB = "[0-9][0-9]*_*.ipynb"
 SITE_TITLE = "medxai: trustworthy medical imaging with Keras"
 NO_FAVICON = '<link rel="icon" href="data:,">'  # no /favicon.ico request, so no 404 in the browser console
 
@@ -190,9 +191,9 @@ def check_executed(nb, name: str) -> None:
 
 def read_executed(folder: Path, profile: str | None = None) -> list[tuple[Entry, object]]:
     """Every executed NN_name.ipynb in ``folder``, checked, with its index entry; all from one profile."""
-    paths = sorted(Path(folder).glob(NOTEBOOK_GLOB))
+    paths = series.notebooks(folder)
     if not paths:
-        raise SiteError(f"{folder}: no executed notebooks ({NOTEBOOK_GLOB}). Run `make tutorials` (lab profile) "
+        raise SiteError(f"{folder}: no executed notebooks (NN_name.ipynb). Run `make tutorials` (lab profile) "
                         "or the nbval step of `make test` with --save-executed first.")
     read, profiles = [], {}
     for path in paths:
@@ -221,7 +222,7 @@ def read_executed(folder: Path, profile: str | None = None) -> list[tuple[Entry,
 def stale_reasons(folder: Path, profile: str, sources: Path = TUTORIALS) -> list[str]:
     """Why ``folder`` cannot be reused for a ``profile`` site: missing, older than its source, other profile."""
     reasons = []
-    for source in sorted(sources.glob(NOTEBOOK_GLOB)):
+    for source in series.notebooks(sources):
         built = Path(folder) / source.name
         newest = max(p.stat().st_mtime for p in (source, source.with_suffix(".py")) if p.exists())
         if not built.exists():
@@ -298,11 +299,6 @@ def render_math(markdown: str, where: str, problems: list[str]) -> str:
 def _links(entry: Entry, repository: str, branch: str) -> str:
     return (f'<a href="{html.escape(colab_url(repository, entry.name, branch))}">Open in Colab</a> '
             f'<a href="{html.escape(binder_url(repository, entry.name, branch))}">Launch Binder</a>')
-
-
-def notebook_number(name: str) -> str:
-    """A notebook's number as the series writes it: 02 for 02_densenet_transfer, 02b for 02b_transfer_and_imbalance."""
-    return name.split("_", 1)[0]
 
 
 def session_verdict(name: str, timings: Path = TUTORIALS / "TIMINGS.md") -> str | None:

@@ -26,7 +26,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK_SOURCES = "tutorials/[0-9][0-9]*_*.py"
+NOTEBOOK_SOURCES = "tutorials/[0-9][0-9]*_*.py"  # series.GLOB + ".py" under tutorials/
 SET_REPOSITORY = "python tools/colab_setup.py --set-repository https://github.com/OWNER/NAME"
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
+import series  # noqa: E402
 
 # The key plots of the series, by notebook: the slides an instructor shows. A name a notebook passes to
 # export_figure as a literal is expected too (expected_figures reads the notebook's .py source).
@@ -34,10 +35,10 @@ LITERAL_CALL = re.compile(r"""export_figure\([^,()]+,\s*["']([A-Za-z0-9_-]+)["']
 def figure_notebooks(tutorials: Path = ROOT / "tutorials") -> list[Path]:
     """The notebooks (.ipynb) of the key figures: those in KEY_FIGURES and any whose source calls export_figure."""
     found = []
-    for notebook in sorted(tutorials.glob("[0-9]*.ipynb")):
+    for notebook in series.notebooks(tutorials):
         source = notebook.with_suffix(".py")
         calls = source.is_file() and "export_figure(" in source.read_text(encoding="utf-8")
-        if notebook.name.split("_", 1)[0] in KEY_FIGURES or calls:
+        if series.number(notebook.name) in KEY_FIGURES or calls:
             found.append(notebook)
     return found
 
@@ -46,7 +47,7 @@ def expected_figures(notebooks) -> dict[str, str]:
     """Figure name -> notebook for the notebooks given: KEY_FIGURES plus the literal names in their .py sources."""
     expected = {}
     for notebook in map(Path, notebooks):
-        for name in KEY_FIGURES.get(notebook.name.split("_", 1)[0], ()):
+        for name in KEY_FIGURES.get(series.number(notebook.name), ()):
             expected[name] = notebook.name
         source = notebook.with_suffix(".py")
         if source.is_file():

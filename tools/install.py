@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
+import series  # noqa: E402
 import side_by_side  # noqa: E402
 
 TARGETS = ("install", "app-install", "data", "test", "tutorials", "prepare", "figures")
@@ -41,7 +42,7 @@ STAGES_FILE = Path("build", "test-stages.json")
 # source backbone, which they pretrain themselves when it is not cached yet (01, 02b, 08), run after the unit tests
 # in the other, so both jobs end at about the same time.
 ALONE = ("01_preprocessing_and_splits.ipynb", "02b_transfer_and_imbalance.ipynb", "08_cells_counting.ipynb")
-CHAIN = tuple(sorted(p.name for p in (ROOT / "tutorials").glob("[0-9][0-9]*_*.ipynb") if p.name not in ALONE))
+CHAIN = tuple(p.name for p in series.notebooks(ROOT / "tutorials") if p.name not in ALONE)
 
 
 @dataclass

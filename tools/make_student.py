@@ -34,10 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "tools") not in sys.path:
     sys.path.insert(0, str(ROOT / "tools"))
 import colab_setup  # noqa: E402
+import series  # noqa: E402
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 _EXERCISE_LINE = re.compile(r"^#\s*(Exercise\b.*?)\s*$", re.M)
-NOTEBOOK = re.compile(r"^tutorials/(\d\d[a-z]?_[^/]+)\.(py|ipynb)$")  # a tracked notebook source or its pair
+NOTEBOOK = re.compile(rf"^tutorials/({series.NAME.pattern})\.(py|ipynb)$")  # a tracked notebook source or its pair
 INSTRUCTOR_ONLY = {"tutorials/INSTRUCTORS.md": "the instructor's notes and model answers"}
 MARKER_WORDS = (b"BEGIN SOLUTION", b"END SOLUTION")  # the markers' words, also where a file only mentions them
 _INSTRUCTORS_LINK = re.compile(r"\[([^\]\n]*)\]\(([^)\s]*INSTRUCTORS\.md[^)\s]*)\)"  # [text](...INSTRUCTORS.md)
@@ -201,7 +202,7 @@ def write_site(executed: Path, out: Path, repository: str, branch: str, package:
     """The course site from the executed notebooks, every answer stubbed; None when there are none to draw."""
     import build_site
 
-    if not sorted(Path(executed).glob(build_site.NOTEBOOK_GLOB)):
+    if not series.notebooks(executed):
         return None
 
     def prepare(name, notebook):
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         repository = f"https://github.com/{colab_setup.github_name(args.repository or colab_setup.repository_url())}"
         package = colab_setup.package_spec(repository) if args.repository else None
-        sources = args.sources or sorted((ROOT / "tutorials").glob("[0-9][0-9]*_*.py"))
+        sources = args.sources or series.notebooks(ROOT / "tutorials", ".py")
         total, made = 0, {}
         for source in sources:
             notebook = made[source.stem] = student_notebook(source, package)

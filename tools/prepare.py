@@ -17,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
+import series  # noqa: E402
 
 DEFAULT = ("02", "03", "04")
 
@@ -30,7 +31,7 @@ def notebook_paths(numbers, tutorials: Path = ROOT / "tutorials") -> list[Path]:
         else:
             matches = sorted(tutorials.glob(f"{item}_*.ipynb"))
             if len(matches) != 1:
-                available = ", ".join(p.name.split("_", 1)[0] for p in sorted(tutorials.glob("[0-9]*.ipynb")))
+                available = ", ".join(series.number(p.name) for p in series.notebooks(tutorials))
                 raise SystemExit(f"prepare: no notebook numbered {item!r} in {tutorials} (there are {available}).")
             path = matches[0]
         if not path.is_file():

@@ -23,15 +23,19 @@ import papermill
 from nbconvert import HTMLExporter
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "tools") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tools"))
+import series  # noqa: E402
+
 KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="build", help="folder for executed notebooks and HTML")
-    parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: tutorials/[0-9]*.ipynb)")
+    parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: every tutorials/NN_name.ipynb)")
     args = parser.parse_args(argv)
-    notebooks = [Path(n) for n in args.notebooks] or sorted((ROOT / "tutorials").glob("[0-9]*.ipynb"))
+    notebooks = [Path(n) for n in args.notebooks] or series.notebooks(ROOT / "tutorials")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     profile = os.environ.get("MEDXAI_PROFILE", "lab")

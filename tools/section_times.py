@@ -26,6 +26,10 @@ from pathlib import Path
 
 TITLE = "(title)"
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "tools") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tools"))
+import series  # noqa: E402
+
 BUDGET_MIN = {"smoke": 1.5, "lab": 5.0}  # design goals: each notebook's cells, on a 2-core CPU
 MAKES = {"smoke": "`make test` writes build/smoke", "lab": "`make tutorials` writes build"}
 REGENERATE = ("python tools/section_times.py --write tutorials/TIMINGS.md --smoke build/smoke --lab build "
@@ -69,7 +73,7 @@ def notebook_paths(paths) -> list[Path]:
     found = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(p for p in path.glob("*.ipynb") if p.name[:2].isdigit())
+            found += series.notebooks(path)
         elif path.suffix == ".ipynb" and path.is_file():
             found.append(path)
         else:
@@ -149,7 +153,7 @@ def load_build(folder, profile: str) -> Build:
     if not path.is_dir():
         raise SystemExit(f"section_times: the {profile} build {path}/ does not exist ({make}); then run\n"
                          f"  {REGENERATE}")
-    paths = sorted(p for p in path.glob("[0-9][0-9]*_*.ipynb") if p.is_file())
+    paths = series.notebooks(path)
     if not paths:
         raise SystemExit(f"section_times: no executed NN_name.ipynb in {path}/, so no {profile} times ({make}); "
                          f"then run\n  {REGENERATE}")
@@ -414,7 +418,7 @@ def main(argv=None) -> int:
     parser.add_argument("--stages", metavar="JSON", help="with --write: `make test`'s build/test-stages.json")
     args = parser.parse_args(argv)
     if args.write:
-        expected = [p.stem for p in (ROOT / "tutorials").glob("[0-9][0-9]*_*.py")]
+        expected = [p.stem for p in series.notebooks(ROOT / "tutorials", ".py")]
         target = write_timings(args.write, args.smoke, args.lab, args.stages, expected)
         print(f"section_times: wrote {target}")
         return 0
