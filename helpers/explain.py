@@ -232,6 +232,16 @@ def gradient_function(model: keras.Model) -> Callable:
     return fn
 
 
+def _runner(model: keras.Model, fn) -> Callable:
+    """``fn`` as compiled, or its plain Python body where the model is set to run eagerly (``model.run_eagerly``).
+
+    As Keras's own ``predict`` does. A map computed once is cheaper eagerly: DenseNet121's first compiled Grad-CAM
+    (trace, optimise, run) takes about four eager ones, and compiling pays back from about the fifth call
+    (``benchmarks/bench_explain.py``).
+    """
+    return fn.python_function if getattr(model, "run_eagerly", False) else fn
+
+
 def _output_layer(model: keras.Model):
     return model.outputs[0]._keras_history[0]
 
@@ -391,7 +401,7 @@ def vanilla_gradients(model, images, class_index=None, region=None, *, normalize
     """
     images = _check_images(model, images)
     weights = _output_weights(model, images, class_index, region)
-    _, grads = _batched(gradient_function(model), images, weights, batch_size)
+    _, grads = _batched(_runner(model, gradient_function(model)), images, weights, batch_size)
     return _finish(np.abs(grads).max(axis=-1), normalize_map, "vanilla gradient")
 
 
@@ -402,7 +412,7 @@ def guided_backprop(model, images, class_index=None, region=None, *, normalize_m
     """
     images = _check_images(model, images)
     weights = _output_weights(model, images, class_index, region)
-    _, grads = _batched(gradient_function(guided_model(model)), images, weights, batch_size)
+    _, grads = _batched(_runner(model, gradient_function(guided_model(model))), images, weights, batch_size)
     return _finish(np.abs(grads).max(axis=-1), normalize_map, "guided backpropagation")
 
 
@@ -517,7 +527,7 @@ def integrated_gradients(model, images, class_index=None, region=None, *, baseli
                                f"one image's shape {images.shape[1:]}, the batch's, "
                                f"or a name ({', '.join(BASELINES)}).") from None
     weights = _output_weights(model, images, class_index, region)
-    fn = gradient_function(model)
+    fn = _runner(model, gradient_function(model))
     alphas = np.linspace(0.0, 1.0, steps, dtype=np.float32)
     # Trapezoid weights: the path's two ends count half. The ends also give f(baseline) and f(x) for free.
     trapezoid = np.full(steps, 1.0 / (steps - 1), np.float32)
@@ -583,7 +593,7 @@ def _cam_inputs(model, images, class_index, region, layer_name, batch_size, logi
             "output as it is."
         )
     weights = _output_weights(model, images, class_index, region)
-    fn = _cam_function(model, layer_name)
+    fn = _runner(model, _cam_function(model, layer_name))
     on_logit = tf.constant(1.0 if logit else 0.0)
     features, grads = [], []
     for start in range(0, len(images), batch_size):

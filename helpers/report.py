@@ -361,7 +361,9 @@ class ChestReporter:
         self.closed_form = isinstance(pooling, keras.layers.GlobalAveragePooling2D) and pooling.input is feature_map
         self.forward = keras.Model(model.inputs, [feature_map, pooled, model.outputs[0]], name=f"{self.name}_once")
         self.head = self._mc_head(mc_head, output, rate, pooled.shape[-1])
-        self._forward = tf.function(lambda x: self.forward(x, training=False), reduce_retracing=True)
+        # any batch size through one trace: one film in a report, a stack of them in notebooks 07 and 09
+        self._forward = tf.function(lambda x: self.forward(x, training=False),
+                                    input_signature=[tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32)])
 
     def _mc_head(self, mc_head, output, rate, width):
         if mc_head is not None:

@@ -164,7 +164,7 @@ def _compiled_forward(model, shape):
 
 def mc_predict(model, images, samples: int = 20, batch_size: int = 256) -> np.ndarray:
     """T stochastic passes (MCDropout on, BatchNorm in inference mode), tiled into few compiled calls; shape (T, N,
-    ...).
+    ...). A model set to run eagerly (``model.run_eagerly = True``, for one call on a big model) is called plainly.
 
     Taught in 04_mc_dropout_uncertainty.
     """
@@ -174,7 +174,8 @@ def mc_predict(model, images, samples: int = 20, batch_size: int = 256) -> np.nd
         raise ValueError(f"batch_size must be >= 1, not {batch_size!r}.")
     check_mc_model(model)
     images = _check_images(model, images)
-    forward = _compiled_forward(model, images.shape[1:])
+    # model.run_eagerly = True (one call or two on a big model): plain calls, no graph to trace
+    forward = (lambda x: model(x, training=False)) if model.run_eagerly else _compiled_forward(model, images.shape[1:])
     # Each image repeated T times, consecutive: one row per (image, sample), cut into batches of
     # batch_size rows, so that T samples of several images share one compiled call.
     rows = np.repeat(np.arange(len(images)), samples)

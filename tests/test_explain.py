@@ -149,6 +149,24 @@ def test_sigmoid_as_softmax_gives_back_the_probability(classifier, images):
     assert not np.allclose(keras.ops.softmax(classifier(images))[:, 2], classifier(images)[:, 2], atol=1e-2)
 
 
+def test_a_model_set_to_run_eagerly_gives_the_same_maps_without_tracing(classifier, images):
+    methods = {
+        "gradients": lambda m: explain.vanilla_gradients(m, images, 1),
+        "guided": lambda m: explain.guided_backprop(m, images, 1),
+        "Grad-CAM": lambda m: explain.grad_cam(m, images, 1),
+        "Grad-CAM++": lambda m: explain.grad_cam_plus_plus(m, images, 1),
+        "IG": lambda m: explain.integrated_gradients(m, images, 1, steps=8).attributions,
+    }
+    eager = keras.models.clone_model(classifier)  # a new model: nothing compiled for it yet
+    eager.set_weights(classifier.get_weights())
+    eager.run_eagerly = True  # as for Keras's predict: a few images, each map once, cost less than a trace
+    for name, method in methods.items():
+        assert np.allclose(method(eager), method(classifier), atol=1e-5), name
+    assert explain.gradient_function(eager).experimental_get_tracing_count() == 0
+    assert explain._cam_function(eager, "features").experimental_get_tracing_count() == 0
+    assert explain.gradient_function(classifier).experimental_get_tracing_count() == 1
+
+
 def test_randomized_restores_weights_and_changes_maps(classifier, images):
     before = classifier.get_weights()
     original = explain.grad_cam(classifier, images, 1)

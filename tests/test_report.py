@@ -157,6 +157,30 @@ def test_grad_cam_score_is_checked(tiny, film):
         explain.grad_cam(tiny, np.zeros((1, SIZE, SIZE, 1), np.float32), 0, score="softmax")
 
 
+def test_mc_predict_of_a_model_set_to_run_eagerly_gives_the_same_draws_without_tracing(film):
+    """model.run_eagerly = True (a model sampled once in notebook 04): the same draws, no compiled pass kept."""
+    x = report.read_chest(film, SIZE).model[None]
+    traced, eager = uncertainty.with_mc_dropout(_tiny(dropout=0.4)), uncertainty.with_mc_dropout(_tiny(dropout=0.4))
+    eager.set_weights(traced.get_weights())
+    eager.run_eagerly = True
+    draws = {}
+    for name, model in (("traced", traced), ("eager", eager)):
+        report.reseed_dropout(model, 11)
+        draws[name] = uncertainty.mc_predict(model, x, samples=20)
+    assert draws["traced"].std(0).min() > 0, "the draws differ from each other"
+    np.testing.assert_allclose(draws["eager"], draws["traced"], atol=1e-6)
+    assert eager not in uncertainty._COMPILED and traced in uncertainty._COMPILED
+
+
+def test_features_of_one_film_or_a_stack_share_one_trace(film):
+    reporter = report.ChestReporter(_tiny(), pd.Series(0.5, index=LABELS), samples=4)
+    one = report.read_chest(film, SIZE).model[None]
+    for batch in (one, np.repeat(one, 3, 0), np.repeat(one, 5, 0)):
+        _, _, probabilities = reporter.features(batch)
+        np.testing.assert_allclose(probabilities, reporter.model(batch, training=False), atol=1e-5)
+    assert reporter._forward.experimental_get_tracing_count() == 1
+
+
 def test_head_only_mc_equals_whole_model_mc(film):
     model = _tiny(dropout=0.4)
     reporter = report.ChestReporter(model, pd.Series(0.5, index=LABELS), samples=4)

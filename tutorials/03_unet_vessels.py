@@ -351,7 +351,7 @@ levels.T
 
 # %%
 for shape in ((patch_size, patch_size), (64, 96)):
-    out = model.predict(np.zeros((1, *shape, 1), np.float32), verbose=0)
+    out = model(np.zeros((1, *shape, 1), np.float32), training=False)  # one image: a call, no predict graph to trace
     print(f"input {shape} -> output {out.shape[1:3]}")
 
 # %% [markdown]

@@ -479,7 +479,7 @@ logit_scale = 10.0
 kernel, bias = unet.get_layer("vessels").get_weights()
 hetero.get_layer("logit_and_log_variance").set_weights([np.concatenate([kernel / logit_scale, np.zeros_like(kernel)], axis=-1),
                                                         np.array([bias[0] / logit_scale, -4.0], "float32")])
-start_logits = np.asarray(hetero.predict(padded[:1], verbose=0))[0, :height, :width, 0]
+start_logits = np.asarray(hetero(padded[:1], training=False))[0, :height, :width, 0]  # one photograph: a call
 start_probability = 1 / (1 + np.exp(-np.clip(start_logits * logit_scale, -60, 60)))
 assert np.allclose(start_probability, deterministic[0], atol=1e-4), "the mean channel starts as notebook 03's U-Net"
 hetero.compile(keras.optimizers.Adam(1e-3), losses.HeteroscedasticBCE(samples=hetero_samples, seed=seed), run_eagerly=run_eagerly)
@@ -488,7 +488,7 @@ hetero_history = hetero.fit(hetero_patches.images, hetero_patches.masks, epochs=
 print(f"{len(hetero_patches.images)} patches, {hetero_epochs} epoch(s) in {time.perf_counter() - start:.0f} s")
 
 # %%
-out = np.asarray(hetero.predict(padded[:1], verbose=0))[0, :height, :width]
+out = np.asarray(hetero(padded[:1], training=False))[0, :height, :width]
 sigma = np.exp(0.5 * out[..., 1])
 hetero_probability = 1 / (1 + np.exp(-np.clip(out[..., 0], -60, 60)))
 inside0 = test_fov[0]
@@ -560,6 +560,7 @@ assert np.array_equal(np.asarray(original_head(features["test"])), before), "fin
 
 # %%
 few = chest[:2]
+mc_classifier.run_eagerly = True  # sampled once, in one batch: no graph to trace (mc_predict honours it, as predict does)
 whole_draws = uncertainty.mc_predict(mc_classifier, few, samples=check_samples)
 head_draws = uncertainty.mc_predict(head, features_model.predict(few, verbose=0), samples=200)
 standard_error = np.sqrt(whole_draws.var(0, ddof=1) / len(whole_draws) + head_draws.var(0, ddof=1) / len(head_draws)) + 1e-6
@@ -964,9 +965,13 @@ unfamiliar_kinds = {
     "half film (lateral stand-in)": [cv2.resize(x[:, : image_size // 2, 0], (image_size, image_size))[..., None] for x in chest],
 }
 test_distance = familiar.distance(features["test"])
+# one predict call for all kinds, as above, then split back by kind
+counts = [len(images) for images in unfamiliar_kinds.values()]
+kind_pooled = np.split(features_model.predict(np.concatenate([np.stack(images) for images in unfamiliar_kinds.values()])
+                                              .astype("float32"), verbose=0), np.cumsum(counts)[:-1])
 rows = {}
-for kind, images in unfamiliar_kinds.items():
-    distance = familiar.distance(features_model.predict(np.stack(images).astype("float32"), verbose=0))
+for (kind, images), pooled in zip(unfamiliar_kinds.items(), kind_pooled):
+    distance = familiar.distance(pooled)
     rows[kind] = {"images": len(images), "AUROC": roc_auc_score(np.r_[np.zeros(len(test_distance)), np.ones(len(distance))],
                                                                 np.r_[test_distance, distance]),
                   "flagged": float((distance > cutoff).mean())}

@@ -162,7 +162,8 @@ model = models.classifier_or_stand_in(classifier_path, finding_names, image_size
 print(f"classifier ready in {time.perf_counter() - start:.0f} s")
 assert model.input_shape[1:3] == (image_size, image_size), f"the classifier takes {model.input_shape}: set image_size"
 feature_layer = explain.last_conv_layer(model)
-probabilities = model.predict(images, verbose=0)[np.arange(len(images)), class_index]
+# A few images: call the model (Keras's advice for one batch); predict traces a graph that pays back over many.
+probabilities = np.asarray(model(images, training=False))[np.arange(len(images)), class_index]
 print(f"Grad-CAM layer found automatically: {feature_layer!r} {model.get_layer(feature_layer).output.shape}; "
       f"predicted probability of the boxed finding: {np.round(probabilities, 2).tolist()}")
 assert feature_layer == models.feature_layer_name(model)
@@ -288,6 +289,7 @@ k = int(np.argmax(cam.reshape(len(cam), -1).max(axis=1)))  # a film whose map sh
 target = int(class_index[k])
 confident_model = keras.models.clone_model(model)
 confident_model.set_weights(model.get_weights())
+confident_model.run_eagerly = True  # two maps of one film: explain runs it eagerly, no gradient graph to trace
 head_kernel, head_bias = confident_model.get_layer("predictions").get_weights()
 pooled_one = np.asarray(keras.Model(model.input, model.get_layer("predictions").input)(images[k:k + 1], training=False))[0]
 head_bias[target] = np.log(1e6) - pooled_one @ head_kernel[:, target]  # logit 13.8: p = 1 - 1e-6
@@ -402,7 +404,7 @@ smooth_cam = explain.smoothgrad(explain.grad_cam, model, images, class_index, sa
 print(f"SmoothGrad, 3 methods x {smooth_samples} samples x {len(images)} images: {time.perf_counter() - start:.1f} s")
 for level in (noise_level, 0.2):
     noisy = images + np.random.default_rng(seed).normal(size=images.shape).astype("float32") * level
-    noisy_probabilities = model.predict(noisy, verbose=0)[np.arange(len(images)), class_index]
+    noisy_probabilities = np.asarray(model(noisy, training=False))[np.arange(len(images)), class_index]
     shift = np.abs(noisy_probabilities - probabilities).max()
     print(f"noise {level:.0%} of the range: probability of the finding {np.round(noisy_probabilities, 3).tolist()} "
           f"(clean: {np.round(probabilities, 3).tolist()}): {'brittle' if shift > 0.1 else 'stable'}, largest shift {shift:.3f}")
@@ -533,6 +535,7 @@ print("explain.grad_cam, explain.vanilla_gradients and (at the last layer) expla
 
 # %%
 two_way = explain.sigmoid_as_softmax(model, int(class_index[0]))
+two_way.run_eagerly = True  # Score-CAM predicts a batch or two: cheaper eagerly than tracing predict
 print(f"softmax of the two-way head: {keras.ops.softmax(two_way(images[:1]))[0, 0]:.4f}, "
       f"the sigmoid: {model(images[:1])[0, class_index[0]]:.4f}, softmax over the 14 sigmoids: "
       f"{keras.ops.softmax(model(images[:1]))[0, class_index[0]]:.4f}")
@@ -567,7 +570,7 @@ if unet_path.is_file():
 else:
     print(f"{unet_path} is missing: an untrained U-Net stands in (run notebook 03)")
     unet = models.unet(base_filters=8)
-vessel_probability = unet.predict(crop, verbose=0)[0, ..., 0]
+vessel_probability = np.asarray(unet(crop, training=False))[0, ..., 0]
 # The region: a box around the brightest predicted vessel pixels in the crop's centre.
 cy, cx = np.unravel_index(np.argmax(vessel_probability[unet_crop // 4:-unet_crop // 4, unet_crop // 4:-unet_crop // 4]), (unet_crop // 2,) * 2)
 region = (cx + unet_crop // 4 - 6, cy + unet_crop // 4 - 6, 12, 12)

@@ -100,6 +100,7 @@ score_fraction = 0.5  # share of the boxed test patients whose boxes are scored;
 min_boxes = cfg.pick(smoke=4, lab=20, full=20)  # fewer boxes in a part: that part is not this copy's to judge
 assert_boxes = 60  # fitting boxes from which the localiser must beat the prior box (section 13's check)
 split_method = cfg.pick(smoke="patient", lab="patient", full="official")  # as in notebook 02
+run_eagerly = cfg.pick(smoke=True, lab=False, full=False)  # a few films, each map once: cheaper than tracing gradients
 seed = cfg.seed
 
 # %%
@@ -276,6 +277,7 @@ start = time.perf_counter()
 train = split["train"].iloc[: cfg.pick(smoke=32, lab=256, full=1024)]  # used only if notebook 02's model is missing
 model = models.classifier_or_stand_in(classifier_path, finding_names, image_size, train.path, train[finding_names].values)
 print(f"classifier ready in {time.perf_counter() - start:.0f} s ({'notebook 02' if classifier_trained else 'stand-in'})")
+model.run_eagerly = run_eagerly  # predict and helpers.explain run it eagerly too: no graph traced for one call
 assert model.input_shape[1:3] == (image_size, image_size), f"the classifier takes {model.input_shape}: set image_size"
 coarse_layer = models.feature_layer_name(model)  # the last feature map: "relu", or "pool4_relu" with last_block=4
 fine_layer = {"relu": "pool4_relu", "pool4_relu": "pool3_relu"}[coarse_layer]  # one dense block earlier

@@ -96,6 +96,7 @@ stand_in_images = cfg.pick(smoke=32, lab=256, full=1024)  # training films for a
 stand_in_size = cfg.pick(smoke=64, lab=128, full=224)  # the stand-in's input side, as notebook 02's image_size
 fundus_samples = cfg.pick(smoke=4, lab=10, full=20)  # T for the U-Net on a whole photograph
 fundus_side = cfg.pick(smoke=288, lab=584, full=584)  # the photograph's larger side (DRIVE's is 584)
+run_eagerly = cfg.pick(smoke=True, lab=False, full=False)  # section 4's one-off checks: cheaper than tracing DenseNet
 seed = cfg.seed
 
 # %%
@@ -171,6 +172,7 @@ image_size = chest.size
 print(f"{chest.name}: {image_size} px input, thresholds {chest.threshold_method}, T={chest.samples}, referral "
       f"{'from notebook 04, set on its ' + str(chest.referral.get('chosen_on', 'unrecorded')) + ' images' if chest.referral else 'absent'}; "
       f"ready in {time.perf_counter() - start:.0f} s")
+chest.model.run_eagerly = run_eagerly  # its predict and helpers.explain; the report keeps its own compiled pass
 for note in chest.notes:
     print("note:", note)
 
@@ -196,7 +198,7 @@ print(f"truth: {truth or 'no finding'}; model input {item.model.shape}, displaye
 
 # %%
 feature_map, pooled, probabilities = chest.features(item.model[None])
-assert np.allclose(probabilities, chest.model.predict(item.model[None], verbose=0), atol=1e-5)
+assert np.allclose(probabilities, chest.model(item.model[None], training=False), atol=1e-5)
 present = probabilities[0] >= chest.thresholds.to_numpy()
 print(f"feature map {feature_map.shape}, pooled {pooled.shape}; predicted present: "
       f"{[l for l, p in zip(finding_names, present) if p] or 'none'}")
