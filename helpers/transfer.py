@@ -3,6 +3,7 @@ budgets."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -75,6 +76,26 @@ def backbone_file(cfg: config.Config, image_size: int, patients: int, epochs: in
                              f"{epochs}ep_seed{cfg.seed}.keras")
 
 
+@contextlib.contextmanager
+def _one_writer(path: Path):
+    """An exclusive lock beside ``path`` while it is looked up or written (POSIX ``flock``; the system drops it if the
+    process dies). ``make test`` runs notebooks 02 and 02b side by side: the second to ask waits, then loads what the
+    first pretrained, instead of pretraining the same backbone again. Without ``fcntl`` (Windows) nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: both may pretrain; os.replace still keeps the file whole
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def pretrained_backbone(cfg: config.Config, *, image_size: int, patients: int, epochs: int, batch_size: int = 16,
                         imagenet: bool = False, run_eagerly: bool = False, verbose: int = 0):
     """DenseNet121 pretrained on the source task (or ImageNet), from the models cache when there; returns (model, info).
@@ -87,24 +108,26 @@ def pretrained_backbone(cfg: config.Config, *, image_size: int, patients: int, e
         return model, {"source": "ImageNet", "seconds": time.perf_counter() - start, "from_cache": True, "images": 0}
     path = backbone_file(cfg, image_size, patients, epochs)
     start = time.perf_counter()
-    if path.is_file():
-        model = models.load_model(path, hint="Delete it to pretrain again.")
-        return model, {"source": "synthetic source task", "seconds": time.perf_counter() - start, "from_cache": True,
-                       "images": None, "path": path}
-    root = source_dataset(cfg, patients)
-    entries = datasets.read_nih(root).entries
-    y = source_labels(entries[list(datasets.LABELS)].values, datasets.LABELS)
-    data = preprocessing.image_dataset(entries.path, y, image_size=image_size, batch_size=batch_size, shuffle=True,
-                                       augment=preprocessing.augmentation("chest_xray", seed=cfg.seed), seed=cfg.seed)
-    keras.utils.set_random_seed(cfg.seed)
-    model = models.densenet121_classifier(len(SOURCE_GROUPS), image_size, weights=None, name="densenet121_source")
-    model.compile(keras.optimizers.Adam(1e-3), losses.WeightedBinaryCrossentropy.from_labels(y),
-                  run_eagerly=run_eagerly)
-    model.fit(data, epochs=epochs, shuffle=False, verbose=verbose)  # the dataset shuffles itself
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.keras")  # notebooks 02 and 02b may run side by side:
-    model.save(partial)  # a reader never sees a half-written file, and the last writer wins whole
-    os.replace(partial, path)
+    with _one_writer(path):
+        if path.is_file():
+            model = models.load_model(path, hint="Delete it to pretrain again.")
+            return model, {"source": "synthetic source task", "seconds": time.perf_counter() - start,
+                           "from_cache": True, "images": None, "path": path}
+        root = source_dataset(cfg, patients)
+        entries = datasets.read_nih(root).entries
+        y = source_labels(entries[list(datasets.LABELS)].values, datasets.LABELS)
+        data = preprocessing.image_dataset(entries.path, y, image_size=image_size, batch_size=batch_size, shuffle=True,
+                                           augment=preprocessing.augmentation("chest_xray", seed=cfg.seed),
+                                           seed=cfg.seed)
+        keras.utils.set_random_seed(cfg.seed)
+        model = models.densenet121_classifier(len(SOURCE_GROUPS), image_size, weights=None, name="densenet121_source")
+        model.compile(keras.optimizers.Adam(1e-3), losses.WeightedBinaryCrossentropy.from_labels(y),
+                      run_eagerly=run_eagerly)
+        model.fit(data, epochs=epochs, shuffle=False, verbose=verbose)  # the dataset shuffles itself
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.keras")  # written aside, then renamed: a reader
+        model.save(partial)  # never sees a half-written file (and where nothing locks, the last writer wins whole)
+        os.replace(partial, path)
     return model, {"source": "synthetic source task", "seconds": time.perf_counter() - start, "from_cache": False,
                    "images": len(entries), "path": path}
 

@@ -3,11 +3,14 @@ oversampling."""
 
 from __future__ import annotations
 
+import threading
+
+import keras
 import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import datasets, losses, models, transfer
+from helpers import config, datasets, losses, models, transfer
 from helpers.errors import DataError
 
 
@@ -132,3 +135,22 @@ def test_set_start_restores_the_weights_and_a_fresh_optimizer_without_recompilin
     assert np.isclose(float(model.optimizer.learning_rate), 1e-3)
     model.fit(x, y, epochs=1, verbose=0)
     assert model.train_function is train_function  # the traced step was kept
+
+
+def test_pretrained_backbone_waits_for_the_writer_and_loads_what_it_wrote(tmp_path):
+    """make test runs notebooks 02 and 02b side by side: the second to ask waits, then loads the first one's backbone."""
+    pytest.importorskip("fcntl")  # POSIX only; on Windows both would pretrain
+    cfg = config.Config(profile="smoke", cache_dir=tmp_path, seed=5)
+    path = transfer.backbone_file(cfg, 32, 10, 1)
+    path.parent.mkdir(parents=True)
+    got = {}
+
+    def second():
+        got["model"], got["info"] = transfer.pretrained_backbone(cfg, image_size=32, patients=10, epochs=1)
+
+    with transfer._one_writer(path):  # the first notebook, still pretraining
+        reader = threading.Thread(target=second)
+        reader.start()
+        keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)], name="written_by_the_first").save(path)
+    reader.join(timeout=600)
+    assert got["info"]["from_cache"] and got["model"].name == "written_by_the_first", got.get("info")
