@@ -138,7 +138,7 @@ def test_set_start_restores_the_weights_and_a_fresh_optimizer_without_recompilin
 
 
 def test_pretrained_backbone_waits_for_the_writer_and_loads_what_it_wrote(tmp_path):
-    """make test runs notebooks 02 and 02b side by side: the second to ask waits, then loads the first one's backbone."""
+    """make test runs notebooks 02 and 02b side by side: the second waits, then loads the first one's backbone."""
     pytest.importorskip("fcntl")  # POSIX only; on Windows both would pretrain
     cfg = config.Config(profile="smoke", cache_dir=tmp_path, seed=5)
     path = transfer.backbone_file(cfg, 32, 10, 1)
