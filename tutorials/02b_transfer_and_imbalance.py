@@ -380,7 +380,7 @@ def train_head(loss, data=None):
     if data is None:  # the plain data as an endless shuffled stream too, so both are trained in steps
         data = tf.data.Dataset.from_tensor_slices((frozen_train, y_train)).shuffle(len(y_train), seed=seed).repeat()
     head.fit(data.batch(64), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)  # one long epoch; the stream shuffles
-    return head.predict(frozen_val, verbose=0), head.predict(frozen_test, verbose=0)
+    return np.asarray(head(frozen_val, training=False)), np.asarray(head(frozen_test, training=False))  # features in memory: a call each
 
 
 heads = {"plain BCE": train_head(plain_bce), "weighted BCE": train_head(weighted_bce),

@@ -448,7 +448,7 @@ scratch = keras.models.clone_model(shortcut_model)
 scratch = keras.Sequential([*scratch.layers[:-1], keras.layers.Dense(len(site_labels), activation="sigmoid")], name="scratch_cnn")
 scratch.compile(keras.optimizers.Adam(3e-3), losses.WeightedBinaryCrossentropy.from_labels(local_y[local_fit]))  # notebook 02's loss
 scratch.fit(site_small[local_fit], local_y[local_fit], epochs=shortcut_epochs, batch_size=32, verbose=0)
-adapted["small CNN from scratch, all local patients"] = scratch.predict(site_small[local_test], verbose=0)
+adapted["small CNN from scratch, all local patients"] = np.asarray(scratch(site_small[local_test], training=False))
 scores = pd.DataFrame({name: [roc_auc_score(local_y[local_test, j], p[:, j]) if 0 < local_y[local_test, j].sum() < len(local_test)
                               else np.nan for j in range(len(site_labels))] for name, p in adapted.items()}, index=site_labels)
 scores.loc["mean"] = scores.mean()
