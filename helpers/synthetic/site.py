@@ -12,6 +12,7 @@ and a label file with a column the series does not use. Taught in 09_your_own_fi
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import cv2
@@ -46,19 +47,27 @@ def _acquire(image: np.ndarray, view: str, degraded: bool, rng: np.random.Genera
     return np.clip(x + rng.normal(0, noise, x.shape), 0, 1)
 
 
+@functools.lru_cache(maxsize=1)
+def _real_adults():
+    """The adults of the real NIH metadata the package ships (112,120 rows, read and checked once per process)."""
+    from helpers import datasets
+
+    real = datasets.read_nih(datasets.NIH_METADATA_DIR, images="none").entries
+    return real[(real["age"] >= 18) & (real["age"] <= 90)][["patient_id", "age", "gender", "view"]].copy()
+
+
 def write_site(root, *, patients: int, image_size: int, seed: int = 42) -> Path:
     """Write the synthetic external site (DICOM files in study folders and labels.csv) under ``root``.
 
     Taught in 09_your_own_films.
     """
-    from helpers import datasets, dicom, synthetic
+    from helpers import dicom, synthetic
 
     root = Path(root)
     site_seed = int(seed) + _SEED_OFFSET
     records = synthetic._nih_plan(patients, site_seed)
     rng = np.random.default_rng([site_seed, 1])
-    real = datasets.read_nih(datasets.NIH_METADATA_DIR, images="none").entries
-    adults = real[(real["age"] >= 18) & (real["age"] <= 90)]
+    adults = _real_adults()
     people = adults.drop_duplicates("patient_id").sample(n=patients, random_state=site_seed,
                                                          replace=len(adults) < patients)
     views = adults["view"].to_numpy()
