@@ -96,7 +96,6 @@ stand_in_images = cfg.pick(smoke=32, lab=256, full=1024)  # training films for a
 stand_in_size = cfg.pick(smoke=64, lab=128, full=224)  # the stand-in's input side, as notebook 02's image_size
 fundus_samples = cfg.pick(smoke=4, lab=10, full=20)  # T for the U-Net on a whole photograph
 fundus_side = cfg.pick(smoke=288, lab=584, full=584)  # the photograph's larger side (DRIVE's is 584)
-run_eagerly = cfg.pick(smoke=True, lab=False, full=False)  # section 4's one-off checks: cheaper than tracing DenseNet
 seed = cfg.seed
 
 # %%
@@ -172,7 +171,6 @@ image_size = chest.size
 print(f"{chest.name}: {image_size} px input, thresholds {chest.threshold_method}, T={chest.samples}, referral "
       f"{'from notebook 04, set on its ' + str(chest.referral.get('chosen_on', 'unrecorded')) + ' images' if chest.referral else 'absent'}; "
       f"ready in {time.perf_counter() - start:.0f} s")
-chest.model.run_eagerly = run_eagerly  # its predict and helpers.explain; the report keeps its own compiled pass
 for note in chest.notes:
     print("note:", note)
 
@@ -226,11 +224,13 @@ print(f"{len(draws)} head samples in {head_time * 1000:.0f} ms; mean mutual info
 
 # %%
 shown = [j for j in np.flatnonzero(present)] or list(np.argsort(-probabilities[0])[:2])
+chest.model.run_eagerly = True  # one reference Grad-CAM: explain runs it eagerly, no gradient graph to trace
 with warnings.catch_warnings():  # a flat map (no positive evidence) warns; compared all the same
     warnings.simplefilter("ignore", UserWarning)
     closed = chest.grad_cam(item.model, feature_map[0], shown)
     reference = explain.grad_cam(chest.model, np.repeat(item.model[None], len(shown), 0), class_index=shown,
                                  layer_name=chest.layer_name)
+chest.model.run_eagerly = False  # back to compiled: a head without the closed form takes this path in every report
 gap = float(np.abs(closed - reference).max())
 print(f"closed form vs explain.grad_cam on {len(shown)} finding(s): largest difference {gap:.1e}")
 assert gap < 1e-3
